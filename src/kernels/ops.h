@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+// One device-agnostic entry per op. Shapes are NCHW for images and [N, features] for matrices;
+// every tensor is contiguous f32 unless stated. Counts are elements. Outputs must be allocated by
+// the caller with the shape stated and must not alias inputs unless the contract says so.
+// dispatch.cpp checks shapes and dtypes, then picks the backend of ctx.device().
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/context.h"
+#include "runtime/tensor.h"
+
+namespace dpt::kernels {
+
+// ---- dense layers ---------------------------------------------------------------------------
+// y[N,M] = x[N,K] * w[M,K]^T + b[M]; then max(y, 0) when relu. b may be undefined (no bias).
+void linear_forward(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b,
+                    Tensor& y, bool relu);
+// dx[N,K] = dy[N,M] * w[M,K]
+void linear_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w, Tensor& dx);
+// dw[M,K] = dy^T * x and db[M] = sum over n of dy; added to the existing values when accumulate
+// (gradient accumulation over micro-batches). db may be undefined.
+void linear_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy, Tensor& dw,
+                             Tensor& db, bool accumulate);
+
+// ---- convolution ----------------------------------------------------------------------------
+struct Conv2dParams {
+  int stride_h = 1, stride_w = 1;
+  int pad_h = 0, pad_w = 0;
+};
+// Output shape of x[N,C,H,W] convolved with w[O,C,KH,KW]; throws when the window does not fit.
+Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p);
+// y[N,O,OH,OW] = conv(x, w) + b[O]; max(y, 0) when relu. b may be undefined.
+void conv2d_forward(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b,
+                    Tensor& y, const Conv2dParams& p, bool relu);
+// dx[N,C,H,W] from dy[N,O,OH,OW] and w.
+void conv2d_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w, Tensor& dx,
+                          const Conv2dParams& p);
+// dw[O,C,KH,KW] and db[O] (may be undefined) from x and dy; added when accumulate.
+void conv2d_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy, Tensor& dw,
+                             Tensor& db, const Conv2dParams& p, bool accumulate);
+
+// ---- pooling --------------------------------------------------------------------------------
+struct Pool2dParams {
+  int kernel_h = 2, kernel_w = 2;
+  int stride_h = 2, stride_w = 2;
+  int pad_h = 0, pad_w = 0;
+};
+Shape pool2d_output_shape(const Shape& x, const Pool2dParams& p);
+// y = max over each window. `workspace` is (re)allocated by the forward to what the backward
+// needs (the argmax positions); pass the same tensor to the backward.
+void max_pool2d_forward(const Context& ctx, const Tensor& x, Tensor& y, Tensor& workspace,
+                        const Pool2dParams& p);
+// dx (shape of the forward's x) gets each dy at its window's argmax; dx is overwritten.
+void max_pool2d_backward(const Context& ctx, const Tensor& dy, const Tensor& workspace, Tensor& dx,
+                         const Pool2dParams& p);
+
+// ---- elementwise ----------------------------------------------------------------------------
+// y = max(x, 0). y may alias x.
+void relu_forward(const Context& ctx, const Tensor& x, Tensor& y);
+// dx = dy where y > 0, else 0 (y is the forward's output). dx may alias dy.
+void relu_backward(const Context& ctx, const Tensor& y, const Tensor& dy, Tensor& dx);
+
+// What a dropout mask belongs to (DESIGN.md, Determinism): the mask of element e of sample s is
+// Philox(seed; step, layer, first_sample + s, e), whatever the batch split or world size.
+struct DropoutKey {
+  std::uint64_t seed = 0;
+  std::uint32_t step = 0;
+  std::uint32_t layer = 0;
+  std::int64_t first_sample = 0;  // global index of the batch's first sample
+};
+// y = x * mask, mask = 1/(1-p) with probability 1-p else 0; `mask` (shape of x) is written for the
+// backward. p in [0, 1). y may alias x.
+void dropout_forward(const Context& ctx, const Tensor& x, Tensor& y, Tensor& mask, float p,
+                     const DropoutKey& key);
+// dx = dy * mask. dx may alias dy.
+void dropout_backward(const Context& ctx, const Tensor& dy, const Tensor& mask, Tensor& dx);
+
+// y *= alpha
+void scale(const Context& ctx, Tensor& y, float alpha);
+// y += alpha * x
+void axpy(const Context& ctx, float alpha, const Tensor& x, Tensor& y);
+// Sum of squares in double, reduced in a fixed order (same result for any thread count).
+double sum_squares(const Context& ctx, const Tensor& x);
+
+// ---- loss -----------------------------------------------------------------------------------
+struct LossResult {
+  double loss_sum = 0.0;       // sum over samples of -log softmax(logits)[label]
+  std::int64_t correct = 0;    // samples whose argmax equals the label
+};
+// Softmax cross-entropy summed over the N samples of logits[N,C] with labels i32[N] in [0, C).
+// When dlogits is defined it receives softmax(logits) - onehot(label): the gradient of the sum
+// (the 1/global_batch scale comes once, after reduction).
+LossResult softmax_cross_entropy(const Context& ctx, const Tensor& logits, const Tensor& labels,
+                                 Tensor* dlogits);
+
+// ---- optimizers (PyTorch semantics, see src/kernels/optim_math.h) -----------------------------
+struct SgdHyper {
+  float lr = 0.01f;
+  float momentum = 0.0f;
+  float dampening = 0.0f;
+  float weight_decay = 0.0f;
+  bool nesterov = false;
+};
+// One SGD step on param with grad; momentum_buf is used when momentum > 0 and is initialised
+// from the gradient when first_step (as torch.optim.SGD does).
+void sgd_step(const Context& ctx, Tensor& param, const Tensor& grad, Tensor& momentum_buf,
+              const SgdHyper& h, bool first_step);
+
+struct AdamWHyper {
+  float lr = 1e-3f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+  float weight_decay = 1e-2f;
+};
+// One AdamW step; step_count is the 1-based step number used for bias correction.
+void adamw_step(const Context& ctx, Tensor& param, const Tensor& grad, Tensor& exp_avg,
+                Tensor& exp_avg_sq, const AdamWHyper& h, std::int64_t step_count);
+
+}  // namespace dpt::kernels

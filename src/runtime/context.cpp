@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: MIT
+#include "runtime/context.h"
+
+#include <omp.h>
+#include <sched.h>
+
+#include "runtime/check.h"
+
+namespace dpt {
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int count = CPU_COUNT(&set);
+    if (count > 0) return count;
+  }
+  return 1;
+}
+
+Context Context::create(Device device, int threads) {
+  DPT_CHECK(threads >= 0, "context: threads must be >= 0 (0 = all cores), got ", threads);
+  if (threads == 0) threads = available_cores();
+  // OpenMP loops and oneDNN's OpenMP runtime both read this: one knob for all CPU compute.
+  omp_set_num_threads(threads);
+  return Context(device, threads);
+}
+
+}  // namespace dpt

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: MIT
+// Context: the device an op runs on, its thread count, and the backend's per-context state (oneDNN
+// engine and primitive cache on the CPU). Created in main, passed down, destroyed before exit.
+#pragma once
+
+#include <memory>
+
+#include "runtime/device.h"
+
+namespace dpt {
+
+// Backends derive from this to keep their handles and caches inside the Context.
+class BackendState {
+ public:
+  virtual ~BackendState() = default;
+};
+
+class Context {
+ public:
+  // threads <= 0: use every core the process may run on.
+  static Context create(Device device, int threads = 0);
+
+  Context(Context&&) noexcept = default;
+  Context& operator=(Context&&) noexcept = default;
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  ~Context() = default;
+
+  const Device& device() const noexcept { return device_; }
+  int threads() const noexcept { return threads_; }
+
+  // The backend's state, created on first use by the backend itself.
+  template <typename State>
+  State& backend_state() const {
+    if (!backend_state_) backend_state_ = std::make_unique<State>(*this);
+    return static_cast<State&>(*backend_state_);
+  }
+
+ private:
+  Context(Device device, int threads) : device_(device), threads_(threads) {}
+
+  Device device_;
+  int threads_ = 1;
+  mutable std::unique_ptr<BackendState> backend_state_;
+};
+
+// Cores this process may run on (its affinity mask), at least 1.
+int available_cores();
+
+}  // namespace dpt

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+// The one exception type of dptrain: what failed, the expression, file:line and the rank.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace dpt {
+
+enum class ErrorKind { kInvalidArgument, kIo, kComm, kCuda, kInternal };
+
+const char* to_string(ErrorKind kind);
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorKind kind, std::string message) : std::runtime_error(std::move(message)), kind_(kind) {}
+  ErrorKind kind() const noexcept { return kind_; }
+
+ private:
+  ErrorKind kind_;
+};
+
+// The rank this process reports in errors and log lines. Set once by the communicator at start-up;
+// -1 means "not distributed".
+void set_process_rank(int rank) noexcept;
+int process_rank() noexcept;
+
+namespace detail {
+// Formats "<message> [<kind> error: `expr` at file:line, rank r]" and throws dpt::Error.
+[[noreturn]] void throw_error(ErrorKind kind, const char* expr, const std::string& message,
+                              const char* file, int line);
+}  // namespace detail
+
+}  // namespace dpt

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+// Batches in epoch order, prepared on a prefetch thread while the model computes.
+// Data order (DESIGN.md, Determinism): one permutation per epoch from (seed, epoch), the same on
+// every rank. A global batch is positions [s*B, (s+1)*B) of that order; rank r of W takes the
+// contiguous run [r*B/W, (r+1)*B/W) of it. Training drops the last partial global batch, so every
+// rank runs floor(N / B) steps per epoch; evaluation keeps it (sequential order, no shuffle).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "runtime/io/dataset.h"
+#include "runtime/tensor.h"
+
+namespace dpt::io {
+
+// The permutation of [0, n) for `epoch`: Fisher-Yates driven by Philox keyed by (seed, epoch).
+std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch);
+
+struct LoaderOptions {
+  std::int64_t global_batch = 128;
+  int rank = 0;
+  int world_size = 1;
+  bool shuffle = true;        // false: dataset order (evaluation)
+  bool drop_last = true;      // false: the last partial batch is served too (evaluation)
+  std::uint64_t seed = 0;
+  std::int64_t first_epoch = 0;
+  std::int64_t first_step_in_epoch = 0;  // resume inside an epoch
+  std::int64_t epochs = 1;    // how many epochs to serve, from first_epoch
+  int prefetch_depth = 2;     // batches prepared ahead
+};
+
+struct Batch {
+  Tensor images;  // f32 [b, C, H, W], normalised with the dataset's mean and std
+  Tensor labels;  // i32 [b]
+  std::int64_t epoch = 0;
+  std::int64_t step_in_epoch = 0;
+  std::int64_t first_position = 0;  // position in the epoch order of this rank's first sample
+};
+
+class Loader {
+ public:
+  Loader(const DatasetSplit& data, LoaderOptions options);
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+  ~Loader();  // stops and joins the prefetch thread
+
+  // Steps per epoch under these options (identical on every rank).
+  std::int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  // The next batch, or nullopt after the last epoch. Blocks while the prefetch thread works;
+  // rethrows any error the thread hit.
+  std::optional<Batch> next();
+  // Milliseconds next() spent waiting for the prefetch thread since construction.
+  double wait_ms() const { return wait_ms_; }
+
+ private:
+  void produce();
+  Batch make_batch(const std::vector<std::int64_t>& order, std::int64_t epoch, std::int64_t step);
+
+  const DatasetSplit& data_;
+  LoaderOptions options_;
+  std::int64_t steps_per_epoch_ = 0;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Batch> ready_;
+  bool finished_ = false;
+  bool stop_ = false;
+  std::exception_ptr error_;
+  double wait_ms_ = 0.0;
+  std::thread thread_;
+};
+
+}  // namespace dpt::io

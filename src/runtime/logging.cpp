@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+#include "runtime/logging.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <string_view>
+
+namespace dpt {
+namespace {
+
+// The logger and the sink are process-wide configuration, not device resources.
+std::mutex g_mutex;
+std::function<void(LogLevel, const std::string&)> g_sink;
+
+spdlog::level::level_enum to_spdlog(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return spdlog::level::debug;
+    case LogLevel::kInfo: return spdlog::level::info;
+    case LogLevel::kWarning: return spdlog::level::warn;
+    case LogLevel::kError: return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+
+spdlog::logger& logger() {
+  static std::shared_ptr<spdlog::logger> instance = [] {
+    auto l = spdlog::stderr_color_mt("dpt");
+    l->set_pattern("%^[%H:%M:%S %l]%$ %v");
+    l->set_level(spdlog::level::info);
+    if (const char* env = std::getenv("DPT_LOG_LEVEL")) {
+      l->set_level(spdlog::level::from_str(env));
+    }
+    return l;
+  }();
+  return *instance;
+}
+
+}  // namespace
+
+void set_log_level(LogLevel level) { logger().set_level(to_spdlog(level)); }
+
+void set_log_sink(std::function<void(LogLevel, const std::string&)> sink) {
+  std::lock_guard lock(g_mutex);
+  g_sink = std::move(sink);
+}
+
+void log_message(LogLevel level, const std::string& message) {
+  {
+    std::lock_guard lock(g_mutex);
+    if (g_sink) {
+      g_sink(level, message);
+      return;
+    }
+  }
+  const int rank = process_rank();
+  if (rank >= 0) {
+    logger().log(to_spdlog(level), "[rank {}] {}", rank, message);
+  } else {
+    logger().log(to_spdlog(level), "{}", message);
+  }
+}
+
+}  // namespace dpt

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+// Tensor: a shape, a dtype and a view into reference-counted storage. Copies share storage (like
+// PyTorch tensors); clone() copies the data. Views into one flat buffer are how gradients live
+// inside the all-reduce buckets without a copy.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/check.h"
+#include "runtime/device.h"
+#include "runtime/dtype.h"
+
+namespace dpt {
+
+using Shape = std::vector<std::int64_t>;
+
+std::int64_t numel_of(const Shape& shape);
+std::string to_string(const Shape& shape);
+
+// Move-only owner of one allocation.
+class Storage {
+ public:
+  Storage(std::size_t size_bytes, Device device);
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  ~Storage();
+
+  void* data() const noexcept { return data_; }
+  std::size_t size_bytes() const noexcept { return size_bytes_; }
+  const Device& device() const noexcept { return device_; }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t size_bytes_ = 0;
+  Device device_;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+
+  // Uninitialised memory.
+  static Tensor empty(Shape shape, DType dtype = DType::kF32, Device device = Device::cpu());
+  static Tensor zeros(Shape shape, DType dtype = DType::kF32, Device device = Device::cpu());
+  static Tensor full(Shape shape, float value, Device device = Device::cpu());
+  static Tensor from_vector(Shape shape, const std::vector<float>& values);
+
+  // A tensor of `shape` over the elements of `base` starting at element `offset`; shares storage.
+  static Tensor view_of(const Tensor& base, std::int64_t offset, Shape shape);
+
+  bool defined() const noexcept { return storage_ != nullptr; }
+  const Shape& shape() const noexcept { return shape_; }
+  int rank() const noexcept { return static_cast<int>(shape_.size()); }
+  std::int64_t dim(int i) const;
+  std::int64_t numel() const noexcept { return numel_; }
+  std::size_t size_bytes() const noexcept { return static_cast<std::size_t>(numel_) * size_of(dtype_); }
+  DType dtype() const noexcept { return dtype_; }
+  Device device() const;
+
+  template <typename T>
+  T* data() {
+    check_dtype(dtype_of<T>());
+    return static_cast<T*>(raw_data());
+  }
+  template <typename T>
+  const T* data() const {
+    check_dtype(dtype_of<T>());
+    return static_cast<const T*>(raw_data());
+  }
+  void* raw_data() const noexcept;
+
+  // Same storage, new shape with the same number of elements.
+  Tensor reshape(Shape shape) const;
+  // A new tensor with its own copy of the data.
+  Tensor clone() const;
+  // Copies src's elements into this tensor (same numel and dtype).
+  void copy_from(const Tensor& src);
+  void fill(float value);
+  void zero();
+  std::vector<float> to_vector() const;
+
+  // True when both tensors use the same storage.
+  bool shares_storage_with(const Tensor& other) const noexcept { return storage_ == other.storage_; }
+
+ private:
+  void check_dtype(DType expected) const;
+
+  std::shared_ptr<Storage> storage_;
+  std::size_t offset_bytes_ = 0;
+  Shape shape_;
+  std::int64_t numel_ = 0;
+  DType dtype_ = DType::kF32;
+};
+
+}  // namespace dpt

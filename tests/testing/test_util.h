@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+// Helpers shared by the test suites: random tensors, comparisons with a useful message, temp dirs.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace dpt::test {
+
+// Uniform values in [lo, hi) from a fixed seed, so failures reproduce.
+Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo = -1.0f, float hi = 1.0f);
+
+// Max over elements of |a - b| / (atol + rtol * |b|) <= 1, with the worst element reported.
+::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, double rtol,
+                                     double atol);
+::testing::AssertionResult all_close(const std::vector<double>& actual,
+                                     const std::vector<double>& expected, double rtol, double atol);
+
+// A fresh directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// While alive, warnings logged by the code under test do not fail the test.
+class AllowWarnings {
+ public:
+  AllowWarnings();
+  AllowWarnings(const AllowWarnings&) = delete;
+  AllowWarnings& operator=(const AllowWarnings&) = delete;
+  ~AllowWarnings();
+};
+bool warnings_allowed();
+
+// Directory of the built binaries (build/bin), from DPT_BIN_DIR set by CTest.
+std::filesystem::path bin_dir();
+// Root of the source tree, from DPT_SOURCE_DIR set by CTest.
+std::filesystem::path source_dir();
+
+// Runs a shell command, returns its exit status and captures stdout+stderr into *output.
+int run_command(const std::string& command, std::string* output);
+
+}  // namespace dpt::test
