@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: MIT
+// Loading and writing dptrain dataset files (docs/formats.md). Everything is validated before
+// training starts, with messages that name the file, the object, what was expected and found.
+#include "runtime/io/dataset.h"
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "runtime/check.h"
+#include "runtime/io/h5.h"
+
+namespace dpt::io {
+namespace {
+
+constexpr const char* kFormat = "dptrain-dataset";
+constexpr std::int64_t kFormatVersion = 1;
+// ~1024 samples per chunk: a Fashion-MNIST chunk is 784 KiB, under HDF5's default 1 MiB chunk
+// cache, and a corrupt chunk costs at most 1024 samples of diagnosis.
+constexpr std::int64_t kImageChunkRows = 1024;
+constexpr std::int64_t kLabelChunkRows = 65536;
+
+#define DPT_IO_CHECK(cond, ...) DPT_CHECK_KIND(::dpt::ErrorKind::kIo, cond, __VA_ARGS__)
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  return "rank " + std::to_string(shape.size()) + " " + h5::to_string(shape);
+}
+
+DatasetMeta read_meta(hid_t file, const std::string& path) {
+  DatasetMeta meta;
+  // format / format_version are optional (files built by hand with h5py may lack them), but when
+  // present they must say this is a dataset of a version we understand.
+  if (h5::has_attribute(file, "format")) {
+    const std::string format = h5::read_attribute_string(file, "format");
+    DPT_IO_CHECK(format == kFormat, path, ": attribute 'format' of /: expected \"", kFormat,
+                 "\", found \"", format, "\"");
+  }
+  if (h5::has_attribute(file, "format_version")) {
+    const std::int64_t version = h5::read_attribute_int(file, "format_version");
+    DPT_IO_CHECK(version == kFormatVersion, path, ": attribute 'format_version' of /: expected ",
+                 kFormatVersion, ", found ", version);
+  }
+
+  DPT_IO_CHECK(h5::has_attribute(file, "num_classes"), path,
+               ": attribute 'num_classes' of / is missing: expected an integer >= 2");
+  const std::int64_t num_classes = h5::read_attribute_int(file, "num_classes");
+  DPT_IO_CHECK(num_classes >= 2 && num_classes <= (std::int64_t{1} << 30), path,
+               ": attribute 'num_classes' of /: expected an integer >= 2, found ", num_classes);
+  meta.num_classes = static_cast<int>(num_classes);
+
+  for (const char* name : {"mean", "std"}) {
+    DPT_IO_CHECK(h5::has_attribute(file, name), path, ": attribute '", name,
+                 "' of / is missing: expected a float (pixel scale 0..1)");
+  }
+  const double mean = h5::read_attribute_float(file, "mean");
+  const double std_dev = h5::read_attribute_float(file, "std");
+  DPT_IO_CHECK(std::isfinite(mean), path, ": attribute 'mean' of /: expected a finite float, found ",
+               mean);
+  DPT_IO_CHECK(std::isfinite(std_dev) && std_dev > 0, path,
+               ": attribute 'std' of /: expected a finite float > 0, found ", std_dev);
+  meta.mean = static_cast<float>(mean);
+  meta.std = static_cast<float>(std_dev);
+
+  if (h5::has_attribute(file, "class_names")) {
+    meta.class_names = h5::read_attribute_strings(file, "class_names");
+    DPT_IO_CHECK(static_cast<std::int64_t>(meta.class_names.size()) == num_classes, path,
+                 ": attribute 'class_names' of /: expected ", num_classes,
+                 " names (num_classes), found ", meta.class_names.size());
+  }
+  return meta;
+}
+
+void check_dataset(hid_t file, const std::string& path, const std::string& name,
+                   const char* expected) {
+  DPT_IO_CHECK(h5::exists(file, name), path, ": dataset ", name, " is missing: expected ",
+               expected);
+  DPT_IO_CHECK(h5::is_dataset(file, name), path, ": ", name, " is not a dataset: expected ",
+               expected);
+}
+
+}  // namespace
+
+DatasetSplit DatasetSplit::load(const std::string& path, const std::string& split,
+                                std::int64_t limit) {
+  DPT_CHECK(!split.empty() && split.find('/') == std::string::npos, "dataset split name '", split,
+            "' must be a plain group name such as train or test");
+  DPT_CHECK(limit >= 0, "dataset limit must be >= 0, got ", limit);
+  const H5Handle file = h5::open_file_read(path);
+
+  DatasetSplit out;
+  out.path_ = path;
+  out.split_ = split;
+  out.meta_ = read_meta(file.get(), path);
+
+  const std::string group = "/" + split;
+  DPT_IO_CHECK(h5::is_group(file.get(), group), path, ": group ", group,
+               " is missing: expected ", group, "/images and ", group, "/labels");
+  const std::string images_name = group + "/images";
+  const std::string labels_name = group + "/labels";
+  check_dataset(file.get(), path, images_name, "uint8 [N, C, H, W]");
+  check_dataset(file.get(), path, labels_name, "int32 [N]");
+
+  const H5Handle images = h5::open_dataset(file.get(), images_name);
+  const H5Handle labels = h5::open_dataset(file.get(), labels_name);
+  const h5::DatasetInfo image_info = h5::dataset_info(images.get());
+  const h5::DatasetInfo label_info = h5::dataset_info(labels.get());
+  DPT_IO_CHECK(image_info.shape.size() == 4, path, ": dataset ", images_name,
+               ": expected rank 4 [N, C, H, W], found ", shape_text(image_info.shape));
+  DPT_IO_CHECK(image_info.dtype == "uint8", path, ": dataset ", images_name,
+               ": expected dtype uint8, found ", image_info.dtype);
+  DPT_IO_CHECK(label_info.shape.size() == 1, path, ": dataset ", labels_name,
+               ": expected rank 1 [N], found ", shape_text(label_info.shape));
+  DPT_IO_CHECK(label_info.dtype == "int32", path, ": dataset ", labels_name,
+               ": expected dtype int32, found ", label_info.dtype);
+  const std::int64_t n = image_info.shape[0];
+  DPT_IO_CHECK(label_info.shape[0] == n, path, ": dataset ", labels_name, ": expected ", n,
+               " labels (one per image in ", images_name, "), found ", label_info.shape[0]);
+  DPT_IO_CHECK(n > 0, path, ": dataset ", images_name, ": expected at least one sample, found 0");
+  for (int d = 1; d < 4; ++d) {
+    DPT_IO_CHECK(image_info.shape[d] > 0 && image_info.shape[d] <= (1 << 20), path, ": dataset ",
+                 images_name, ": expected C, H, W in [1, 2^20], found ",
+                 h5::to_string(image_info.shape));
+  }
+  out.channels_ = static_cast<int>(image_info.shape[1]);
+  out.height_ = static_cast<int>(image_info.shape[2]);
+  out.width_ = static_cast<int>(image_info.shape[3]);
+
+  const std::int64_t rows = limit > 0 ? std::min(limit, n) : n;
+  out.labels_ = h5::read_rows<std::int32_t>(labels.get(), rows);
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const std::int32_t label = out.labels_[static_cast<std::size_t>(i)];
+    DPT_IO_CHECK(label >= 0 && label < out.meta_.num_classes, path, ": dataset ", labels_name,
+                 ": label at index ", i, " is ", label, ", expected in [0, ",
+                 out.meta_.num_classes, ") (num_classes)");
+  }
+  out.images_ = h5::read_rows<std::uint8_t>(images.get(), rows);
+  return out;
+}
+
+std::string DatasetSplit::identity() const {
+  std::ostringstream s;
+  s << path_ << ":/" << split_ << " N=" << size() << " CxHxW=" << channels_ << 'x' << height_
+    << 'x' << width_ << " classes=" << meta_.num_classes;
+  return s.str();
+}
+
+void write_dataset(const std::string& path, int channels, int height, int width,
+                   const DatasetMeta& meta, const SplitData& train, const SplitData& test) {
+  DPT_CHECK(channels > 0 && height > 0 && width > 0, "write_dataset: bad image shape ", channels,
+            "x", height, "x", width);
+  DPT_CHECK(meta.num_classes >= 2, "write_dataset: num_classes must be >= 2, got ",
+            meta.num_classes);
+  DPT_CHECK(meta.class_names.empty() ||
+                static_cast<int>(meta.class_names.size()) == meta.num_classes,
+            "write_dataset: ", meta.class_names.size(), " class names for ", meta.num_classes,
+            " classes");
+  DPT_CHECK(std::isfinite(meta.mean) && std::isfinite(meta.std) && meta.std > 0,
+            "write_dataset: mean ", meta.mean, " / std ", meta.std, " must be finite, std > 0");
+  const std::int64_t sample_numel = static_cast<std::int64_t>(channels) * height * width;
+  for (const auto& [name, data] : {std::pair<const char*, const SplitData*>{"train", &train},
+                                   std::pair<const char*, const SplitData*>{"test", &test}}) {
+    const auto n = static_cast<std::int64_t>(data->labels.size());
+    DPT_CHECK(static_cast<std::int64_t>(data->images.size()) == n * sample_numel,
+              "write_dataset: ", name, " has ", data->images.size(), " pixels for ", n,
+              " labels of ", sample_numel, " pixels each");
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int32_t label = data->labels[static_cast<std::size_t>(i)];
+      DPT_CHECK(label >= 0 && label < meta.num_classes, "write_dataset: ", name, " label ", i,
+                " is ", label, ", expected in [0, ", meta.num_classes, ")");
+    }
+  }
+
+  // Written under a temporary name and renamed: a crash never leaves a valid-looking partial file.
+  const std::string tmp = path + ".tmp";
+  {
+    const H5Handle file = h5::create_file(tmp);
+    h5::write_attribute_string(file.get(), "format", kFormat);
+    h5::write_attribute_int(file.get(), "format_version", kFormatVersion);
+    h5::write_attribute_int(file.get(), "num_classes", meta.num_classes);
+    if (!meta.class_names.empty()) {
+      h5::write_attribute_strings(file.get(), "class_names", meta.class_names);
+    }
+    h5::write_attribute_f32(file.get(), "mean", meta.mean);
+    h5::write_attribute_f32(file.get(), "std", meta.std);
+    for (const auto& [name, data] : {std::pair<const char*, const SplitData*>{"train", &train},
+                                     std::pair<const char*, const SplitData*>{"test", &test}}) {
+      const auto n = static_cast<std::int64_t>(data->labels.size());
+      const H5Handle group = h5::create_group(file.get(), name);
+      h5::write_dataset<std::uint8_t>(group.get(), "images", {n, channels, height, width},
+                                      data->images.data(),
+                                      {.fletcher32 = true, .chunk_rows = kImageChunkRows});
+      h5::write_dataset<std::int32_t>(group.get(), "labels", {n}, data->labels.data(),
+                                      {.fletcher32 = true, .chunk_rows = kLabelChunkRows});
+    }
+    h5::flush(file.get());
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  DPT_CHECK_KIND(ErrorKind::kIo, !ec, "cannot rename ", tmp, " to ", path, ": ", ec.message());
+}
+
+}  // namespace dpt::io

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+// Epoch permutations and the prefetching, sharding loader (ordering contract in loader.h).
+#include "runtime/io/loader.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <limits>
+#include <numeric>
+
+#include "runtime/check.h"
+#include "runtime/io/loader_testing.h"
+#include "runtime/philox.h"
+#include "runtime/timer.h"
+
+namespace dpt::io {
+
+namespace test_hooks {
+namespace {
+// A plain function pointer: no resource, safe in static storage; atomic since the producer reads it.
+std::atomic<LoaderFaultHook> g_fault_hook{nullptr};
+}  // namespace
+void set_loader_fault_hook(LoaderFaultHook hook) noexcept { g_fault_hook.store(hook); }
+}  // namespace test_hooks
+
+namespace {
+
+// Note [Epoch permutation]
+// ~~~~~~~~~~~~~~~~~~~~~~~~
+// Fisher-Yates from the back: for i = n-1 down to 1, swap element i with element j, j uniform in
+// [0, i]. The random words are the elements 0, 1, 2, ... of PhiloxStream{seed, kDataOrder,
+// a = epoch low 32 bits, b = epoch high 32 bits}, consumed in order. j comes from Lemire's
+// multiply-shift with rejection ("Fast random integer generation in an interval", 2019): with
+// x a 32-bit word and r = i + 1, m = x * r (64-bit); reject while (m mod 2^32) < (2^32 - r) mod r;
+// j = m >> 32. This is exactly uniform, and needs one word per swap except on rare rejections.
+// The permutation is therefore a pure function of (seed, epoch, n), identical on every rank.
+class WordStream {
+ public:
+  explicit WordStream(const PhiloxStream& stream) : stream_(stream) {}
+  std::uint32_t next() {
+    DPT_CHECK(index_ < std::numeric_limits<std::uint32_t>::max(),
+              "epoch_permutation: Philox stream exhausted");
+    return stream_.bits(index_++);
+  }
+  // Uniform in [0, range), range in [1, 2^32).
+  std::uint32_t bounded(std::uint32_t range) {
+    std::uint64_t m = static_cast<std::uint64_t>(next()) * range;
+    auto low = static_cast<std::uint32_t>(m);
+    if (low < range) {
+      const std::uint32_t threshold = static_cast<std::uint32_t>(-range) % range;
+      while (low < threshold) {
+        m = static_cast<std::uint64_t>(next()) * range;
+        low = static_cast<std::uint32_t>(m);
+      }
+    }
+    return static_cast<std::uint32_t>(m >> 32);
+  }
+
+ private:
+  PhiloxStream stream_;
+  std::uint32_t index_ = 0;
+};
+
+}  // namespace
+
+std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed,
+                                            std::int64_t epoch) {
+  DPT_CHECK(n >= 0 && n < (std::int64_t{1} << 31), "epoch_permutation: n = ", n,
+            " must be in [0, 2^31)");
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  const auto e = static_cast<std::uint64_t>(epoch);
+  WordStream words(PhiloxStream{seed, RngPurpose::kDataOrder, static_cast<std::uint32_t>(e),
+                                static_cast<std::uint32_t>(e >> 32)});
+  for (std::int64_t i = n - 1; i > 0; --i) {
+    const std::uint32_t j = words.bounded(static_cast<std::uint32_t>(i + 1));
+    std::swap(order[static_cast<std::size_t>(i)], order[j]);
+  }
+  return order;
+}
+
+Loader::Loader(const DatasetSplit& data, LoaderOptions options)
+    : data_(data), options_(options) {
+  const LoaderOptions& o = options_;
+  const std::int64_t n = data_.size();
+  DPT_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "loader: rank ", o.rank,
+            " of world size ", o.world_size);
+  DPT_CHECK(o.global_batch >= o.world_size, "loader: global batch ", o.global_batch,
+            " must be at least the world size ", o.world_size, " (every rank needs samples)");
+  DPT_CHECK(o.prefetch_depth >= 1, "loader: prefetch_depth must be >= 1, got ", o.prefetch_depth);
+  DPT_CHECK(o.epochs >= 0 && o.first_epoch >= 0, "loader: epochs ", o.epochs, " / first_epoch ",
+            o.first_epoch, " must be >= 0");
+  DPT_CHECK(n > 0, "loader: ", data_.identity(), " is empty");
+  steps_per_epoch_ = o.drop_last ? n / o.global_batch : (n + o.global_batch - 1) / o.global_batch;
+  DPT_CHECK(steps_per_epoch_ > 0, "loader: ", data_.identity(), " has fewer samples than one global batch of ",
+            o.global_batch, " and drop_last is set: no step to run");
+  // == steps_per_epoch_ is a resume point at the very end of an epoch: serve from the next one.
+  DPT_CHECK(o.first_step_in_epoch >= 0 && o.first_step_in_epoch <= steps_per_epoch_,
+            "loader: first_step_in_epoch ", o.first_step_in_epoch, " outside [0, ",
+            steps_per_epoch_, "]");
+  // Started last: every member the thread reads is initialised by now.
+  thread_ = std::thread([this] { produce(); });
+}
+
+Loader::~Loader() {
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();  // wakes the producer if it waits for room in the queue
+  if (thread_.joinable()) thread_.join();
+}
+
+Batch Loader::make_batch(const std::vector<std::int64_t>& order, std::int64_t epoch,
+                         std::int64_t step) {
+  const std::int64_t n = data_.size();
+  const std::int64_t begin = step * options_.global_batch;
+  const std::int64_t global = std::min(options_.global_batch, n - begin);  // < B only when eval
+  const std::int64_t first = begin + global * options_.rank / options_.world_size;
+  const std::int64_t last = begin + global * (options_.rank + 1) / options_.world_size;
+  const std::int64_t b = last - first;
+
+  // One multiply-add per pixel through a table; computed in float exactly as documented.
+  std::array<float, 256> table{};
+  const float mean = data_.meta().mean, std_dev = data_.meta().std;
+  for (int p = 0; p < 256; ++p) table[static_cast<std::size_t>(p)] = (static_cast<float>(p) / 255.0f - mean) / std_dev;
+
+  Batch batch;
+  batch.epoch = epoch;
+  batch.step_in_epoch = step;
+  batch.first_position = first;
+  batch.images = Tensor::empty({b, data_.channels(), data_.height(), data_.width()}, DType::kF32);
+  batch.labels = Tensor::empty({b}, DType::kI32);
+  const std::int64_t sample_numel = data_.sample_numel();
+  float* images = b > 0 ? batch.images.data<float>() : nullptr;
+  std::int32_t* labels = b > 0 ? batch.labels.data<std::int32_t>() : nullptr;
+  for (std::int64_t k = 0; k < b; ++k) {
+    const std::int64_t sample = order[static_cast<std::size_t>(first + k)];
+    const std::uint8_t* pixels = data_.image(sample);
+    float* dst = images + k * sample_numel;
+    for (std::int64_t i = 0; i < sample_numel; ++i) dst[i] = table[pixels[i]];
+    labels[k] = data_.label(sample);
+  }
+  return batch;
+}
+
+void Loader::produce() {
+  try {
+    std::vector<std::int64_t> order;
+    for (std::int64_t e = 0; e < options_.epochs; ++e) {
+      const std::int64_t epoch = options_.first_epoch + e;
+      if (options_.shuffle) {
+        order = epoch_permutation(data_.size(), options_.seed, epoch);
+      } else if (order.empty()) {
+        order.resize(static_cast<std::size_t>(data_.size()));
+        std::iota(order.begin(), order.end(), std::int64_t{0});
+      }
+      const std::int64_t first_step = e == 0 ? options_.first_step_in_epoch : 0;
+      for (std::int64_t step = first_step; step < steps_per_epoch_; ++step) {
+        {
+          const std::lock_guard<std::mutex> lock(mutex_);
+          if (stop_) return;
+        }
+        if (const auto hook = test_hooks::g_fault_hook.load()) hook(epoch, step);
+        Batch batch = make_batch(order, epoch, step);  // outside the lock: the consumer runs on
+        std::unique_lock<std::mutex> lock(mutex_);
+        // Bounded queue: wait for room so memory stays at prefetch_depth batches.
+        cv_.wait(lock, [&] {
+          return stop_ || ready_.size() < static_cast<std::size_t>(options_.prefetch_depth);
+        });
+        if (stop_) return;
+        ready_.push_back(std::move(batch));
+        lock.unlock();
+        cv_.notify_all();  // a consumer may be waiting in next()
+      }
+    }
+  } catch (...) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    error_ = std::current_exception();
+  }
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    finished_ = true;
+  }
+  cv_.notify_all();
+}
+
+std::optional<Batch> Loader::next() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (ready_.empty() && !finished_) {
+    const Stopwatch waited;
+    cv_.wait(lock, [&] { return !ready_.empty() || finished_; });
+    wait_ms_ += waited.elapsed_ms();
+  }
+  if (!ready_.empty()) {
+    Batch batch = std::move(ready_.front());
+    ready_.pop_front();
+    lock.unlock();
+    cv_.notify_all();  // the producer may be waiting for room
+    return batch;
+  }
+  // Batches made before a failure are served first; then the failure, every time it is asked.
+  if (error_) std::rethrow_exception(error_);
+  return std::nullopt;
+}
+
+}  // namespace dpt::io
