@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: MIT
+// OpenMP loops over the shared math of kernels/elementwise_math.h: relu, dropout, scale, axpy and
+// the fixed-order sum of squares used for the global gradient norm.
+#include <vector>
+
+#include "kernels/cpu/kernels_cpu.h"
+#include "kernels/elementwise_math.h"
+
+namespace dpt::kernels::cpu {
+namespace {
+// Below this many elements a parallel region costs more than it saves.
+constexpr std::int64_t kParallelMin = 1 << 15;
+// sum_squares works on fixed chunks so its result does not depend on the thread count.
+constexpr std::int64_t kSumChunk = 4096;
+}  // namespace
+
+void relu_forward(const float* x, float* y, std::int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (std::int64_t i = 0; i < n; ++i) y[i] = relu(x[i]);
+}
+
+void relu_backward(const float* y, const float* dy, float* dx, std::int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (std::int64_t i = 0; i < n; ++i) dx[i] = relu_grad(y[i], dy[i]);
+}
+
+void dropout_forward(const float* x, float* y, float* mask, std::int64_t samples,
+                     std::int64_t per_sample, float p, const DropoutKey& key) {
+  const float keep_scale = 1.0f / (1.0f - p);
+  const std::int64_t blocks = (per_sample + 3) / 4;
+#pragma omp parallel for collapse(2) schedule(static) if (samples * per_sample >= kParallelMin)
+  for (std::int64_t s = 0; s < samples; ++s) {
+    for (std::int64_t blk = 0; blk < blocks; ++blk) {
+      const Philox4 bits = dropout_bits(key.seed, key.step, key.layer, key.first_sample + s,
+                                        static_cast<std::uint32_t>(blk));
+      const std::int64_t base = s * per_sample + blk * 4;
+      const std::int64_t lanes = per_sample - blk * 4 < 4 ? per_sample - blk * 4 : 4;
+      for (std::int64_t l = 0; l < lanes; ++l) {
+        const float m = dropout_mask(bits.v[l], p, keep_scale);
+        mask[base + l] = m;
+        y[base + l] = x[base + l] * m;
+      }
+    }
+  }
+}
+
+void dropout_backward(const float* dy, const float* mask, float* dx, std::int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (std::int64_t i = 0; i < n; ++i) dx[i] = dy[i] * mask[i];
+}
+
+void scale(float* y, float alpha, std::int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (std::int64_t i = 0; i < n; ++i) y[i] *= alpha;
+}
+
+void axpy(float alpha, const float* x, float* y, std::int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (std::int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+double sum_squares(const float* x, std::int64_t n) {
+  const std::int64_t chunks = (n + kSumChunk - 1) / kSumChunk;
+  std::vector<double> partial(static_cast<std::size_t>(chunks));
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    const std::int64_t begin = c * kSumChunk;
+    const std::int64_t end = begin + kSumChunk < n ? begin + kSumChunk : n;
+    // Eight fixed lanes (element i goes to lane i % 8) let the compiler vectorise while the
+    // order of additions stays a function of n only.
+    double lane[8] = {};
+    std::int64_t i = begin;
+    for (; i + 8 <= end; i += 8) {
+      for (int l = 0; l < 8; ++l) {
+        const double v = x[i + l];
+        lane[l] += v * v;
+      }
+    }
+    for (int l = 0; i < end; ++i, ++l) {
+      const double v = x[i];
+      lane[l] += v * v;
+    }
+    partial[static_cast<std::size_t>(c)] =
+        ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  }
+  double total = 0.0;
+  for (double v : partial) total += v;  // chunk sums in index order
+  return total;
+}
+
+}  // namespace dpt::kernels::cpu

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+// dpt::kernels::cpu: the CPU backend behind dispatch.cpp. Inputs are already validated; functions
+// take raw pointers and sizes in elements. oneDNN-backed ops also take the Context for its cache.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/ops.h"
+
+namespace dpt::kernels::cpu {
+
+// ---- oneDNN: dense, convolution, pooling --------------------------------------------------------
+void linear_forward(const Context& ctx, const float* x, const float* w, const float* b, float* y,
+                    std::int64_t n, std::int64_t k, std::int64_t m, bool relu);
+void linear_backward_data(const Context& ctx, const float* dy, const float* w, float* dx,
+                          std::int64_t n, std::int64_t k, std::int64_t m);
+void linear_backward_weights(const Context& ctx, const float* x, const float* dy, float* dw,
+                             float* db, std::int64_t n, std::int64_t k, std::int64_t m,
+                             bool accumulate);
+
+struct ConvShape {
+  std::int64_t n, c, h, w;      // input
+  std::int64_t o, kh, kw;       // weights [o, c, kh, kw]
+  std::int64_t oh, ow;          // output
+  std::int64_t sh, sw, ph, pw;  // stride and symmetric padding
+};
+void conv2d_forward(const Context& ctx, const ConvShape& s, const float* x, const float* w,
+                    const float* b, float* y, bool relu);
+void conv2d_backward_data(const Context& ctx, const ConvShape& s, const float* dy, const float* w,
+                          float* dx);
+void conv2d_backward_weights(const Context& ctx, const ConvShape& s, const float* x,
+                             const float* dy, float* dw, float* db, bool accumulate);
+
+struct PoolShape {
+  std::int64_t n, c, h, w, oh, ow;
+  std::int64_t kh, kw, sh, sw, ph, pw;
+};
+// Bytes of the argmax workspace the forward writes and the backward reads.
+std::size_t max_pool2d_workspace_bytes(const Context& ctx, const PoolShape& s);
+void max_pool2d_forward(const Context& ctx, const PoolShape& s, const float* x, float* y,
+                        void* workspace);
+void max_pool2d_backward(const Context& ctx, const PoolShape& s, const float* dy,
+                         const void* workspace, float* dx);
+
+// ---- OpenMP loops over elementwise_math.h / optim_math.h -------------------------------------
+void relu_forward(const float* x, float* y, std::int64_t n);
+void relu_backward(const float* y, const float* dy, float* dx, std::int64_t n);
+// x holds `samples` rows of `per_sample` elements; row s is global sample key.first_sample + s.
+void dropout_forward(const float* x, float* y, float* mask, std::int64_t samples,
+                     std::int64_t per_sample, float p, const DropoutKey& key);
+void dropout_backward(const float* dy, const float* mask, float* dx, std::int64_t n);
+void scale(float* y, float alpha, std::int64_t n);
+void axpy(float alpha, const float* x, float* y, std::int64_t n);
+double sum_squares(const float* x, std::int64_t n);
+
+LossResult softmax_cross_entropy(const float* logits, const std::int32_t* labels, float* dlogits,
+                                 std::int64_t n, std::int64_t classes);
+
+void sgd_step(float* param, const float* grad, float* momentum_buf, std::int64_t n,
+              const SgdHyper& h, bool first_step);
+void adamw_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+                std::int64_t n, const AdamWHyper& h, std::int64_t step_count);
+
+}  // namespace dpt::kernels::cpu

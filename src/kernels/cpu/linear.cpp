@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+// Linear layer on oneDNN matmul: forward with fused bias + ReLU, backward-data, and
+// backward-weights with the accumulation done by matmul's sum post-op. Transposes are expressed as
+// strides, so no operand is ever copied.
+#include <string>
+#include <unordered_map>
+
+#include "kernels/cpu/backend_state.h"
+#include "kernels/cpu/kernels_cpu.h"
+#include "runtime/check.h"
+
+namespace dpt::kernels::cpu {
+namespace {
+
+using dnnl::memory;
+constexpr auto kF32 = dnnl::memory::data_type::f32;
+
+// dst[rows, cols] = src[rows, inner] * wei[inner, cols] (+ bias[1, cols]); descs carry strides.
+struct Matmul : CacheEntry {
+  dnnl::primitive prim;
+  memory src, wei, bias, dst;
+  std::unordered_map<int, memory> args;
+};
+
+Matmul& cached_matmul(CpuBackendState& st, const std::string& key, const char* op,
+                      const memory::desc& src_md, const memory::desc& wei_md,
+                      const memory::desc* bias_md, const memory::desc& dst_md, bool relu,
+                      bool accumulate) {
+  return st.cached<Matmul>(key, [&] {
+    try {
+      auto entry = std::make_unique<Matmul>();
+      const auto desc = bias_md ? dnnl::matmul::desc(src_md, wei_md, *bias_md, dst_md)
+                                : dnnl::matmul::desc(src_md, wei_md, dst_md);
+      dnnl::primitive_attr attr = base_attr();
+      dnnl::post_ops po;
+      if (accumulate) po.append_sum(1.0f);
+      if (relu) po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+      attr.set_post_ops(po);
+      const dnnl::matmul::primitive_desc pd(desc, attr, st.engine());
+      entry->prim = dnnl::matmul(pd);
+      entry->src = memory(src_md, st.engine(), DNNL_MEMORY_NONE);
+      entry->wei = memory(wei_md, st.engine(), DNNL_MEMORY_NONE);
+      entry->dst = memory(dst_md, st.engine(), DNNL_MEMORY_NONE);
+      entry->args = {{DNNL_ARG_SRC, entry->src},
+                     {DNNL_ARG_WEIGHTS, entry->wei},
+                     {DNNL_ARG_DST, entry->dst}};
+      if (bias_md) {
+        entry->bias = memory(*bias_md, st.engine(), DNNL_MEMORY_NONE);
+        entry->args.insert({DNNL_ARG_BIAS, entry->bias});
+      }
+      add_scratchpad(st.engine(), pd.scratchpad_desc(), entry->args);
+      return entry;
+    } catch (const dnnl::error& err) {
+      throw_dnnl(op, err);
+    }
+  });
+}
+
+void run(CpuBackendState& st, Matmul& e, const float* src, const float* wei, const float* bias,
+         float* dst) {
+  e.src.set_data_handle(const_cast<float*>(src));
+  e.wei.set_data_handle(const_cast<float*>(wei));
+  if (bias) e.bias.set_data_handle(const_cast<float*>(bias));
+  e.dst.set_data_handle(dst);
+  e.prim.execute(st.stream(), e.args);
+  st.stream().wait();
+}
+
+// Row-major [rows, cols], optionally read transposed: element (i, j) at i + j * rows.
+memory::desc matrix(std::int64_t rows, std::int64_t cols, bool transposed = false) {
+  return transposed ? memory::desc({rows, cols}, kF32, memory::dims{1, rows})
+                    : memory::desc({rows, cols}, kF32, memory::dims{cols, 1});
+}
+
+}  // namespace
+
+void linear_forward(const Context& ctx, const float* x, const float* w, const float* b, float* y,
+                    std::int64_t n, std::int64_t k, std::int64_t m, bool relu) {
+  CpuBackendState& st = state_of(ctx);
+  const memory::desc bias_md = matrix(1, m);
+  // y[n,m] = x[n,k] * w^T, w^T[k,m] read from w[m,k] with strides.
+  Matmul& e = cached_matmul(st, detail::str("linear_fwd:", n, ',', k, ',', m, ';', b != nullptr, relu),
+                            "linear_forward", matrix(n, k), matrix(k, m, true),
+                            b ? &bias_md : nullptr, matrix(n, m), relu, false);
+  run(st, e, x, w, b, y);
+}
+
+void linear_backward_data(const Context& ctx, const float* dy, const float* w, float* dx,
+                          std::int64_t n, std::int64_t k, std::int64_t m) {
+  CpuBackendState& st = state_of(ctx);
+  // dx[n,k] = dy[n,m] * w[m,k]
+  Matmul& e = cached_matmul(st, detail::str("linear_bwd_data:", n, ',', k, ',', m),
+                            "linear_backward_data", matrix(n, m), matrix(m, k), nullptr,
+                            matrix(n, k), false, false);
+  run(st, e, dy, w, nullptr, dx);
+}
+
+void linear_backward_weights(const Context& ctx, const float* x, const float* dy, float* dw,
+                             float* db, std::int64_t n, std::int64_t k, std::int64_t m,
+                             bool accumulate) {
+  CpuBackendState& st = state_of(ctx);
+  // dw[m,k] (+)= dy^T[m,n] * x[n,k]; dy^T read from dy[n,m] with strides.
+  Matmul& e = cached_matmul(st, detail::str("linear_bwd_weights:", n, ',', k, ',', m, ';', accumulate),
+                            "linear_backward_weights", matrix(m, n, true), matrix(n, k), nullptr,
+                            matrix(m, k), false, accumulate);
+  run(st, e, dy, x, nullptr, dw);
+  if (db == nullptr) return;
+  // db[j] (+)= sum_i dy[i, j], rows added in order (deterministic); vectorises over j.
+  if (!accumulate) {
+    for (std::int64_t j = 0; j < m; ++j) db[j] = 0.0f;
+  }
+#pragma omp parallel for schedule(static) if (m >= 4096)
+  for (std::int64_t j0 = 0; j0 < m; j0 += 256) {
+    const std::int64_t j1 = j0 + 256 < m ? j0 + 256 : m;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float* row = dy + i * m;
+      for (std::int64_t j = j0; j < j1; ++j) db[j] += row[j];
+    }
+  }
+}
+
+}  // namespace dpt::kernels::cpu

@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: MIT
+// The one place in kernels/ that knows the backends: validates shapes, dtypes and devices with
+// messages naming the op, then calls the backend of ctx.device() (only the CPU one exists today).
+#include <string>
+
+#include "kernels/cpu/kernels_cpu.h"
+#include "kernels/ops.h"
+#include "runtime/check.h"
+#include "runtime/config.h"
+
+namespace dpt::kernels {
+namespace {
+
+// Every op but the CPU one ends here until the CUDA kernels land.
+[[noreturn]] void unsupported_device(const Context& ctx, const char* op) {
+#if DPT_HAVE_CUDA
+  DPT_CHECK(false, op, ": no CUDA kernel yet for device ", to_string(ctx.device()));
+#else
+  DPT_CHECK(false, op, ": device ", to_string(ctx.device()), " not built in");
+#endif
+  __builtin_unreachable();
+}
+
+bool is_cpu(const Context& ctx, const char* op) {
+  switch (ctx.device().type) {
+    case DeviceType::kCpu: return true;
+    case DeviceType::kCuda: break;
+  }
+  unsupported_device(ctx, op);
+}
+
+// A defined tensor of `dtype` on the context's device.
+void expect_tensor(const Context& ctx, const char* op, const char* name, const Tensor& t,
+                   DType dtype = DType::kF32) {
+  DPT_CHECK(t.defined(), op, ": ", name, " is undefined");
+  DPT_CHECK(t.dtype() == dtype, op, ": ", name, " must be ", to_string(dtype), ", found ",
+            to_string(t.dtype()));
+  DPT_CHECK(t.device() == ctx.device(), op, ": ", name, " is on ", to_string(t.device()),
+            " but the context runs on ", to_string(ctx.device()));
+}
+
+void expect_rank(const char* op, const char* name, const Tensor& t, int rank) {
+  DPT_CHECK(t.rank() == rank, op, ": ", name, " must have rank ", rank, ", found shape ",
+            to_string(t.shape()));
+}
+
+void expect_shape(const char* op, const char* name, const Tensor& t, const Shape& expected) {
+  DPT_CHECK(t.shape() == expected, op, ": ", name, " must have shape ", to_string(expected),
+            ", found ", to_string(t.shape()));
+}
+
+void expect_same_numel(const char* op, const char* a_name, const Tensor& a, const char* b_name,
+                       const Tensor& b) {
+  DPT_CHECK(a.numel() == b.numel(), op, ": ", a_name, " ", to_string(a.shape()), " and ", b_name,
+            " ", to_string(b.shape()), " differ in element count");
+}
+
+void expect_distinct(const char* op, const char* a_name, const Tensor& a, const char* b_name,
+                     const Tensor& b) {
+  DPT_CHECK(a.raw_data() != b.raw_data() || a.numel() == 0, op, ": ", a_name, " and ", b_name,
+            " must not alias");
+}
+
+// Checks x[N,C,H,W] and w[O,C,KH,KW] and returns the backend's shape record.
+Shape conv_output(const char* op, const Shape& x, const Shape& w, const Conv2dParams& p);
+Shape pool_output(const char* op, const Shape& x, const Pool2dParams& p);
+
+cpu::ConvShape conv_shape(const char* op, const Shape& x, const Shape& w, const Conv2dParams& p) {
+  const Shape y = conv_output(op, x, w, p);
+  return cpu::ConvShape{x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3],
+                        p.stride_h, p.stride_w, p.pad_h, p.pad_w};
+}
+
+cpu::PoolShape pool_shape(const char* op, const Shape& x, const Pool2dParams& p) {
+  const Shape y = pool_output(op, x, p);
+  return cpu::PoolShape{x[0], x[1], x[2], x[3], y[2], y[3],
+                        p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w};
+}
+
+}  // namespace
+
+// ---- dense layers -----------------------------------------------------------------------------
+
+void linear_forward(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b,
+                    Tensor& y, bool relu) {
+  constexpr const char* op = "linear_forward";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "w", w);
+  expect_tensor(ctx, op, "y", y);
+  expect_rank(op, "x", x, 2);
+  expect_rank(op, "w", w, 2);
+  const std::int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0);
+  DPT_CHECK(w.dim(1) == k, op, ": w ", to_string(w.shape()), " does not match x ",
+            to_string(x.shape()), " (expected w [M,", k, "])");
+  if (b.defined()) {
+    expect_tensor(ctx, op, "b", b);
+    expect_shape(op, "b", b, {m});
+  }
+  expect_shape(op, "y", y, {n, m});
+  expect_distinct(op, "x", x, "y", y);
+  if (is_cpu(ctx, op)) {
+    cpu::linear_forward(ctx, x.data<float>(), w.data<float>(),
+                        b.defined() ? b.data<float>() : nullptr, y.data<float>(), n, k, m, relu);
+  }
+}
+
+void linear_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w, Tensor& dx) {
+  constexpr const char* op = "linear_backward_data";
+  expect_tensor(ctx, op, "dy", dy);
+  expect_tensor(ctx, op, "w", w);
+  expect_tensor(ctx, op, "dx", dx);
+  expect_rank(op, "dy", dy, 2);
+  expect_rank(op, "w", w, 2);
+  const std::int64_t n = dy.dim(0), m = dy.dim(1), k = w.dim(1);
+  DPT_CHECK(w.dim(0) == m, op, ": w ", to_string(w.shape()), " does not match dy ",
+            to_string(dy.shape()), " (expected w [", m, ",K])");
+  expect_shape(op, "dx", dx, {n, k});
+  expect_distinct(op, "dy", dy, "dx", dx);
+  if (is_cpu(ctx, op)) {
+    cpu::linear_backward_data(ctx, dy.data<float>(), w.data<float>(), dx.data<float>(), n, k, m);
+  }
+}
+
+void linear_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy, Tensor& dw,
+                             Tensor& db, bool accumulate) {
+  constexpr const char* op = "linear_backward_weights";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "dy", dy);
+  expect_tensor(ctx, op, "dw", dw);
+  expect_rank(op, "x", x, 2);
+  expect_rank(op, "dy", dy, 2);
+  const std::int64_t n = x.dim(0), k = x.dim(1), m = dy.dim(1);
+  DPT_CHECK(dy.dim(0) == n, op, ": dy ", to_string(dy.shape()), " and x ", to_string(x.shape()),
+            " differ in batch size");
+  expect_shape(op, "dw", dw, {m, k});
+  if (db.defined()) {
+    expect_tensor(ctx, op, "db", db);
+    expect_shape(op, "db", db, {m});
+  }
+  if (is_cpu(ctx, op)) {
+    cpu::linear_backward_weights(ctx, x.data<float>(), dy.data<float>(), dw.data<float>(),
+                                 db.defined() ? db.data<float>() : nullptr, n, k, m, accumulate);
+  }
+}
+
+// ---- convolution -------------------------------------------------------------------------------
+
+namespace {
+Shape conv_output(const char* op, const Shape& x, const Shape& w, const Conv2dParams& p) {
+  DPT_CHECK(x.size() == 4, op, ": x must be [N,C,H,W], found ", to_string(x));
+  DPT_CHECK(w.size() == 4, op, ": w must be [O,C,KH,KW], found ", to_string(w));
+  DPT_CHECK(w[1] == x[1], op, ": w ", to_string(w), " expects ", w[1], " input channels, x ",
+            to_string(x), " has ", x[1]);
+  DPT_CHECK(p.stride_h >= 1 && p.stride_w >= 1 && p.pad_h >= 0 && p.pad_w >= 0, op,
+            ": strides must be >= 1 and paddings >= 0, found stride ", p.stride_h, "x",
+            p.stride_w, " pad ", p.pad_h, "x", p.pad_w);
+  DPT_CHECK(w[0] >= 1 && w[2] >= 1 && w[3] >= 1, op, ": empty kernel ", to_string(w));
+  const std::int64_t span_h = x[2] + 2 * p.pad_h - w[2], span_w = x[3] + 2 * p.pad_w - w[3];
+  DPT_CHECK(span_h >= 0 && span_w >= 0, op, ": kernel ", w[2], "x", w[3],
+            " does not fit the padded input ", x[2] + 2 * p.pad_h, "x", x[3] + 2 * p.pad_w);
+  return {x[0], w[0], span_h / p.stride_h + 1, span_w / p.stride_w + 1};
+}
+}  // namespace
+
+Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p) {
+  return conv_output("conv2d_output_shape", x, w, p);
+}
+
+void conv2d_forward(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b,
+                    Tensor& y, const Conv2dParams& p, bool relu) {
+  constexpr const char* op = "conv2d_forward";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "w", w);
+  expect_tensor(ctx, op, "y", y);
+  const cpu::ConvShape s = conv_shape(op, x.shape(), w.shape(), p);
+  if (b.defined()) {
+    expect_tensor(ctx, op, "b", b);
+    expect_shape(op, "b", b, {s.o});
+  }
+  expect_shape(op, "y", y, {s.n, s.o, s.oh, s.ow});
+  expect_distinct(op, "x", x, "y", y);
+  if (is_cpu(ctx, op)) {
+    cpu::conv2d_forward(ctx, s, x.data<float>(), w.data<float>(),
+                        b.defined() ? b.data<float>() : nullptr, y.data<float>(), relu);
+  }
+}
+
+void conv2d_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w, Tensor& dx,
+                          const Conv2dParams& p) {
+  constexpr const char* op = "conv2d_backward_data";
+  expect_tensor(ctx, op, "dy", dy);
+  expect_tensor(ctx, op, "w", w);
+  expect_tensor(ctx, op, "dx", dx);
+  const cpu::ConvShape s = conv_shape(op, dx.shape(), w.shape(), p);
+  expect_shape(op, "dy", dy, {s.n, s.o, s.oh, s.ow});
+  expect_distinct(op, "dy", dy, "dx", dx);
+  if (is_cpu(ctx, op)) {
+    cpu::conv2d_backward_data(ctx, s, dy.data<float>(), w.data<float>(), dx.data<float>());
+  }
+}
+
+void conv2d_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy, Tensor& dw,
+                             Tensor& db, const Conv2dParams& p, bool accumulate) {
+  constexpr const char* op = "conv2d_backward_weights";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "dy", dy);
+  expect_tensor(ctx, op, "dw", dw);
+  const cpu::ConvShape s = conv_shape(op, x.shape(), dw.shape(), p);
+  expect_shape(op, "dy", dy, {s.n, s.o, s.oh, s.ow});
+  if (db.defined()) {
+    expect_tensor(ctx, op, "db", db);
+    expect_shape(op, "db", db, {s.o});
+  }
+  if (is_cpu(ctx, op)) {
+    cpu::conv2d_backward_weights(ctx, s, x.data<float>(), dy.data<float>(), dw.data<float>(),
+                                 db.defined() ? db.data<float>() : nullptr, accumulate);
+  }
+}
+
+// ---- pooling ------------------------------------------------------------------------------------
+
+namespace {
+Shape pool_output(const char* op, const Shape& x, const Pool2dParams& p) {
+  DPT_CHECK(x.size() == 4, op, ": x must be [N,C,H,W], found ", to_string(x));
+  DPT_CHECK(p.kernel_h >= 1 && p.kernel_w >= 1 && p.stride_h >= 1 && p.stride_w >= 1, op,
+            ": kernel and stride must be >= 1, found kernel ", p.kernel_h, "x", p.kernel_w,
+            " stride ", p.stride_h, "x", p.stride_w);
+  // As torch.nn.MaxPool2d: padding at most half the kernel, so no window is only padding.
+  DPT_CHECK(p.pad_h >= 0 && p.pad_w >= 0 && 2 * p.pad_h <= p.kernel_h && 2 * p.pad_w <= p.kernel_w,
+            op, ": padding ", p.pad_h, "x", p.pad_w, " must be in [0, kernel/2] for kernel ",
+            p.kernel_h, "x", p.kernel_w);
+  const std::int64_t span_h = x[2] + 2 * p.pad_h - p.kernel_h;
+  const std::int64_t span_w = x[3] + 2 * p.pad_w - p.kernel_w;
+  DPT_CHECK(span_h >= 0 && span_w >= 0, op, ": window ", p.kernel_h, "x", p.kernel_w,
+            " does not fit the padded input ", x[2] + 2 * p.pad_h, "x", x[3] + 2 * p.pad_w);
+  return {x[0], x[1], span_h / p.stride_h + 1, span_w / p.stride_w + 1};
+}
+}  // namespace
+
+Shape pool2d_output_shape(const Shape& x, const Pool2dParams& p) {
+  return pool_output("pool2d_output_shape", x, p);
+}
+
+void max_pool2d_forward(const Context& ctx, const Tensor& x, Tensor& y, Tensor& workspace,
+                        const Pool2dParams& p) {
+  constexpr const char* op = "max_pool2d_forward";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "y", y);
+  const cpu::PoolShape s = pool_shape(op, x.shape(), p);
+  expect_shape(op, "y", y, {s.n, s.c, s.oh, s.ow});
+  expect_distinct(op, "x", x, "y", y);
+  if (is_cpu(ctx, op)) {
+    const auto bytes = static_cast<std::int64_t>(cpu::max_pool2d_workspace_bytes(ctx, s));
+    if (!workspace.defined() || workspace.dtype() != DType::kU8 || workspace.numel() != bytes ||
+        workspace.device() != ctx.device()) {
+      workspace = Tensor::empty({bytes}, DType::kU8, ctx.device());
+    }
+    cpu::max_pool2d_forward(ctx, s, x.data<float>(), y.data<float>(), workspace.raw_data());
+  }
+}
+
+void max_pool2d_backward(const Context& ctx, const Tensor& dy, const Tensor& workspace, Tensor& dx,
+                         const Pool2dParams& p) {
+  constexpr const char* op = "max_pool2d_backward";
+  expect_tensor(ctx, op, "dy", dy);
+  expect_tensor(ctx, op, "dx", dx);
+  expect_tensor(ctx, op, "workspace", workspace, DType::kU8);
+  const cpu::PoolShape s = pool_shape(op, dx.shape(), p);
+  expect_shape(op, "dy", dy, {s.n, s.c, s.oh, s.ow});
+  expect_distinct(op, "dy", dy, "dx", dx);
+  if (is_cpu(ctx, op)) {
+    const auto bytes = static_cast<std::int64_t>(cpu::max_pool2d_workspace_bytes(ctx, s));
+    DPT_CHECK(workspace.numel() == bytes, op, ": workspace has ", workspace.numel(),
+              " bytes, the forward of this shape writes ", bytes,
+              " (pass the forward's workspace)");
+    cpu::max_pool2d_backward(ctx, s, dy.data<float>(), workspace.raw_data(), dx.data<float>());
+  }
+}
+
+// ---- elementwise --------------------------------------------------------------------------------
+
+void relu_forward(const Context& ctx, const Tensor& x, Tensor& y) {
+  constexpr const char* op = "relu_forward";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "y", y);
+  expect_shape(op, "y", y, x.shape());
+  if (is_cpu(ctx, op)) cpu::relu_forward(x.data<float>(), y.data<float>(), x.numel());
+}
+
+void relu_backward(const Context& ctx, const Tensor& y, const Tensor& dy, Tensor& dx) {
+  constexpr const char* op = "relu_backward";
+  expect_tensor(ctx, op, "y", y);
+  expect_tensor(ctx, op, "dy", dy);
+  expect_tensor(ctx, op, "dx", dx);
+  expect_shape(op, "dy", dy, y.shape());
+  expect_shape(op, "dx", dx, y.shape());
+  if (is_cpu(ctx, op)) {
+    cpu::relu_backward(y.data<float>(), dy.data<float>(), dx.data<float>(), y.numel());
+  }
+}
+
+void dropout_forward(const Context& ctx, const Tensor& x, Tensor& y, Tensor& mask, float p,
+                     const DropoutKey& key) {
+  constexpr const char* op = "dropout_forward";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "y", y);
+  expect_tensor(ctx, op, "mask", mask);
+  DPT_CHECK(p >= 0.0f && p < 1.0f, op, ": p must be in [0, 1), found ", p);
+  DPT_CHECK(x.rank() >= 1, op, ": x must have a batch dimension, found shape ",
+            to_string(x.shape()));
+  DPT_CHECK(key.first_sample >= 0, op, ": first_sample must be >= 0, found ", key.first_sample);
+  expect_shape(op, "y", y, x.shape());
+  expect_shape(op, "mask", mask, x.shape());
+  const std::int64_t samples = x.dim(0);
+  const std::int64_t per_sample = samples == 0 ? 0 : x.numel() / samples;
+  DPT_CHECK(per_sample <= 4 * static_cast<std::int64_t>(UINT32_MAX), op, ": ", per_sample,
+            " elements per sample exceed the dropout counter");
+  if (is_cpu(ctx, op)) {
+    cpu::dropout_forward(x.data<float>(), y.data<float>(), mask.data<float>(), samples, per_sample,
+                         p, key);
+  }
+}
+
+void dropout_backward(const Context& ctx, const Tensor& dy, const Tensor& mask, Tensor& dx) {
+  constexpr const char* op = "dropout_backward";
+  expect_tensor(ctx, op, "dy", dy);
+  expect_tensor(ctx, op, "mask", mask);
+  expect_tensor(ctx, op, "dx", dx);
+  expect_shape(op, "mask", mask, dy.shape());
+  expect_shape(op, "dx", dx, dy.shape());
+  if (is_cpu(ctx, op)) {
+    cpu::dropout_backward(dy.data<float>(), mask.data<float>(), dx.data<float>(), dy.numel());
+  }
+}
+
+void scale(const Context& ctx, Tensor& y, float alpha) {
+  constexpr const char* op = "scale";
+  expect_tensor(ctx, op, "y", y);
+  if (is_cpu(ctx, op)) cpu::scale(y.data<float>(), alpha, y.numel());
+}
+
+void axpy(const Context& ctx, float alpha, const Tensor& x, Tensor& y) {
+  constexpr const char* op = "axpy";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "y", y);
+  expect_same_numel(op, "x", x, "y", y);
+  expect_distinct(op, "x", x, "y", y);
+  if (is_cpu(ctx, op)) cpu::axpy(alpha, x.data<float>(), y.data<float>(), x.numel());
+}
+
+double sum_squares(const Context& ctx, const Tensor& x) {
+  constexpr const char* op = "sum_squares";
+  expect_tensor(ctx, op, "x", x);
+  if (is_cpu(ctx, op)) return cpu::sum_squares(x.data<float>(), x.numel());
+  return 0.0;
+}
+
+// ---- loss ---------------------------------------------------------------------------------------
+
+LossResult softmax_cross_entropy(const Context& ctx, const Tensor& logits, const Tensor& labels,
+                                 Tensor* dlogits) {
+  constexpr const char* op = "softmax_cross_entropy";
+  expect_tensor(ctx, op, "logits", logits);
+  expect_tensor(ctx, op, "labels", labels, DType::kI32);
+  expect_rank(op, "logits", logits, 2);
+  const std::int64_t n = logits.dim(0), classes = logits.dim(1);
+  DPT_CHECK(classes >= 1, op, ": logits ", to_string(logits.shape()), " has no classes");
+  expect_shape(op, "labels", labels, {n});
+  float* grad = nullptr;
+  if (dlogits != nullptr && dlogits->defined()) {
+    expect_tensor(ctx, op, "dlogits", *dlogits);
+    expect_shape(op, "dlogits", *dlogits, logits.shape());
+    expect_distinct(op, "logits", logits, "dlogits", *dlogits);
+    grad = dlogits->data<float>();
+  }
+  if (is_cpu(ctx, op)) {
+    return cpu::softmax_cross_entropy(logits.data<float>(), labels.data<std::int32_t>(), grad, n,
+                                      classes);
+  }
+  return {};
+}
+
+// ---- optimizers ---------------------------------------------------------------------------------
+
+void sgd_step(const Context& ctx, Tensor& param, const Tensor& grad, Tensor& momentum_buf,
+              const SgdHyper& h, bool first_step) {
+  constexpr const char* op = "sgd_step";
+  expect_tensor(ctx, op, "param", param);
+  expect_tensor(ctx, op, "grad", grad);
+  expect_shape(op, "grad", grad, param.shape());
+  DPT_CHECK(h.momentum >= 0.0f && h.lr >= 0.0f && h.weight_decay >= 0.0f, op,
+            ": lr, momentum and weight_decay must be >= 0, found ", h.lr, ", ", h.momentum, ", ",
+            h.weight_decay);
+  DPT_CHECK(!h.nesterov || (h.momentum > 0.0f && h.dampening == 0.0f), op,
+            ": nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD)");
+  float* buf = nullptr;
+  if (h.momentum != 0.0f) {
+    expect_tensor(ctx, op, "momentum_buf", momentum_buf);
+    expect_shape(op, "momentum_buf", momentum_buf, param.shape());
+    buf = momentum_buf.data<float>();
+  }
+  if (is_cpu(ctx, op)) {
+    cpu::sgd_step(param.data<float>(), grad.data<float>(), buf, param.numel(), h, first_step);
+  }
+}
+
+void adamw_step(const Context& ctx, Tensor& param, const Tensor& grad, Tensor& exp_avg,
+                Tensor& exp_avg_sq, const AdamWHyper& h, std::int64_t step_count) {
+  constexpr const char* op = "adamw_step";
+  expect_tensor(ctx, op, "param", param);
+  expect_tensor(ctx, op, "grad", grad);
+  expect_tensor(ctx, op, "exp_avg", exp_avg);
+  expect_tensor(ctx, op, "exp_avg_sq", exp_avg_sq);
+  expect_shape(op, "grad", grad, param.shape());
+  expect_shape(op, "exp_avg", exp_avg, param.shape());
+  expect_shape(op, "exp_avg_sq", exp_avg_sq, param.shape());
+  DPT_CHECK(step_count >= 1, op, ": step_count is 1-based, found ", step_count);
+  DPT_CHECK(h.beta1 >= 0.0f && h.beta1 < 1.0f && h.beta2 >= 0.0f && h.beta2 < 1.0f, op,
+            ": betas must be in [0, 1), found ", h.beta1, ", ", h.beta2);
+  if (is_cpu(ctx, op)) {
+    cpu::adamw_step(param.data<float>(), grad.data<float>(), exp_avg.data<float>(),
+                    exp_avg_sq.data<float>(), param.numel(), h, step_count);
+  }
+}
+
+}  // namespace dpt::kernels
