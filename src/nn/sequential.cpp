@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+#include "nn/sequential.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "nn/layers/simple.h"
+#include "runtime/philox.h"
+
+namespace dpt::nn {
+
+void Sequential::add(std::unique_ptr<Module> module) {
+  DPT_CHECK(!finalized_, "Sequential: add() after finalize()");
+  module->set_index(static_cast<int>(layers_.size()));
+  layers_.push_back(std::move(module));
+}
+
+void Sequential::finalize(const Shape& sample_shape) {
+  DPT_CHECK(!finalized_, "Sequential: finalize() called twice");
+  DPT_CHECK(!layers_.empty(), "Sequential: the model has no layers");
+  for (std::size_t i = 1; i < layers_.size(); ++i) {
+    auto* relu = dynamic_cast<ReLU*>(layers_[i].get());
+    if (relu != nullptr && layers_[i - 1]->fuse_relu()) relu->set_fused();
+  }
+  // Shape check with a batch of one: every error names the layer that rejects its input.
+  Shape shape{1};
+  shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+  for (auto& layer : layers_) shape = layer->output_shape(shape);
+
+  std::int64_t total = 0;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    std::vector<int> indices;
+    for (Parameter* p : layers_[i]->parameters()) {
+      p->name = "layers." + std::to_string(i) + "." + p->name;
+      indices.push_back(static_cast<int>(params_.size()));
+      params_.push_back(p);
+      total += p->value.numel();
+    }
+    layer_params_.push_back(std::move(indices));
+  }
+  flat_params_ = Tensor::zeros({total});
+  flat_grads_ = Tensor::zeros({total});
+  std::int64_t offset = 0;
+  for (Parameter* p : params_) {
+    const Shape shape_of_p = p->value.shape();
+    p->value = Tensor::view_of(flat_params_, offset, shape_of_p);
+    p->grad = Tensor::view_of(flat_grads_, offset, shape_of_p);
+    offset += p->value.numel();
+  }
+  sample_shape_ = sample_shape;
+  finalized_ = true;
+}
+
+void Sequential::init_parameters(std::uint64_t seed) {
+  DPT_CHECK(finalized_, "Sequential: init_parameters() before finalize()");
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    Parameter& p = *params_[i];
+    const float bound = 1.0f / std::sqrt(static_cast<float>(p.fan_in));
+    const PhiloxStream stream{seed, RngPurpose::kInit, static_cast<std::uint32_t>(i), 0};
+    float* v = p.value.data<float>();
+    for (std::int64_t e = 0; e < p.value.numel(); ++e) {
+      v[e] = (2.0f * stream.uniform(static_cast<std::uint32_t>(e)) - 1.0f) * bound;
+    }
+  }
+}
+
+Tensor Sequential::forward(const Context& ctx, const Tensor& x, const StepInfo& info) {
+  DPT_CHECK(finalized_, "Sequential: forward() before finalize()");
+  Tensor h = x;
+  for (auto& layer : layers_) h = layer->forward(ctx, h, info);
+  return h;
+}
+
+void Sequential::backward(const Context& ctx, const Tensor& dy, const StepInfo& info) {
+  Tensor g = dy;
+  for (std::size_t i = layers_.size(); i-- > 0;) {
+    g = layers_[i]->backward(ctx, g, info, /*need_dx=*/i > 0);
+    if (grad_ready_) {
+      const auto& indices = layer_params_[i];
+      for (auto it = indices.rbegin(); it != indices.rend(); ++it) grad_ready_(*it);
+    }
+  }
+}
+
+Shape Sequential::output_shape(std::int64_t batch) const {
+  Shape shape{batch};
+  shape.insert(shape.end(), sample_shape_.begin(), sample_shape_.end());
+  for (const auto& layer : layers_) shape = layer->output_shape(shape);
+  return shape;
+}
+
+std::string Sequential::summary() const {
+  std::ostringstream out;
+  Shape shape{1};
+  shape.insert(shape.end(), sample_shape_.begin(), sample_shape_.end());
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    shape = layers_[i]->output_shape(shape);
+    std::int64_t count = 0;
+    for (Parameter* p : layers_[i]->parameters()) count += p->value.numel();
+    out << "  layers." << i << "  " << layers_[i]->describe() << "  -> " << to_string(shape);
+    if (count > 0) out << "  (" << count << " parameters)";
+    out << '\n';
+  }
+  out << "  total " << flat_params_.numel() << " parameters";
+  return out.str();
+}
+
+}  // namespace dpt::nn

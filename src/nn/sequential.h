@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+// Sequential: the model. Holds the layers in order, names parameters as PyTorch's nn.Sequential
+// would ("layers.<i>.weight"), keeps all parameters and all gradients in two flat buffers (one
+// optimizer call per step, and the all-reduce buckets are plain ranges), and reports each layer's
+// gradients as ready during backward.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/module.h"
+
+namespace dpt::nn {
+
+class Sequential {
+ public:
+  Sequential() = default;
+  Sequential(Sequential&&) noexcept = default;
+  Sequential& operator=(Sequential&&) noexcept = default;
+
+  void add(std::unique_ptr<Module> module);
+
+  // Fuses each ReLU into a preceding Linear/Conv2d, names the parameters, checks that every layer
+  // accepts its input for samples of `sample_shape` ([C,H,W] or [features]) and places parameters
+  // and gradients in the flat buffers. Call once, after the last add().
+  void finalize(const Shape& sample_shape);
+  // PyTorch's default initialisation (uniform in +-1/sqrt(fan_in) for weights and biases of Linear
+  // and Conv2d), from (seed, parameter index) only.
+  void init_parameters(std::uint64_t seed);
+
+  Tensor forward(const Context& ctx, const Tensor& x, const StepInfo& info);
+  // Backward from the gradient of the loss with respect to the output. After each layer, calls the
+  // gradient-ready hook with the index of each of its parameters (last layer first).
+  void backward(const Context& ctx, const Tensor& dy, const StepInfo& info);
+  void set_grad_ready_hook(std::function<void(int param_index)> hook) { grad_ready_ = std::move(hook); }
+
+  const std::vector<Parameter*>& parameters() const { return params_; }
+  Tensor& flat_params() { return flat_params_; }
+  Tensor& flat_grads() { return flat_grads_; }
+  std::int64_t num_parameters() const { return flat_params_.numel(); }
+  std::size_t num_layers() const { return layers_.size(); }
+  Shape output_shape(std::int64_t batch) const;
+  // One line per layer with its output shape and parameter count.
+  std::string summary() const;
+
+ private:
+  std::vector<std::unique_ptr<Module>> layers_;
+  std::vector<Parameter*> params_;
+  std::vector<std::vector<int>> layer_params_;  // parameter indices of each layer
+  Shape sample_shape_;
+  Tensor flat_params_, flat_grads_;
+  std::function<void(int)> grad_ready_;
+  bool finalized_ = false;
+};
+
+}  // namespace dpt::nn

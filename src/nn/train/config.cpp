@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: MIT
+// One table of fields drives the CLI (CLI11), the TOML file (toml++), validation and the dump, so a
+// new option is one line here and cannot be reachable from one side only.
+#include "nn/train/config.h"
+
+#include <CLI/CLI.hpp>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "runtime/config.h"
+
+namespace dpt::nn {
+namespace {
+
+std::string normalise_key(std::string key) {
+  std::replace(key.begin(), key.end(), '_', '-');
+  return key;
+}
+
+std::string where(const std::string& origin, const toml::node& node) {
+  const auto& src = node.source();
+  if (src.begin.line == 0) return origin;
+  return detail::str(origin, ':', src.begin.line);
+}
+
+// Reads one TOML value as T, or throws naming the key, the expected type and what was found.
+template <typename T>
+T toml_value(const toml::node& node, const std::string& key, const std::string& origin) {
+  if constexpr (std::is_same_v<T, bool>) {
+    if (auto v = node.value_exact<bool>()) return *v;
+    DPT_CHECK(false, where(origin, node), ": key '", key, "' expects true or false, found ",
+              node.type());
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (auto v = node.value_exact<std::string>()) return *v;
+    DPT_CHECK(false, where(origin, node), ": key '", key, "' expects a string, found ",
+              node.type());
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (auto v = node.value<double>(); v && (node.is_floating_point() || node.is_integer())) {
+      return static_cast<T>(*v);
+    }
+    DPT_CHECK(false, where(origin, node), ": key '", key, "' expects a number, found ",
+              node.type());
+  } else {
+    if (auto v = node.value_exact<std::int64_t>()) {
+      if constexpr (std::is_unsigned_v<T>) {
+        DPT_CHECK(*v >= 0, where(origin, node), ": key '", key, "' must be >= 0, found ", *v);
+      }
+      return static_cast<T>(*v);
+    }
+    DPT_CHECK(false, where(origin, node), ": key '", key, "' expects an integer, found ",
+              node.type());
+  }
+  return T{};
+}
+
+template <typename T>
+std::string format_value(const T& v) {
+  std::ostringstream out;
+  if constexpr (std::is_same_v<T, bool>) {
+    out << (v ? "true" : "false");
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    out << std::quoted(v);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    out << std::setprecision(17) << v;
+    if (out.str().find_first_of(".eEn") == std::string::npos) out << ".0";
+  } else {
+    out << v;
+  }
+  return out.str();
+}
+
+struct Field {
+  std::string name;  // flag and key, e.g. "batch-size"
+  std::function<CLI::Option*(CLI::App&, TrainConfig&)> add_option;
+  std::function<void(const toml::node&, const std::string&, TrainConfig&)> from_toml;
+  std::function<void(const TrainConfig&, TrainConfig&)> copy;
+  std::function<std::string(const TrainConfig&)> dump;  // empty string: omit
+};
+
+template <typename T>
+Field field(std::string name, T TrainConfig::*member, std::string help) {
+  Field f;
+  f.name = name;
+  f.add_option = [name, member, help](CLI::App& app, TrainConfig& c) -> CLI::Option* {
+    if constexpr (std::is_same_v<T, bool>) {
+      return app.add_flag("--" + name, c.*member, help);
+    } else {
+      return app.add_option("--" + name, c.*member, help)->capture_default_str();
+    }
+  };
+  f.from_toml = [name, member](const toml::node& node, const std::string& origin, TrainConfig& c) {
+    c.*member = toml_value<T>(node, name, origin);
+  };
+  f.copy = [member](const TrainConfig& src, TrainConfig& dst) { dst.*member = src.*member; };
+  f.dump = [member](const TrainConfig& c) { return format_value(c.*member); };
+  return f;
+}
+
+Field optional_field(std::string name, std::optional<double> TrainConfig::*member, std::string help) {
+  Field f;
+  f.name = name;
+  f.add_option = [name, member, help](CLI::App& app, TrainConfig& c) -> CLI::Option* {
+    return app.add_option("--" + name, c.*member, help);
+  };
+  f.from_toml = [name, member](const toml::node& node, const std::string& origin, TrainConfig& c) {
+    c.*member = toml_value<double>(node, name, origin);
+  };
+  f.copy = [member](const TrainConfig& src, TrainConfig& dst) { dst.*member = src.*member; };
+  f.dump = [member](const TrainConfig& c) {
+    return (c.*member).has_value() ? format_value(*(c.*member)) : std::string();
+  };
+  return f;
+}
+
+const std::vector<Field>& fields() {
+  // Immutable table of descriptors built once; holds no resources.
+  static const std::vector<Field> table = {
+      field("data", &TrainConfig::data, "Dataset file (HDF5, see `dpt-data import-fashion-mnist`)"),
+      field("model", &TrainConfig::model,
+            "Model: cnn, mlp, or custom (layers from the config file's [model] table)"),
+      field("dropout", &TrainConfig::dropout, "cnn/mlp: dropout probability before the classifier"),
+      field("train-samples", &TrainConfig::train_samples,
+            "Use only the first N training samples (0 = all)"),
+      field("test-samples", &TrainConfig::test_samples,
+            "Evaluate on the first N test samples (0 = all)"),
+      field("epochs", &TrainConfig::epochs, "Passes over the training data"),
+      field("steps", &TrainConfig::steps, "Stop after N optimizer steps (0 = run all epochs)"),
+      field("batch-size", &TrainConfig::batch_size, "Global batch: samples per optimizer step"),
+      field("micro-batch", &TrainConfig::micro_batch,
+            "Samples per forward/backward; must divide the batch (0 = whole batch)"),
+      field("optimizer", &TrainConfig::optimizer, "sgd or adamw"),
+      field("lr", &TrainConfig::lr, "Peak learning rate"),
+      field("momentum", &TrainConfig::momentum, "SGD momentum"),
+      field("dampening", &TrainConfig::dampening, "SGD dampening"),
+      field("nesterov", &TrainConfig::nesterov, "SGD: Nesterov momentum"),
+      optional_field("weight-decay", &TrainConfig::weight_decay,
+                     "Weight decay (default 0 for sgd, 0.01 for adamw, as PyTorch)"),
+      field("beta1", &TrainConfig::beta1, "AdamW beta1"),
+      field("beta2", &TrainConfig::beta2, "AdamW beta2"),
+      field("eps", &TrainConfig::eps, "AdamW epsilon"),
+      field("clip-grad-norm", &TrainConfig::clip_grad_norm,
+            "Clip the global gradient norm to this value (0 = off)"),
+      field("lr-schedule", &TrainConfig::lr_schedule, "constant, cosine or step"),
+      field("warmup-steps", &TrainConfig::warmup_steps, "Linear warm-up steps"),
+      field("min-lr", &TrainConfig::min_lr, "cosine: final learning rate"),
+      field("lr-step-size", &TrainConfig::lr_step_size, "step: steps between decays"),
+      field("lr-gamma", &TrainConfig::lr_gamma, "step: decay factor"),
+      field("seed", &TrainConfig::seed, "Seed of initialisation, data order and dropout"),
+      field("threads", &TrainConfig::threads, "CPU threads (0 = all cores available)"),
+      field("device", &TrainConfig::device, "auto, cpu, cuda or cuda:N"),
+      field("log-every", &TrainConfig::log_every, "Steps between progress lines and metrics"),
+      field("metrics", &TrainConfig::metrics, "Write JSON-lines metrics to this file"),
+      field("eval", &TrainConfig::eval, "Evaluate on the test split after each epoch"),
+      field("quiet", &TrainConfig::quiet, "No progress output"),
+  };
+  return table;
+}
+
+const Field* find_field(const std::string& key) {
+  const std::string name = normalise_key(key);
+  for (const Field& f : fields()) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+std::vector<LayerSpec> parse_layers(const toml::node& node, const std::string& origin) {
+  const toml::array* array = node.as_array();
+  DPT_CHECK(array != nullptr, where(origin, node),
+            ": key 'model.layers' expects an array of tables, found ", node.type());
+  std::vector<LayerSpec> layers;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const toml::node& item = *array->get(i);
+    const toml::table* t = item.as_table();
+    DPT_CHECK(t != nullptr, where(origin, item), ": model.layers[", i, "] expects a table, found ",
+              item.type());
+    LayerSpec spec;
+    for (auto&& [k, v] : *t) {
+      const std::string key(k.str());
+      const std::string name = detail::str("model.layers[", i, "].", key);
+      if (key == "type") spec.type = toml_value<std::string>(v, name, origin);
+      else if (key == "in") spec.in = toml_value<std::int64_t>(v, name, origin);
+      else if (key == "out") spec.out = toml_value<std::int64_t>(v, name, origin);
+      else if (key == "kernel") spec.kernel = toml_value<int>(v, name, origin);
+      else if (key == "stride") spec.stride = toml_value<int>(v, name, origin);
+      else if (key == "padding") spec.padding = toml_value<int>(v, name, origin);
+      else if (key == "p") spec.p = toml_value<float>(v, name, origin);
+      else if (key == "bias") spec.bias = toml_value<bool>(v, name, origin);
+      else
+        DPT_CHECK(false, where(origin, v), ": unknown key '", name,
+                  "' (expected type, in, out, kernel, stride, padding, p, bias)");
+    }
+    DPT_CHECK(!spec.type.empty(), where(origin, item), ": model.layers[", i, "] has no 'type'");
+    layers.push_back(spec);
+  }
+  DPT_CHECK(!layers.empty(), origin, ": model.layers is empty");
+  return layers;
+}
+
+}  // namespace
+
+double TrainConfig::resolved_weight_decay() const {
+  if (weight_decay) return *weight_decay;
+  return optimizer == "adamw" ? 0.01 : 0.0;
+}
+
+void apply_toml(const std::string& toml_text, const std::string& origin, TrainConfig& config) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, origin);
+  } catch (const toml::parse_error& e) {
+    DPT_CHECK(false, origin, ':', e.source().begin.line, ':', e.source().begin.column,
+              ": TOML syntax error: ", e.description());
+  }
+  for (auto&& [k, v] : root) {
+    const std::string key(k.str());
+    if (key == "model" && v.is_table()) {
+      for (auto&& [mk, mv] : *v.as_table()) {
+        const std::string mkey(mk.str());
+        if (mkey == "layers") {
+          config.layers = parse_layers(mv, origin);
+          config.model = "custom";
+        } else {
+          DPT_CHECK(false, where(origin, mv), ": unknown key 'model.", mkey,
+                    "' (the [model] table takes 'layers')");
+        }
+      }
+      continue;
+    }
+    const Field* f = find_field(key);
+    DPT_CHECK(f != nullptr, where(origin, v), ": unknown key '", key,
+              "' (run `train --help` for the keys; each flag is a key)");
+    f->from_toml(v, origin, config);
+  }
+}
+
+void validate(const TrainConfig& c) {
+  DPT_CHECK(!c.data.empty(), "config: 'data' (--data) is required: the dataset file");
+  const auto names = reference_model_names();
+  DPT_CHECK(c.model == "custom" || std::find(names.begin(), names.end(), c.model) != names.end(),
+            "config: 'model' must be cnn, mlp or custom, got '", c.model, "'");
+  DPT_CHECK(c.model != "custom" || !c.layers.empty(),
+            "config: model 'custom' needs a [model] table with layers in the config file");
+  DPT_CHECK(c.dropout >= 0.0 && c.dropout < 1.0, "config: 'dropout' must be in [0, 1), got ",
+            c.dropout);
+  DPT_CHECK(c.train_samples >= 0, "config: 'train-samples' must be >= 0, got ", c.train_samples);
+  DPT_CHECK(c.test_samples >= 0, "config: 'test-samples' must be >= 0, got ", c.test_samples);
+  DPT_CHECK(c.epochs >= 1, "config: 'epochs' must be >= 1, got ", c.epochs);
+  DPT_CHECK(c.steps >= 0, "config: 'steps' must be >= 0, got ", c.steps);
+  DPT_CHECK(c.batch_size >= 1, "config: 'batch-size' must be >= 1, got ", c.batch_size);
+  DPT_CHECK(c.micro_batch >= 0 && c.micro_batch <= c.batch_size,
+            "config: 'micro-batch' must be in [0, batch-size=", c.batch_size, "], got ",
+            c.micro_batch);
+  DPT_CHECK(c.micro_batch == 0 || c.batch_size % c.micro_batch == 0,
+            "config: 'micro-batch' (", c.micro_batch, ") must divide 'batch-size' (",
+            c.batch_size, ")");
+  DPT_CHECK(c.optimizer == "sgd" || c.optimizer == "adamw",
+            "config: 'optimizer' must be sgd or adamw, got '", c.optimizer, "'");
+  DPT_CHECK(c.lr > 0.0 && c.lr < 100.0, "config: 'lr' must be in (0, 100), got ", c.lr);
+  DPT_CHECK(c.momentum >= 0.0 && c.momentum < 1.0, "config: 'momentum' must be in [0, 1), got ",
+            c.momentum);
+  DPT_CHECK(c.dampening >= 0.0 && c.dampening <= 1.0,
+            "config: 'dampening' must be in [0, 1], got ", c.dampening);
+  DPT_CHECK(!c.nesterov || (c.momentum > 0.0 && c.dampening == 0.0),
+            "config: 'nesterov' needs 'momentum' > 0 and 'dampening' 0");
+  DPT_CHECK(c.resolved_weight_decay() >= 0.0, "config: 'weight-decay' must be >= 0, got ",
+            c.resolved_weight_decay());
+  DPT_CHECK(c.beta1 >= 0.0 && c.beta1 < 1.0, "config: 'beta1' must be in [0, 1), got ", c.beta1);
+  DPT_CHECK(c.beta2 >= 0.0 && c.beta2 < 1.0, "config: 'beta2' must be in [0, 1), got ", c.beta2);
+  DPT_CHECK(c.eps > 0.0, "config: 'eps' must be > 0, got ", c.eps);
+  DPT_CHECK(c.clip_grad_norm >= 0.0, "config: 'clip-grad-norm' must be >= 0, got ",
+            c.clip_grad_norm);
+  DPT_CHECK(c.lr_schedule == "constant" || c.lr_schedule == "cosine" || c.lr_schedule == "step",
+            "config: 'lr-schedule' must be constant, cosine or step, got '", c.lr_schedule, "'");
+  DPT_CHECK(c.warmup_steps >= 0, "config: 'warmup-steps' must be >= 0, got ", c.warmup_steps);
+  DPT_CHECK(c.min_lr >= 0.0 && c.min_lr <= c.lr, "config: 'min-lr' must be in [0, lr], got ",
+            c.min_lr);
+  DPT_CHECK(c.lr_step_size >= 1, "config: 'lr-step-size' must be >= 1, got ", c.lr_step_size);
+  DPT_CHECK(c.lr_gamma > 0.0 && c.lr_gamma <= 1.0, "config: 'lr-gamma' must be in (0, 1], got ",
+            c.lr_gamma);
+  DPT_CHECK(c.threads >= 0 && c.threads <= 4096, "config: 'threads' must be in [0, 4096], got ",
+            c.threads);
+  DPT_CHECK(c.log_every >= 1, "config: 'log-every' must be >= 1, got ", c.log_every);
+}
+
+std::string to_toml(const TrainConfig& config) {
+  std::ostringstream out;
+  for (const Field& f : fields()) {
+    if (f.name == "model" && config.model == "custom") continue;
+    const std::string value = f.dump(config);
+    if (!value.empty()) out << f.name << " = " << value << '\n';
+  }
+  if (config.model == "custom") {
+    out << "\n[model]\nlayers = [\n";
+    for (const LayerSpec& s : config.layers) {
+      out << "  { type = " << std::quoted(s.type) << ", in = " << s.in << ", out = " << s.out
+          << ", kernel = " << s.kernel << ", stride = " << s.stride << ", padding = " << s.padding
+          << ", p = " << format_value(static_cast<double>(s.p))
+          << ", bias = " << format_value(s.bias) << " },\n";
+    }
+    out << "]\n";
+  }
+  return out.str();
+}
+
+std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv) {
+  CLI::App app{"dptrain: data-parallel training of neural networks (one process, or N ranks "
+               "under mpirun)",
+               "train"};
+  app.set_version_flag("--version", std::string("dptrain ") + DPT_VERSION);
+  app.get_formatter()->column_width(34);
+  std::string config_path;
+  app.add_option("--config", config_path,
+                 "TOML file; every flag is also a key (e.g. batch-size = 256), flags override it")
+      ->check(CLI::ExistingFile);
+  TrainConfig from_flags;
+  std::vector<std::pair<const Field*, CLI::Option*>> options;
+  for (const Field& f : fields()) options.emplace_back(&f, f.add_option(app, from_flags));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    app.exit(e);
+    return std::nullopt;
+  } catch (const CLI::CallForVersion& e) {
+    app.exit(e);
+    return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    DPT_CHECK(false, "command line: ", e.what(), " (run `train --help`)");
+  }
+
+  TrainConfig config;
+  if (!config_path.empty()) {
+    std::ifstream in(config_path);
+    DPT_CHECK_KIND(ErrorKind::kIo, in.good(), "config: cannot read '", config_path, "'");
+    std::stringstream text;
+    text << in.rdbuf();
+    apply_toml(text.str(), config_path, config);
+  }
+  for (const auto& [f, option] : options) {
+    if (option->count() > 0) f->copy(from_flags, config);
+  }
+  DPT_CHECK(!(config.model == "custom" && config.layers.empty()),
+            "config: model 'custom' needs a [model] table with layers in the --config file");
+  validate(config);
+  return config;
+}
+
+}  // namespace dpt::nn

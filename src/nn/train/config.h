@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+// The training configuration: every command-line flag is also a key of the TOML file given with
+// --config (same name; '-' and '_' are interchangeable), and flags override the file. Unknown keys
+// and out-of-range values are rejected with the key's name.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nn/models.h"
+
+namespace dpt::nn {
+
+struct TrainConfig {
+  // data and model
+  std::string data;                 // dataset file (HDF5)
+  std::string model = "cnn";        // cnn | mlp | custom (layers from the [model] table)
+  std::vector<LayerSpec> layers;    // custom model, from [model] layers = [...]
+  double dropout = 0.0;             // cnn/mlp: Dropout(p) before the classifier when > 0
+  std::int64_t train_samples = 0;   // > 0: use only the first N training samples
+  std::int64_t test_samples = 0;    // > 0: evaluate on the first N test samples
+  // schedule of work
+  std::int64_t epochs = 1;
+  std::int64_t steps = 0;           // > 0: stop after this many optimizer steps
+  std::int64_t batch_size = 128;    // global batch, samples per optimizer step
+  std::int64_t micro_batch = 0;     // samples per forward/backward; 0: the whole batch
+  // optimizer
+  std::string optimizer = "adamw";  // sgd | adamw
+  double lr = 1e-3;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  bool nesterov = false;
+  std::optional<double> weight_decay;  // default: 0 for sgd, 0.01 for adamw (PyTorch's defaults)
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double clip_grad_norm = 0.0;      // > 0: clip the global gradient norm
+  std::string lr_schedule = "constant";  // constant | cosine | step
+  std::int64_t warmup_steps = 0;
+  double min_lr = 0.0;              // cosine floor
+  std::int64_t lr_step_size = 1000; // step schedule
+  double lr_gamma = 0.1;            // step schedule
+  // runtime
+  std::uint64_t seed = 0;
+  int threads = 0;                  // 0: all cores this process may use
+  std::string device = "auto";      // auto | cpu | cuda | cuda:N
+  std::int64_t log_every = 10;
+  std::string metrics;              // JSON-lines file; empty: none
+  bool eval = true;                 // evaluate on the test split after each epoch
+  bool quiet = false;               // no progress output
+
+  double resolved_weight_decay() const;
+};
+
+// Parses argv ("train [flags]") into a config: defaults, then the --config file, then flags.
+// Returns nullopt when --help or --version was printed (exit 0). Throws dpt::Error on bad input.
+std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv);
+
+// Loads a TOML file into `config` (keys not in the file keep their values). `origin` names the
+// file in errors.
+void apply_toml(const std::string& toml_text, const std::string& origin, TrainConfig& config);
+
+// Checks ranges and cross-field rules; errors name the key.
+void validate(const TrainConfig& config);
+
+// The resolved configuration as TOML text (for logs, metrics and checkpoints).
+std::string to_toml(const TrainConfig& config);
+
+}  // namespace dpt::nn

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MIT
+#include "nn/train/trainer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+#include "kernels/ops.h"
+#include "nn/train/metrics.h"
+#include "runtime/io/loader.h"
+#include "runtime/logging.h"
+#include "runtime/timer.h"
+
+namespace dpt::nn {
+namespace {
+
+// Steps left out of samples/s: the first steps create oneDNN primitives and fill the allocator.
+constexpr std::int64_t kWarmupSteps = 5;
+// Samples per forward during evaluation (no activations are kept, so larger is cheap).
+constexpr std::int64_t kEvalBatch = 500;
+
+OptimizerConfig optimizer_config(const TrainConfig& c) {
+  OptimizerConfig o;
+  o.kind = c.optimizer == "sgd" ? OptimizerKind::kSgd : OptimizerKind::kAdamW;
+  o.momentum = static_cast<float>(c.momentum);
+  o.dampening = static_cast<float>(c.dampening);
+  o.nesterov = c.nesterov;
+  o.beta1 = static_cast<float>(c.beta1);
+  o.beta2 = static_cast<float>(c.beta2);
+  o.eps = static_cast<float>(c.eps);
+  o.weight_decay = static_cast<float>(c.resolved_weight_decay());
+  return o;
+}
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<long long>(std::max(0.0, seconds));
+  std::ostringstream out;
+  if (s >= 3600) out << s / 3600 << 'h';
+  out << std::setw(s >= 3600 ? 2 : 1) << std::setfill('0') << (s % 3600) / 60 << 'm'
+      << std::setw(2) << std::setfill('0') << s % 60 << 's';
+  return out.str();
+}
+
+// Rows [first, first + count) of a batch tensor, sharing its storage.
+Tensor rows(const Tensor& t, std::int64_t first, std::int64_t count) {
+  Shape shape = t.shape();
+  const std::int64_t row_numel = t.numel() / shape[0];
+  shape[0] = count;
+  return Tensor::view_of(t, first * row_numel, shape);
+}
+
+}  // namespace
+
+Trainer::Trainer(TrainConfig config, const Context& ctx)
+    : config_(std::move(config)),
+      ctx_(ctx),
+      train_data_(io::DatasetSplit::load(config_.data, "train", config_.train_samples)) {
+  validate(config_);
+  if (config_.eval) test_data_ = io::DatasetSplit::load(config_.data, "test", config_.test_samples);
+  DPT_CHECK(train_data_.size() >= config_.batch_size, "dataset '", config_.data, "' split train has ",
+            train_data_.size(), " samples, fewer than one global batch (batch-size ",
+            config_.batch_size, ")");
+
+  const Shape sample_shape{train_data_.channels(), train_data_.height(), train_data_.width()};
+  const auto layers = config_.model == "custom"
+                          ? config_.layers
+                          : reference_model(config_.model, static_cast<float>(config_.dropout));
+  model_ = build_model(layers, sample_shape);
+  const Shape out = model_.output_shape(1);
+  DPT_CHECK(out.size() == 2 && out[1] == train_data_.meta().num_classes, "model '", config_.model,
+            "' produces ", dpt::to_string(out), " for one sample but dataset '", config_.data, "' has ",
+            train_data_.meta().num_classes, " classes: expected [1,",
+            train_data_.meta().num_classes, "]");
+  model_.init_parameters(config_.seed);
+  optimizer_ = make_optimizer(optimizer_config(config_), model_.num_parameters());
+
+  const std::int64_t steps_per_epoch = train_data_.size() / config_.batch_size;
+  std::int64_t total = steps_per_epoch * config_.epochs;
+  if (config_.steps > 0) total = std::min(total, config_.steps);
+  schedule_.kind = parse_schedule(config_.lr_schedule);
+  schedule_.base_lr = config_.lr;
+  schedule_.warmup_steps = config_.warmup_steps;
+  schedule_.total_steps = total;
+  schedule_.min_lr = config_.min_lr;
+  schedule_.step_size = config_.lr_step_size;
+  schedule_.gamma = config_.lr_gamma;
+}
+
+double Trainer::train_step(const Tensor& images, const Tensor& labels, std::int64_t step,
+                           std::int64_t first_position, StepBreakdown& times) {
+  const std::int64_t batch = images.dim(0);
+  const std::int64_t micro = config_.micro_batch > 0 ? config_.micro_batch : batch;
+  double loss_sum = 0.0;
+  for (std::int64_t start = 0; start < batch; start += micro) {
+    const std::int64_t count = std::min(micro, batch - start);
+    StepInfo info;
+    info.training = true;
+    info.seed = config_.seed;
+    info.step = static_cast<std::uint32_t>(step);
+    info.first_sample = first_position + start;
+    info.accumulate_grads = start > 0;
+
+    Stopwatch forward_time;
+    const Tensor logits = model_.forward(ctx_, rows(images, start, count), info);
+    Tensor dlogits = Tensor::empty(logits.shape());
+    loss_sum += kernels::softmax_cross_entropy(ctx_, logits, rows(labels, start, count), &dlogits)
+                    .loss_sum;
+    times.forward_ms += forward_time.elapsed_ms();
+
+    Stopwatch backward_time;
+    model_.backward(ctx_, dlogits, info);
+    times.backward_ms += backward_time.elapsed_ms();
+  }
+  return loss_sum;
+}
+
+TrainResult Trainer::run() {
+  io::LoaderOptions options;
+  options.global_batch = config_.batch_size;
+  options.shuffle = true;
+  options.drop_last = true;
+  options.seed = config_.seed;
+  options.epochs = config_.epochs;
+  io::Loader loader(train_data_, options);
+  const std::int64_t steps_per_epoch = loader.steps_per_epoch();
+  const std::int64_t total_steps = schedule_.total_steps;
+
+  log_rank0(LogLevel::kInfo, "model ", config_.model, " (", model_.num_parameters(),
+            " parameters):\n", model_.summary());
+  log_rank0(LogLevel::kInfo, "data ", train_data_.identity(), "; ", steps_per_epoch,
+            " steps per epoch of ", config_.batch_size, "; running ", total_steps, " steps on ",
+            dpt::to_string(ctx_.device()), " with ", ctx_.threads(), " thread(s)");
+
+  MetricsWriter metrics(config_.metrics);
+  ProgressLine progress(config_.quiet);
+  TrainResult result;
+  StepBreakdown totals;
+  Stopwatch run_time;
+  Stopwatch steady_time;  // restarted after the warm-up steps
+  std::int64_t steady_from = 0;
+  std::int64_t epoch = 0;
+  bool evaluated_last_step = false;
+
+  auto run_eval = [&](std::int64_t eval_epoch, std::int64_t step) {
+    if (!test_data_) return;
+    const EvalResult e = evaluate(*test_data_);
+    result.last_eval = e;
+    std::ostringstream line;
+    line << std::fixed << std::setprecision(4) << "epoch " << eval_epoch << " step " << step
+         << "  test loss " << e.loss << "  accuracy " << e.accuracy << " (" << e.samples
+         << " samples)";
+    progress.print(line.str());
+    nlohmann::json j = {{"event", "eval"},   {"epoch", eval_epoch}, {"step", step},
+                        {"split", "test"},   {"loss", e.loss},      {"accuracy", e.accuracy},
+                        {"samples", e.samples}};
+    metrics.write_line(j.dump());
+  };
+
+  while (result.steps < total_steps) {
+    Stopwatch step_time;
+    Stopwatch wait_time;
+    std::optional<io::Batch> batch = loader.next();
+    const double wait_ms = wait_time.elapsed_ms();
+    if (!batch) break;
+    epoch = batch->epoch;
+    const std::int64_t step = result.steps;
+    StepBreakdown times;
+    times.data_wait_ms = wait_ms;
+
+    const double loss_sum =
+        train_step(batch->images, batch->labels, step, batch->first_position, times);
+    Stopwatch optimizer_time;
+    // Gradients are sums over the global batch; the mean comes from this one scale.
+    Tensor& grads = model_.flat_grads();
+    kernels::scale(ctx_, grads, 1.0f / static_cast<float>(config_.batch_size));
+    if (config_.clip_grad_norm > 0.0) clip_grad_norm(ctx_, grads, config_.clip_grad_norm);
+    const double lr = schedule_.lr_at(step);
+    optimizer_->step(ctx_, model_.flat_params(), grads, static_cast<float>(lr));
+    times.optimizer_ms = optimizer_time.elapsed_ms();
+
+    ++result.steps;
+    const double loss = loss_sum / static_cast<double>(config_.batch_size);
+    DPT_CHECK(std::isfinite(loss), "training diverged: loss is ", loss, " at step ", step,
+              " (lower --lr or set --clip-grad-norm)");
+    if (result.steps == 1) result.first_loss = loss;
+    result.last_loss = loss;
+    totals.forward_ms += times.forward_ms;
+    totals.backward_ms += times.backward_ms;
+    totals.optimizer_ms += times.optimizer_ms;
+    totals.data_wait_ms += times.data_wait_ms;
+    if (result.steps == kWarmupSteps) {
+      steady_time.restart();
+      steady_from = result.steps;
+    }
+
+    const double elapsed = run_time.elapsed_s();
+    const double samples_per_sec =
+        static_cast<double>(config_.batch_size) / std::max(step_time.elapsed_s(), 1e-9);
+    nlohmann::json j = {{"event", "step"}, {"step", result.steps}, {"epoch", epoch},
+                        {"loss", loss},    {"lr", lr},             {"samples_per_sec", samples_per_sec}};
+    metrics.write_line(j.dump());
+    if (result.steps % config_.log_every == 0 || result.steps == total_steps) {
+      const double eta = elapsed / static_cast<double>(result.steps) *
+                         static_cast<double>(total_steps - result.steps);
+      std::ostringstream line;
+      line << "step " << result.steps << '/' << total_steps << "  epoch " << epoch << "  loss "
+           << std::fixed << std::setprecision(4) << loss << "  " << std::setprecision(1)
+           << samples_per_sec << " samples/s  ETA " << format_duration(eta);
+      progress.update(line.str());
+    }
+    evaluated_last_step = false;
+    if (config_.eval && batch->step_in_epoch == steps_per_epoch - 1) {
+      run_eval(epoch, result.steps);
+      evaluated_last_step = true;
+    }
+  }
+  if (config_.eval && !evaluated_last_step && result.steps > 0) run_eval(epoch, result.steps);
+
+  const std::int64_t steady_steps = result.steps - steady_from;
+  const double steady_s = steady_from > 0 ? steady_time.elapsed_s() : run_time.elapsed_s();
+  result.samples_per_sec =
+      static_cast<double>(steady_steps * config_.batch_size) / std::max(steady_s, 1e-9);
+  const double n = static_cast<double>(std::max<std::int64_t>(1, result.steps));
+  result.breakdown = StepBreakdown{totals.forward_ms / n, totals.backward_ms / n,
+                                   totals.optimizer_ms / n, totals.data_wait_ms / n};
+  nlohmann::json summary = {
+      {"event", "summary"},
+      {"steps", result.steps},
+      {"samples_per_sec", result.samples_per_sec},
+      {"step_ms",
+       {{"forward", result.breakdown.forward_ms},
+        {"backward", result.breakdown.backward_ms},
+        {"optimizer", result.breakdown.optimizer_ms},
+        {"data_wait", result.breakdown.data_wait_ms}}},
+      {"final_loss", result.last_loss},
+      {"threads", ctx_.threads()},
+      {"model", config_.model},
+      {"batch_size", config_.batch_size}};
+  if (result.last_eval) summary["test_accuracy"] = result.last_eval->accuracy;
+  metrics.write_line(summary.dump());
+  std::ostringstream done;
+  done << std::fixed << std::setprecision(1) << "done: " << result.steps << " steps in "
+       << format_duration(run_time.elapsed_s()) << ", " << result.samples_per_sec
+       << " samples/s (after " << kWarmupSteps << " warm-up steps); per step forward "
+       << result.breakdown.forward_ms << " ms, backward " << result.breakdown.backward_ms
+       << " ms, optimizer " << result.breakdown.optimizer_ms << " ms, data wait "
+       << result.breakdown.data_wait_ms << " ms";
+  progress.print(done.str());
+  return result;
+}
+
+EvalResult Trainer::evaluate(const io::DatasetSplit& split) {
+  io::LoaderOptions options;
+  options.global_batch = std::min<std::int64_t>(kEvalBatch, split.size());
+  options.shuffle = false;
+  options.drop_last = false;
+  options.seed = config_.seed;
+  io::Loader loader(split, options);
+  StepInfo info;
+  info.training = false;
+  double loss_sum = 0.0;
+  std::int64_t correct = 0, samples = 0;
+  while (auto batch = loader.next()) {
+    const Tensor logits = model_.forward(ctx_, batch->images, info);
+    const kernels::LossResult r =
+        kernels::softmax_cross_entropy(ctx_, logits, batch->labels, nullptr);
+    loss_sum += r.loss_sum;
+    correct += r.correct;
+    samples += batch->labels.numel();
+  }
+  EvalResult e;
+  e.samples = samples;
+  if (samples > 0) {
+    e.loss = loss_sum / static_cast<double>(samples);
+    e.accuracy = static_cast<double>(correct) / static_cast<double>(samples);
+  }
+  return e;
+}
+
+}  // namespace dpt::nn

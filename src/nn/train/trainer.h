@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+// The training loop: data -> forward -> loss -> backward (micro-batches accumulate) -> one scale
+// by 1/global batch -> optional clipping -> optimizer step, with metrics, progress and evaluation.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "nn/optim/optimizer.h"
+#include "nn/optim/schedule.h"
+#include "nn/sequential.h"
+#include "nn/train/config.h"
+#include "runtime/io/dataset.h"
+
+namespace dpt::nn {
+
+struct EvalResult {
+  double loss = 0.0;      // mean over samples
+  double accuracy = 0.0;
+  std::int64_t samples = 0;
+};
+
+// Mean milliseconds per step of each phase.
+struct StepBreakdown {
+  double forward_ms = 0.0;
+  double backward_ms = 0.0;
+  double optimizer_ms = 0.0;
+  double data_wait_ms = 0.0;
+};
+
+struct TrainResult {
+  std::int64_t steps = 0;
+  double first_loss = 0.0;
+  double last_loss = 0.0;
+  double samples_per_sec = 0.0;  // leaves out the first 5 steps (warm-up)
+  StepBreakdown breakdown;
+  std::optional<EvalResult> last_eval;
+};
+
+class Trainer {
+ public:
+  Trainer(TrainConfig config, const Context& ctx);
+  TrainResult run();
+  EvalResult evaluate(const io::DatasetSplit& split);
+  Sequential& model() { return model_; }
+  Optimizer& optimizer() { return *optimizer_; }
+
+ private:
+  // Forward and backward of one global batch in micro-batches; returns the loss sum.
+  double train_step(const Tensor& images, const Tensor& labels, std::int64_t step,
+                    std::int64_t first_position, StepBreakdown& times);
+
+  TrainConfig config_;
+  const Context& ctx_;
+  io::DatasetSplit train_data_;
+  std::optional<io::DatasetSplit> test_data_;
+  Sequential model_;
+  std::unique_ptr<Optimizer> optimizer_;
+  LrSchedule schedule_;
+};
+
+}  // namespace dpt::nn

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+// The shipped binaries end to end: dpt-data imports Fashion-MNIST, train learns `mlp` on a
+// 2,000-sample subset, and bad invocations fail with messages that name the problem.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "testing/test_util.h"
+
+namespace dpt {
+namespace {
+
+const char* const kFashionDir = "/usr/share/datasets/fashion-mnist";
+
+class TrainE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    ASSERT_TRUE(std::filesystem::exists(kFashionDir))
+        << kFashionDir << " is missing: run scripts/install-deps.sh (package dataset-fashion-mnist)";
+    data_ = (dir_->path() / "fmnist.h5").string();
+    std::string out;
+    const int rc = test::run_command(
+        (test::bin_dir() / "dpt-data").string() + " import-fashion-mnist " + data_, &out);
+    ASSERT_EQ(rc, 0) << out;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static std::string train() { return (test::bin_dir() / "train").string(); }
+
+  static inline test::TempDir* dir_ = nullptr;
+  static inline std::string data_;
+};
+
+TEST_F(TrainE2E, MlpOnTwoThousandSamplesHalvesItsLoss) {
+  const std::string metrics = (dir_->path() / "mlp.jsonl").string();
+  std::string out;
+  const int rc = test::run_command(train() + " --data " + data_ +
+                                       " --model mlp --train-samples 2000 --test-samples 1000"
+                                       " --batch-size 64 --steps 30 --optimizer adamw --lr 1e-3"
+                                       " --seed 1 --threads 2 --metrics " + metrics,
+                                   &out);
+  ASSERT_EQ(rc, 0) << out;
+  std::vector<double> losses;
+  double accuracy = -1.0;
+  std::ifstream in(metrics);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.at("event") == "step") losses.push_back(j.at("loss").get<double>());
+    if (j.at("event") == "eval") accuracy = j.at("accuracy").get<double>();
+  }
+  ASSERT_EQ(losses.size(), 30u) << out;
+  double last5 = 0.0;
+  for (std::size_t i = 25; i < 30; ++i) last5 += losses[i] / 5.0;
+  EXPECT_LE(last5, 0.5 * losses[0]) << "first loss " << losses[0] << ", mean of the last 5 " << last5;
+  EXPECT_GT(accuracy, 0.6) << out;
+  EXPECT_NE(out.find("test accuracy"), std::string::npos) << out;
+}
+
+TEST_F(TrainE2E, MissingDatasetFailsNamingTheFile) {
+  std::string out;
+  const int rc = test::run_command(train() + " --data /nonexistent/fm.h5 --steps 1", &out);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("/nonexistent/fm.h5"), std::string::npos) << out;
+}
+
+TEST_F(TrainE2E, BadFlagsFailNamingTheFlag) {
+  std::string out;
+  EXPECT_NE(test::run_command(train() + " --data " + data_ + " --batch-size 0", &out), 0);
+  EXPECT_NE(out.find("batch-size"), std::string::npos) << out;
+  EXPECT_NE(test::run_command(train() + " --data " + data_ + " --bogus 3", &out), 0);
+  EXPECT_NE(out.find("bogus"), std::string::npos) << out;
+  EXPECT_EQ(test::run_command(train() + " --help", &out), 0);
+  EXPECT_NE(out.find("--micro-batch"), std::string::npos) << out;
+}
+
+TEST_F(TrainE2E, ConfigFileWithUnknownKeyFails) {
+  const auto config = dir_->path() / "bad.toml";
+  std::ofstream(config) << "data = '" << data_ << "'\nlearning_rate = 0.1\n";
+  std::string out;
+  EXPECT_NE(test::run_command(train() + " --config " + config.string(), &out), 0);
+  EXPECT_NE(out.find("unknown key 'learning_rate'"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace dpt

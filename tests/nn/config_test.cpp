@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: MIT
+// Config: TOML keys, flag overrides, unknown keys and out-of-range values rejected by name.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "nn/train/config.h"
+#include "testing/test_util.h"
+
+namespace dpt::nn {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::optional<TrainConfig> parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "train");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  return parse_train_args(static_cast<int>(argv.size()), argv.data());
+}
+
+TEST(Config, FlagsParse) {
+  const auto c = parse({"--data", "d.h5", "--model", "mlp", "--batch-size", "64", "--lr", "0.05",
+                        "--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--steps", "7"});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->model, "mlp");
+  EXPECT_EQ(c->batch_size, 64);
+  EXPECT_DOUBLE_EQ(c->lr, 0.05);
+  EXPECT_TRUE(c->nesterov);
+  EXPECT_EQ(c->steps, 7);
+  EXPECT_DOUBLE_EQ(c->resolved_weight_decay(), 0.0);  // sgd default
+}
+
+TEST(Config, FileThenFlagsOverride) {
+  test::TempDir dir;
+  const auto path = dir / "run.toml";
+  std::ofstream(path) << "data = 'x.h5'\nbatch_size = 32\nlr = 1\nweight-decay = 0.5\n"
+                         "lr-schedule = 'cosine'\n";
+  const auto c = parse({"--config", path.string(), "--batch-size", "16"});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->data, "x.h5");
+  EXPECT_EQ(c->batch_size, 16);        // the flag wins
+  EXPECT_DOUBLE_EQ(c->lr, 1.0);        // an integer is accepted for a number
+  EXPECT_DOUBLE_EQ(c->resolved_weight_decay(), 0.5);
+  EXPECT_EQ(c->lr_schedule, "cosine");
+}
+
+TEST(Config, UnknownKeyIsNamedWithItsLine) {
+  TrainConfig c;
+  const std::string m =
+      error_of([&] { apply_toml("data = 'a'\nbatchsize = 3\n", "run.toml", c); });
+  EXPECT_NE(m.find("run.toml:2"), std::string::npos) << m;
+  EXPECT_NE(m.find("unknown key 'batchsize'"), std::string::npos) << m;
+}
+
+TEST(Config, WrongTypeIsNamed) {
+  TrainConfig c;
+  const std::string m = error_of([&] { apply_toml("epochs = 'two'\n", "run.toml", c); });
+  EXPECT_NE(m.find("'epochs' expects an integer"), std::string::npos) << m;
+  const std::string s = error_of([&] { apply_toml("epochs = [\n", "bad.toml", c); });
+  EXPECT_NE(s.find("bad.toml"), std::string::npos) << s;
+  EXPECT_NE(s.find("TOML syntax error"), std::string::npos) << s;
+}
+
+TEST(Config, OutOfRangeValuesAreRejectedByName) {
+  auto message = [](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"--data", "d.h5"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return error_of([&] { parse(args); });
+  };
+  EXPECT_NE(message({"--batch-size", "0"}).find("'batch-size' must be >= 1"), std::string::npos);
+  EXPECT_NE(message({"--lr", "-1"}).find("'lr'"), std::string::npos);
+  EXPECT_NE(message({"--momentum", "1.5"}).find("'momentum'"), std::string::npos);
+  EXPECT_NE(message({"--batch-size", "10", "--micro-batch", "4"}).find("must divide"),
+            std::string::npos);
+  EXPECT_NE(message({"--optimizer", "lamb"}).find("sgd or adamw"), std::string::npos);
+  EXPECT_NE(message({"--lr-schedule", "linear"}).find("'lr-schedule'"), std::string::npos);
+  EXPECT_NE(message({"--model", "resnet"}).find("'model'"), std::string::npos);
+  EXPECT_NE(error_of([&] { parse({}); }).find("'data'"), std::string::npos);
+  EXPECT_NE(message({"--no-such-flag"}).find("command line"), std::string::npos);
+}
+
+TEST(Config, CustomModelFromLayerTables) {
+  TrainConfig c;
+  apply_toml(
+      "[model]\n"
+      "layers = [ { type = 'flatten' }, { type = 'linear', in = 784, out = 10, bias = false } ]\n",
+      "m.toml", c);
+  EXPECT_EQ(c.model, "custom");
+  ASSERT_EQ(c.layers.size(), 2u);
+  EXPECT_EQ(c.layers[1].out, 10);
+  EXPECT_FALSE(c.layers[1].bias);
+  const std::string m = error_of(
+      [&] { apply_toml("[model]\nlayers = [ { type = 'linear', width = 3 } ]\n", "m.toml", c); });
+  EXPECT_NE(m.find("model.layers[0].width"), std::string::npos) << m;
+}
+
+TEST(Config, DumpRoundTrips) {
+  TrainConfig c;
+  c.data = "fm.h5";
+  c.lr = 0.003;
+  c.weight_decay = 0.25;
+  c.model = "custom";
+  c.layers = {LayerSpec{"flatten"}, LayerSpec{"linear", 784, 10}};
+  TrainConfig back;
+  apply_toml(to_toml(c), "dump", back);
+  EXPECT_EQ(to_toml(back), to_toml(c));
+  EXPECT_DOUBLE_EQ(back.lr, 0.003);
+  EXPECT_EQ(back.layers.size(), 2u);
+}
+
+TEST(Config, HelpReturnsNothing) {
+  testing::internal::CaptureStdout();
+  const auto c = parse({"--help"});
+  const std::string out = testing::internal::GetCapturedStdout();
+  EXPECT_FALSE(c.has_value());
+  for (const char* flag : {"--config", "--model", "--data", "--epochs", "--steps", "--batch-size",
+                           "--micro-batch", "--optimizer", "--lr", "--momentum", "--weight-decay",
+                           "--lr-schedule", "--warmup-steps", "--seed", "--threads", "--device",
+                           "--log-every", "--metrics"}) {
+    EXPECT_NE(out.find(flag), std::string::npos) << flag;
+  }
+}
+
+}  // namespace
+}  // namespace dpt::nn

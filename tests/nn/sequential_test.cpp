@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+// The model: PyTorch names and shapes, flat buffers, initialisation, ReLU fusion, hooks, and a
+// finite-difference check of a whole Sequential (layers composed, fused and not).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kernels/ops.h"
+#include "nn/models.h"
+#include "testing/test_util.h"
+
+namespace dpt::nn {
+namespace {
+
+Context cpu() { return Context::create(Device::cpu(), 1); }
+
+TEST(Sequential, CnnHasPyTorchNamesAndShapes) {
+  Sequential m = build_model(reference_model("cnn"), {1, 28, 28});
+  const auto& p = m.parameters();
+  ASSERT_EQ(p.size(), 8u);
+  EXPECT_EQ(p[0]->name, "layers.0.weight");
+  EXPECT_EQ(p[0]->value.shape(), (Shape{32, 1, 3, 3}));
+  EXPECT_EQ(p[1]->name, "layers.0.bias");
+  EXPECT_EQ(p[2]->name, "layers.3.weight");
+  EXPECT_EQ(p[2]->value.shape(), (Shape{64, 32, 3, 3}));
+  EXPECT_EQ(p[4]->name, "layers.6.weight");
+  EXPECT_EQ(p[6]->name, "layers.9.weight");
+  EXPECT_EQ(p[6]->value.shape(), (Shape{10, 3136}));
+  EXPECT_EQ(m.output_shape(5), (Shape{5, 10}));
+  // 320 + 18496 + 36928 + 31370 parameters, as torch counts them.
+  EXPECT_EQ(m.num_parameters(), 320 + 18496 + 36928 + 31370);
+}
+
+TEST(Sequential, MlpHasAboutTenMillionParameters) {
+  Sequential m = build_model(reference_model("mlp"), {1, 28, 28});
+  EXPECT_EQ(m.num_parameters(), 784 * 2048 + 2048 + 2 * (2048 * 2048 + 2048) + 2048 * 10 + 10);
+  EXPECT_EQ(m.parameters()[0]->name, "layers.1.weight");
+  EXPECT_EQ(m.parameters()[6]->name, "layers.7.weight");
+}
+
+TEST(Sequential, ParametersAndGradientsAreViewsOfFlatBuffers) {
+  Sequential m = build_model(reference_model("mlp"), {1, 28, 28});
+  std::int64_t offset = 0;
+  for (Parameter* p : m.parameters()) {
+    EXPECT_TRUE(p->value.shares_storage_with(m.flat_params()));
+    EXPECT_TRUE(p->grad.shares_storage_with(m.flat_grads()));
+    EXPECT_EQ(p->value.raw_data(),
+              static_cast<void*>(m.flat_params().data<float>() + offset));
+    offset += p->value.numel();
+  }
+  EXPECT_EQ(offset, m.flat_params().numel());
+}
+
+TEST(Sequential, InitIsPyTorchBoundAndDependsOnlyOnSeed) {
+  Sequential a = build_model(reference_model("cnn"), {1, 28, 28});
+  Sequential b = build_model(reference_model("cnn"), {1, 28, 28});
+  Sequential c = build_model(reference_model("cnn"), {1, 28, 28});
+  a.init_parameters(7);
+  b.init_parameters(7);
+  c.init_parameters(8);
+  EXPECT_EQ(a.flat_params().to_vector(), b.flat_params().to_vector());
+  EXPECT_NE(a.flat_params().to_vector(), c.flat_params().to_vector());
+  for (Parameter* p : a.parameters()) {
+    const float bound = 1.0f / std::sqrt(static_cast<float>(p->fan_in));
+    double sum_sq = 0.0;
+    for (float v : p->value.to_vector()) {
+      ASSERT_LE(std::abs(v), bound) << p->name;
+      sum_sq += v * v;
+    }
+    // Uniform(-b, b) has variance b^2/3; weights have enough elements for a 20% check.
+    if (p->value.numel() > 1000) {
+      EXPECT_NEAR(sum_sq / p->value.numel(), bound * bound / 3, 0.2 * bound * bound / 3) << p->name;
+    }
+  }
+}
+
+TEST(Sequential, ShapeErrorsNameTheLayer) {
+  try {
+    build_model(reference_model("cnn"), {1, 32, 32});  // 32x32 gives 4096 features, not 3136
+    FAIL() << "expected a shape error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("layer 9"), std::string::npos) << m;
+    EXPECT_NE(m.find("3136"), std::string::npos) << m;
+  }
+  EXPECT_THROW(build_model({LayerSpec{"softmax"}}, {4}), Error);
+}
+
+TEST(Sequential, GradReadyHookReportsEveryParameterLastLayerFirst) {
+  const Context ctx = cpu();
+  Sequential m = build_model(reference_model("cnn"), {1, 28, 28});
+  m.init_parameters(1);
+  std::vector<int> order;
+  m.set_grad_ready_hook([&](int i) { order.push_back(i); });
+  const Tensor x = test::random_tensor({2, 1, 28, 28}, 3);
+  const Tensor y = m.forward(ctx, x, StepInfo{});
+  m.backward(ctx, test::random_tensor(y.shape(), 4), StepInfo{});
+  EXPECT_EQ(order, (std::vector<int>{7, 6, 5, 4, 3, 2, 1, 0}));
+}
+
+// A custom model exercising every layer, checked against central differences of the loss.
+TEST(Sequential, WholeModelGradientMatchesFiniteDifferences) {
+  const Context ctx = cpu();
+  const std::vector<LayerSpec> layers = {
+      {"conv2d", 2, 3, 3, 1, 1},        {"relu"}, {"maxpool2d", 0, 0, 2},
+      {"conv2d", 3, 4, 3, 2, 1},        {"relu"}, {"flatten"},
+      {"linear", 4 * 2 * 2, 5},         {"relu"}, {"dropout", 0, 0, 0, 0, 0, 0.25f},
+      {"linear", 5, 3}};
+  Sequential m = build_model(layers, {2, 7, 7});
+  m.init_parameters(11);
+  const Tensor x = test::random_tensor({3, 2, 7, 7}, 5);
+  Tensor labels = Tensor::empty({3}, DType::kI32);
+  labels.data<std::int32_t>()[0] = 0;
+  labels.data<std::int32_t>()[1] = 2;
+  labels.data<std::int32_t>()[2] = 1;
+  StepInfo info;
+  info.seed = 99;
+  auto loss_at = [&]() {
+    const Tensor logits = m.forward(ctx, x, info);
+    return kernels::softmax_cross_entropy(ctx, logits, labels, nullptr).loss_sum;
+  };
+  const Tensor logits = m.forward(ctx, x, info);
+  Tensor dlogits = Tensor::empty(logits.shape());
+  kernels::softmax_cross_entropy(ctx, logits, labels, &dlogits);
+  m.backward(ctx, dlogits, info);
+  const std::vector<float> analytic = m.flat_grads().to_vector();
+
+  float* params = m.flat_params().data<float>();
+  const float h = 1e-2f;
+  int checked = 0;
+  for (std::int64_t i = 0; i < m.flat_params().numel(); i += 7) {
+    const float saved = params[i];
+    params[i] = saved + h;
+    const double up = loss_at();
+    params[i] = saved - h;
+    const double down = loss_at();
+    params[i] = saved;
+    const double numeric = (up - down) / (2 * h);
+    // Kinks of ReLU/max pooling inside [p-h, p+h] make a rare element disagree; tolerate none of
+    // the rest.
+    EXPECT_NEAR(analytic[i], numeric, 2e-3 + 2e-2 * std::abs(numeric)) << "parameter element " << i;
+    ++checked;
+  }
+  EXPECT_GT(checked, 20);
+}
+
+TEST(Sequential, FusedReluMatchesSeparateRelu) {
+  const Context ctx = cpu();
+  // A Dropout(p=0) between Linear and ReLU stops the fusion without changing the math.
+  Sequential fused = build_model({{"linear", 6, 5}, {"relu"}, {"linear", 5, 2}}, {6});
+  Sequential plain = build_model(
+      {{"linear", 6, 5}, {"dropout", 0, 0, 0, 0, 0, 0.0f}, {"relu"}, {"linear", 5, 2}}, {6});
+  fused.init_parameters(3);
+  plain.init_parameters(3);
+  EXPECT_NE(fused.summary().find("relu"), std::string::npos);
+  EXPECT_NE(fused.summary().find("ReLU(fused)"), std::string::npos);
+  EXPECT_EQ(plain.summary().find("ReLU(fused)"), std::string::npos);
+  const Tensor x = test::random_tensor({4, 6}, 9);
+  const Tensor dy = test::random_tensor({4, 2}, 10);
+  const Tensor yf = fused.forward(ctx, x, StepInfo{});
+  const Tensor yp = plain.forward(ctx, x, StepInfo{});
+  EXPECT_TRUE(test::all_close(yf, yp, 1e-6, 1e-6));
+  fused.backward(ctx, dy, StepInfo{});
+  plain.backward(ctx, dy, StepInfo{});
+  EXPECT_TRUE(test::all_close(fused.flat_grads(), plain.flat_grads(), 1e-6, 1e-6));
+}
+
+TEST(Sequential, AccumulatedMicroBatchesEqualOneBatch) {
+  const Context ctx = cpu();
+  Sequential m = build_model(reference_model("cnn"), {1, 28, 28});
+  m.init_parameters(2);
+  const Tensor x = test::random_tensor({4, 1, 28, 28}, 12);
+  const Tensor dy = test::random_tensor({4, 10}, 13);
+  m.forward(ctx, x, StepInfo{});
+  m.backward(ctx, dy, StepInfo{});
+  const Tensor whole = m.flat_grads().clone();
+  for (int half = 0; half < 2; ++half) {
+    StepInfo info;
+    info.accumulate_grads = half > 0;
+    m.forward(ctx, Tensor::view_of(x, half * 2 * 784, {2, 1, 28, 28}), info);
+    m.backward(ctx, Tensor::view_of(dy, half * 20, {2, 10}), info);
+  }
+  EXPECT_TRUE(test::all_close(m.flat_grads(), whole, 1e-5, 1e-6));
+}
+
+}  // namespace
+}  // namespace dpt::nn
