@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Training throughput of dptrain beside PyTorch on the same model, data, batch, optimizer and
+thread count, run alternately in one session so both see the same machine load.
+
+    python3 bench/compare_pytorch.py --data data/fmnist.h5 --threads 1 --batch 128 --steps 60
+
+Reports samples/s (steps after the first 5, as dptrain's metrics summary does) and the ratio
+dptrain / PyTorch, the median of --repeats runs of each. Needs Debian's python3-torch and
+python3-h5py (scripts/install-deps.sh --bench).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+WARMUP_STEPS = 5
+
+
+def torch_model(name, nn):
+    if name == "cnn":
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3136, 10))
+    if name == "mlp":
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 2048), nn.ReLU(), nn.Linear(2048, 2048), nn.ReLU(),
+            nn.Linear(2048, 2048), nn.ReLU(), nn.Linear(2048, 10))
+    raise SystemExit(f"unknown model {name}")
+
+
+def run_pytorch(args, model_name):
+    """One PyTorch run in a child process (so thread settings start fresh); returns samples/s."""
+    code = f"""
+import time, h5py, numpy as np, torch, torch.nn as nn
+torch.set_num_threads({args.threads})
+torch.manual_seed(0)
+with h5py.File({args.data!r}, "r") as f:
+    n = {args.steps * args.batch}
+    images = f["train/images"][:n].astype(np.float32) / 255.0
+    labels = f["train/labels"][:n].astype(np.int64)
+    mean, std = float(f.attrs["mean"]), float(f.attrs["std"])
+x_all = torch.from_numpy((images - mean) / std)
+y_all = torch.from_numpy(labels)
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("bench", {os.path.abspath(__file__)!r})
+bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+model = bench.torch_model({model_name!r}, nn)
+if {args.optimizer!r} == "adamw":
+    opt = torch.optim.AdamW(model.parameters(), lr={args.lr}, weight_decay=0.01)
+else:
+    opt = torch.optim.SGD(model.parameters(), lr={args.lr}, momentum=0.9)
+loss_fn = nn.CrossEntropyLoss()
+for step in range({args.steps}):
+    if step == {WARMUP_STEPS}:
+        start = time.perf_counter()
+    x = x_all[step * {args.batch}:(step + 1) * {args.batch}]
+    y = y_all[step * {args.batch}:(step + 1) * {args.batch}]
+    opt.zero_grad(set_to_none=True)
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    opt.step()
+elapsed = time.perf_counter() - start
+print(({args.steps} - {WARMUP_STEPS}) * {args.batch} / elapsed)
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run_dptrain(args, model_name):
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = os.path.join(tmp, "m.jsonl")
+        cmd = [os.path.join(args.bin_dir, "train"), "--data", args.data, "--model", model_name,
+               "--steps", str(args.steps), "--batch-size", str(args.batch), "--threads",
+               str(args.threads), "--optimizer", args.optimizer, "--lr", str(args.lr),
+               "--seed", "0", "--eval=false", "--quiet", "--metrics", metrics]
+        if args.optimizer == "sgd":
+            cmd += ["--momentum", "0.9"]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        with open(metrics) as f:
+            summary = [json.loads(l) for l in f if '"summary"' in l][-1]
+        return summary["samples_per_sec"], summary["step_ms"]
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=os.path.join(here, "..", "data", "fmnist.h5"))
+    p.add_argument("--bin-dir", default=os.path.join(here, "..", "build", "bin"))
+    p.add_argument("--models", nargs="+", default=["cnn", "mlp"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", help="also append the markdown table to this file")
+    args = p.parse_args()
+    if not os.path.exists(args.data):
+        raise SystemExit(f"{args.data} not found: build/bin/dpt-data import-fashion-mnist {args.data}")
+
+    import torch  # noqa: F401  (fail early with a clear error when python3-torch is missing)
+
+    rows = []
+    for model_name in args.models:
+        ours, theirs, split = [], [], None
+        for _ in range(args.repeats):  # alternate so both see the same background load
+            sps, split = run_dptrain(args, model_name)
+            ours.append(sps)
+            theirs.append(run_pytorch(args, model_name))
+        o, t = statistics.median(ours), statistics.median(theirs)
+        rows.append((model_name, o, t, o / t, split))
+        print(f"{model_name}: dptrain {o:.1f} samples/s, PyTorch {t:.1f} samples/s, ratio {o / t:.2f}"
+              f"  (dptrain runs {[round(v) for v in ours]}, PyTorch runs {[round(v) for v in theirs]})",
+              flush=True)
+
+    table = [f"Training throughput, batch {args.batch}, {args.threads} thread(s), {args.optimizer}, "
+             f"{args.steps} steps (first {WARMUP_STEPS} left out), median of {args.repeats} "
+             f"({time.strftime('%Y-%m-%d')}, torch {torch.__version__})", "",
+             "| model | dptrain samples/s | PyTorch samples/s | ratio | dptrain step ms (fwd / bwd / opt / data) |",
+             "|---|---:|---:|---:|---|"]
+    for name, o, t, r, s in rows:
+        table.append(f"| {name} | {o:.1f} | {t:.1f} | {r:.2f}x | {s['forward']:.1f} / {s['backward']:.1f}"
+                     f" / {s['optimizer']:.1f} / {s['data_wait']:.1f} |")
+    text = "\n".join(table)
+    print("\n" + text)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(text + "\n\n")
+
+
+if __name__ == "__main__":
+    main()
