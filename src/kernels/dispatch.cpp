@@ -233,6 +233,9 @@ Shape pool_output(const char* op, const Shape& x, const Pool2dParams& p) {
   const std::int64_t span_w = x[3] + 2 * p.pad_w - p.kernel_w;
   DPT_CHECK(span_h >= 0 && span_w >= 0, op, ": window ", p.kernel_h, "x", p.kernel_w,
             " does not fit the padded input ", x[2] + 2 * p.pad_h, "x", x[3] + 2 * p.pad_w);
+  // The workspace stores each argmax's offset in its window in one byte.
+  DPT_CHECK(p.kernel_h * p.kernel_w <= 256, op, ": window ", p.kernel_h, "x", p.kernel_w,
+            " has more than 256 elements");
   return {x[0], x[1], span_h / p.stride_h + 1, span_w / p.stride_w + 1};
 }
 }  // namespace
@@ -250,12 +253,12 @@ void max_pool2d_forward(const Context& ctx, const Tensor& x, Tensor& y, Tensor& 
   expect_shape(op, "y", y, {s.n, s.c, s.oh, s.ow});
   expect_distinct(op, "x", x, "y", y);
   if (is_cpu(ctx, op)) {
-    const auto bytes = static_cast<std::int64_t>(cpu::max_pool2d_workspace_bytes(ctx, s));
+    const auto bytes = static_cast<std::int64_t>(cpu::max_pool2d_workspace_bytes(s));
     if (!workspace.defined() || workspace.dtype() != DType::kU8 || workspace.numel() != bytes ||
         workspace.device() != ctx.device()) {
       workspace = Tensor::empty({bytes}, DType::kU8, ctx.device());
     }
-    cpu::max_pool2d_forward(ctx, s, x.data<float>(), y.data<float>(), workspace.raw_data());
+    cpu::max_pool2d_forward(s, x.data<float>(), y.data<float>(), workspace.data<std::uint8_t>());
   }
 }
 
@@ -269,11 +272,11 @@ void max_pool2d_backward(const Context& ctx, const Tensor& dy, const Tensor& wor
   expect_shape(op, "dy", dy, {s.n, s.c, s.oh, s.ow});
   expect_distinct(op, "dy", dy, "dx", dx);
   if (is_cpu(ctx, op)) {
-    const auto bytes = static_cast<std::int64_t>(cpu::max_pool2d_workspace_bytes(ctx, s));
+    const auto bytes = static_cast<std::int64_t>(cpu::max_pool2d_workspace_bytes(s));
     DPT_CHECK(workspace.numel() == bytes, op, ": workspace has ", workspace.numel(),
               " bytes, the forward of this shape writes ", bytes,
               " (pass the forward's workspace)");
-    cpu::max_pool2d_backward(ctx, s, dy.data<float>(), workspace.raw_data(), dx.data<float>());
+    cpu::max_pool2d_backward(s, dy.data<float>(), workspace.data<std::uint8_t>(), dx.data<float>());
   }
 }
 

@@ -10,7 +10,7 @@
 
 namespace dpt::kernels::cpu {
 
-// ---- oneDNN: dense, convolution, pooling --------------------------------------------------------
+// ---- oneDNN: dense and convolution --------------------------------------------------------
 void linear_forward(const Context& ctx, const float* x, const float* w, const float* b, float* y,
                     std::int64_t n, std::int64_t k, std::int64_t m, bool relu);
 void linear_backward_data(const Context& ctx, const float* dy, const float* w, float* dx,
@@ -36,14 +36,13 @@ struct PoolShape {
   std::int64_t n, c, h, w, oh, ow;
   std::int64_t kh, kw, sh, sw, ph, pw;
 };
-// Bytes of the argmax workspace the forward writes and the backward reads.
-std::size_t max_pool2d_workspace_bytes(const Context& ctx, const PoolShape& s);
-void max_pool2d_forward(const Context& ctx, const PoolShape& s, const float* x, float* y,
-                        void* workspace);
-void max_pool2d_backward(const Context& ctx, const PoolShape& s, const float* dy,
-                         const void* workspace, float* dx);
+// Bytes of the argmax workspace the forward writes and the backward reads (one per output).
+std::size_t max_pool2d_workspace_bytes(const PoolShape& s);
+void max_pool2d_forward(const PoolShape& s, const float* x, float* y, std::uint8_t* workspace);
+void max_pool2d_backward(const PoolShape& s, const float* dy, const std::uint8_t* workspace,
+                         float* dx);
 
-// ---- OpenMP loops over elementwise_math.h / optim_math.h -------------------------------------
+// ---- OpenMP loops (pooling; elementwise_math.h / optim_math.h) -------------------------------------
 void relu_forward(const float* x, float* y, std::int64_t n);
 void relu_backward(const float* y, const float* dy, float* dx, std::int64_t n);
 // x holds `samples` rows of `per_sample` elements; row s is global sample key.first_sample + s.
