@@ -168,16 +168,30 @@ void conv2d_backward_weights(const Context& ctx, const ConvShape& s, const float
       auto entry = std::make_unique<ConvBackwardWeights>();
       const ConvDescs d = conv_descs(s);
       const auto hint = forward_pd(st.engine(), d, bias, false);
-      const auto desc =
-          bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct,
-                                                          d.src_any, d.wei_any, d.bias_user,
-                                                          d.dst_any, d.strides, d.padding,
-                                                          d.padding)
-               : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct,
-                                                          d.src_any, d.wei_any, d.dst_any,
-                                                          d.strides, d.padding, d.padding);
-      const dnnl::convolution_backward_weights::primitive_desc pd(desc, base_attr(), st.engine(),
+      auto make_pd = [&](const memory::desc& src_md) {
+        const auto desc =
+            bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct,
+                                                            src_md, d.wei_any, d.bias_user,
+                                                            d.dst_any, d.strides, d.padding,
+                                                            d.padding)
+                 : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct,
+                                                            src_md, d.wei_any, d.dst_any,
+                                                            d.strides, d.padding, d.padding);
+        return dnnl::convolution_backward_weights::primitive_desc(desc, base_attr(), st.engine(),
                                                                   hint);
+      };
+      // With fewer than 8 input channels (the first layer) the blocked layout pads channels to 8:
+      // the reorder writes 8x the input. Ask for the plain layout first, which AVX2 kernels take
+      // for such layers; fall back to oneDNN's choice if no kernel does.
+      auto pd = [&] {
+        if (s.c < 8) {
+          try {
+            return make_pd(d.src_user);
+          } catch (const dnnl::error&) {
+          }
+        }
+        return make_pd(d.src_any);
+      }();
       entry->prim = dnnl::convolution_backward_weights(pd);
       entry->src = Operand::make(st.engine(), d.src_user, pd.src_desc(), true);
       entry->diff_dst = Operand::make(st.engine(), d.dst_user, pd.diff_dst_desc(), true);
