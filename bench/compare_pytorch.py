@@ -68,7 +68,11 @@ for step in range({args.steps}):
 elapsed = time.perf_counter() - start
 print(({args.steps} - {WARMUP_STEPS}) * {args.batch} / elapsed)
 """
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    # Debian's torch calls OpenBLAS through the generic BLAS interface, so torch.set_num_threads
+    # does not reach OpenBLAS's own pool: without this PyTorch's GEMMs would use every core.
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         env=env)
     return float(out.stdout.strip().splitlines()[-1])
 
 

@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
-  libdnnl-dev libopenblas-dev
+  libdnnl-dev ocl-icd-opencl-dev opencl-c-headers libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   dataset-fashion-mnist

@@ -391,13 +391,13 @@ void sgd_step(const Context& ctx, Tensor& param, const Tensor& grad, Tensor& mom
   expect_tensor(ctx, op, "param", param);
   expect_tensor(ctx, op, "grad", grad);
   expect_shape(op, "grad", grad, param.shape());
-  DPT_CHECK(h.momentum >= 0.0f && h.lr >= 0.0f && h.weight_decay >= 0.0f, op,
+  DPT_CHECK(h.momentum >= 0.0 && h.lr >= 0.0 && h.weight_decay >= 0.0, op,
             ": lr, momentum and weight_decay must be >= 0, found ", h.lr, ", ", h.momentum, ", ",
             h.weight_decay);
-  DPT_CHECK(!h.nesterov || (h.momentum > 0.0f && h.dampening == 0.0f), op,
+  DPT_CHECK(!h.nesterov || (h.momentum > 0.0 && h.dampening == 0.0), op,
             ": nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD)");
   float* buf = nullptr;
-  if (h.momentum != 0.0f) {
+  if (h.momentum != 0.0) {
     expect_tensor(ctx, op, "momentum_buf", momentum_buf);
     expect_shape(op, "momentum_buf", momentum_buf, param.shape());
     buf = momentum_buf.data<float>();
@@ -418,7 +418,7 @@ void adamw_step(const Context& ctx, Tensor& param, const Tensor& grad, Tensor& e
   expect_shape(op, "exp_avg", exp_avg, param.shape());
   expect_shape(op, "exp_avg_sq", exp_avg_sq, param.shape());
   DPT_CHECK(step_count >= 1, op, ": step_count is 1-based, found ", step_count);
-  DPT_CHECK(h.beta1 >= 0.0f && h.beta1 < 1.0f && h.beta2 >= 0.0f && h.beta2 < 1.0f, op,
+  DPT_CHECK(h.beta1 >= 0.0 && h.beta1 < 1.0 && h.beta2 >= 0.0 && h.beta2 < 1.0, op,
             ": betas must be in [0, 1), found ", h.beta1, ", ", h.beta2);
   if (is_cpu(ctx, op)) {
     cpu::adamw_step(param.data<float>(), grad.data<float>(), exp_avg.data<float>(),

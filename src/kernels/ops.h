@@ -95,24 +95,29 @@ LossResult softmax_cross_entropy(const Context& ctx, const Tensor& logits, const
                                  Tensor* dlogits);
 
 // ---- optimizers (PyTorch semantics, see src/kernels/optim_math.h) -----------------------------
+// Hyper-parameters are doubles, as Python floats are in torch.optim: derived constants such as
+// 1 - beta2 are computed in double and rounded once (1 - 0.999f in float is off by 1.3e-5).
+// grad_scale multiplies the gradient as it is read (the 1/global_batch mean, fused into the step).
 struct SgdHyper {
-  float lr = 0.01f;
-  float momentum = 0.0f;
-  float dampening = 0.0f;
-  float weight_decay = 0.0f;
+  double lr = 0.01;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
   bool nesterov = false;
+  double grad_scale = 1.0;
 };
 // One SGD step on param with grad; momentum_buf is used when momentum > 0 and is initialised
-// from the gradient when first_step (as torch.optim.SGD does).
+// from the gradient when first_step (as torch.optim.SGD does). grad is not modified.
 void sgd_step(const Context& ctx, Tensor& param, const Tensor& grad, Tensor& momentum_buf,
               const SgdHyper& h, bool first_step);
 
 struct AdamWHyper {
-  float lr = 1e-3f;
-  float beta1 = 0.9f;
-  float beta2 = 0.999f;
-  float eps = 1e-8f;
-  float weight_decay = 1e-2f;
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 1e-2;
+  double grad_scale = 1.0;
 };
 // One AdamW step; step_count is the 1-based step number used for bias correction.
 void adamw_step(const Context& ctx, Tensor& param, const Tensor& grad, Tensor& exp_avg,

@@ -9,19 +9,27 @@
 
 namespace dpt::kernels {
 
+// Per-step constants of SGD, rounded to float once from the double hyper-parameters.
 struct SgdCoeffs {
-  float lr, momentum, dampening, weight_decay;
+  float lr, momentum, one_minus_dampening, weight_decay, grad_scale;
   bool nesterov;
 };
+
+DPT_HOST_DEVICE SgdCoeffs sgd_coeffs(double lr, double momentum, double dampening,
+                                     double weight_decay, bool nesterov, double grad_scale) {
+  return SgdCoeffs{static_cast<float>(lr), static_cast<float>(momentum),
+                   static_cast<float>(1.0 - dampening), static_cast<float>(weight_decay),
+                   static_cast<float>(grad_scale), nesterov};
+}
 
 // torch.optim.SGD: d = g + wd * p; buf = d on the first step, else momentum * buf + (1 - damp) * d;
 // d = d + momentum * buf (nesterov) or buf; p -= lr * d. Without momentum buf is not touched.
 DPT_HOST_DEVICE void sgd_update(float* param, float grad, float* buf, const SgdCoeffs& c,
                                 bool first_step) {
-  float d = grad;
+  float d = grad * c.grad_scale;
   if (c.weight_decay != 0.0f) d += c.weight_decay * *param;
   if (c.momentum != 0.0f) {
-    const float b = first_step ? d : c.momentum * *buf + (1.0f - c.dampening) * d;
+    const float b = first_step ? d : c.momentum * *buf + c.one_minus_dampening * d;
     *buf = b;
     d = c.nesterov ? d + c.momentum * b : b;
   }
@@ -31,28 +39,37 @@ DPT_HOST_DEVICE void sgd_update(float* param, float grad, float* buf, const SgdC
 // Per-step constants of AdamW, computed once on the host in double as Python does.
 struct AdamWCoeffs {
   float decay_factor;          // 1 - lr * weight_decay
-  float beta1, beta2;
+  float one_minus_beta1;       // lerp weight
+  float beta2, one_minus_beta2;
   float step_size;             // lr / (1 - beta1^t)
   float bias_correction2_sqrt; // sqrt(1 - beta2^t)
   float eps;
+  float grad_scale;
 };
 
-DPT_HOST_DEVICE AdamWCoeffs adamw_coeffs(float lr, float beta1, float beta2, float eps,
-                                         float weight_decay, long long step) {
-  const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(step));
-  const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(step));
-  return AdamWCoeffs{static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay), beta1, beta2,
-                     static_cast<float>(lr / bc1), static_cast<float>(std::sqrt(bc2)), eps};
+DPT_HOST_DEVICE AdamWCoeffs adamw_coeffs(double lr, double beta1, double beta2, double eps,
+                                         double weight_decay, long long step, double grad_scale) {
+  const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
+  return AdamWCoeffs{static_cast<float>(1.0 - lr * weight_decay),
+                     static_cast<float>(1.0 - beta1),
+                     static_cast<float>(beta2),
+                     static_cast<float>(1.0 - beta2),
+                     static_cast<float>(lr / bc1),
+                     static_cast<float>(std::sqrt(bc2)),
+                     static_cast<float>(eps),
+                     static_cast<float>(grad_scale)};
 }
 
 // torch.optim.AdamW: p *= 1 - lr * wd; m = lerp(m, g, 1 - b1); v = b2 * v + (1 - b2) * g * g;
 // p -= step_size * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
-DPT_HOST_DEVICE void adamw_update(float* param, float grad, float* exp_avg, float* exp_avg_sq,
+DPT_HOST_DEVICE void adamw_update(float* param, float grad_in, float* exp_avg, float* exp_avg_sq,
                                   const AdamWCoeffs& c) {
+  const float grad = grad_in * c.grad_scale;
   const float p = *param * c.decay_factor;
   // torch's lerp_ with weight < 0.5 computes m + w * (g - m).
-  const float m = *exp_avg + (1.0f - c.beta1) * (grad - *exp_avg);
-  const float v = *exp_avg_sq * c.beta2 + (1.0f - c.beta2) * grad * grad;
+  const float m = *exp_avg + c.one_minus_beta1 * (grad - *exp_avg);
+  const float v = *exp_avg_sq * c.beta2 + c.one_minus_beta2 * grad * grad;
   const float denom = std::sqrt(v) / c.bias_correction2_sqrt + c.eps;
   *exp_avg = m;
   *exp_avg_sq = v;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <span>
 
 #include "nn/optim/optimizer.h"
 #include "testing/test_util.h"
@@ -16,9 +17,9 @@ TEST(Optimizer, SgdMomentumNesterovWeightDecayByHand) {
   const Context ctx = cpu();
   OptimizerConfig c;
   c.kind = OptimizerKind::kSgd;
-  c.momentum = 0.9f;
+  c.momentum = 0.9;
   c.nesterov = true;
-  c.weight_decay = 0.1f;
+  c.weight_decay = 0.1;
   auto opt = make_optimizer(c, 2);
   Tensor p = Tensor::from_vector({2}, {1.0f, -2.0f});
   const Tensor g = Tensor::from_vector({2}, {0.5f, 0.25f});
@@ -53,14 +54,14 @@ TEST(Optimizer, AdamWTwoStepsByHand) {
   const Context ctx = cpu();
   OptimizerConfig c;
   c.kind = OptimizerKind::kAdamW;
-  c.weight_decay = 0.01f;
+  c.weight_decay = 0.01;
   auto opt = make_optimizer(c, 1);
   Tensor p = Tensor::from_vector({1}, {1.0f});
   const double lr = 0.1;
   double param = 1.0, m = 0.0, v = 0.0;
   for (int t = 1; t <= 2; ++t) {
     const double grad = t == 1 ? 0.5 : -0.3;
-    opt->step(ctx, p, Tensor::from_vector({1}, {static_cast<float>(grad)}), static_cast<float>(lr));
+    opt->step(ctx, p, Tensor::from_vector({1}, {static_cast<float>(grad)}), lr);
     param *= 1.0 - lr * 0.01;
     m = 0.9 * m + 0.1 * grad;
     v = 0.999 * v + 0.001 * grad * grad;
@@ -78,18 +79,39 @@ TEST(Optimizer, RejectsBadHyperParameters) {
   c.nesterov = true;  // without momentum
   EXPECT_THROW(make_optimizer(c, 1), Error);
   c = OptimizerConfig{};
-  c.beta1 = 1.0f;
+  c.beta1 = 1.0;
   EXPECT_THROW(make_optimizer(c, 1), Error);
 }
 
 TEST(Optimizer, ClipGradNormScalesOnlyAboveTheLimit) {
   const Context ctx = cpu();
-  Tensor g = Tensor::from_vector({2}, {3.0f, 4.0f});  // norm 5
-  EXPECT_NEAR(clip_grad_norm(ctx, g, 10.0), 5.0, 1e-9);
-  EXPECT_FLOAT_EQ(g.data<float>()[0], 3.0f);
-  EXPECT_NEAR(clip_grad_norm(ctx, g, 1.0), 5.0, 1e-9);
-  EXPECT_NEAR(g.data<float>()[0], 3.0 / (5.0 + 1e-6), 1e-6);
-  EXPECT_NEAR(g.data<float>()[1], 4.0 / (5.0 + 1e-6), 1e-6);
+  const Tensor g = Tensor::from_vector({2}, {6.0f, 8.0f});  // norm 10, 5 after grad_scale 0.5
+  const GradClip loose = clip_grad_norm(ctx, g, 0.5, 10.0);
+  EXPECT_NEAR(loose.norm, 5.0, 1e-9);
+  EXPECT_EQ(loose.coefficient, 1.0);
+  const GradClip tight = clip_grad_norm(ctx, g, 0.5, 1.0);
+  EXPECT_NEAR(tight.coefficient, 1.0 / (5.0 + 1e-6), 1e-12);
+  EXPECT_FLOAT_EQ(g.data<float>()[0], 6.0f);  // the gradients themselves are left alone
+}
+
+TEST(Optimizer, GradScaleIsTheSameAsScalingFirst) {
+  const Context ctx = cpu();
+  for (OptimizerKind kind : {OptimizerKind::kSgd, OptimizerKind::kAdamW}) {
+    OptimizerConfig c;
+    c.kind = kind;
+    c.momentum = 0.9;
+    auto fused = make_optimizer(c, 64);
+    auto plain = make_optimizer(c, 64);
+    Tensor p1 = test::random_tensor({64}, 1), p2 = p1.clone();
+    const Tensor g = test::random_tensor({64}, 2);
+    Tensor g_scaled = g.clone();
+    for (float& v : std::span(g_scaled.data<float>(), 64)) v *= 0.125f;
+    for (int s = 0; s < 3; ++s) {
+      fused->step(ctx, p1, g, 0.01, 0.125);
+      plain->step(ctx, p2, g_scaled, 0.01);
+    }
+    EXPECT_EQ(p1.to_vector(), p2.to_vector());  // bitwise: the same float product either way
+  }
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // Linear layer on oneDNN matmul: forward with fused bias + ReLU, backward-data, and
 // backward-weights with the accumulation done by matmul's sum post-op. Transposes are expressed as
 // strides, so no operand is ever copied.
+#include <cblas.h>
+
 #include <string>
 #include <unordered_map>
 
@@ -85,25 +87,40 @@ void linear_forward(const Context& ctx, const float* x, const float* w, const fl
   run(st, e, x, w, b, y);
 }
 
-void linear_backward_data(const Context& ctx, const float* dy, const float* w, float* dx,
-                          std::int64_t n, std::int64_t k, std::int64_t m) {
-  CpuBackendState& st = state_of(ctx);
-  // dx[n,k] = dy[n,m] * w[m,k]
-  Matmul& e = cached_matmul(st, detail::str("linear_bwd_data:", n, ',', k, ',', m),
-                            "linear_backward_data", matrix(n, m), matrix(m, k), nullptr,
-                            matrix(n, k), false, false);
-  run(st, e, dy, w, nullptr, dx);
+// Note [Backward GEMMs]
+// ~~~~~~~~~~~~~~~~~~~~~
+// Measured on one AVX2 core at 128x2048x2048 (docs/benchmarks.md): oneDNN's matmul primitive and
+// dnnl_sgemm run the plain NN product dx = dy * w in 15 to 36 ms depending on where w starts
+// relative to a page, OpenBLAS in 13 to 16 ms at every offset; for the TN product of the weight
+// gradient dnnl_sgemm is the fastest (12 to 14 ms) and steady. So backward-data uses OpenBLAS and
+// backward-weights dnnl_sgemm, whose beta = 1 also gives accumulation for free.
+void sgemm(const char* op, char transa, char transb, std::int64_t m, std::int64_t n, std::int64_t k,
+           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+           std::int64_t ldc) {
+  const dnnl_status_t status =
+      dnnl_sgemm(transa, transb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+  DPT_CHECK_KIND(ErrorKind::kInternal, status == dnnl_success, op, ": dnnl_sgemm failed (status ",
+                 static_cast<int>(status), ") for ", m, "x", n, "x", k);
 }
 
-void linear_backward_weights(const Context& ctx, const float* x, const float* dy, float* dw,
+void linear_backward_data(const Context& ctx, const float* dy, const float* w, float* dx,
+                          std::int64_t n, std::int64_t k, std::int64_t m) {
+  // OpenBLAS keeps its own thread pool: give it the context's thread count (a no-op when equal).
+  if (openblas_get_num_threads() != ctx.threads()) openblas_set_num_threads(ctx.threads());
+  // dx[n,k] = dy[n,m] * w[m,k]; see Note [Backward GEMMs].
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(n),
+              static_cast<blasint>(k), static_cast<blasint>(m), 1.0f, dy, static_cast<blasint>(m),
+              w, static_cast<blasint>(k), 0.0f, dx, static_cast<blasint>(k));
+}
+
+// dnnl_sgemm needs no engine or cache: the context's thread count reaches it through OpenMP.
+
+void linear_backward_weights(const Context& /*ctx*/, const float* x, const float* dy, float* dw,
                              float* db, std::int64_t n, std::int64_t k, std::int64_t m,
                              bool accumulate) {
-  CpuBackendState& st = state_of(ctx);
-  // dw[m,k] (+)= dy^T[m,n] * x[n,k]; dy^T read from dy[n,m] with strides.
-  Matmul& e = cached_matmul(st, detail::str("linear_bwd_weights:", n, ',', k, ',', m, ';', accumulate),
-                            "linear_backward_weights", matrix(m, n, true), matrix(n, k), nullptr,
-                            matrix(m, k), false, accumulate);
-  run(st, e, dy, x, nullptr, dw);
+  // dw[m,k] (+)= dy^T[m,n] * x[n,k]
+  sgemm("linear_backward_weights", 'T', 'N', m, k, n, dy, m, x, k, accumulate ? 1.0f : 0.0f, dw,
+        k);
   if (db == nullptr) return;
   // db[j] (+)= sum_i dy[i, j], rows added in order (deterministic); vectorises over j.
   if (!accumulate) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "nn/optim/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace dpt::nn {
@@ -9,11 +10,12 @@ namespace {
 class Sgd final : public Optimizer {
  public:
   Sgd(const OptimizerConfig& c, std::int64_t numel) : config_(c) {
-    if (c.momentum > 0.0f) momentum_ = Tensor::zeros({numel});
+    if (c.momentum > 0.0) momentum_ = Tensor::zeros({numel});
   }
-  void step(const Context& ctx, Tensor& params, const Tensor& grads, float lr) override {
-    const kernels::SgdHyper h{lr, config_.momentum, config_.dampening, config_.weight_decay,
-                              config_.nesterov};
+  void step(const Context& ctx, Tensor& params, const Tensor& grads, double lr,
+            double grad_scale) override {
+    const kernels::SgdHyper h{lr,           config_.momentum, config_.dampening, config_.weight_decay,
+                              config_.nesterov, grad_scale};
     kernels::sgd_step(ctx, params, grads, momentum_, h, step_count_ == 0);
     ++step_count_;
   }
@@ -37,9 +39,10 @@ class AdamW final : public Optimizer {
  public:
   AdamW(const OptimizerConfig& c, std::int64_t numel)
       : config_(c), exp_avg_(Tensor::zeros({numel})), exp_avg_sq_(Tensor::zeros({numel})) {}
-  void step(const Context& ctx, Tensor& params, const Tensor& grads, float lr) override {
-    const kernels::AdamWHyper h{lr, config_.beta1, config_.beta2, config_.eps,
-                                config_.weight_decay};
+  void step(const Context& ctx, Tensor& params, const Tensor& grads, double lr,
+            double grad_scale) override {
+    const kernels::AdamWHyper h{lr,          config_.beta1,        config_.beta2,
+                                config_.eps, config_.weight_decay, grad_scale};
     ++step_count_;
     kernels::adamw_step(ctx, params, grads, exp_avg_, exp_avg_sq_, h, step_count_);
   }
@@ -59,33 +62,34 @@ class AdamW final : public Optimizer {
 }  // namespace
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, std::int64_t numel) {
-  DPT_CHECK(config.weight_decay >= 0.0f, "optimizer: weight decay must be >= 0, got ",
+  DPT_CHECK(config.weight_decay >= 0.0, "optimizer: weight decay must be >= 0, got ",
             config.weight_decay);
   switch (config.kind) {
     case OptimizerKind::kSgd:
-      DPT_CHECK(config.momentum >= 0.0f && config.momentum < 1.0f,
+      DPT_CHECK(config.momentum >= 0.0 && config.momentum < 1.0,
                 "sgd: momentum must be in [0, 1), got ", config.momentum);
-      DPT_CHECK(!config.nesterov || (config.momentum > 0.0f && config.dampening == 0.0f),
+      DPT_CHECK(!config.nesterov || (config.momentum > 0.0 && config.dampening == 0.0),
                 "sgd: nesterov needs momentum > 0 and dampening 0");
       return std::make_unique<Sgd>(config, numel);
     case OptimizerKind::kAdamW:
-      DPT_CHECK(config.beta1 >= 0.0f && config.beta1 < 1.0f && config.beta2 >= 0.0f &&
-                    config.beta2 < 1.0f,
+      DPT_CHECK(config.beta1 >= 0.0 && config.beta1 < 1.0 && config.beta2 >= 0.0 &&
+                    config.beta2 < 1.0,
                 "adamw: betas must be in [0, 1), got ", config.beta1, ", ", config.beta2);
-      DPT_CHECK(config.eps > 0.0f, "adamw: eps must be > 0, got ", config.eps);
+      DPT_CHECK(config.eps > 0.0, "adamw: eps must be > 0, got ", config.eps);
       return std::make_unique<AdamW>(config, numel);
   }
   DPT_CHECK(false, "optimizer: unknown kind");
   return nullptr;
 }
 
-double clip_grad_norm(const Context& ctx, Tensor& grads, double max_norm) {
+GradClip clip_grad_norm(const Context& ctx, const Tensor& grads, double grad_scale,
+                        double max_norm) {
   DPT_CHECK(max_norm > 0.0, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
-  const double norm = std::sqrt(kernels::sum_squares(ctx, grads));
+  GradClip clip;
+  clip.norm = std::sqrt(kernels::sum_squares(ctx, grads)) * std::abs(grad_scale);
   // torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), applied only when < 1.
-  const double coefficient = max_norm / (norm + 1e-6);
-  if (coefficient < 1.0) kernels::scale(ctx, grads, static_cast<float>(coefficient));
-  return norm;
+  clip.coefficient = std::min(1.0, max_norm / (clip.norm + 1e-6));
+  return clip;
 }
 
 }  // namespace dpt::nn

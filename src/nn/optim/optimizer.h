@@ -16,20 +16,22 @@ enum class OptimizerKind { kSgd, kAdamW };
 
 struct OptimizerConfig {
   OptimizerKind kind = OptimizerKind::kAdamW;
-  float momentum = 0.0f;      // SGD
-  float dampening = 0.0f;     // SGD
+  double momentum = 0.0;      // SGD
+  double dampening = 0.0;     // SGD
   bool nesterov = false;      // SGD
-  float beta1 = 0.9f;         // AdamW
-  float beta2 = 0.999f;       // AdamW
-  float eps = 1e-8f;          // AdamW
-  float weight_decay = 0.0f;  // SGD: L2 added to the gradient; AdamW: decoupled decay
+  double beta1 = 0.9;         // AdamW
+  double beta2 = 0.999;       // AdamW
+  double eps = 1e-8;          // AdamW
+  double weight_decay = 0.0;  // SGD: L2 added to the gradient; AdamW: decoupled decay
 };
 
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  // Updates params in place from grads with learning rate lr; advances step_count().
-  virtual void step(const Context& ctx, Tensor& params, const Tensor& grads, float lr) = 0;
+  // Updates params in place from grad_scale * grads with learning rate lr (grads are not
+  // modified); advances step_count().
+  virtual void step(const Context& ctx, Tensor& params, const Tensor& grads, double lr,
+                    double grad_scale = 1.0) = 0;
   // "sgd" or "adamw".
   virtual std::string kind_name() const = 0;
   // State slots with PyTorch's names ("momentum_buffer"; "exp_avg", "exp_avg_sq"), each flat and
@@ -46,8 +48,14 @@ class Optimizer {
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, std::int64_t numel);
 
-// PyTorch's clip_grad_norm_: scales grads so their global L2 norm is at most max_norm. Returns the
-// norm before clipping. The norm is reduced in a fixed order (deterministic).
-double clip_grad_norm(const Context& ctx, Tensor& grads, double max_norm);
+// PyTorch's clip_grad_norm_ for the gradients g = grad_scale * grads: their global L2 norm and the
+// factor that brings it to at most max_norm (max_norm / (norm + 1e-6) when below 1, else 1). The
+// factor is meant to be multiplied into the optimizer's grad_scale, so clipping costs one read of
+// the gradients. The norm is reduced in a fixed order (deterministic).
+struct GradClip {
+  double norm = 0.0;
+  double coefficient = 1.0;
+};
+GradClip clip_grad_norm(const Context& ctx, const Tensor& grads, double grad_scale, double max_norm);
 
 }  // namespace dpt::nn

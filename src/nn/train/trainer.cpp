@@ -25,13 +25,13 @@ constexpr std::int64_t kEvalBatch = 500;
 OptimizerConfig optimizer_config(const TrainConfig& c) {
   OptimizerConfig o;
   o.kind = c.optimizer == "sgd" ? OptimizerKind::kSgd : OptimizerKind::kAdamW;
-  o.momentum = static_cast<float>(c.momentum);
-  o.dampening = static_cast<float>(c.dampening);
+  o.momentum = c.momentum;
+  o.dampening = c.dampening;
   o.nesterov = c.nesterov;
-  o.beta1 = static_cast<float>(c.beta1);
-  o.beta2 = static_cast<float>(c.beta2);
-  o.eps = static_cast<float>(c.eps);
-  o.weight_decay = static_cast<float>(c.resolved_weight_decay());
+  o.beta1 = c.beta1;
+  o.beta2 = c.beta2;
+  o.eps = c.eps;
+  o.weight_decay = c.resolved_weight_decay();
   return o;
 }
 
@@ -173,12 +173,15 @@ TrainResult Trainer::run() {
     const double loss_sum =
         train_step(batch->images, batch->labels, step, batch->first_position, times);
     Stopwatch optimizer_time;
-    // Gradients are sums over the global batch; the mean comes from this one scale.
-    Tensor& grads = model_.flat_grads();
-    kernels::scale(ctx_, grads, 1.0f / static_cast<float>(config_.batch_size));
-    if (config_.clip_grad_norm > 0.0) clip_grad_norm(ctx_, grads, config_.clip_grad_norm);
+    // Gradients are sums over the global batch; the mean (and any clipping) is one factor that
+    // the optimizer applies as it reads them, so it costs no pass of its own.
+    const Tensor& grads = model_.flat_grads();
+    double grad_scale = 1.0 / static_cast<double>(config_.batch_size);
+    if (config_.clip_grad_norm > 0.0) {
+      grad_scale *= clip_grad_norm(ctx_, grads, grad_scale, config_.clip_grad_norm).coefficient;
+    }
     const double lr = schedule_.lr_at(step);
-    optimizer_->step(ctx_, model_.flat_params(), grads, static_cast<float>(lr));
+    optimizer_->step(ctx_, model_.flat_params(), grads, lr, grad_scale);
     times.optimizer_ms = optimizer_time.elapsed_ms();
 
     ++result.steps;
