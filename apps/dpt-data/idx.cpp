@@ -5,8 +5,10 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <type_traits>
 
 #include "runtime/check.h"
 

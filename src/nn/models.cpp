@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// The reference models as layer specs, and the factory from specs to modules.
 #include "nn/models.h"
 
 #include "nn/layers/conv2d.h"

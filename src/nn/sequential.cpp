@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// Sequential: fusion, naming, flat buffers, initialisation, forward and backward with hooks.
 #include "nn/sequential.h"
 
 #include <cmath>

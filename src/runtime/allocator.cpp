@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// HostAllocator: aligned blocks from the system, recycled through per-size free lists.
 #include "runtime/allocator.h"
 
 #include <cstdlib>
@@ -26,6 +27,8 @@ std::size_t HostAllocator::round_up(std::size_t size_bytes) {
 }
 
 void* HostAllocator::allocate(std::size_t size_bytes) {
+  DPT_CHECK(size_bytes <= kMaxBlockBytes, "host allocation of ", size_bytes,
+            " bytes refused: larger than ", kMaxBlockBytes, " (a shape overflow?)");
   const std::size_t rounded = round_up(size_bytes == 0 ? 1 : size_bytes);
   {
     std::lock_guard lock(mutex_);

@@ -13,6 +13,9 @@ namespace dpt {
 class HostAllocator {
  public:
   static constexpr std::size_t kAlignment = 64;
+  // No single block may exceed 2^50 bytes (1 PiB): a larger request is a size computation gone
+  // wrong, and refusing it keeps round_up() free of overflow.
+  static constexpr std::size_t kMaxBlockBytes = std::size_t{1} << 50;
 
   HostAllocator() = default;
   HostAllocator(const HostAllocator&) = delete;
@@ -31,14 +34,14 @@ class HostAllocator {
     std::size_t cached_bytes = 0;
   };
   Stats stats() const;
+  // The block size a request of size_bytes is served from (what the cache keys on).
+  static std::size_t round_up(std::size_t size_bytes);
 
   // The process-wide host allocator. Host memory is not a device resource: keeping it for the
   // process lifetime is safe and lets tensors outlive any Context.
   static HostAllocator& instance();
 
  private:
-  static std::size_t round_up(std::size_t size_bytes);
-
   mutable std::mutex mutex_;
   std::map<std::size_t, std::vector<void*>> free_blocks_;  // rounded size -> blocks
   Stats stats_;

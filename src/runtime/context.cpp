@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// Context creation: resolves the thread count and hands it to OpenMP (and through it oneDNN).
 #include "runtime/context.h"
 
 #include <omp.h>

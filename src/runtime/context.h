@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "runtime/check.h"
 #include "runtime/device.h"
 
 namespace dpt {
@@ -33,7 +34,9 @@ class Context {
   template <typename State>
   State& backend_state() const {
     if (!backend_state_) backend_state_ = std::make_unique<State>(*this);
-    return static_cast<State&>(*backend_state_);
+    auto* state = dynamic_cast<State*>(backend_state_.get());
+    DPT_ASSERT(state != nullptr);  // one backend per Context: a second State type is a bug
+    return *state;
   }
 
  private:

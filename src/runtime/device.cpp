@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// Device names and the resolution of --device specs against what this build and machine have.
 #include "runtime/device.h"
 
 #include <charconv>

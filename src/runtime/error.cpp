@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// The one formatter behind every check macro, and the process rank it reports.
 #include "runtime/error.h"
 
 #include <atomic>

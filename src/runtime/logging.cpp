@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// spdlog-backed logging with a rank prefix and a replaceable sink for tests.
 #include "runtime/logging.h"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -31,7 +32,15 @@ spdlog::logger& logger() {
     l->set_pattern("%^[%H:%M:%S %l]%$ %v");
     l->set_level(spdlog::level::info);
     if (const char* env = std::getenv("DPT_LOG_LEVEL")) {
-      l->set_level(spdlog::level::from_str(env));
+      const std::string_view name(env);
+      // spdlog maps unknown names to "off", which would hide the error that says why a run
+      // stopped: keep the default and say so instead.
+      if (name == "trace" || name == "debug" || name == "info" || name == "warn" ||
+          name == "error") {
+        l->set_level(spdlog::level::from_str(env));
+      } else {
+        l->warn("DPT_LOG_LEVEL='{}' ignored: expected trace, debug, info, warn or error", name);
+      }
     }
     return l;
   }();
@@ -48,12 +57,14 @@ void set_log_sink(std::function<void(LogLevel, const std::string&)> sink) {
 }
 
 void log_message(LogLevel level, const std::string& message) {
+  std::function<void(LogLevel, const std::string&)> sink;
   {
     std::lock_guard lock(g_mutex);
-    if (g_sink) {
-      g_sink(level, message);
-      return;
-    }
+    sink = g_sink;  // called outside the lock, so a sink may itself log
+  }
+  if (sink) {
+    sink(level, message);
+    return;
   }
   const int rank = process_rank();
   if (rank >= 0) {

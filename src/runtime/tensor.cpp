@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// Tensor and Storage: allocation through HostAllocator, views, copies and fills.
 #include "runtime/tensor.h"
 
 #include <algorithm>
@@ -13,7 +14,8 @@ std::int64_t numel_of(const Shape& shape) {
   std::int64_t n = 1;
   for (std::int64_t d : shape) {
     DPT_CHECK(d >= 0, "shape ", to_string(shape), " has a negative dimension");
-    n *= d;
+    DPT_CHECK(!__builtin_mul_overflow(n, d, &n), "shape ", to_string(shape),
+              " has more elements than an int64 holds");
   }
   return n;
 }
@@ -21,7 +23,7 @@ std::int64_t numel_of(const Shape& shape) {
 std::string to_string(const Shape& shape) {
   std::ostringstream out;
   out << '[';
-  for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? "," : "") << shape[i];
+  for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
   out << ']';
   return out.str();
 }

@@ -63,6 +63,22 @@ TEST_F(TrainE2E, MlpOnTwoThousandSamplesHalvesItsLoss) {
   EXPECT_NE(out.find("test accuracy"), std::string::npos) << out;
 }
 
+TEST_F(TrainE2E, ProgressUpdatesInPlaceOnATerminalAndPrintsLinesOtherwise) {
+  const std::string args = " --data " + data_ +
+                           " --model mlp --train-samples 512 --test-samples 100 --batch-size 64"
+                           " --steps 4 --log-every 1 --threads 1";
+  std::string piped;
+  ASSERT_EQ(test::run_command(train() + args, &piped), 0) << piped;
+  EXPECT_EQ(piped.find('\r'), std::string::npos) << "carriage return in piped output";
+  for (const char* line : {"step 1/4", "step 4/4", "samples/s", "ETA", "test loss"}) {
+    EXPECT_NE(piped.find(line), std::string::npos) << line << " missing from:\n" << piped;
+  }
+  // script(1) runs the command on a pseudo-terminal: the progress line is rewritten with \r.
+  std::string tty;
+  ASSERT_EQ(test::run_command("script -qec '" + train() + args + "' /dev/null", &tty), 0) << tty;
+  EXPECT_NE(tty.find("\rstep 2/4"), std::string::npos) << tty;
+}
+
 TEST_F(TrainE2E, MissingDatasetFailsNamingTheFile) {
   std::string out;
   const int rc = test::run_command(train() + " --data /nonexistent/fm.h5 --steps 1", &out);

@@ -193,7 +193,7 @@ void expect_error(Fn&& fn, std::initializer_list<const char*> parts) {
 TEST_F(Elementwise, ShapeMismatchErrorsNameTheOp) {
   const Tensor x = random_tensor({3, 5}, 1), w = random_tensor({4, 6}, 2);
   Tensor y = Tensor::empty({3, 4}), none;
-  expect_error([&] { linear_forward(ctx_, x, w, none, y, false); }, {"linear_forward", "[4,6]"});
+  expect_error([&] { linear_forward(ctx_, x, w, none, y, false); }, {"linear_forward", "[4, 6]"});
   const Tensor img = random_tensor({1, 3, 5, 5}, 3), kern = random_tensor({2, 4, 3, 3}, 4);
   Tensor out = Tensor::empty({1, 2, 3, 3});
   expect_error([&] { conv2d_forward(ctx_, img, kern, none, out, Conv2dParams{}, false); },
@@ -201,12 +201,12 @@ TEST_F(Elementwise, ShapeMismatchErrorsNameTheOp) {
   Tensor bad_out = Tensor::empty({1, 3, 4, 4});
   const Tensor kern3 = random_tensor({3, 3, 3, 3}, 5);
   expect_error([&] { conv2d_forward(ctx_, img, kern3, none, bad_out, Conv2dParams{}, false); },
-               {"conv2d_forward", "y must have shape [1,3,3,3]", "[1,3,4,4]"});
+               {"conv2d_forward", "y must have shape [1, 3, 3, 3]", "[1, 3, 4, 4]"});
   Tensor small = Tensor::empty({2});
-  expect_error([&] { axpy(ctx_, 1.0f, x, small); }, {"axpy", "[3,5]", "[2]"});
+  expect_error([&] { axpy(ctx_, 1.0f, x, small); }, {"axpy", "[3, 5]", "[2]"});
   Tensor pooled = Tensor::empty({1, 3, 2, 2}), ws;
   expect_error([&] { max_pool2d_forward(ctx_, img, pooled, ws, Pool2dParams{3, 3, 1, 1, 0, 0}); },
-               {"max_pool2d_forward", "[1,3,3,3]"});
+               {"max_pool2d_forward", "[1, 3, 3, 3]"});
   Tensor labels = Tensor::from_vector({3}, {0, 1, 2});  // f32, not i32
   expect_error([&] { softmax_cross_entropy(ctx_, x, labels, nullptr); },
                {"softmax_cross_entropy", "labels must be i32"});

@@ -87,6 +87,14 @@ TEST(Config, OutOfRangeValuesAreRejectedByName) {
   EXPECT_NE(message({"--no-such-flag"}).find("command line"), std::string::npos);
 }
 
+TEST(Config, IntegersOutsideTheFieldsTypeAreRejected) {
+  TrainConfig c;
+  const std::string m = error_of([&] { apply_toml("threads = 4294967297\n", "run.toml", c); });
+  EXPECT_NE(m.find("'threads' must be in [-2147483648, 2147483647]"), std::string::npos) << m;
+  EXPECT_NE(error_of([&] { apply_toml("seed = -1\n", "run.toml", c); }).find("'seed'"),
+            std::string::npos);
+}
+
 TEST(Config, CustomModelFromLayerTables) {
   TrainConfig c;
   apply_toml(

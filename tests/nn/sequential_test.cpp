@@ -165,6 +165,18 @@ TEST(Sequential, FusedReluMatchesSeparateRelu) {
   EXPECT_TRUE(test::all_close(fused.flat_grads(), plain.flat_grads(), 1e-6, 1e-6));
 }
 
+TEST(Sequential, BackwardLeavesTheCallersGradientUnchanged) {
+  const Context ctx = cpu();
+  // Ends in a fused Linear+ReLU: its backward must not apply the ReLU mask to the caller's dy.
+  Sequential m = build_model({{"linear", 6, 5}, {"relu"}}, {6});
+  m.init_parameters(4);
+  const Tensor y = m.forward(ctx, test::random_tensor({3, 6}, 1), StepInfo{});
+  const Tensor dy = test::random_tensor(y.shape(), 2);
+  const std::vector<float> before = dy.to_vector();
+  m.backward(ctx, dy, StepInfo{});
+  EXPECT_EQ(dy.to_vector(), before);
+}
+
 TEST(Sequential, AccumulatedMicroBatchesEqualOneBatch) {
   const Context ctx = cpu();
   Sequential m = build_model(reference_model("cnn"), {1, 28, 28});

@@ -93,9 +93,10 @@ TEST(Trainer, LearnsAndEvaluates) {
       ASSERT_EQ(event, "summary");
       ++summaries;
       EXPECT_EQ(j.at("steps").get<int>(), 48);
-      for (const char* k : {"forward", "backward", "optimizer", "data_wait"}) {
-        EXPECT_GE(j.at("step_ms").at(k).get<double>(), 0.0) << k;
+      for (const char* k : {"forward", "backward", "optimizer"}) {
+        EXPECT_GT(j.at("step_ms").at(k).get<double>(), 0.0) << k;  // each phase takes time
       }
+      EXPECT_TRUE(j.at("step_ms").contains("data_wait"));
       EXPECT_GT(j.at("samples_per_sec").get<double>(), 0.0);
     }
   }

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "runtime/allocator.h"
+#include "runtime/check.h"
 #include "runtime/tensor.h"
 
 namespace dpt {
@@ -36,12 +37,19 @@ TEST(HostAllocator, SecondStepAllocatesNothingNew) {
 }
 
 TEST(HostAllocator, LargeSizesRoundWithBoundedWaste) {
+  for (std::size_t size : {1ul, 63ul, 64ul, 4095ul, 4097ul, 100000ul, 123456789ul, 1ul << 40}) {
+    const std::size_t block = HostAllocator::round_up(size);
+    EXPECT_GE(block, size);
+    EXPECT_EQ(block % HostAllocator::kAlignment, 0u) << size;
+    EXPECT_LE(block, size + size / 8 + HostAllocator::kAlignment) << size;  // at most 12.5% waste
+  }
   HostAllocator allocator;
   void* a = allocator.allocate(100000);
   allocator.deallocate(a, 100000);
   void* b = allocator.allocate(200000);  // a different class: no reuse of the smaller block
   EXPECT_NE(a, b);
   allocator.deallocate(b, 200000);
+  EXPECT_THROW(allocator.allocate(HostAllocator::kMaxBlockBytes + 1), Error);
 }
 
 }  // namespace

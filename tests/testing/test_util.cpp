@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// Test helpers: seeded random tensors, tolerance comparisons, temp dirs, running binaries.
 #include "testing/test_util.h"
 
 #include <sys/wait.h>

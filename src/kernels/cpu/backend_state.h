@@ -4,17 +4,29 @@
 // static); like the Context it is not thread-safe: one host thread issues a Context's ops.
 #pragma once
 
+#include <dnnl.hpp>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
 
-#include <dnnl.hpp>
-
 #include "runtime/context.h"
 
 namespace dpt::kernels::cpu {
+
+// Converts oneDNN's exception into dpt::Error naming the op.
+[[noreturn]] void throw_dnnl(const char* op, const dnnl::error& e);
+
+// Runs f (building or executing primitives); a dnnl::error becomes a dpt::Error naming op.
+template <typename F>
+auto dnnl_call(const char* op, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const dnnl::error& e) {
+    throw_dnnl(op, e);
+  }
+}
 
 // Base of everything kept in the cache.
 struct CacheEntry {
@@ -28,11 +40,12 @@ class CpuBackendState : public BackendState {
   dnnl::engine& engine() noexcept { return engine_; }
   dnnl::stream& stream() noexcept { return stream_; }
 
-  // The entry under `key`, built by make() (returning std::unique_ptr<Entry>) on first use.
+  // The entry under `key`, built by make() (returning std::unique_ptr<Entry>) on first use; a
+  // oneDNN error while building it becomes a dpt::Error naming `op`.
   template <typename Entry, typename Make>
-  Entry& cached(const std::string& key, Make&& make) {
+  Entry& cached(const std::string& key, const char* op, Make&& make) {
     auto it = cache_.find(key);
-    if (it == cache_.end()) it = cache_.emplace(key, std::forward<Make>(make)()).first;
+    if (it == cache_.end()) it = cache_.emplace(key, dnnl_call(op, std::forward<Make>(make))).first;
     return static_cast<Entry&>(*it->second);
   }
   std::size_t cache_size() const noexcept { return cache_.size(); }
@@ -73,8 +86,5 @@ dnnl::primitive_attr base_attr();
 // Scratchpad memory for pd, added to args.
 void add_scratchpad(dnnl::engine& engine, const dnnl::memory::desc& md,
                     std::unordered_map<int, dnnl::memory>& args);
-
-// Converts oneDNN's exception into dpt::Error naming the op.
-[[noreturn]] void throw_dnnl(const char* op, const dnnl::error& e);
 
 }  // namespace dpt::kernels::cpu

@@ -4,7 +4,9 @@
 // strides, so no operand is ever copied.
 #include <cblas.h>
 
+#include <algorithm>
 #include <string>
+#include <utility>
 #include <unordered_map>
 
 #include "kernels/cpu/backend_state.h"
@@ -28,63 +30,47 @@ Matmul& cached_matmul(CpuBackendState& st, const std::string& key, const char* o
                       const memory::desc& src_md, const memory::desc& wei_md,
                       const memory::desc* bias_md, const memory::desc& dst_md, bool relu,
                       bool accumulate) {
-  return st.cached<Matmul>(key, [&] {
-    try {
-      auto entry = std::make_unique<Matmul>();
-      const auto desc = bias_md ? dnnl::matmul::desc(src_md, wei_md, *bias_md, dst_md)
-                                : dnnl::matmul::desc(src_md, wei_md, dst_md);
-      dnnl::primitive_attr attr = base_attr();
-      dnnl::post_ops po;
-      if (accumulate) po.append_sum(1.0f);
-      if (relu) po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-      attr.set_post_ops(po);
-      const dnnl::matmul::primitive_desc pd(desc, attr, st.engine());
-      entry->prim = dnnl::matmul(pd);
-      entry->src = memory(src_md, st.engine(), DNNL_MEMORY_NONE);
-      entry->wei = memory(wei_md, st.engine(), DNNL_MEMORY_NONE);
-      entry->dst = memory(dst_md, st.engine(), DNNL_MEMORY_NONE);
-      entry->args = {{DNNL_ARG_SRC, entry->src},
-                     {DNNL_ARG_WEIGHTS, entry->wei},
-                     {DNNL_ARG_DST, entry->dst}};
-      if (bias_md) {
-        entry->bias = memory(*bias_md, st.engine(), DNNL_MEMORY_NONE);
-        entry->args.insert({DNNL_ARG_BIAS, entry->bias});
-      }
-      add_scratchpad(st.engine(), pd.scratchpad_desc(), entry->args);
-      return entry;
-    } catch (const dnnl::error& err) {
-      throw_dnnl(op, err);
+  return st.cached<Matmul>(key, op, [&] {
+    auto entry = std::make_unique<Matmul>();
+    const auto desc = bias_md ? dnnl::matmul::desc(src_md, wei_md, *bias_md, dst_md)
+                              : dnnl::matmul::desc(src_md, wei_md, dst_md);
+    dnnl::primitive_attr attr = base_attr();
+    dnnl::post_ops po;
+    if (accumulate) po.append_sum(1.0f);
+    if (relu) po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    attr.set_post_ops(po);
+    const dnnl::matmul::primitive_desc pd(desc, attr, st.engine());
+    entry->prim = dnnl::matmul(pd);
+    entry->src = memory(src_md, st.engine(), DNNL_MEMORY_NONE);
+    entry->wei = memory(wei_md, st.engine(), DNNL_MEMORY_NONE);
+    entry->dst = memory(dst_md, st.engine(), DNNL_MEMORY_NONE);
+    entry->args = {
+        {DNNL_ARG_SRC, entry->src}, {DNNL_ARG_WEIGHTS, entry->wei}, {DNNL_ARG_DST, entry->dst}};
+    if (bias_md) {
+      entry->bias = memory(*bias_md, st.engine(), DNNL_MEMORY_NONE);
+      entry->args.insert({DNNL_ARG_BIAS, entry->bias});
     }
+    add_scratchpad(st.engine(), pd.scratchpad_desc(), entry->args);
+    return entry;
   });
 }
 
-void run(CpuBackendState& st, Matmul& e, const float* src, const float* wei, const float* bias,
-         float* dst) {
+void run(CpuBackendState& st, const char* op, Matmul& e, const float* src, const float* wei,
+         const float* bias, float* dst) {
   e.src.set_data_handle(const_cast<float*>(src));
   e.wei.set_data_handle(const_cast<float*>(wei));
   if (bias) e.bias.set_data_handle(const_cast<float*>(bias));
   e.dst.set_data_handle(dst);
-  e.prim.execute(st.stream(), e.args);
-  st.stream().wait();
+  dnnl_call(op, [&] {
+    e.prim.execute(st.stream(), e.args);
+    st.stream().wait();
+  });
 }
 
 // Row-major [rows, cols], optionally read transposed: element (i, j) at i + j * rows.
 memory::desc matrix(std::int64_t rows, std::int64_t cols, bool transposed = false) {
   return transposed ? memory::desc({rows, cols}, kF32, memory::dims{1, rows})
                     : memory::desc({rows, cols}, kF32, memory::dims{cols, 1});
-}
-
-}  // namespace
-
-void linear_forward(const Context& ctx, const float* x, const float* w, const float* b, float* y,
-                    std::int64_t n, std::int64_t k, std::int64_t m, bool relu) {
-  CpuBackendState& st = state_of(ctx);
-  const memory::desc bias_md = matrix(1, m);
-  // y[n,m] = x[n,k] * w^T, w^T[k,m] read from w[m,k] with strides.
-  Matmul& e = cached_matmul(st, detail::str("linear_fwd:", n, ',', k, ',', m, ';', b != nullptr, relu),
-                            "linear_forward", matrix(n, k), matrix(k, m, true),
-                            b ? &bias_md : nullptr, matrix(n, m), relu, false);
-  run(st, e, x, w, b, y);
 }
 
 // Note [Backward GEMMs]
@@ -103,8 +89,23 @@ void sgemm(const char* op, char transa, char transb, std::int64_t m, std::int64_
                  static_cast<int>(status), ") for ", m, "x", n, "x", k);
 }
 
+}  // namespace
+
+void linear_forward(const Context& ctx, const float* x, const float* w, const float* b, float* y,
+                    std::int64_t n, std::int64_t k, std::int64_t m, bool relu) {
+  CpuBackendState& st = state_of(ctx);
+  const memory::desc bias_md = matrix(1, m);
+  // y[n,m] = x[n,k] * w^T, w^T[k,m] read from w[m,k] with strides.
+  Matmul& e = cached_matmul(
+      st, detail::str("linear_fwd:", n, ',', k, ',', m, ';', b != nullptr, relu), "linear_forward",
+      matrix(n, k), matrix(k, m, true), b ? &bias_md : nullptr, matrix(n, m), relu, false);
+  run(st, "linear_forward", e, x, w, b, y);
+}
+
 void linear_backward_data(const Context& ctx, const float* dy, const float* w, float* dx,
                           std::int64_t n, std::int64_t k, std::int64_t m) {
+  DPT_CHECK(std::in_range<blasint>(n * std::max(k, m)), "linear_backward_data: [", n, ", ", m,
+            "] x [", m, ", ", k, "] exceeds the BLAS integer range");
   // OpenBLAS keeps its own thread pool: give it the context's thread count (a no-op when equal).
   if (openblas_get_num_threads() != ctx.threads()) openblas_set_num_threads(ctx.threads());
   // dx[n,k] = dy[n,m] * w[m,k]; see Note [Backward GEMMs].
@@ -119,8 +120,7 @@ void linear_backward_weights(const Context& /*ctx*/, const float* x, const float
                              float* db, std::int64_t n, std::int64_t k, std::int64_t m,
                              bool accumulate) {
   // dw[m,k] (+)= dy^T[m,n] * x[n,k]
-  sgemm("linear_backward_weights", 'T', 'N', m, k, n, dy, m, x, k, accumulate ? 1.0f : 0.0f, dw,
-        k);
+  sgemm("linear_backward_weights", 'T', 'N', m, k, n, dy, m, x, k, accumulate ? 1.0f : 0.0f, dw, k);
   if (db == nullptr) return;
   // db[j] (+)= sum_i dy[i, j], rows added in order (deterministic); vectorises over j.
   if (!accumulate) {

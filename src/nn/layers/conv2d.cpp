@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// Conv2d forward/backward over kernels::conv2d_*; the fused ReLU is undone in backward.
 #include "nn/layers/conv2d.h"
 
 namespace dpt::nn {
@@ -46,7 +47,10 @@ Tensor Conv2d::backward(const Context& ctx, const Tensor& dy_in, const StepInfo&
                         bool need_dx) {
   DPT_CHECK(input_.defined(), "layer ", index(), " ", describe(), ": backward without forward");
   Tensor dy = dy_in;
-  if (relu_) kernels::relu_backward(ctx, output_, dy, dy);  // see Linear::backward
+  if (relu_) {  // see Linear::backward
+    dy = Tensor::empty(dy_in.shape());
+    kernels::relu_backward(ctx, output_, dy_in, dy);
+  }
   kernels::conv2d_backward_weights(ctx, input_, dy, weight_.grad, bias_.grad, params_,
                                    info.accumulate_grads);
   Tensor dx;

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// Linear forward/backward over kernels::linear_*; the fused ReLU is undone in backward.
 #include "nn/layers/linear.h"
 
 #include "kernels/ops.h"
@@ -42,9 +43,10 @@ Tensor Linear::backward(const Context& ctx, const Tensor& dy_in, const StepInfo&
   DPT_CHECK(input_.defined(), "layer ", index(), " ", describe(), ": backward without forward");
   Tensor dy = dy_in;
   if (relu_) {
-    // The ReLU was applied inside the forward kernel; its gradient is applied here, in place on
-    // a gradient buffer this module owns from now on.
-    kernels::relu_backward(ctx, output_, dy, dy);
+    // The ReLU was applied inside the forward kernel, so its gradient is applied here, into a
+    // buffer of our own: dy_in belongs to the caller and stays unchanged.
+    dy = Tensor::empty(dy_in.shape());
+    kernels::relu_backward(ctx, output_, dy_in, dy);
   }
   kernels::linear_backward_weights(ctx, input_, dy, weight_.grad, bias_.grad,
                                    info.accumulate_grads);

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// ReLU, MaxPool2d, Flatten and Dropout: the parameter-free layers.
 #include "nn/layers/simple.h"
 
 namespace dpt::nn {

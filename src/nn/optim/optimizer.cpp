@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// SGD and AdamW over flat buffers, and gradient-norm clipping.
 #include "nn/optim/optimizer.h"
 
 #include <algorithm>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// Warm-up, constant, cosine and step learning-rate schedules.
 #include "nn/optim/schedule.h"
 
 #include <algorithm>

@@ -11,6 +11,8 @@
 #include <functional>
 #include <iomanip>
 #include <iostream>
+#include <limits>
+#include <utility>
 #include <sstream>
 
 #include "runtime/config.h"
@@ -48,9 +50,9 @@ T toml_value(const toml::node& node, const std::string& key, const std::string& 
               node.type());
   } else {
     if (auto v = node.value_exact<std::int64_t>()) {
-      if constexpr (std::is_unsigned_v<T>) {
-        DPT_CHECK(*v >= 0, where(origin, node), ": key '", key, "' must be >= 0, found ", *v);
-      }
+      DPT_CHECK(std::in_range<T>(*v), where(origin, node), ": key '", key, "' must be in [",
+                +std::numeric_limits<T>::min(), ", ", +std::numeric_limits<T>::max(), "], found ",
+                *v);
       return static_cast<T>(*v);
     }
     DPT_CHECK(false, where(origin, node), ": key '", key, "' expects an integer, found ",

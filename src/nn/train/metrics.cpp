@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// JSON-lines metrics file and the terminal-aware progress line.
 #include "nn/train/metrics.h"
 
 #include <unistd.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// The training loop, evaluation and the step-time accounting behind the metrics summary.
 #include "nn/train/trainer.h"
 
 #include <nlohmann/json.hpp>
@@ -55,10 +56,9 @@ Tensor rows(const Tensor& t, std::int64_t first, std::int64_t count) {
 }  // namespace
 
 Trainer::Trainer(TrainConfig config, const Context& ctx)
-    : config_(std::move(config)),
+    : config_((validate(config), std::move(config))),
       ctx_(ctx),
       train_data_(io::DatasetSplit::load(config_.data, "train", config_.train_samples)) {
-  validate(config_);
   if (config_.eval) test_data_ = io::DatasetSplit::load(config_.data, "test", config_.test_samples);
   DPT_CHECK(train_data_.size() >= config_.batch_size, "dataset '", config_.data, "' split train has ",
             train_data_.size(), " samples, fewer than one global batch (batch-size ",

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// CUDA device count through the runtime API; a missing driver counts as zero devices.
 #include "runtime/cuda/cuda_device.h"
 
 #include <cuda_runtime_api.h>

@@ -23,7 +23,7 @@ constexpr std::int64_t kLabelChunkRows = 65536;
 #define DPT_IO_CHECK(cond, ...) DPT_CHECK_KIND(::dpt::ErrorKind::kIo, cond, __VA_ARGS__)
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
-  return "rank " + std::to_string(shape.size()) + " " + h5::to_string(shape);
+  return "rank " + std::to_string(shape.size()) + " " + dpt::to_string(shape);
 }
 
 DatasetMeta read_meta(hid_t file, const std::string& path) {
@@ -119,7 +119,7 @@ DatasetSplit DatasetSplit::load(const std::string& path, const std::string& spli
   for (int d = 1; d < 4; ++d) {
     DPT_IO_CHECK(image_info.shape[d] > 0 && image_info.shape[d] <= (1 << 20), path, ": dataset ",
                  images_name, ": expected C, H, W in [1, 2^20], found ",
-                 h5::to_string(image_info.shape));
+                 dpt::to_string(image_info.shape));
   }
   out.channels_ = static_cast<int>(image_info.shape[1]);
   out.height_ = static_cast<int>(image_info.shape[2]);

@@ -51,7 +51,7 @@ herr_t collect_error(unsigned n, const H5E_error2_t* err, void* client) {
 std::vector<hsize_t> to_hsize(const std::vector<std::int64_t>& shape) {
   std::vector<hsize_t> dims;
   for (std::int64_t d : shape) {
-    DPT_CHECK(d >= 0, "negative dimension in shape ", to_string(shape));
+    DPT_CHECK(d >= 0, "negative dimension in shape ", dpt::to_string(shape));
     dims.push_back(static_cast<hsize_t>(d));
   }
   return dims;
@@ -94,7 +94,7 @@ H5Handle open_attribute(hid_t loc, const std::string& name) {
 [[noreturn]] void wrong_attribute(hid_t loc, const std::string& name, const char* expected,
                                   const AttributeInfo& info) {
   DPT_IO_FAIL(attribute_where(loc, name), ": expected ", expected, ", found ", info.dtype, " ",
-              info.shape.empty() ? std::string("scalar") : to_string(info.shape));
+              info.shape.empty() ? std::string("scalar") : dpt::to_string(info.shape));
 }
 
 H5Handle replace_attribute(hid_t loc, const std::string& name, hid_t type, hid_t space) {
@@ -300,12 +300,6 @@ std::string type_name(hid_t type) {
   }
 }
 
-std::string to_string(const std::vector<std::int64_t>& shape) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
-
 // ---- datasets -----------------------------------------------------------------------------------
 
 DatasetInfo dataset_info(hid_t dataset) {
@@ -350,8 +344,8 @@ DatasetInfo dataset_info(hid_t dataset) {
 void check_shape(hid_t dataset, const std::vector<std::int64_t>& expected) {
   const DatasetInfo info = dataset_info(dataset);
   if (info.shape != expected) {
-    DPT_IO_FAIL(describe(dataset, ""), ": expected shape ", to_string(expected), ", found ",
-                to_string(info.shape));
+    DPT_IO_FAIL(describe(dataset, ""), ": expected shape ", dpt::to_string(expected), ", found ",
+                dpt::to_string(info.shape));
   }
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "runtime/check.h"
+#include "runtime/tensor.h"
 
 namespace dpt::io {
 
@@ -111,7 +112,6 @@ template <> inline hid_t native_type<double>() { return H5T_NATIVE_DOUBLE; }
 
 // "uint8", "int32", "float32", "float64", "string", "compound", ... for messages and inspect.
 std::string type_name(hid_t type);
-std::string to_string(const std::vector<std::int64_t>& shape);  // "[60000, 1, 28, 28]"
 
 // ---- datasets -----------------------------------------------------------------------------------
 
@@ -149,7 +149,13 @@ std::vector<T> read_rows(hid_t dataset, std::int64_t rows = -1) {
   const DatasetInfo info = dataset_info(dataset);
   std::int64_t numel = 1;
   for (std::size_t i = 0; i < info.shape.size(); ++i) {
-    numel *= (i == 0 && rows >= 0) ? rows : info.shape[i];
+    const std::int64_t extent = (i == 0 && rows >= 0) ? rows : info.shape[i];
+    // A crafted file can declare dimensions whose product wraps; refuse before allocating.
+    DPT_CHECK_KIND(ErrorKind::kIo,
+                   !__builtin_mul_overflow(numel, extent, &numel) &&
+                       numel <= static_cast<std::int64_t>(PTRDIFF_MAX / sizeof(T)),
+                   "dataset of shape ", dpt::to_string(info.shape), " has more elements than fit in ",
+                   "memory");
   }
   std::vector<T> out(static_cast<std::size_t>(numel));
   read_rows_raw(dataset, rows, native_type<T>(), out.data());

@@ -29,7 +29,7 @@ std::string attribute_value(hid_t loc, const std::string& name) {
   const h5::AttributeInfo info = h5::attribute_info(loc, name);
   std::ostringstream out;
   std::string shape;  // appended, not `" " + ...`: GCC 12's false -Wrestrict positive
-  if (!info.shape.empty()) shape.append(" ").append(h5::to_string(info.shape));
+  if (!info.shape.empty()) shape.append(" ").append(dpt::to_string(info.shape));
   if (info.numel > kMaxValues ||
       (info.type_class != H5T_STRING && info.type_class != H5T_INTEGER &&
        info.type_class != H5T_FLOAT)) {
@@ -74,8 +74,8 @@ void walk(hid_t group, const std::string& path, int depth, std::ostringstream& o
     } else if (h5::is_dataset(group, name)) {
       const H5Handle dataset = h5::open_dataset(group, name);
       const h5::DatasetInfo info = h5::dataset_info(dataset.get());
-      out << indent << child << "  " << info.dtype << ' ' << h5::to_string(info.shape);
-      if (!info.chunk.empty()) out << "  chunks " << h5::to_string(info.chunk);
+      out << indent << child << "  " << info.dtype << ' ' << dpt::to_string(info.shape);
+      if (!info.chunk.empty()) out << "  chunks " << dpt::to_string(info.chunk);
       out << "  filters: ";
       if (info.filters.empty()) out << "none";
       for (std::size_t i = 0; i < info.filters.size(); ++i) out << (i ? ", " : "") << info.filters[i];

@@ -45,7 +45,9 @@ struct Batch {
 
 class Loader {
  public:
+  // The loader keeps a reference to `data`, which must outlive it.
   Loader(const DatasetSplit& data, LoaderOptions options);
+  Loader(DatasetSplit&&, LoaderOptions) = delete;  // a temporary would die under the thread
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
   ~Loader();  // stops and joins the prefetch thread
