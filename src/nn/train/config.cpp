@@ -131,6 +131,8 @@ const std::vector<Field>& fields() {
             "Use only the first N training samples (0 = all)"),
       field("test-samples", &TrainConfig::test_samples,
             "Evaluate on the first N test samples (0 = all)"),
+      field("augment", &TrainConfig::augment,
+            "Training augmentation: none, or flip (horizontal, p = 1/2, keyed by sample)"),
       field("epochs", &TrainConfig::epochs, "Passes over the training data"),
       field("steps", &TrainConfig::steps, "Stop after N optimizer steps (0 = run all epochs)"),
       field("batch-size", &TrainConfig::batch_size, "Global batch: samples per optimizer step"),
@@ -253,6 +255,8 @@ void validate(const TrainConfig& c) {
             c.dropout);
   DPT_CHECK(c.train_samples >= 0, "config: 'train-samples' must be >= 0, got ", c.train_samples);
   DPT_CHECK(c.test_samples >= 0, "config: 'test-samples' must be >= 0, got ", c.test_samples);
+  DPT_CHECK(c.augment == "none" || c.augment == "flip",
+            "config: 'augment' must be none or flip, got '", c.augment, "'");
   DPT_CHECK(c.epochs >= 1, "config: 'epochs' must be >= 1, got ", c.epochs);
   DPT_CHECK(c.steps >= 0, "config: 'steps' must be >= 0, got ", c.steps);
   DPT_CHECK(c.batch_size >= 1, "config: 'batch-size' must be >= 1, got ", c.batch_size);

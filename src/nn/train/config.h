@@ -21,6 +21,7 @@ struct TrainConfig {
   double dropout = 0.0;             // cnn/mlp: Dropout(p) before the classifier when > 0
   std::int64_t train_samples = 0;   // > 0: use only the first N training samples
   std::int64_t test_samples = 0;    // > 0: evaluate on the first N test samples
+  std::string augment = "none";     // none | flip (random horizontal flip, keyed by sample)
   // schedule of work
   std::int64_t epochs = 1;
   std::int64_t steps = 0;           // > 0: stop after this many optimizer steps

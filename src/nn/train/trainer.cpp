@@ -124,6 +124,7 @@ TrainResult Trainer::run() {
   options.drop_last = true;
   options.seed = config_.seed;
   options.epochs = config_.epochs;
+  options.augment_flip = config_.augment == "flip";
   io::Loader loader(train_data_, options);
   const std::int64_t steps_per_epoch = loader.steps_per_epoch();
   const std::int64_t total_steps = schedule_.total_steps;

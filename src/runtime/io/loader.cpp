@@ -134,11 +134,22 @@ Batch Loader::make_batch(const std::vector<std::int64_t>& order, std::int64_t ep
   const std::int64_t sample_numel = data_.sample_numel();
   float* images = b > 0 ? batch.images.data<float>() : nullptr;
   std::int32_t* labels = b > 0 ? batch.labels.data<std::int32_t>() : nullptr;
+  const PhiloxStream flips{options_.seed, RngPurpose::kAugment, static_cast<std::uint32_t>(epoch),
+                           static_cast<std::uint32_t>(static_cast<std::uint64_t>(epoch) >> 32)};
+  const std::int64_t width = data_.width();
   for (std::int64_t k = 0; k < b; ++k) {
     const std::int64_t sample = order[static_cast<std::size_t>(first + k)];
     const std::uint8_t* pixels = data_.image(sample);
     float* dst = images + k * sample_numel;
-    for (std::int64_t i = 0; i < sample_numel; ++i) dst[i] = table[pixels[i]];
+    const bool flip =
+        options_.augment_flip && (flips.bits(static_cast<std::uint32_t>(first + k)) & 1u) != 0;
+    if (flip) {
+      for (std::int64_t row = 0; row < sample_numel; row += width) {
+        for (std::int64_t x = 0; x < width; ++x) dst[row + x] = table[pixels[row + width - 1 - x]];
+      }
+    } else {
+      for (std::int64_t i = 0; i < sample_numel; ++i) dst[i] = table[pixels[i]];
+    }
     labels[k] = data_.label(sample);
   }
   return batch;

@@ -33,6 +33,9 @@ struct LoaderOptions {
   std::int64_t first_step_in_epoch = 0;  // resume inside an epoch
   std::int64_t epochs = 1;    // how many epochs to serve, from first_epoch
   int prefetch_depth = 2;     // batches prepared ahead
+  // Random horizontal flip with probability 1/2. Whether the sample at position q of epoch e's
+  // order is flipped is Philox(seed; augment, e, q): independent of batch split, rank and thread.
+  bool augment_flip = false;
 };
 
 struct Batch {

@@ -193,6 +193,62 @@ TEST_F(LoaderTest, NormalisesPixelsAndFillsLabels) {
   EXPECT_FALSE(loader.next());
 }
 
+TEST_F(LoaderTest, FlipMirrorsRowsForAboutHalfTheSamplesWhateverTheSharding) {
+  // The same samples flip whether one rank reads the global batch or two ranks read halves.
+  LoaderOptions one{.global_batch = 20, .seed = 4, .epochs = 2, .augment_flip = true};
+  LoaderOptions plain = one;
+  plain.augment_flip = false;
+  auto batches_of = [](Loader& loader) {
+    std::vector<Batch> out;
+    while (std::optional<Batch> batch = loader.next()) out.push_back(std::move(*batch));
+    return out;
+  };
+  Loader flipped(*data_, one), reference(*data_, plain);
+  std::vector<Batch> a = batches_of(flipped), r = batches_of(reference);
+  ASSERT_EQ(a.size(), r.size());
+  const std::int64_t w = data_->width(), numel = data_->sample_numel();
+  int flips = 0, samples = 0;
+  std::vector<bool> flipped_at;  // per (batch, sample), to compare with the sharded run
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    for (std::int64_t k = 0; k < a[i].labels.numel(); ++k) {
+      const float* x = a[i].images.data<float>() + k * numel;
+      const float* y = r[i].images.data<float>() + k * numel;
+      bool same = true, mirrored = true;
+      for (std::int64_t p = 0; p < numel; ++p) {
+        same = same && x[p] == y[p];
+        mirrored = mirrored && x[p] == y[(p / w) * w + (w - 1 - p % w)];
+      }
+      ASSERT_TRUE(same || mirrored) << "batch " << i << " sample " << k;
+      const bool is_flip = !same;
+      flipped_at.push_back(is_flip);
+      flips += is_flip;
+      ++samples;
+    }
+  }
+  EXPECT_GT(flips, samples / 4);
+  EXPECT_LT(flips, 3 * samples / 4);
+  std::vector<std::vector<Batch>> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    LoaderOptions o = one;
+    o.rank = rank;
+    o.world_size = 2;
+    Loader l(*data_, o);
+    ranks.push_back(batches_of(l));
+  }
+  std::size_t index = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    for (int rank = 0; rank < 2; ++rank) {
+      const Batch& b = ranks[static_cast<std::size_t>(rank)][i];
+      for (std::int64_t k = 0; k < b.labels.numel(); ++k, ++index) {
+        const float* x = b.images.data<float>() + k * numel;
+        const float* y = a[i].images.data<float>() + (b.first_position - a[i].first_position + k) * numel;
+        ASSERT_TRUE(std::equal(x, x + numel, y)) << "batch " << i << " rank " << rank;
+      }
+    }
+  }
+  EXPECT_EQ(index, flipped_at.size());
+}
+
 TEST_F(LoaderTest, ResumeInsideAnEpochMatchesAFreshRun) {
   LoaderOptions fresh{.global_batch = 8, .rank = 1, .world_size = 2, .seed = 11, .epochs = 3};
   Loader full(*data_, fresh);
