@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+// make_communicator() and abort_all(): the one place that names the implementations and the only
+// "#if DPT_HAVE_MPI" of comm/ (docs/STYLE.md: backends are chosen by files, not #if).
+#include "comm/communicator.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "comm/local_communicator.h"
+#include "runtime/check.h"
+#include "runtime/config.h"
+#if DPT_HAVE_MPI
+#include "comm/mpi/mpi_backend.h"
+#endif
+
+namespace dpt::comm {
+namespace {
+
+bool mpi_running() noexcept {
+#if DPT_HAVE_MPI
+  return mpi::is_running();
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Communicator> make_mpi() {
+#if DPT_HAVE_MPI
+  DPT_CHECK(mpi::is_running(),
+            "make_communicator(\"mpi\"): MPI is not initialised; create a "
+            "dpt::comm::Environment in main and start the program with mpirun");
+  return mpi::make_communicator();
+#else
+  DPT_CHECK(false, "make_communicator(\"mpi\"): dptrain was built with DPT_MPI=OFF");
+  return nullptr;
+#endif
+}
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_communicator(const std::string& kind) {
+  DPT_CHECK(kind == "auto" || kind == "local" || kind == "mpi", "make_communicator: unknown kind '",
+            kind, "' (expected auto, local or mpi)");
+  const bool use_mpi = kind == "mpi" || (kind == "auto" && mpi_running());
+  std::unique_ptr<Communicator> comm =
+      use_mpi ? make_mpi() : std::unique_ptr<Communicator>(std::make_unique<LocalCommunicator>());
+  // Errors and log lines name the rank from now on; a world of one is "not distributed".
+  set_process_rank(use_mpi ? comm->rank() : -1);
+  return comm;
+}
+
+void abort_all(int code) {
+  // _Exit and MPI_Abort skip stdio's exit-time flush: flush so the fatal message logged just
+  // before is not lost.
+  std::fflush(nullptr);
+#if DPT_HAVE_MPI
+  if (mpi::is_running()) mpi::abort_job(code);
+#endif
+  std::_Exit(code);
+}
+
+}  // namespace dpt::comm

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+// Communicator: the collectives data-parallel training needs, on host (CPU) memory.
+// Implementations: LocalCommunicator (a world of one; every collective is exact and immediate) and
+// MpiCommunicator (MPI on a communication thread of its own, so compute continues while a bucket is
+// reduced). Only make_communicator() names the implementations.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dpt::comm {
+
+enum class ReduceOp { kSum, kMax, kMin };
+
+// A collective in flight. wait() blocks until it completed on this rank (its buffer may then be
+// read and written), rethrowing the error it failed with; test() says whether wait() would return
+// at once. Destroying a Work that was not waited for waits for it (the buffer must stay alive).
+class Work {
+ public:
+  virtual ~Work() = default;
+  virtual void wait() = 0;
+  virtual bool test() = 0;
+  // Steady-clock seconds (since an arbitrary epoch, the same for every Work of a process) when the
+  // collective started and finished executing; 0 until then. Used for overlap records.
+  virtual double start_time() const = 0;
+  virtual double end_time() const = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  // Ranks on this node and this rank's index among them (MPI_Comm_split_type shared memory).
+  virtual int local_rank() const = 0;
+  virtual int local_size() const = 0;
+  // Number of distinct nodes.
+  virtual int node_count() const = 0;
+  // "local" or "mpi".
+  virtual std::string backend() const = 0;
+
+  // Every rank must issue collectives in the same order with the same counts (elements, not
+  // bytes); see Note [Gradient bucket order] in src/nn/parallel/data_parallel.h.
+  // In-place all-reduce of `count` floats at `data`, asynchronous.
+  virtual std::unique_ptr<Work> all_reduce_async(float* data, std::int64_t count, ReduceOp op) = 0;
+  // Blocking variants.
+  void all_reduce(float* data, std::int64_t count, ReduceOp op) {
+    all_reduce_async(data, count, op)->wait();
+  }
+  virtual void all_reduce(double* data, std::int64_t count, ReduceOp op) = 0;
+  // `count` bytes at `data` from `root` to every rank.
+  virtual void broadcast(void* data, std::int64_t count_bytes, int root) = 0;
+  // Every rank's `local` bytes (any length per rank), in rank order.
+  virtual std::vector<std::string> all_gather(const std::string& local) = 0;
+  // reduce_scatter: `data` holds world_size() equal blocks of block_count floats; on return this
+  // rank's block (index rank()) holds the reduction of everyone's block. Other blocks undefined.
+  virtual void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) = 0;
+  virtual void barrier() = 0;
+};
+
+// The process's MPI lifetime: initialises MPI (MPI_Init_thread, MPI_THREAD_SERIALIZED or better,
+// errors returned instead of fatal: MPI_ERRORS_RETURN) when the process was started by an MPI
+// launcher (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK... in the environment) or when forced, and
+// finalises it when destroyed. Create one in main before any Communicator and destroy it last.
+class Environment {
+ public:
+  enum class Mode { kAuto, kForceMpi, kNoMpi };
+  Environment(int* argc, char*** argv, Mode mode = Mode::kAuto);
+  Environment(const Environment&) = delete;
+  Environment& operator=(const Environment&) = delete;
+  ~Environment();
+  bool mpi_active() const { return mpi_active_; }
+
+ private:
+  bool mpi_active_ = false;
+};
+
+// "auto": MPI when an Environment has initialised MPI, else the local world of one. "local" and
+// "mpi" force one ("mpi" without an initialised MPI is an error). Sets dpt::set_process_rank().
+std::unique_ptr<Communicator> make_communicator(const std::string& kind = "auto");
+
+// Ends every rank of the job with `code`: MPI_Abort when MPI runs, std::_Exit otherwise. Used by
+// main after logging a fatal error, so that no other rank waits forever in a collective.
+[[noreturn]] void abort_all(int code);
+
+}  // namespace dpt::comm

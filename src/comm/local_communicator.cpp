@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// The world of one: arguments are validated exactly as the MPI backend validates them (so a bad
+// call fails in single-rank tests too), then every collective is the identity.
+#include "comm/local_communicator.h"
+
+#include "comm/work_clock.h"
+#include "runtime/check.h"
+
+namespace dpt::comm {
+namespace {
+
+// A collective that finished before its Work was handed out.
+class CompletedWork final : public Work {
+ public:
+  CompletedWork() : start_(detail::steady_seconds()), end_(detail::steady_seconds()) {}
+  void wait() override {}
+  bool test() override { return true; }
+  double start_time() const override { return start_; }
+  double end_time() const override { return end_; }
+
+ private:
+  double start_;
+  double end_;
+};
+
+void check_buffer(const char* op, const void* data, std::int64_t count) {
+  DPT_CHECK(count >= 0, op, ": count ", count, " is negative");
+  DPT_CHECK(data != nullptr || count == 0, op, ": null buffer for ", count, " elements");
+}
+
+}  // namespace
+
+std::unique_ptr<Work> LocalCommunicator::all_reduce_async(float* data, std::int64_t count,
+                                                          ReduceOp /*op*/) {
+  check_buffer("all_reduce", data, count);
+  return std::make_unique<CompletedWork>();
+}
+
+void LocalCommunicator::all_reduce(double* data, std::int64_t count, ReduceOp /*op*/) {
+  check_buffer("all_reduce", data, count);
+}
+
+void LocalCommunicator::broadcast(void* data, std::int64_t count_bytes, int root) {
+  check_buffer("broadcast", data, count_bytes);
+  DPT_CHECK(root == 0, "broadcast: root ", root, " is not a rank of a world of 1");
+}
+
+std::vector<std::string> LocalCommunicator::all_gather(const std::string& local) { return {local}; }
+
+void LocalCommunicator::reduce_scatter(float* data, std::int64_t block_count, ReduceOp /*op*/) {
+  check_buffer("reduce_scatter", data, block_count);
+}
+
+}  // namespace dpt::comm

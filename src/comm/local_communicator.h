@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: MIT
+// LocalCommunicator: a world of one rank. Every collective is exact and immediate (the identity),
+// so single-process runs need no MPI and compute bit-identical results to the reduction of one.
+#pragma once
+
+#include "comm/communicator.h"
+
+namespace dpt::comm {
+
+class LocalCommunicator final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int world_size() const override { return 1; }
+  int local_rank() const override { return 0; }
+  int local_size() const override { return 1; }
+  int node_count() const override { return 1; }
+  std::string backend() const override { return "local"; }
+
+  using Communicator::all_reduce;
+  std::unique_ptr<Work> all_reduce_async(float* data, std::int64_t count, ReduceOp op) override;
+  void all_reduce(double* data, std::int64_t count, ReduceOp op) override;
+  void broadcast(void* data, std::int64_t count_bytes, int root) override;
+  std::vector<std::string> all_gather(const std::string& local) override;
+  void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) override;
+  void barrier() override {}
+};
+
+}  // namespace dpt::comm

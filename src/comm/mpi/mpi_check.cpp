@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+// MPI error text for the check macros, and the backend entry points communicator.cpp calls.
+#include "comm/mpi/mpi_check.h"
+
+#include <cstdlib>
+
+#include "comm/mpi/mpi_backend.h"
+#include "runtime/error.h"
+
+namespace dpt::comm::mpi {
+
+std::string error_string(int code) {
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int length = 0;
+  int error_class = code;
+  // Both are defined to work even when MPI is not initialised; their own status is ignored
+  // because there is nothing better to report than `code` itself.
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) length = 0;
+  MPI_Error_class(code, &error_class);
+  std::string out = detail::str("MPI error ", error_class, ": ",
+                                length > 0 ? std::string(text, static_cast<std::size_t>(length))
+                                           : std::string("(no description)"));
+  if (process_rank() < 0 && is_running()) {
+    int rank = -1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    out += detail::str(" (MPI_COMM_WORLD rank ", rank, ')');
+  }
+  return out;
+}
+
+bool is_running() noexcept {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  return initialized != 0 && finalized == 0;
+}
+
+void abort_job(int code) noexcept {
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
+}  // namespace dpt::comm::mpi

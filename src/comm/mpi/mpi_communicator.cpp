@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: MIT
+// MpiCommunicator: job queue, communication thread, Work, and the MPI calls of each collective
+// (counts above INT_MAX split into chunks). See Note [One MPI thread] in mpi_communicator.h.
+#include "comm/mpi/mpi_communicator.h"
+
+#include <algorithm>
+#include <charconv>
+#include <climits>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string_view>
+
+#include "comm/mpi/mpi_backend.h"
+#include "comm/work_clock.h"
+
+namespace dpt::comm::mpi {
+
+// Shared by the Work handed to the caller and the job on the communication thread.
+struct MpiCommunicator::WorkState {
+  // Guards every field below; cv signals done.
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;
+  bool error_seen = false;  // wait() rethrew it, so the destructor need not log it
+  std::exception_ptr error;
+  double start = 0.0;
+  double end = 0.0;
+};
+
+namespace {
+
+using WorkState = MpiCommunicator::WorkState;
+
+class AsyncWork final : public Work {
+ public:
+  explicit AsyncWork(std::shared_ptr<WorkState> state) : state_(std::move(state)) {}
+  AsyncWork(const AsyncWork&) = delete;
+  AsyncWork& operator=(const AsyncWork&) = delete;
+  // The job may still write the caller's buffer: wait for it (never throwing; an error nobody
+  // waited for is logged rather than lost).
+  ~AsyncWork() override {
+    std::unique_lock lock(state_->mutex);
+    state_->cv.wait(lock, [&] { return state_->done; });
+    if (state_->error && !state_->error_seen) {
+      try {
+        std::rethrow_exception(state_->error);
+      } catch (const std::exception& e) {
+        log(LogLevel::kWarning, "a collective nobody waited for failed: ", e.what());
+      } catch (...) {
+        log(LogLevel::kWarning, "a collective nobody waited for failed");
+      }
+    }
+  }
+
+  void wait() override {
+    std::unique_lock lock(state_->mutex);
+    state_->cv.wait(lock, [&] { return state_->done; });
+    if (state_->error) {
+      state_->error_seen = true;
+      std::rethrow_exception(state_->error);
+    }
+  }
+  bool test() override {
+    std::lock_guard lock(state_->mutex);
+    return state_->done;
+  }
+  double start_time() const override {
+    std::lock_guard lock(state_->mutex);
+    return state_->start;
+  }
+  double end_time() const override {
+    std::lock_guard lock(state_->mutex);
+    return state_->end;
+  }
+
+ private:
+  std::shared_ptr<WorkState> state_;
+};
+
+MPI_Op to_mpi(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum:
+      return MPI_SUM;
+    case ReduceOp::kMax:
+      return MPI_MAX;
+    case ReduceOp::kMin:
+      return MPI_MIN;
+  }
+  DPT_CHECK(false, "unknown ReduceOp ", static_cast<int>(op));
+  return MPI_OP_NULL;
+}
+
+void check_buffer(const char* op, const void* data, std::int64_t count) {
+  DPT_CHECK(count >= 0, op, ": count ", count, " is negative");
+  DPT_CHECK(data != nullptr || count == 0, op, ": null buffer for ", count, " elements");
+}
+
+// Test hook: DPT_COMM_MAX_CHUNK_COUNT=n caps one MPI call at n elements, so that the chunking
+// written for counts above INT_MAX runs in tests with small buffers.
+std::int64_t max_chunk_count_from_env() {
+  const char* text = std::getenv("DPT_COMM_MAX_CHUNK_COUNT");
+  if (text == nullptr || *text == '\0') return INT_MAX;
+  const std::string_view view(text);
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(view.data(), view.data() + view.size(), value);
+  DPT_CHECK(ec == std::errc() && end == view.data() + view.size() && value >= 1 && value <= INT_MAX,
+            "DPT_COMM_MAX_CHUNK_COUNT='", view, "' is not an integer in [1, ", INT_MAX, "]");
+  return value;
+}
+
+}  // namespace
+
+MpiCommunicator::MpiCommunicator() : max_chunk_count_(max_chunk_count_from_env()) {
+  int provided = MPI_THREAD_SINGLE;
+  DPT_MPI_CHECK(MPI_Query_thread(&provided));
+  DPT_CHECK_KIND(ErrorKind::kComm, provided >= MPI_THREAD_SERIALIZED,
+                 "MpiCommunicator: MPI was initialised with thread level ", provided,
+                 "; the communication thread needs MPI_THREAD_SERIALIZED or better");
+  // A private duplicate: our collectives can never match another library's on MPI_COMM_WORLD.
+  MPI_Comm dup = MPI_COMM_NULL;
+  DPT_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &dup));
+  comm_ = UniqueComm(dup);
+  DPT_MPI_CHECK(MPI_Comm_set_errhandler(comm_.get(), MPI_ERRORS_RETURN));
+  DPT_MPI_CHECK(MPI_Comm_rank(comm_.get(), &rank_));
+  DPT_MPI_CHECK(MPI_Comm_size(comm_.get(), &size_));
+
+  MPI_Comm node = MPI_COMM_NULL;
+  DPT_MPI_CHECK(
+      MPI_Comm_split_type(comm_.get(), MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+  const UniqueComm node_comm(node);
+  DPT_MPI_CHECK(MPI_Comm_rank(node_comm.get(), &local_rank_));
+  DPT_MPI_CHECK(MPI_Comm_size(node_comm.get(), &local_size_));
+  // Each node has exactly one local rank 0.
+  const int is_leader = local_rank_ == 0 ? 1 : 0;
+  DPT_MPI_CHECK(MPI_Allreduce(&is_leader, &node_count_, 1, MPI_INT, MPI_SUM, comm_.get()));
+
+  // From here on only thread_ calls MPI (Note [One MPI thread]). Starting a std::thread
+  // synchronises with its first instruction, so the calls above happen-before its calls.
+  thread_ = std::thread([this] { thread_main(); });
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_one();  // wake the thread if it sleeps on an empty queue; it drains, then exits
+  try {
+    if (thread_.joinable()) thread_.join();
+  } catch (const std::exception& e) {
+    log(LogLevel::kWarning, "MpiCommunicator: joining the communication thread failed: ", e.what());
+  }
+  // comm_ is freed after this body, once no thread uses it.
+}
+
+void MpiCommunicator::thread_main() noexcept {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(queue_mutex_);
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything queued has run
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    {
+      std::lock_guard lock(job.state->mutex);
+      job.state->start = detail::steady_seconds();
+    }
+    std::exception_ptr error;
+    try {
+      job.run();
+    } catch (...) {
+      error = std::current_exception();  // rethrown by Work::wait() on the caller's thread
+    }
+    {
+      std::lock_guard lock(job.state->mutex);
+      job.state->end = detail::steady_seconds();
+      job.state->error = error;
+      job.state->done = true;
+    }
+    // Wakes wait() and the Work destructor; the caller may then touch the buffer again.
+    job.state->cv.notify_all();
+  }
+}
+
+std::shared_ptr<MpiCommunicator::WorkState> MpiCommunicator::enqueue(std::function<void()> run) {
+  auto state = std::make_shared<WorkState>();
+  {
+    std::lock_guard lock(queue_mutex_);
+    queue_.push_back(Job{std::move(run), state});
+  }
+  queue_cv_.notify_one();  // the thread may be asleep on an empty queue
+  return state;
+}
+
+void MpiCommunicator::run_blocking(std::function<void()> run) {
+  AsyncWork(enqueue(std::move(run))).wait();
+}
+
+void MpiCommunicator::all_reduce_chunked(void* data, std::int64_t count, MPI_Datatype type,
+                                         std::size_t element_bytes, MPI_Op op) const {
+  auto* bytes = static_cast<char*>(data);
+  for (std::int64_t done = 0; done < count;) {
+    const int n = static_cast<int>(std::min(count - done, max_chunk_count_));
+    DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE,
+                                bytes + done * static_cast<std::int64_t>(element_bytes), n, type,
+                                op, comm_.get()));
+    done += n;
+  }
+}
+
+void MpiCommunicator::broadcast_chunked(void* data, std::int64_t count_bytes, int root) const {
+  auto* bytes = static_cast<char*>(data);
+  for (std::int64_t done = 0; done < count_bytes;) {
+    const int n = static_cast<int>(std::min(count_bytes - done, max_chunk_count_));
+    DPT_MPI_CHECK(MPI_Bcast(bytes + done, n, MPI_BYTE, root, comm_.get()));
+    done += n;
+  }
+}
+
+// Note [Deterministic sums]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// Sums use MPI_Allreduce. The MPI standard requires every rank of a reduction to receive the same
+// result, and Open MPI's coll/tuned picks its algorithm from (communicator size, message size)
+// only, so for a fixed world size and count the summation order is fixed and results repeat bit
+// for bit from run to run. Open MPI documents no stronger promise (bit-identical results across
+// world sizes need an order fixed by the caller, e.g. sums of exactly representable values).
+// collectives_test checks that all ranks hold identical bits after a sum of inexact values; should
+// a future MPI break that, replace this call by a fixed-order ring, here and nowhere else.
+std::unique_ptr<Work> MpiCommunicator::all_reduce_async(float* data, std::int64_t count,
+                                                        ReduceOp op) {
+  check_buffer("all_reduce", data, count);
+  const MPI_Op mpi_op = to_mpi(op);
+  // Captures by value: the caller returns at once; only `data` must stay alive (the contract).
+  return std::make_unique<AsyncWork>(enqueue([this, data, count, mpi_op] {
+    all_reduce_chunked(data, count, MPI_FLOAT, sizeof(float), mpi_op);
+  }));
+}
+
+void MpiCommunicator::all_reduce(double* data, std::int64_t count, ReduceOp op) {
+  check_buffer("all_reduce", data, count);
+  const MPI_Op mpi_op = to_mpi(op);
+  run_blocking([&] { all_reduce_chunked(data, count, MPI_DOUBLE, sizeof(double), mpi_op); });
+}
+
+void MpiCommunicator::broadcast(void* data, std::int64_t count_bytes, int root) {
+  check_buffer("broadcast", data, count_bytes);
+  DPT_CHECK(root >= 0 && root < size_, "broadcast: root ", root, " is not a rank of a world of ",
+            size_);
+  run_blocking([&] { broadcast_chunked(data, count_bytes, root); });
+}
+
+std::vector<std::string> MpiCommunicator::all_gather(const std::string& local) {
+  std::vector<std::string> result(static_cast<std::size_t>(size_));
+  run_blocking([&] {
+    // Lengths first, so that every rank can size its receive buffer.
+    const auto length = static_cast<std::int64_t>(local.size());
+    std::vector<std::int64_t> lengths(static_cast<std::size_t>(size_));
+    DPT_MPI_CHECK(
+        MPI_Allgather(&length, 1, MPI_INT64_T, lengths.data(), 1, MPI_INT64_T, comm_.get()));
+    std::int64_t total = 0;
+    for (const std::int64_t n : lengths) total += n;
+    if (total > max_chunk_count_) {
+      // Allgatherv's displacements are ints: above INT_MAX bytes in all, each rank's string is
+      // broadcast in turn, in chunks.
+      for (int r = 0; r < size_; ++r) {
+        std::string& out = result[static_cast<std::size_t>(r)];
+        out.resize(static_cast<std::size_t>(lengths[static_cast<std::size_t>(r)]));
+        if (r == rank_) out = local;
+        broadcast_chunked(out.data(), static_cast<std::int64_t>(out.size()), r);
+      }
+      return;
+    }
+    std::vector<int> counts(static_cast<std::size_t>(size_)), displacements(counts.size());
+    int offset = 0;
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      counts[r] = static_cast<int>(lengths[r]);
+      displacements[r] = offset;
+      offset += counts[r];
+    }
+    std::string gathered(static_cast<std::size_t>(total), '\0');
+    DPT_MPI_CHECK(MPI_Allgatherv(local.data(), static_cast<int>(length), MPI_BYTE, gathered.data(),
+                                 counts.data(), displacements.data(), MPI_BYTE, comm_.get()));
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      result[r] = gathered.substr(static_cast<std::size_t>(displacements[r]),
+                                  static_cast<std::size_t>(counts[r]));
+    }
+  });
+  return result;
+}
+
+void MpiCommunicator::reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) {
+  check_buffer("reduce_scatter", data, block_count);
+  DPT_CHECK(block_count <= INT64_MAX / size_, "reduce_scatter: ", size_, " blocks of ", block_count,
+            " floats overflow a 64-bit count");
+  const MPI_Op mpi_op = to_mpi(op);
+  run_blocking([&] {
+    if (block_count == 0) return;
+    if (block_count <= max_chunk_count_) {
+      // In place, MPI takes the inputs from the receive buffer and writes this rank's result at
+      // its start (MPI-3.1 section 5.10.1); the contract wants it in block rank().
+      DPT_MPI_CHECK(MPI_Reduce_scatter_block(MPI_IN_PLACE, data, static_cast<int>(block_count),
+                                             MPI_FLOAT, mpi_op, comm_.get()));
+      if (rank_ != 0) {
+        std::memcpy(data + rank_ * block_count, data,
+                    static_cast<std::size_t>(block_count) * sizeof(float));
+      }
+      return;
+    }
+    // Blocks above the chunk limit: reduce block r onto rank r, chunk by chunk.
+    for (int r = 0; r < size_; ++r) {
+      float* block = data + r * block_count;
+      for (std::int64_t done = 0; done < block_count;) {
+        const int n = static_cast<int>(std::min(block_count - done, max_chunk_count_));
+        DPT_MPI_CHECK(MPI_Reduce(r == rank_ ? MPI_IN_PLACE : block + done, block + done, n,
+                                 MPI_FLOAT, mpi_op, r, comm_.get()));
+        done += n;
+      }
+    }
+  });
+}
+
+void MpiCommunicator::barrier() {
+  run_blocking([&] { DPT_MPI_CHECK(MPI_Barrier(comm_.get())); });
+}
+
+std::unique_ptr<Communicator> make_communicator() { return std::make_unique<MpiCommunicator>(); }
+
+}  // namespace dpt::comm::mpi

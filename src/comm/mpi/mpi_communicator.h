@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+// MpiCommunicator: collectives on host buffers over a duplicate of MPI_COMM_WORLD, executed by a
+// communication thread of its own so that compute goes on while a gradient bucket is reduced.
+#pragma once
+
+#include <mpi.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "comm/communicator.h"
+#include "comm/mpi/mpi_check.h"
+
+namespace dpt::comm::mpi {
+
+// Note [One MPI thread]
+// ~~~~~~~~~~~~~~~~~~~~~
+// After construction every MPI call of a communicator runs on its thread, in the order the
+// collectives were issued (a FIFO queue). Blocking collectives are queued too and waited for.
+// So MPI is never entered by two threads at once (MPI_THREAD_SERIALIZED suffices), and the order
+// of collectives on the wire is the issue order on every rank, which MPI matching relies on.
+class MpiCommunicator final : public Communicator {
+ public:
+  // Collective over MPI_COMM_WORLD. MPI must be initialised with MPI_THREAD_SERIALIZED or better.
+  // One MPI call moves at most INT_MAX elements (its count is an int); the environment variable
+  // DPT_COMM_MAX_CHUNK_COUNT lowers that cap so tests exercise the splitting with small buffers.
+  MpiCommunicator();
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+  // Runs what is queued, then joins the thread; never throws.
+  ~MpiCommunicator() override;
+
+  int rank() const override { return rank_; }
+  int world_size() const override { return size_; }
+  int local_rank() const override { return local_rank_; }
+  int local_size() const override { return local_size_; }
+  int node_count() const override { return node_count_; }
+  std::string backend() const override { return "mpi"; }
+
+  using Communicator::all_reduce;
+  std::unique_ptr<Work> all_reduce_async(float* data, std::int64_t count, ReduceOp op) override;
+  void all_reduce(double* data, std::int64_t count, ReduceOp op) override;
+  void broadcast(void* data, std::int64_t count_bytes, int root) override;
+  std::vector<std::string> all_gather(const std::string& local) override;
+  void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) override;
+  void barrier() override;
+
+  struct WorkState;
+
+ private:
+  struct Job {
+    std::function<void()> run;
+    std::shared_ptr<WorkState> state;
+  };
+
+  std::shared_ptr<WorkState> enqueue(std::function<void()> run);
+  // enqueue + wait: the caller's stack (captured by reference) outlives the job.
+  void run_blocking(std::function<void()> run);
+  void thread_main() noexcept;
+
+  // MPI helpers; called on the communication thread only.
+  void all_reduce_chunked(void* data, std::int64_t count, MPI_Datatype type,
+                          std::size_t element_bytes, MPI_Op op) const;
+  void broadcast_chunked(void* data, std::int64_t count_bytes, int root) const;
+
+  UniqueComm comm_;
+  int rank_ = 0;
+  int size_ = 1;
+  int local_rank_ = 0;
+  int local_size_ = 1;
+  int node_count_ = 1;
+  std::int64_t max_chunk_count_;
+
+  // Guards queue_ and stopping_; queue_cv_ wakes the thread for a new job or for shutdown.
+  std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+  std::thread thread_;  // last: started once everything it reads exists
+};
+
+}  // namespace dpt::comm::mpi

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: MIT
+// Every collective against closed-form answers from rank-dependent inputs (flashlight's tests), at
+// each world size the suite is launched with (MPI_RANKS 1 2 4, plus a chunked run at 3).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "runtime/error.h"
+#include "testing/mpi_test_util.h"
+
+namespace dpt::comm {
+namespace {
+
+using dpt::test::world;
+
+// Empty, one element, odd, and larger than a chunk in the chunked run.
+constexpr std::int64_t kSizes[] = {0, 1, 7, 100003};
+
+int env_int(const char* name, int fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? std::atoi(value) : fallback;
+}
+
+// Expects `call` to throw dpt::Error whose message names `op`.
+template <typename Call>
+void expect_error_naming(const std::string& op, Call call) {
+  try {
+    call();
+    ADD_FAILURE() << "no error thrown; expected one naming " << op;
+  } catch (const dpt::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(op), std::string::npos) << e.what();
+  }
+}
+
+TEST(Collectives, WorldMatchesLauncher) {
+  Communicator& comm = world();
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr) {
+    EXPECT_EQ(comm.backend(), "mpi");
+    EXPECT_EQ(comm.world_size(), env_int("OMPI_COMM_WORLD_SIZE", -1));
+    EXPECT_EQ(comm.rank(), env_int("OMPI_COMM_WORLD_RANK", -1));
+    EXPECT_EQ(comm.local_rank(), env_int("OMPI_COMM_WORLD_LOCAL_RANK", -1));
+    EXPECT_EQ(comm.local_size(), env_int("OMPI_COMM_WORLD_LOCAL_SIZE", -1));
+    EXPECT_EQ(dpt::process_rank(), comm.rank());
+  } else {
+    EXPECT_EQ(comm.backend(), "local");
+    EXPECT_EQ(comm.world_size(), 1);
+  }
+  // Every test job runs on this one machine.
+  EXPECT_EQ(comm.node_count(), 1);
+  EXPECT_EQ(comm.local_size(), comm.world_size());
+  EXPECT_EQ(comm.local_rank(), comm.rank());
+  // Ranks are distinct and cover 0..n-1.
+  const std::vector<std::string> ranks = comm.all_gather(std::to_string(comm.rank()));
+  ASSERT_EQ(static_cast<int>(ranks.size()), comm.world_size());
+  for (int r = 0; r < comm.world_size(); ++r) EXPECT_EQ(ranks[r], std::to_string(r));
+}
+
+TEST(Collectives, AllReduceFloat) {
+  Communicator& comm = world();
+  const int r = comm.rank(), n = comm.world_size();
+  for (const ReduceOp op : {ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kMin}) {
+    for (const std::int64_t count : kSizes) {
+      // Small integers: every sum is exact whatever the order of additions.
+      std::vector<float> data(static_cast<std::size_t>(count));
+      for (std::int64_t i = 0; i < count; ++i) data[i] = static_cast<float>(r + 1 + i % 5);
+      comm.all_reduce(data.data(), count, op);
+      int mismatches = 0;
+      for (std::int64_t i = 0; i < count; ++i) {
+        const float k = static_cast<float>(i % 5);
+        const float expected = op == ReduceOp::kSum   ? n * (n + 1) / 2.0f + n * k
+                               : op == ReduceOp::kMax ? n + k
+                                                      : 1 + k;
+        if (data[i] != expected && mismatches++ < 3) {
+          ADD_FAILURE() << "op " << static_cast<int>(op) << " count " << count << " [" << i
+                        << "] = " << data[i] << ", expected " << expected;
+        }
+      }
+      EXPECT_EQ(mismatches, 0) << "op " << static_cast<int>(op) << " count " << count;
+    }
+  }
+}
+
+TEST(Collectives, AllReduceDouble) {
+  Communicator& comm = world();
+  const int r = comm.rank(), n = comm.world_size();
+  for (const ReduceOp op : {ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kMin}) {
+    for (const std::int64_t count : kSizes) {
+      std::vector<double> data(static_cast<std::size_t>(count));
+      for (std::int64_t i = 0; i < count; ++i) data[i] = 0.5 * (r + 1) + static_cast<double>(i % 5);
+      comm.all_reduce(data.data(), count, op);
+      int mismatches = 0;
+      for (std::int64_t i = 0; i < count; ++i) {
+        const double k = static_cast<double>(i % 5);
+        const double expected = op == ReduceOp::kSum   ? 0.25 * n * (n + 1) + n * k
+                                : op == ReduceOp::kMax ? 0.5 * n + k
+                                                       : 0.5 + k;
+        if (data[i] != expected && mismatches++ < 3) {
+          ADD_FAILURE() << "op " << static_cast<int>(op) << " count " << count << " [" << i
+                        << "] = " << data[i] << ", expected " << expected;
+        }
+      }
+      EXPECT_EQ(mismatches, 0) << "op " << static_cast<int>(op) << " count " << count;
+    }
+  }
+}
+
+// Inexact sums (rounding depends on the order of additions) must still leave every rank with the
+// same bits: DDP keeps parameters bitwise identical only if this holds. Note [Deterministic sums].
+TEST(Collectives, AllReduceSumIsBitwiseIdenticalOnAllRanks) {
+  Communicator& comm = world();
+  const std::int64_t count = 100003;
+  std::vector<float> data(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) {
+    data[i] = 1.0f / static_cast<float>(comm.rank() + 3) + 1e-3f * static_cast<float>(i % 97);
+  }
+  comm.all_reduce(data.data(), count, ReduceOp::kSum);
+  const std::string bytes(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float));
+  const std::vector<std::string> everyone = comm.all_gather(bytes);
+  for (int q = 0; q < comm.world_size(); ++q) EXPECT_TRUE(everyone[q] == bytes) << "rank " << q;
+}
+
+TEST(Collectives, BroadcastFromFirstAndLastRank) {
+  Communicator& comm = world();
+  const int n = comm.world_size();
+  for (const int root : {0, n - 1}) {
+    for (const std::int64_t count : kSizes) {
+      const std::int64_t count_bytes = count * 4;
+      auto pattern = [&](std::int64_t i) {
+        return static_cast<unsigned char>((root * 31 + i * 7) % 251);
+      };
+      std::vector<unsigned char> data(static_cast<std::size_t>(count_bytes), 0xEE);
+      if (comm.rank() == root) {
+        for (std::int64_t i = 0; i < count_bytes; ++i) data[i] = pattern(i);
+      }
+      comm.broadcast(data.data(), count_bytes, root);
+      int mismatches = 0;
+      for (std::int64_t i = 0; i < count_bytes; ++i) mismatches += data[i] != pattern(i);
+      EXPECT_EQ(mismatches, 0) << "root " << root << " bytes " << count_bytes;
+    }
+  }
+}
+
+TEST(Collectives, AllGatherDifferentLengthsPerRank) {
+  Communicator& comm = world();
+  const int n = comm.world_size();
+  // Rank 0's string is empty in the first round; the second exceeds a chunk.
+  for (const std::int64_t base : {std::int64_t{0}, std::int64_t{100003}}) {
+    auto string_of = [&](int q) {
+      return std::string(static_cast<std::size_t>(base + 3 * q + q % 2),
+                         static_cast<char>('a' + q % 26));
+    };
+    const std::vector<std::string> all = comm.all_gather(string_of(comm.rank()));
+    ASSERT_EQ(static_cast<int>(all.size()), n);
+    for (int q = 0; q < n; ++q)
+      EXPECT_TRUE(all[q] == string_of(q)) << "rank " << q << " base " << base;
+  }
+  const std::vector<std::string> empty = comm.all_gather("");
+  ASSERT_EQ(static_cast<int>(empty.size()), n);
+  for (const std::string& s : empty) EXPECT_TRUE(s.empty());
+}
+
+TEST(Collectives, ReduceScatter) {
+  Communicator& comm = world();
+  const int r = comm.rank(), n = comm.world_size();
+  for (const ReduceOp op : {ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kMin}) {
+    for (const std::int64_t block : kSizes) {
+      std::vector<float> data(static_cast<std::size_t>(block * n));
+      for (int b = 0; b < n; ++b) {
+        for (std::int64_t i = 0; i < block; ++i)
+          data[b * block + i] = static_cast<float>(r + b + i % 3);
+      }
+      comm.reduce_scatter(data.data(), block, op);
+      int mismatches = 0;
+      for (std::int64_t i = 0; i < block; ++i) {
+        const float k = static_cast<float>(r + i % 3);  // this rank's block index is r
+        const float expected = op == ReduceOp::kSum   ? n * (n - 1) / 2.0f + n * k
+                               : op == ReduceOp::kMax ? (n - 1) + k
+                                                      : k;
+        const float actual = data[r * block + i];
+        if (actual != expected && mismatches++ < 3) {
+          ADD_FAILURE() << "op " << static_cast<int>(op) << " block " << block << " [" << i
+                        << "] = " << actual << ", expected " << expected;
+        }
+      }
+      EXPECT_EQ(mismatches, 0) << "op " << static_cast<int>(op) << " block " << block;
+    }
+  }
+}
+
+TEST(Collectives, BarrierWaitsForTheLastRank) {
+  Communicator& comm = world();
+  comm.barrier();  // start together
+  const auto start = std::chrono::steady_clock::now();
+  if (comm.rank() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  comm.barrier();
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Nobody leaves the barrier before rank 0 entered it, 300 ms in (margin for clock jitter).
+  EXPECT_GE(waited, 0.25) << "rank " << comm.rank();
+}
+
+TEST(Collectives, ManyAsyncAllReducesCompleteInOrder) {
+  Communicator& comm = world();
+  const int r = comm.rank(), n = comm.world_size();
+  constexpr int kInFlight = 64;
+  std::vector<std::vector<float>> buffers(kInFlight);
+  std::vector<std::unique_ptr<Work>> works;
+  for (int k = 0; k < kInFlight; ++k) {
+    buffers[k].assign(static_cast<std::size_t>(100 + 37 * k), static_cast<float>(r + k));
+    works.push_back(comm.all_reduce_async(
+        buffers[k].data(), static_cast<std::int64_t>(buffers[k].size()), ReduceOp::kSum));
+  }
+  for (int k = 0; k < kInFlight; ++k) {
+    works[k]->wait();
+    EXPECT_TRUE(works[k]->test());
+    const float expected = n * (n - 1) / 2.0f + static_cast<float>(n * k);
+    for (const float v : buffers[k]) {
+      if (v != expected) {
+        ADD_FAILURE() << "bucket " << k << ": " << v << ", expected " << expected;
+        break;
+      }
+    }
+    EXPECT_GT(works[k]->start_time(), 0.0);
+    EXPECT_LE(works[k]->start_time(), works[k]->end_time()) << k;
+    // One communication thread runs them in issue order: each ends before the next starts.
+    if (k > 0) {
+      EXPECT_LE(works[k - 1]->end_time(), works[k]->start_time()) << k;
+    }
+  }
+}
+
+TEST(Collectives, DestroyingWorkWaitsForIt) {
+  Communicator& comm = world();
+  std::vector<float> data(100003, 1.0f);
+  { auto work = comm.all_reduce_async(data.data(), 100003, ReduceOp::kSum); }
+  for (const float v : data) {
+    if (v != static_cast<float>(comm.world_size())) {
+      ADD_FAILURE() << v;
+      break;
+    }
+  }
+}
+
+TEST(Collectives, InvalidArgumentsNameTheOperation) {
+  Communicator& comm = world();
+  float f = 0.0f;
+  double d = 0.0;
+  expect_error_naming("all_reduce", [&] { comm.all_reduce(&f, -1, ReduceOp::kSum); });
+  expect_error_naming("all_reduce", [&] { comm.all_reduce_async(&f, -1, ReduceOp::kMax); });
+  expect_error_naming("all_reduce", [&] { comm.all_reduce(&d, -1, ReduceOp::kSum); });
+  expect_error_naming("all_reduce",
+                      [&] { comm.all_reduce(static_cast<float*>(nullptr), 3, ReduceOp::kSum); });
+  expect_error_naming("broadcast", [&] { comm.broadcast(&f, -1, 0); });
+  expect_error_naming("broadcast", [&] { comm.broadcast(&f, 4, comm.world_size()); });
+  expect_error_naming("broadcast", [&] { comm.broadcast(&f, 4, -1); });
+  expect_error_naming("reduce_scatter", [&] { comm.reduce_scatter(&f, -1, ReduceOp::kSum); });
+  // The communicator still works after rejected calls (they never reached MPI).
+  float one = 1.0f;
+  comm.all_reduce(&one, 1, ReduceOp::kSum);
+  EXPECT_EQ(one, static_cast<float>(comm.world_size()));
+}
+
+}  // namespace
+}  // namespace dpt::comm
