@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
-// `train`: trains a model on a dataset; see `train --help` and README.md.
+// `train`: trains a model on a dataset, in one process or on every rank of an MPI job; see
+// `train --help` and README.md.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 
+#include "comm/communicator.h"
 #include "nn/train/config.h"
 #include "nn/train/trainer.h"
 #include "runtime/context.h"
@@ -10,11 +13,16 @@
 
 namespace {
 
-int run(const dpt::nn::TrainConfig& config) {
+int run(dpt::nn::TrainConfig config, dpt::comm::Communicator& comm) {
+  if (config.threads == 0) {
+    // The node's cores are shared by the ranks on it.
+    config.threads = std::max(1, dpt::available_cores() / comm.local_size());
+  }
   const dpt::Device device = dpt::resolve_device(config.device);
   const dpt::Context ctx = dpt::Context::create(device, config.threads);
-  dpt::nn::Trainer trainer(config, ctx);
+  dpt::nn::Trainer trainer(config, ctx, comm);
   const dpt::nn::TrainResult result = trainer.run();
+  if (comm.rank() != 0) return 0;
   if (result.last_eval) {
     std::printf("test accuracy %.4f  test loss %.4f  (%lld steps, %.1f samples/s)\n",
                 result.last_eval->accuracy, result.last_eval->loss,
@@ -29,12 +37,19 @@ int run(const dpt::nn::TrainConfig& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // MPI (when launched by mpirun or srun) lives exactly as long as this object.
+  dpt::comm::Environment environment(&argc, &argv);
+  int world_size = 1;
   try {
     const auto config = dpt::nn::parse_train_args(argc, argv);
     if (!config) return 0;  // --help or --version
-    return run(*config);
+    const auto comm = dpt::comm::make_communicator("auto");
+    world_size = comm->world_size();
+    return run(*config, *comm);
   } catch (const std::exception& e) {
     dpt::log(dpt::LogLevel::kError, "train: ", e.what());
+    // Other ranks may be blocked in a collective waiting for this one: end the whole job.
+    if (world_size > 1 || environment.mpi_active()) dpt::comm::abort_all(1);
     return 1;
   }
 }

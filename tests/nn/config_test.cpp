@@ -78,7 +78,7 @@ TEST(Config, OutOfRangeValuesAreRejectedByName) {
   EXPECT_NE(message({"--batch-size", "0"}).find("'batch-size' must be >= 1"), std::string::npos);
   EXPECT_NE(message({"--lr", "-1"}).find("'lr'"), std::string::npos);
   EXPECT_NE(message({"--momentum", "1.5"}).find("'momentum'"), std::string::npos);
-  EXPECT_NE(message({"--batch-size", "10", "--micro-batch", "4"}).find("must divide"),
+  EXPECT_NE(message({"--batch-size", "10", "--micro-batch", "4"}).find("must be divisible by ranks x 'micro-batch'"),
             std::string::npos);
   EXPECT_NE(message({"--optimizer", "lamb"}).find("sgd or adamw"), std::string::npos);
   EXPECT_NE(message({"--lr-schedule", "linear"}).find("'lr-schedule'"), std::string::npos);

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 
+#include "comm/communicator.h"
 #include "nn/train/trainer.h"
 #include "testing/test_util.h"
 
@@ -63,9 +64,10 @@ TrainConfig small_config(const std::string& data) {
 TEST(Trainer, LearnsAndEvaluates) {
   test::TempDir dir;
   const Context ctx = Context::create(Device::cpu(), 1);
+  const auto world = comm::make_communicator("local");
   TrainConfig c = small_config(write_quadrants(dir, 256, 64));
   c.metrics = (dir / "m.jsonl").string();
-  Trainer t(c, ctx);
+  Trainer t(c, ctx, *world);
   const TrainResult r = t.run();
   EXPECT_EQ(r.steps, 3 * (256 / 16));
   EXPECT_LT(r.last_loss, 0.5 * r.first_loss);
@@ -108,24 +110,25 @@ TEST(Trainer, LearnsAndEvaluates) {
 TEST(Trainer, SameSeedIsBitwiseIdenticalAndMicroBatchesMatch) {
   test::TempDir dir;
   const Context ctx = Context::create(Device::cpu(), 1);
+  const auto world = comm::make_communicator("local");
   const std::string data = write_quadrants(dir, 128, 16);
   TrainConfig c = small_config(data);
   c.epochs = 1;
   c.eval = false;
-  Trainer a(c, ctx), b(c, ctx);
+  Trainer a(c, ctx, *world), b(c, ctx, *world);
   a.run();
   b.run();
   EXPECT_EQ(a.model().flat_params().to_vector(), b.model().flat_params().to_vector());
 
   TrainConfig micro = c;
   micro.micro_batch = 4;  // dropout masks are keyed by sample, so the split changes nothing
-  Trainer m(micro, ctx);
+  Trainer m(micro, ctx, *world);
   m.run();
   EXPECT_TRUE(test::all_close(m.model().flat_params(), a.model().flat_params(), 1e-5, 1e-6));
 
   TrainConfig other = c;
   other.seed = 6;
-  Trainer o(other, ctx);
+  Trainer o(other, ctx, *world);
   o.run();
   EXPECT_NE(o.model().flat_params().to_vector(), a.model().flat_params().to_vector());
 }
@@ -133,9 +136,10 @@ TEST(Trainer, SameSeedIsBitwiseIdenticalAndMicroBatchesMatch) {
 TEST(Trainer, StepsLimitStopsEarly) {
   test::TempDir dir;
   const Context ctx = Context::create(Device::cpu(), 1);
+  const auto world = comm::make_communicator("local");
   TrainConfig c = small_config(write_quadrants(dir, 128, 16));
   c.steps = 5;
-  Trainer t(c, ctx);
+  Trainer t(c, ctx, *world);
   const TrainResult r = t.run();
   EXPECT_EQ(r.steps, 5);
   EXPECT_TRUE(r.last_eval.has_value());  // evaluated at the end of a partial epoch
@@ -144,9 +148,10 @@ TEST(Trainer, StepsLimitStopsEarly) {
 TEST(Trainer, DatasetSmallerThanOneBatchFails) {
   test::TempDir dir;
   const Context ctx = Context::create(Device::cpu(), 1);
+  const auto world = comm::make_communicator("local");
   TrainConfig c = small_config(write_quadrants(dir, 12, 4));
   try {
-    Trainer t(c, ctx);
+    Trainer t(c, ctx, *world);
     FAIL() << "expected an error";
   } catch (const Error& e) {
     const std::string m = e.what();
@@ -158,10 +163,11 @@ TEST(Trainer, DatasetSmallerThanOneBatchFails) {
 TEST(Trainer, ModelAndDatasetClassesMustAgree) {
   test::TempDir dir;
   const Context ctx = Context::create(Device::cpu(), 1);
+  const auto world = comm::make_communicator("local");
   TrainConfig c = small_config(write_quadrants(dir, 32, 4));
   c.layers.back().out = 5;
   try {
-    Trainer t(c, ctx);
+    Trainer t(c, ctx, *world);
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("4 classes"), std::string::npos) << e.what();

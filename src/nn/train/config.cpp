@@ -7,6 +7,8 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <fstream>
 #include <functional>
 #include <iomanip>
@@ -69,7 +71,10 @@ std::string format_value(const T& v) {
   } else if constexpr (std::is_same_v<T, std::string>) {
     out << std::quoted(v);
   } else if constexpr (std::is_floating_point_v<T>) {
-    out << std::setprecision(17) << v;
+    // The shortest text that reads back to the same double (0.05, not 0.050000000000000003).
+    std::array<char, 64> text{};
+    const auto end = std::to_chars(text.data(), text.data() + text.size(), v).ptr;
+    out << std::string_view(text.data(), static_cast<std::size_t>(end - text.data()));
     if (out.str().find_first_of(".eEn") == std::string::npos) out << ".0";
   } else {
     out << v;
@@ -137,7 +142,15 @@ const std::vector<Field>& fields() {
       field("steps", &TrainConfig::steps, "Stop after N optimizer steps (0 = run all epochs)"),
       field("batch-size", &TrainConfig::batch_size, "Global batch: samples per optimizer step"),
       field("micro-batch", &TrainConfig::micro_batch,
-            "Samples per forward/backward; must divide the batch (0 = whole batch)"),
+            "Samples per forward/backward on a rank (0 = the rank's share / accumulate)"),
+      field("accumulate", &TrainConfig::accumulate,
+            "Micro-batches per step on each rank; gradients are all-reduced after the last"),
+      field("bucket-mb", &TrainConfig::bucket_mb,
+            "Gradient all-reduce bucket size in MiB (the first bucket is 1 MiB)"),
+      field("no-overlap", &TrainConfig::no_overlap,
+            "All-reduce gradients after backward instead of overlapping it (for comparison)"),
+      field("log-all-ranks", &TrainConfig::log_all_ranks,
+            "Every rank prints progress, prefixed with its rank (default: rank 0 only)"),
       field("optimizer", &TrainConfig::optimizer, "sgd or adamw"),
       field("lr", &TrainConfig::lr, "Peak learning rate"),
       field("momentum", &TrainConfig::momentum, "SGD momentum"),
@@ -214,6 +227,25 @@ double TrainConfig::resolved_weight_decay() const {
   return optimizer == "adamw" ? 0.01 : 0.0;
 }
 
+std::int64_t TrainConfig::resolved_micro_batch(int world_size) const {
+  DPT_CHECK(world_size >= 1 && batch_size % world_size == 0, "config: 'batch-size' (",
+            batch_size, ") must be divisible by the number of ranks (", world_size, ")");
+  const std::int64_t local = batch_size / world_size;
+  if (micro_batch == 0) {
+    DPT_CHECK(local % accumulate == 0, "config: each rank's share of the batch (", batch_size,
+              " / ", world_size, " ranks = ", local, ") must be divisible by 'accumulate' (",
+              accumulate, ")");
+    return local / accumulate;
+  }
+  DPT_CHECK(local % micro_batch == 0, "config: 'batch-size' (", batch_size,
+            ") must be divisible by ranks x 'micro-batch' (", world_size, " x ", micro_batch,
+            ")");
+  DPT_CHECK(accumulate == 1 || local / micro_batch == accumulate, "config: 'accumulate' (",
+            accumulate, ") disagrees with 'micro-batch' (", micro_batch, "): ", world_size,
+            " rank(s) x ", micro_batch, " x ", accumulate, " != batch-size ", batch_size);
+  return micro_batch;
+}
+
 void apply_toml(const std::string& toml_text, const std::string& origin, TrainConfig& config) {
   toml::table root;
   try {
@@ -263,9 +295,10 @@ void validate(const TrainConfig& c) {
   DPT_CHECK(c.micro_batch >= 0 && c.micro_batch <= c.batch_size,
             "config: 'micro-batch' must be in [0, batch-size=", c.batch_size, "], got ",
             c.micro_batch);
-  DPT_CHECK(c.micro_batch == 0 || c.batch_size % c.micro_batch == 0,
-            "config: 'micro-batch' (", c.micro_batch, ") must divide 'batch-size' (",
-            c.batch_size, ")");
+  DPT_CHECK(c.accumulate >= 1, "config: 'accumulate' must be >= 1, got ", c.accumulate);
+  (void)c.resolved_micro_batch(1);
+  DPT_CHECK(c.bucket_mb > 0.0 && c.bucket_mb <= 4096.0,
+            "config: 'bucket-mb' must be in (0, 4096], got ", c.bucket_mb);
   DPT_CHECK(c.optimizer == "sgd" || c.optimizer == "adamw",
             "config: 'optimizer' must be sgd or adamw, got '", c.optimizer, "'");
   DPT_CHECK(c.lr > 0.0 && c.lr < 100.0, "config: 'lr' must be in (0, 100), got ", c.lr);

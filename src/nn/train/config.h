@@ -26,7 +26,12 @@ struct TrainConfig {
   std::int64_t epochs = 1;
   std::int64_t steps = 0;           // > 0: stop after this many optimizer steps
   std::int64_t batch_size = 128;    // global batch, samples per optimizer step
-  std::int64_t micro_batch = 0;     // samples per forward/backward; 0: the whole batch
+  std::int64_t micro_batch = 0;     // samples per forward/backward; 0: local batch / accumulate
+  std::int64_t accumulate = 1;      // micro-batches per step on each rank (all-reduce after the last)
+  // data parallel
+  double bucket_mb = 25.0;          // gradient bucket cap; the first bucket is 1 MB
+  bool no_overlap = false;          // all-reduce after backward instead of during it
+  bool log_all_ranks = false;       // every rank prints, prefixed with its rank
   // optimizer
   std::string optimizer = "adamw";  // sgd | adamw
   double lr = 1e-3;
@@ -53,6 +58,8 @@ struct TrainConfig {
   bool quiet = false;               // no progress output
 
   double resolved_weight_decay() const;
+  // Samples per forward/backward on each of `world_size` ranks (checks divisibility).
+  std::int64_t resolved_micro_batch(int world_size) const;
 };
 
 // Parses argv ("train [flags]") into a config: defaults, then the --config file, then flags.

@@ -23,7 +23,8 @@ void MetricsWriter::write_line(const std::string& json) {
                  "' failed (disk full?)");
 }
 
-ProgressLine::ProgressLine(bool quiet) : quiet_(quiet), tty_(isatty(STDERR_FILENO) == 1) {}
+ProgressLine::ProgressLine(bool quiet, std::string prefix)
+    : quiet_(quiet), prefix_(std::move(prefix)), tty_(isatty(STDERR_FILENO) == 1) {}
 
 ProgressLine::~ProgressLine() {
   if (line_open_) std::fputc('\n', stderr);
@@ -33,10 +34,10 @@ void ProgressLine::update(const std::string& text) {
   if (quiet_) return;
   if (tty_) {
     // \r returns to the line start, \033[K clears what a longer previous line left behind.
-    std::fprintf(stderr, "\r%s\033[K", text.c_str());
+    std::fprintf(stderr, "\r%s%s\033[K", prefix_.c_str(), text.c_str());
     line_open_ = true;
   } else {
-    std::fprintf(stderr, "%s\n", text.c_str());
+    std::fprintf(stderr, "%s%s\n", prefix_.c_str(), text.c_str());
   }
   std::fflush(stderr);
 }
@@ -47,7 +48,7 @@ void ProgressLine::print(const std::string& text) {
     std::fputc('\n', stderr);
     line_open_ = false;
   }
-  std::fprintf(stderr, "%s\n", text.c_str());
+  std::fprintf(stderr, "%s%s\n", prefix_.c_str(), text.c_str());
   std::fflush(stderr);
 }
 

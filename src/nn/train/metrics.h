@@ -24,7 +24,8 @@ class MetricsWriter {
 
 class ProgressLine {
  public:
-  explicit ProgressLine(bool quiet);
+  // prefix goes before every line (e.g. "[rank 3] " with --log-all-ranks).
+  explicit ProgressLine(bool quiet, std::string prefix = "");
   ProgressLine(const ProgressLine&) = delete;
   ProgressLine& operator=(const ProgressLine&) = delete;
   ~ProgressLine();
@@ -35,6 +36,7 @@ class ProgressLine {
 
  private:
   bool quiet_;
+  std::string prefix_;
   bool tty_;
   bool line_open_ = false;
 };

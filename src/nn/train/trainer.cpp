@@ -11,6 +11,7 @@
 
 #include "kernels/ops.h"
 #include "nn/train/metrics.h"
+#include "runtime/config.h"
 #include "runtime/io/loader.h"
 #include "runtime/logging.h"
 #include "runtime/timer.h"
@@ -55,9 +56,11 @@ Tensor rows(const Tensor& t, std::int64_t first, std::int64_t count) {
 
 }  // namespace
 
-Trainer::Trainer(TrainConfig config, const Context& ctx)
+Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& comm)
     : config_((validate(config), std::move(config))),
       ctx_(ctx),
+      comm_(comm),
+      micro_batch_(config_.resolved_micro_batch(comm.world_size())),
       train_data_(io::DatasetSplit::load(config_.data, "train", config_.train_samples)) {
   if (config_.eval) test_data_ = io::DatasetSplit::load(config_.data, "test", config_.test_samples);
   DPT_CHECK(train_data_.size() >= config_.batch_size, "dataset '", config_.data, "' split train has ",
@@ -76,6 +79,14 @@ Trainer::Trainer(TrainConfig config, const Context& ctx)
             train_data_.meta().num_classes, "]");
   model_.init_parameters(config_.seed);
   optimizer_ = make_optimizer(optimizer_config(config_), model_.num_parameters());
+  DataParallelOptions ddp;
+  ddp.bucket_mb = config_.bucket_mb;
+  ddp.overlap = !config_.no_overlap;
+  ddp_ = std::make_unique<DataParallel>(model_, comm_, ddp);
+  check_ranks_agree();
+  // Initialisation depends on the seed only, so ranks already agree; the broadcast makes it so
+  // whatever happens (and is what a resumed run relies on).
+  ddp_->broadcast_parameters();
 
   const std::int64_t steps_per_epoch = train_data_.size() / config_.batch_size;
   std::int64_t total = steps_per_epoch * config_.epochs;
@@ -89,10 +100,44 @@ Trainer::Trainer(TrainConfig config, const Context& ctx)
   schedule_.gamma = config_.lr_gamma;
 }
 
+Trainer::~Trainer() = default;
+
+void Trainer::check_ranks_agree() {
+  // One line per fact; every rank sends its lines and compares them with rank 0's.
+  std::ostringstream facts;
+  facts << "build = dptrain " << DPT_VERSION << '\n';
+  std::istringstream resolved(to_toml(config_));
+  for (std::string line; std::getline(resolved, line);) {
+    if (!line.empty()) facts << "config." << line << '\n';
+  }
+  for (const Parameter* p : model_.parameters()) {
+    facts << "model." << p->name << " = " << dpt::to_string(p->value.shape()) << '\n';
+  }
+  facts << "data.train = " << train_data_.identity() << '\n';
+  if (test_data_) facts << "data.test = " << test_data_->identity() << '\n';
+  const std::vector<std::string> all = comm_.all_gather(facts.str());
+  std::ostringstream differences;
+  std::istringstream reference_lines(all[0]);
+  std::vector<std::string> reference;
+  for (std::string line; std::getline(reference_lines, line);) reference.push_back(line);
+  for (std::size_t r = 1; r < all.size(); ++r) {
+    std::istringstream lines(all[r]);
+    std::vector<std::string> mine;
+    for (std::string line; std::getline(lines, line);) mine.push_back(line);
+    for (std::size_t i = 0; i < std::max(mine.size(), reference.size()); ++i) {
+      const std::string a = i < reference.size() ? reference[i] : "(missing)";
+      const std::string b = i < mine.size() ? mine[i] : "(missing)";
+      if (a != b) differences << "\n  rank 0: " << a << "\n  rank " << r << ": " << b;
+    }
+  }
+  const std::string text = differences.str();
+  DPT_CHECK(text.empty(), "ranks disagree on their set-up (config, model, data or build):", text);
+}
+
 double Trainer::train_step(const Tensor& images, const Tensor& labels, std::int64_t step,
                            std::int64_t first_position, StepBreakdown& times) {
   const std::int64_t batch = images.dim(0);
-  const std::int64_t micro = config_.micro_batch > 0 ? config_.micro_batch : batch;
+  const std::int64_t micro = micro_batch_;
   double loss_sum = 0.0;
   for (std::int64_t start = 0; start < batch; start += micro) {
     const std::int64_t count = std::min(micro, batch - start);
@@ -111,9 +156,13 @@ double Trainer::train_step(const Tensor& images, const Tensor& labels, std::int6
     times.forward_ms += forward_time.elapsed_ms();
 
     Stopwatch backward_time;
+    // Only the last micro-batch's backward reduces (Note [Last micro-step]): the others add
+    // into the local gradients, which that reduction then carries.
+    ddp_->prepare_backward(/*reduce=*/start + count == batch);
     model_.backward(ctx_, dlogits, info);
     times.backward_ms += backward_time.elapsed_ms();
   }
+  times.comm_exposed_ms += ddp_->finish();
   return loss_sum;
 }
 
@@ -122,6 +171,8 @@ TrainResult Trainer::run() {
   options.global_batch = config_.batch_size;
   options.shuffle = true;
   options.drop_last = true;
+  options.rank = comm_.rank();
+  options.world_size = comm_.world_size();
   options.seed = config_.seed;
   options.epochs = config_.epochs;
   options.augment_flip = config_.augment == "flip";
@@ -133,10 +184,14 @@ TrainResult Trainer::run() {
             " parameters):\n", model_.summary());
   log_rank0(LogLevel::kInfo, "data ", train_data_.identity(), "; ", steps_per_epoch,
             " steps per epoch of ", config_.batch_size, "; running ", total_steps, " steps on ",
-            dpt::to_string(ctx_.device()), " with ", ctx_.threads(), " thread(s)");
+            comm_.world_size(), " rank(s) (", comm_.backend(), ", ", comm_.node_count(),
+            " node(s)), ", dpt::to_string(ctx_.device()), " with ", ctx_.threads(),
+            " thread(s) per rank, micro-batch ", micro_batch_, ", ",
+            ddp_->buckets().size(), " gradient bucket(s)");
 
-  MetricsWriter metrics(config_.metrics);
-  ProgressLine progress(config_.quiet);
+  MetricsWriter metrics(comm_.rank() == 0 ? config_.metrics : std::string());
+  ProgressLine progress(config_.quiet || !prints(),
+                        config_.log_all_ranks ? detail::str("[rank ", comm_.rank(), "] ") : "");
   TrainResult result;
   StepBreakdown totals;
   Stopwatch run_time;
@@ -171,8 +226,10 @@ TrainResult Trainer::run() {
     StepBreakdown times;
     times.data_wait_ms = wait_ms;
 
-    const double loss_sum =
+    double loss_sum =
         train_step(batch->images, batch->labels, step, batch->first_position, times);
+    // Behind the gradient buckets in the communicator's order; every rank reports the global mean.
+    comm_.all_reduce(&loss_sum, 1, comm::ReduceOp::kSum);
     Stopwatch optimizer_time;
     // Gradients are sums over the global batch; the mean (and any clipping) is one factor that
     // the optimizer applies as it reads them, so it costs no pass of its own.
@@ -193,6 +250,7 @@ TrainResult Trainer::run() {
     result.last_loss = loss;
     totals.forward_ms += times.forward_ms;
     totals.backward_ms += times.backward_ms;
+    totals.comm_exposed_ms += times.comm_exposed_ms;
     totals.optimizer_ms += times.optimizer_ms;
     totals.data_wait_ms += times.data_wait_ms;
     if (result.steps == kWarmupSteps) {
@@ -229,7 +287,8 @@ TrainResult Trainer::run() {
       static_cast<double>(steady_steps * config_.batch_size) / std::max(steady_s, 1e-9);
   const double n = static_cast<double>(std::max<std::int64_t>(1, result.steps));
   result.breakdown = StepBreakdown{totals.forward_ms / n, totals.backward_ms / n,
-                                   totals.optimizer_ms / n, totals.data_wait_ms / n};
+                                   totals.comm_exposed_ms / n, totals.optimizer_ms / n,
+                                   totals.data_wait_ms / n};
   nlohmann::json summary = {
       {"event", "summary"},
       {"steps", result.steps},
@@ -237,10 +296,12 @@ TrainResult Trainer::run() {
       {"step_ms",
        {{"forward", result.breakdown.forward_ms},
         {"backward", result.breakdown.backward_ms},
+        {"comm_exposed", result.breakdown.comm_exposed_ms},
         {"optimizer", result.breakdown.optimizer_ms},
         {"data_wait", result.breakdown.data_wait_ms}}},
       {"final_loss", result.last_loss},
       {"threads", ctx_.threads()},
+      {"world_size", comm_.world_size()},
       {"model", config_.model},
       {"batch_size", config_.batch_size}};
   if (result.last_eval) summary["test_accuracy"] = result.last_eval->accuracy;
@@ -250,7 +311,7 @@ TrainResult Trainer::run() {
        << format_duration(run_time.elapsed_s()) << ", " << result.samples_per_sec
        << " samples/s (after " << kWarmupSteps << " warm-up steps); per step forward "
        << result.breakdown.forward_ms << " ms, backward " << result.breakdown.backward_ms
-       << " ms, optimizer " << result.breakdown.optimizer_ms << " ms, data wait "
+       << " ms, exposed communication " << result.breakdown.comm_exposed_ms << " ms, optimizer " << result.breakdown.optimizer_ms << " ms, data wait "
        << result.breakdown.data_wait_ms << " ms";
   progress.print(done.str());
   return result;
@@ -258,16 +319,21 @@ TrainResult Trainer::run() {
 
 EvalResult Trainer::evaluate(const io::DatasetSplit& split) {
   io::LoaderOptions options;
-  options.global_batch = std::min<std::int64_t>(kEvalBatch, split.size());
+  // Each rank evaluates its share of every batch; the sums are all-reduced.
+  options.global_batch = std::max<std::int64_t>(
+      comm_.world_size(), std::min<std::int64_t>(kEvalBatch * comm_.world_size(), split.size()));
   options.shuffle = false;
   options.drop_last = false;
   options.seed = config_.seed;
+  options.rank = comm_.rank();
+  options.world_size = comm_.world_size();
   io::Loader loader(split, options);
   StepInfo info;
   info.training = false;
   double loss_sum = 0.0;
   std::int64_t correct = 0, samples = 0;
   while (auto batch = loader.next()) {
+    if (batch->labels.numel() == 0) continue;  // a last batch smaller than the world
     const Tensor logits = model_.forward(ctx_, batch->images, info);
     const kernels::LossResult r =
         kernels::softmax_cross_entropy(ctx_, logits, batch->labels, nullptr);
@@ -275,6 +341,11 @@ EvalResult Trainer::evaluate(const io::DatasetSplit& split) {
     correct += r.correct;
     samples += batch->labels.numel();
   }
+  double sums[3] = {loss_sum, static_cast<double>(correct), static_cast<double>(samples)};
+  comm_.all_reduce(sums, 3, comm::ReduceOp::kSum);
+  loss_sum = sums[0];
+  correct = static_cast<std::int64_t>(sums[1]);
+  samples = static_cast<std::int64_t>(sums[2]);
   EvalResult e;
   e.samples = samples;
   if (samples > 0) {

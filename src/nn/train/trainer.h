@@ -6,7 +6,9 @@
 #include <memory>
 #include <optional>
 
+#include "comm/communicator.h"
 #include "nn/optim/optimizer.h"
+#include "nn/parallel/data_parallel.h"
 #include "nn/optim/schedule.h"
 #include "nn/sequential.h"
 #include "nn/train/config.h"
@@ -24,6 +26,7 @@ struct EvalResult {
 struct StepBreakdown {
   double forward_ms = 0.0;
   double backward_ms = 0.0;
+  double comm_exposed_ms = 0.0;  // waiting for gradient all-reduces after backward
   double optimizer_ms = 0.0;
   double data_wait_ms = 0.0;
 };
@@ -39,24 +42,34 @@ struct TrainResult {
 
 class Trainer {
  public:
-  Trainer(TrainConfig config, const Context& ctx);
+  // Every rank of `comm` constructs a Trainer with the same config; start-up checks that they
+  // agree (config, model, data, build) and makes the parameters equal to rank 0's.
+  Trainer(TrainConfig config, const Context& ctx, comm::Communicator& comm);
+  ~Trainer();
   TrainResult run();
   EvalResult evaluate(const io::DatasetSplit& split);
   Sequential& model() { return model_; }
   Optimizer& optimizer() { return *optimizer_; }
+  DataParallel& data_parallel() { return *ddp_; }
 
  private:
   // Forward and backward of one global batch in micro-batches; returns the loss sum.
   double train_step(const Tensor& images, const Tensor& labels, std::int64_t step,
                     std::int64_t first_position, StepBreakdown& times);
+  // Stops every rank with one error when their configs, models, data or builds differ.
+  void check_ranks_agree();
+  bool prints() const { return comm_.rank() == 0 || config_.log_all_ranks; }
 
   TrainConfig config_;
   const Context& ctx_;
+  comm::Communicator& comm_;
+  std::int64_t micro_batch_ = 0;
   io::DatasetSplit train_data_;
   std::optional<io::DatasetSplit> test_data_;
   Sequential model_;
   std::unique_ptr<Optimizer> optimizer_;
   LrSchedule schedule_;
+  std::unique_ptr<DataParallel> ddp_;
 };
 
 }  // namespace dpt::nn

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: MIT
+// WeightLayer: what Linear and Conv2d share. A weight and an optional bias (PyTorch names and
+// initialisation bound), an optional fused ReLU, the tensors saved for backward, and the backward
+// sequence; subclasses supply the three kernels and the shapes.
+#pragma once
+
+#include "nn/module.h"
+
+namespace dpt::nn {
+
+class WeightLayer : public Module {
+ public:
+  Tensor forward(const Context& ctx, const Tensor& x, const StepInfo& info) final;
+  Tensor backward(const Context& ctx, const Tensor& dy, const StepInfo& info, bool need_dx) final;
+  std::vector<Parameter*> parameters() final;
+  bool fuse_relu() final {
+    relu_ = true;
+    return true;
+  }
+
+ protected:
+  WeightLayer(Shape weight_shape, std::int64_t bias_size, bool bias, std::int64_t fan_in);
+
+  bool relu() const { return relu_; }
+  const Tensor& weight() const { return weight_.value; }
+  const Tensor& bias() const { return bias_.value; }  // undefined without bias
+
+  // y = layer(x) (+ bias), with the ReLU applied when relu().
+  virtual void run_forward(const Context& ctx, const Tensor& x, Tensor& y) = 0;
+  // Gradients of weight and bias from the saved input and dy (relu already undone).
+  virtual void run_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy,
+                                    Tensor& dw, Tensor& db, bool accumulate) = 0;
+  // dx from dy and the weight.
+  virtual void run_backward_data(const Context& ctx, const Tensor& dy, Tensor& dx) = 0;
+
+ private:
+  bool relu_ = false;
+  Parameter weight_, bias_;
+  Tensor input_, output_;  // saved by a training forward for backward
+};
+
+}  // namespace dpt::nn

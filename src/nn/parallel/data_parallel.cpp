@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+// Bucket assignment, readiness counting and in-order launch of the gradient all-reduces.
+#include "nn/parallel/data_parallel.h"
+
+#include <chrono>
+
+#include "runtime/check.h"
+#include "runtime/timer.h"
+
+namespace dpt::nn {
+
+// Note [Gradient bucket order]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Buckets are launched strictly by index even if a later one is ready first. MPI (and NCCL)
+// match collectives by issue order; ranks that issued buckets in different orders would reduce
+// mismatched data or deadlock. Backward produces gradients last layer first, and buckets are
+// numbered in that order, so in practice each bucket is launched the moment it is complete.
+
+// Note [Last micro-step]
+// ~~~~~~~~~~~~~~~~~~~~~~
+// With gradient accumulation a step runs K backward passes. Only the last one reduces: the first
+// K-1 add into the local flat gradients, and the last pass's buckets carry the sum of all K. So
+// a step costs one all-reduce of the gradients whatever K is, and its result equals a single
+// backward over the rank's whole share of the batch.
+
+double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataParallelOptions options)
+    : model_(model), comm_(comm), options_(options) {
+  DPT_CHECK(options.bucket_mb > 0.0 && options.first_bucket_mb > 0.0,
+            "data parallel: bucket sizes must be > 0 MB, got bucket-mb ", options.bucket_mb,
+            " and first bucket ", options.first_bucket_mb);
+  const auto& params = model.parameters();
+  const int n = static_cast<int>(params.size());
+  DPT_CHECK(n > 0, "data parallel: the model has no parameters");
+  // Parameters sit in the flat buffer in forward order, so walking them backwards and cutting
+  // whenever the cap is reached yields contiguous ranges: no gradient is ever copied.
+  bucket_of_param_.assign(static_cast<std::size_t>(n), -1);
+  const float* base = model.flat_grads().data<float>();
+  auto cap_elements = [&](std::size_t bucket) {
+    const double mb = bucket == 0 ? options.first_bucket_mb : options.bucket_mb;
+    return static_cast<std::int64_t>(mb * 1024.0 * 1024.0 / sizeof(float));
+  };
+  GradBucket current;
+  current.last_param = n - 1;
+  for (int i = n - 1; i >= 0; --i) {
+    const Tensor& grad = params[static_cast<std::size_t>(i)]->grad;
+    const std::int64_t offset = grad.data<float>() - base;
+    if (current.count > 0 && current.count + grad.numel() > cap_elements(buckets_.size())) {
+      buckets_.push_back(current);
+      current = GradBucket{};
+      current.last_param = i;
+    }
+    current.offset = offset;
+    current.first_param = i;
+    current.count += grad.numel();
+    bucket_of_param_[static_cast<std::size_t>(i)] = static_cast<int>(buckets_.size());
+  }
+  buckets_.push_back(current);
+  pending_.assign(buckets_.size(), 0);
+  work_.resize(buckets_.size());
+  model_.set_grad_ready_hook([this](int param_index) { on_grad_ready(param_index); });
+}
+
+DataParallel::~DataParallel() {
+  model_.set_grad_ready_hook(nullptr);
+  // Work destructors wait: buckets in flight must not outlive the gradient buffer they reduce.
+  work_.clear();
+}
+
+void DataParallel::broadcast_parameters() {
+  Tensor& params = model_.flat_params();
+  comm_.broadcast(params.raw_data(), static_cast<std::int64_t>(params.size_bytes()), 0);
+}
+
+void DataParallel::prepare_backward(bool reduce) {
+  DPT_CHECK(!reducing_, "data parallel: prepare_backward() twice without finish()");
+  reducing_ = reduce;
+  if (!reduce) return;
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    pending_[b] = buckets_[b].last_param - buckets_[b].first_param + 1;
+  }
+  next_bucket_ = 0;
+  records_.assign(buckets_.size(), BucketRecord{});
+}
+
+void DataParallel::on_grad_ready(int param_index) {
+  if (!reducing_) return;
+  const int bucket = bucket_of_param_[static_cast<std::size_t>(param_index)];
+  DPT_ASSERT(pending_[static_cast<std::size_t>(bucket)] > 0);
+  --pending_[static_cast<std::size_t>(bucket)];
+  if (options_.overlap) launch_ready_buckets();
+}
+
+void DataParallel::launch_ready_buckets() {
+  while (next_bucket_ < buckets_.size() && pending_[next_bucket_] == 0) launch(next_bucket_++);
+}
+
+void DataParallel::launch(std::size_t bucket) {
+  const GradBucket& b = buckets_[bucket];
+  float* data = model_.flat_grads().data<float>() + b.offset;
+  records_[bucket].bucket = static_cast<int>(bucket);
+  records_[bucket].launched = steady_seconds();
+  work_[bucket] = comm_.all_reduce_async(data, b.count, comm::ReduceOp::kSum);
+}
+
+double DataParallel::finish() {
+  DPT_CHECK(reducing_, "data parallel: finish() without prepare_backward(true)");
+  Stopwatch waited;
+  // Without overlap nothing was launched during backward; with it, a bucket can only still be
+  // pending if backward did not report one of its gradients, which is a bug.
+  for (std::size_t b = next_bucket_; b < buckets_.size(); ++b) {
+    DPT_CHECK(pending_[b] == 0, "data parallel: bucket ", b, " still waits for ", pending_[b],
+              " gradient(s) after backward (parameters ", buckets_[b].first_param, "..",
+              buckets_[b].last_param, ")");
+  }
+  while (next_bucket_ < buckets_.size()) launch(next_bucket_++);
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    // Waiting in bucket order matches the order the communication thread runs them.
+    work_[b]->wait();
+    records_[b].started = work_[b]->start_time();
+    records_[b].finished = work_[b]->end_time();
+    work_[b].reset();
+  }
+  reducing_ = false;
+  return waited.elapsed_ms();
+}
+
+}  // namespace dpt::nn

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+// DataParallel: keeps a model's gradients identical across ranks. Gradients already live in one
+// flat buffer (Sequential); buckets are contiguous ranges of it, filled in reverse parameter order
+// (the order backward produces them), and each bucket's all-reduce starts on the communicator's
+// thread as soon as its last gradient is written, while backward goes on with earlier layers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "nn/sequential.h"
+
+namespace dpt::nn {
+
+struct DataParallelOptions {
+  double bucket_mb = 25.0;       // cap of each bucket (MiB of float gradients)
+  double first_bucket_mb = 1.0;  // the first bucket (last layers) is small: communication starts early
+  bool overlap = true;           // false: every all-reduce starts after backward (for comparison)
+};
+
+// A contiguous range of the flat gradient buffer holding whole parameters.
+struct GradBucket {
+  std::int64_t offset = 0;   // first element in the flat gradient buffer
+  std::int64_t count = 0;    // elements
+  int first_param = 0;       // parameter indices [first_param, last_param]
+  int last_param = 0;
+};
+
+// When each bucket's all-reduce ran, for overlap checks and the timeline (steady-clock seconds).
+struct BucketRecord {
+  int bucket = 0;
+  double launched = 0.0;  // handed to the communicator
+  double started = 0.0;   // began executing on the communication thread
+  double finished = 0.0;
+};
+
+class DataParallel {
+ public:
+  DataParallel(Sequential& model, comm::Communicator& comm, DataParallelOptions options = {});
+  DataParallel(const DataParallel&) = delete;
+  DataParallel& operator=(const DataParallel&) = delete;
+  ~DataParallel();
+
+  // Makes every rank's parameters equal to rank 0's.
+  void broadcast_parameters();
+  // Call before each backward. Only a backward with reduce = true (the last micro-batch of a
+  // step) launches all-reduces; the others just accumulate locally.
+  void prepare_backward(bool reduce);
+  // Waits until every bucket of this step is reduced (launching, in order, any not yet launched).
+  // Afterwards the flat gradient buffer holds the sum over all ranks. Returns the milliseconds
+  // spent waiting (communication not hidden behind backward).
+  double finish();
+
+  const std::vector<GradBucket>& buckets() const { return buckets_; }
+  // Records of the last finished step, in bucket order.
+  const std::vector<BucketRecord>& records() const { return records_; }
+
+ private:
+  void on_grad_ready(int param_index);
+  void launch_ready_buckets();
+  void launch(std::size_t bucket);
+
+  Sequential& model_;
+  comm::Communicator& comm_;
+  DataParallelOptions options_;
+  std::vector<GradBucket> buckets_;
+  std::vector<int> bucket_of_param_;
+  std::vector<int> pending_;            // gradients not yet ready, per bucket
+  std::vector<std::unique_ptr<comm::Work>> work_;
+  std::vector<BucketRecord> records_;
+  std::size_t next_bucket_ = 0;         // Note [Gradient bucket order]
+  bool reducing_ = false;
+};
+
+// Steady-clock seconds, the clock of comm::Work times.
+double steady_seconds();
+
+}  // namespace dpt::nn

@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+// DataParallel under mpirun (1, 2 and 4 ranks): N ranks with B/N samples each compute the 1-rank
+// gradients of the same global batch, for every bucket layout and with accumulation; training
+// keeps parameters equal to the 1-rank run and bitwise identical across ranks; all-reduces start
+// during backward only when overlap is on.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+
+#include "kernels/ops.h"
+#include "nn/models.h"
+#include "nn/parallel/data_parallel.h"
+#include "nn/train/trainer.h"
+#include "testing/mpi_test_util.h"
+#include "testing/test_util.h"
+
+namespace dpt::nn {
+namespace {
+
+constexpr std::int64_t kGlobalBatch = 16;
+
+Context cpu() { return Context::create(Device::cpu(), 1); }
+
+struct Batch {
+  Tensor images, labels;
+};
+
+Batch global_batch(const Shape& sample_shape) {
+  Shape shape{kGlobalBatch};
+  shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+  Batch b{test::random_tensor(shape, 42), Tensor::empty({kGlobalBatch}, DType::kI32)};
+  for (std::int64_t i = 0; i < kGlobalBatch; ++i) b.labels.data<std::int32_t>()[i] = (i * 7) % 10;
+  return b;
+}
+
+Tensor rows(const Tensor& t, std::int64_t first, std::int64_t count) {
+  Shape shape = t.shape();
+  const std::int64_t row = t.numel() / shape[0];
+  shape[0] = count;
+  return Tensor::view_of(t, first * row, shape);
+}
+
+// Forward + loss + backward of `count` rows starting at `first`.
+void forward_backward(const Context& ctx, Sequential& model, const Batch& batch, std::int64_t first,
+                      std::int64_t count, bool accumulate) {
+  StepInfo info;
+  info.first_sample = first;
+  info.accumulate_grads = accumulate;
+  const Tensor logits = model.forward(ctx, rows(batch.images, first, count), info);
+  Tensor dlogits = Tensor::empty(logits.shape());
+  kernels::softmax_cross_entropy(ctx, logits, rows(batch.labels, first, count), &dlogits);
+  model.backward(ctx, dlogits, info);
+}
+
+struct Layout {
+  const char* name;
+  DataParallelOptions options;
+};
+
+std::vector<Layout> layouts() {
+  return {{"one bucket per parameter", {1e-9, 1e-9, true}},
+          {"default", {25.0, 1.0, true}},
+          {"one bucket", {1e6, 1e6, true}},
+          {"default without overlap", {25.0, 1.0, false}}};
+}
+
+class DataParallelGrad : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(DataParallelGrad, NRanksEqualOneRankForEveryBucketLayoutAndWithAccumulation) {
+  comm::Communicator& world = test::world();
+  const int r = world.rank(), n = world.world_size();
+  const Context ctx = cpu();
+  const Shape sample{1, 28, 28};
+  const Batch batch = global_batch(sample);
+
+  // The 1-rank reference, computed by every rank on the whole batch without communication.
+  Sequential reference = build_model(reference_model(GetParam()), sample);
+  reference.init_parameters(3);
+  forward_backward(ctx, reference, batch, 0, kGlobalBatch, false);
+  const Tensor expected = reference.flat_grads().clone();
+
+  const std::int64_t share = kGlobalBatch / n;
+  for (const Layout& layout : layouts()) {
+    for (int micro_steps : {1, 2}) {
+      Sequential model = build_model(reference_model(GetParam()), sample);
+      model.init_parameters(3);
+      DataParallel ddp(model, world, layout.options);
+      if (std::string(layout.name) == "one bucket per parameter") {
+        EXPECT_EQ(ddp.buckets().size(), model.parameters().size());
+      }
+      if (std::string(layout.name) == "one bucket") {
+        EXPECT_EQ(ddp.buckets().size(), 1u);
+      }
+      const std::int64_t micro = share / micro_steps;
+      for (int m = 0; m < micro_steps; ++m) {
+        ddp.prepare_backward(/*reduce=*/m == micro_steps - 1);
+        forward_backward(ctx, model, batch, r * share + m * micro, micro, m > 0);
+      }
+      ddp.finish();
+      EXPECT_TRUE(test::all_close(model.flat_grads(), expected, 1e-5, 1e-6))
+          << layout.name << ", " << micro_steps << " micro-step(s), rank " << r << " of " << n;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, DataParallelGrad, ::testing::Values("cnn", "mlp"));
+
+TEST(DataParallel, BucketsAreContiguousReverseOrderRangesCoveringEveryGradient) {
+  Sequential model = build_model(reference_model("mlp"), {1, 28, 28});
+  DataParallel ddp(model, test::world(), {4.0, 1.0, true});
+  std::int64_t end = model.flat_grads().numel();
+  int next_param = static_cast<int>(model.parameters().size()) - 1;
+  for (const GradBucket& b : ddp.buckets()) {
+    EXPECT_EQ(b.offset + b.count, end);  // each bucket ends where the previous one began
+    EXPECT_EQ(b.last_param, next_param);
+    end = b.offset;
+    next_param = b.first_param - 1;
+  }
+  EXPECT_EQ(end, 0);
+  EXPECT_EQ(next_param, -1);
+  // The first bucket holds the last layers and stays near 1 MiB unless one parameter is larger.
+  EXPECT_LE(ddp.buckets()[0].count, (1 << 20) / 4 + 2048 * 10 + 10);
+}
+
+TEST(DataParallel, OverlapStartsAllReducesDuringBackwardAndNoOverlapDoesNot) {
+  comm::Communicator& world = test::world();
+  if (world.world_size() == 1) GTEST_SKIP() << "the local world reduces instantly; nothing to overlap";
+  const Context ctx = cpu();
+  const Shape sample{1, 28, 28};
+  const Batch batch = global_batch(sample);
+  for (bool overlap : {true, false}) {
+    Sequential model = build_model(reference_model("mlp"), sample);
+    model.init_parameters(1);
+    DataParallel ddp(model, world, {1.0, 1.0, overlap});
+    const std::int64_t share = kGlobalBatch / world.world_size();
+    ddp.prepare_backward(true);
+    forward_backward(ctx, model, batch, world.rank() * share, share, false);
+    const double backward_end = steady_seconds();
+    ddp.finish();
+    int started_during_backward = 0;
+    for (const BucketRecord& rec : ddp.records()) {
+      EXPECT_LE(rec.started, rec.finished);
+      started_during_backward += rec.started < backward_end;
+    }
+    if (overlap) {
+      EXPECT_GE(started_during_backward, 1) << "no all-reduce began before backward finished";
+    } else {
+      EXPECT_EQ(started_during_backward, 0);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dpt::nn

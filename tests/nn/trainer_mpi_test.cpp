@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+// The trainer under mpirun (1, 2 and 4 ranks): 20 steps on N ranks end at the parameters of the
+// same 20 steps on one rank, and after 50 steps every rank holds bitwise the same parameters.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+#include <random>
+
+#include "nn/train/trainer.h"
+#include "testing/mpi_test_util.h"
+#include "testing/test_util.h"
+
+namespace dpt::nn {
+namespace {
+
+// Rank 0 writes a small 4-class dataset; every rank gets its path.
+std::string shared_dataset(comm::Communicator& world, const test::TempDir& dir) {
+  std::string path = (dir / "ddp.h5").string();
+  if (world.rank() == 0) {
+    auto make = [](int n, std::uint32_t seed) {
+      io::SplitData s;
+      std::mt19937 gen(seed);
+      std::uniform_int_distribution<int> noise(0, 90);
+      for (int i = 0; i < n; ++i) {
+        const int k = i % 4;
+        s.labels.push_back(k);
+        for (int y = 0; y < 8; ++y) {
+          for (int x = 0; x < 8; ++x) {
+            const bool bright = (y / 4) == (k / 2) && (x / 4) == (k % 2);
+            s.images.push_back(static_cast<std::uint8_t>(noise(gen) + (bright ? 120 : 0)));
+          }
+        }
+      }
+      return s;
+    };
+    io::DatasetMeta meta;
+    meta.num_classes = 4;
+    meta.mean = 0.3f;
+    meta.std = 0.3f;
+    io::write_dataset(path, 1, 8, 8, meta, make(512, 1), make(64, 2));
+  }
+  path = world.all_gather(path)[0];
+  world.barrier();  // the file is complete before anyone opens it
+  return path;
+}
+
+TrainConfig config_for(const std::string& data, std::int64_t steps) {
+  TrainConfig c;
+  c.data = data;
+  c.model = "custom";
+  c.layers = {{"conv2d", 1, 4, 3, 1, 1}, {"relu"}, {"maxpool2d", 0, 0, 2}, {"flatten"},
+              {"linear", 64, 32},        {"relu"}, {"dropout", 0, 0, 0, 0, 0, 0.2f},
+              {"linear", 32, 4}};
+  c.batch_size = 16;
+  c.steps = steps;
+  c.epochs = 10;
+  c.optimizer = "sgd";
+  c.lr = 0.05;
+  c.momentum = 0.9;
+  c.seed = 9;
+  c.threads = 1;
+  c.quiet = true;
+  c.eval = false;
+  c.bucket_mb = 0.001;  // several buckets even for this small model
+  return c;
+}
+
+TEST(TrainerMpi, TwentyStepsOnNRanksMatchOneRank) {
+  comm::Communicator& world = test::world();
+  const test::TempDir dir;
+  const std::string data = shared_dataset(world, dir);
+  const Context ctx = Context::create(Device::cpu(), 1);
+  for (std::int64_t accumulate : {1, 2}) {
+    TrainConfig c = config_for(data, 20);
+    c.accumulate = accumulate;
+    Trainer distributed(c, ctx, world);
+    distributed.run();
+    const auto local = comm::make_communicator("local");
+    Trainer single(config_for(data, 20), ctx, *local);
+    single.run();
+    EXPECT_TRUE(test::all_close(distributed.model().flat_params(), single.model().flat_params(),
+                                1e-4, 1e-6))
+        << "accumulate " << accumulate << ", rank " << world.rank() << " of "
+        << world.world_size();
+  }
+}
+
+TEST(TrainerMpi, ParametersStayBitwiseIdenticalAcrossRanks) {
+  comm::Communicator& world = test::world();
+  const test::TempDir dir;
+  const std::string data = shared_dataset(world, dir);
+  const Context ctx = Context::create(Device::cpu(), 1);
+  Trainer t(config_for(data, 50), ctx, world);
+  t.run();
+  const Tensor& p = t.model().flat_params();
+  const std::string bytes(static_cast<const char*>(p.raw_data()), p.size_bytes());
+  const std::vector<std::string> all = world.all_gather(bytes);
+  for (std::size_t r = 1; r < all.size(); ++r) {
+    EXPECT_TRUE(all[r] == all[0]) << "rank " << r << " differs from rank 0";
+  }
+}
+
+TEST(TrainerMpi, RanksWithDifferentConfigsStopWithTheDifference) {
+  comm::Communicator& world = test::world();
+  if (world.world_size() == 1) GTEST_SKIP() << "needs two ranks to disagree";
+  const test::TempDir dir;
+  const std::string data = shared_dataset(world, dir);
+  const Context ctx = Context::create(Device::cpu(), 1);
+  TrainConfig c = config_for(data, 1);
+  if (world.rank() == 1) c.lr = 0.5;
+  try {
+    Trainer t(c, ctx, world);
+    FAIL() << "expected ranks to disagree";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("rank 1: config.lr = 0.5"), std::string::npos) << m;
+    EXPECT_NE(m.find("rank 0: config.lr = 0.05"), std::string::npos) << m;
+  }
+}
+
+}  // namespace
+}  // namespace dpt::nn
