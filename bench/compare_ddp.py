@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Data-parallel training throughput of dptrain (mpirun, MPI all-reduce on a communication thread)
+beside PyTorch DistributedDataParallel (gloo), launched the same way: N processes on this node,
+one thread each, each pinned to its own core, the same model, global batch, optimizer and data.
+
+    python3 bench/compare_ddp.py --data data/fmnist.h5 --ranks 2 --steps 60 --repeats 3
+
+Also reports each model's scaling efficiency against dptrain's own 1-rank, 1-thread run, and the
+exposed communication time (the step's wait for the all-reduce after backward) as a share of the
+step. Needs python3-torch (scripts/install-deps.sh --bench).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+WARMUP_STEPS = 5
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_dptrain(args, model, ranks):
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = os.path.join(tmp, "m.jsonl")
+        train = [os.path.join(args.bin_dir, "train"), "--data", args.data, "--model", model,
+                 "--steps", str(args.steps), "--batch-size", str(args.batch), "--threads", "1",
+                 "--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9", "--seed", "0",
+                 "--eval=false", "--quiet", "--metrics", metrics]
+        cmd = [os.path.join(HERE, "..", "launch", "dptrun"), "-n", str(ranks)] + train
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        with open(metrics) as f:
+            summary = [json.loads(l) for l in f if '"summary"' in l][-1]
+        return summary["samples_per_sec"], summary["step_ms"]
+
+
+PYTORCH_WORKER = r"""
+import os, sys, time, h5py, numpy as np, torch, torch.distributed as dist, torch.nn as nn
+rank, world, port = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+data, model_name, steps, batch, warmup = sys.argv[4], sys.argv[5], int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+os.sched_setaffinity(0, {rank % os.cpu_count()})
+torch.set_num_threads(1)
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[9])))
+from compare_pytorch import torch_model
+torch.manual_seed(0)
+model = nn.parallel.DistributedDataParallel(torch_model(model_name, nn))
+opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+local = batch // world
+with h5py.File(data, "r") as f:
+    n = steps * batch
+    images = f["train/images"][:n].astype(np.float32) / 255.0
+    labels = f["train/labels"][:n].astype(np.int64)
+    mean, std = float(f.attrs["mean"]), float(f.attrs["std"])
+x_all, y_all = torch.from_numpy((images - mean) / std), torch.from_numpy(labels)
+loss_fn = nn.CrossEntropyLoss()
+for step in range(steps):
+    if step == warmup:
+        dist.barrier()
+        start = time.perf_counter()
+    lo = step * batch + rank * local
+    opt.zero_grad(set_to_none=True)
+    loss_fn(model(x_all[lo:lo + local]), y_all[lo:lo + local]).backward()
+    opt.step()
+dist.barrier()
+if rank == 0:
+    print((steps - warmup) * batch / (time.perf_counter() - start))
+dist.destroy_process_group()
+"""
+
+
+def run_pytorch_ddp(args, model, ranks, port):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c", PYTORCH_WORKER, str(r), str(ranks), str(port),
+                               args.data, model, str(args.steps), str(args.batch), str(WARMUP_STEPS),
+                               os.path.join(HERE, "compare_pytorch.py")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for r in range(ranks)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        if p.returncode != 0:
+            raise SystemExit(f"PyTorch DDP worker failed:\n{err[-2000:]}")
+    return float(outs[0][0].strip().splitlines()[-1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=os.path.join(HERE, "..", "data", "fmnist.h5"))
+    p.add_argument("--bin-dir", default=os.path.join(HERE, "..", "build", "bin"))
+    p.add_argument("--models", nargs="+", default=["mlp", "cnn"])
+    p.add_argument("--ranks", type=int, default=2)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", help="also append the markdown table to this file")
+    args = p.parse_args()
+    if not os.path.exists(args.data):
+        raise SystemExit(f"{args.data} not found: build/bin/dpt-data import-fashion-mnist {args.data}")
+    import torch
+
+    rows = []
+    port = 29500 + os.getpid() % 1000
+    for model in args.models:
+        ours, ours1, theirs, split = [], [], [], None
+        for i in range(args.repeats):
+            sps, split = run_dptrain(args, model, args.ranks)
+            ours.append(sps)
+            ours1.append(run_dptrain(args, model, 1)[0])
+            theirs.append(run_pytorch_ddp(args, model, args.ranks, port + i))
+        o, o1, t = statistics.median(ours), statistics.median(ours1), statistics.median(theirs)
+        step = sum(split[k] for k in ("forward", "backward", "comm_exposed", "optimizer", "data_wait"))
+        rows.append((model, o, t, o1, o / (args.ranks * o1), split["comm_exposed"] / step))
+        print(f"{model}: dptrain {o:.1f} samples/s on {args.ranks} ranks ({[round(v) for v in ours]}), "
+              f"1 rank {o1:.1f}, PyTorch DDP {t:.1f} ({[round(v) for v in theirs]})", flush=True)
+    table = [f"Data-parallel throughput, {args.ranks} ranks x 1 thread on one node, global batch "
+             f"{args.batch}, SGD momentum 0.9, {args.steps} steps (first {WARMUP_STEPS} left out), "
+             f"median of {args.repeats} ({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, gloo)", "",
+             "| model | dptrain samples/s | PyTorch DDP samples/s | ratio | dptrain 1 rank | scaling efficiency | exposed comm / step |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for model, o, t, o1, eff, exposed in rows:
+        table.append(f"| {model} | {o:.1f} | {t:.1f} | {o / t:.2f}x | {o1:.1f} | {eff:.0%} | {exposed:.1%} |")
+    text = "\n".join(table)
+    print("\n" + text)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(text + "\n\n")
+
+
+if __name__ == "__main__":
+    main()
