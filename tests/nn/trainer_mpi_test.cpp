@@ -5,7 +5,6 @@
 
 #include <filesystem>
 #include <functional>
-#include <random>
 
 #include "nn/train/trainer.h"
 #include "testing/mpi_test_util.h"
@@ -17,29 +16,7 @@ namespace {
 // Rank 0 writes a small 4-class dataset; every rank gets its path.
 std::string shared_dataset(comm::Communicator& world, const test::TempDir& dir) {
   std::string path = (dir / "ddp.h5").string();
-  if (world.rank() == 0) {
-    auto make = [](int n, std::uint32_t seed) {
-      io::SplitData s;
-      std::mt19937 gen(seed);
-      std::uniform_int_distribution<int> noise(0, 90);
-      for (int i = 0; i < n; ++i) {
-        const int k = i % 4;
-        s.labels.push_back(k);
-        for (int y = 0; y < 8; ++y) {
-          for (int x = 0; x < 8; ++x) {
-            const bool bright = (y / 4) == (k / 2) && (x / 4) == (k % 2);
-            s.images.push_back(static_cast<std::uint8_t>(noise(gen) + (bright ? 120 : 0)));
-          }
-        }
-      }
-      return s;
-    };
-    io::DatasetMeta meta;
-    meta.num_classes = 4;
-    meta.mean = 0.3f;
-    meta.std = 0.3f;
-    io::write_dataset(path, 1, 8, 8, meta, make(512, 1), make(64, 2));
-  }
+  if (world.rank() == 0) test::write_quadrants_dataset(path, 512, 64);
   path = world.all_gather(path)[0];
   world.barrier();  // the file is complete before anyone opens it
   return path;

@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
-#include <random>
 
 #include "comm/communicator.h"
 #include "nn/train/trainer.h"
@@ -15,31 +14,9 @@
 namespace dpt::nn {
 namespace {
 
-// 4 classes of 8x8 images: class k has a bright 4x4 quadrant k over uniform noise.
 std::string write_quadrants(const test::TempDir& dir, int train_n, int test_n) {
-  auto make = [](int n, std::uint32_t seed) {
-    io::SplitData s;
-    std::mt19937 gen(seed);
-    std::uniform_int_distribution<int> noise(0, 90);
-    for (int i = 0; i < n; ++i) {
-      const int k = i % 4;
-      s.labels.push_back(k);
-      for (int y = 0; y < 8; ++y) {
-        for (int x = 0; x < 8; ++x) {
-          const bool bright = (y / 4) == (k / 2) && (x / 4) == (k % 2);
-          s.images.push_back(static_cast<std::uint8_t>(noise(gen) + (bright ? 120 : 0)));
-        }
-      }
-    }
-    return s;
-  };
-  io::DatasetMeta meta;
-  meta.num_classes = 4;
-  meta.class_names = {"top-left", "top-right", "bottom-left", "bottom-right"};
-  meta.mean = 0.3f;
-  meta.std = 0.3f;
   const std::string path = (dir / "quadrants.h5").string();
-  io::write_dataset(path, 1, 8, 8, meta, make(train_n, 1), make(test_n, 2));
+  test::write_quadrants_dataset(path, train_n, test_n);
   return path;
 }
 

@@ -51,6 +51,10 @@ std::filesystem::path bin_dir();
 // Root of the source tree, from DPT_SOURCE_DIR set by CTest.
 std::filesystem::path source_dir();
 
+// Writes a small 4-class dataset of 1x8x8 images: class k has a bright 4x4 quadrant k over uniform
+// noise (learnable in a few dozen steps). Train and test samples use different noise seeds.
+void write_quadrants_dataset(const std::string& path, int train_samples, int test_samples);
+
 // Runs a shell command, returns its exit status and captures stdout+stderr into *output.
 int run_command(const std::string& command, std::string* output);
 
