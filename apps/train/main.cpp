@@ -41,10 +41,10 @@ int main(int argc, char** argv) {
   dpt::comm::Environment environment(&argc, &argv);
   int world_size = 1;
   try {
-    const auto config = dpt::nn::parse_train_args(argc, argv);
-    if (!config) return 0;  // --help or --version
     const auto comm = dpt::comm::make_communicator("auto");
     world_size = comm->world_size();
+    const auto config = dpt::nn::parse_train_args(argc, argv, /*print_help=*/comm->rank() == 0);
+    if (!config) return 0;  // --help or --version
     return run(*config, *comm);
   } catch (const std::exception& e) {
     dpt::log(dpt::LogLevel::kError, "train: ", e.what());

@@ -3,6 +3,7 @@
 # Multi-rank failures end the whole job, non-zero, with a message that names the problem:
 # a batch that does not split over the ranks, a dataset smaller than one global batch, and a
 # failure on one rank only (its dataset path is wrong) while the other waits in a collective.
+# Also: --help under mpirun is printed once.
 # Usage: mpi_errors_test.sh BIN_DIR
 set -uo pipefail
 bin=${1:?usage: mpi_errors_test.sh BIN_DIR}
@@ -45,4 +46,12 @@ expect_failure "one rank fails" "/nonexistent/fm.h5" \
 expect_failure "ranks disagree" "ranks disagree on their set-up" \
   "${mpi[@]}" -np 1 "$bin/train" --data "$work/fm.h5" --lr 0.1 "${common[@]}" : \
   -np 1 "$bin/train" --data "$work/fm.h5" --lr 0.2 "${common[@]}"
+# --help under mpirun: printed once, by rank 0, and the job exits 0.
+help=$(timeout 60 "${mpi[@]}" -np 2 "$bin/train" --help 2>&1)
+usage_lines=$(grep -c '^Usage: train' <<<"$help")
+if [[ $? -gt 1 || "$usage_lines" -ne 1 ]]; then
+  echo "FAIL --help under mpirun: $usage_lines usage lines"; failures=$((failures + 1))
+else
+  echo "ok   --help printed once under mpirun"
+fi
 [[ $failures -eq 0 ]]

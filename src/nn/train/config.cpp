@@ -348,7 +348,7 @@ std::string to_toml(const TrainConfig& config) {
   return out.str();
 }
 
-std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv) {
+std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv, bool print_help) {
   CLI::App app{"dptrain: data-parallel training of neural networks (one process, or N ranks "
                "under mpirun)",
                "train"};
@@ -365,10 +365,10 @@ std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    app.exit(e);
+    if (print_help) app.exit(e);
     return std::nullopt;
   } catch (const CLI::CallForVersion& e) {
-    app.exit(e);
+    if (print_help) app.exit(e);
     return std::nullopt;
   } catch (const CLI::ParseError& e) {
     DPT_CHECK(false, "command line: ", e.what(), " (run `train --help`)");

@@ -63,8 +63,10 @@ struct TrainConfig {
 };
 
 // Parses argv ("train [flags]") into a config: defaults, then the --config file, then flags.
-// Returns nullopt when --help or --version was printed (exit 0). Throws dpt::Error on bad input.
-std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv);
+// Returns nullopt when --help or --version was asked for (printed only when `print_help`, so that
+// one rank of a job prints it). Throws dpt::Error on bad input.
+std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv,
+                                            bool print_help = true);
 
 // Loads a TOML file into `config` (keys not in the file keep their values). `origin` names the
 // file in errors.
