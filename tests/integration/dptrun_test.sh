@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# launch/dptrun: starts the ranks (bound to cores when they fit, oversubscribed when they do not),
+# passes the command through, and rejects bad arguments with a message.
+# Usage: dptrun_test.sh SOURCE_DIR BIN_DIR
+set -uo pipefail
+src=${1:?usage: dptrun_test.sh SOURCE_DIR BIN_DIR}
+bin=${2:?usage: dptrun_test.sh SOURCE_DIR BIN_DIR}
+dptrun="$src/launch/dptrun"
+failures=0
+check() {  # check NAME CONDITION-STATUS DETAIL
+  if [[ $2 -eq 0 ]]; then echo "ok   $1"; else echo "FAIL $1: $3"; failures=$((failures + 1)); fi
+}
+cores=$(nproc)
+out=$(timeout 60 "$dptrun" -n "$cores" bash -c 'echo "rank=$OMPI_COMM_WORLD_RANK size=$OMPI_COMM_WORLD_SIZE"' 2>&1)
+[[ $(grep -c "size=$cores" <<<"$out") -eq $cores ]]
+check "one rank per core" $? "$out"
+out=$(timeout 60 "$dptrun" -n $((cores * 2)) bash -c 'echo "rank=$OMPI_COMM_WORLD_RANK"' 2>&1)
+[[ $(grep -c "rank=" <<<"$out") -eq $((cores * 2)) ]]
+check "more ranks than cores (oversubscribed)" $? "$out"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$bin/dpt-data" import-fashion-mnist "$work/fm.h5" >/dev/null
+out=$(timeout 300 "$dptrun" -n 2 "$bin/train" --data "$work/fm.h5" --model mlp --steps 3 \
+      --batch-size 64 --train-samples 640 --test-samples 100 --log-every 1 2>&1)
+status=$?
+[[ $status -eq 0 ]] && grep -q "running 3 steps on 2 rank(s) (mpi" <<<"$out" && grep -q "test accuracy" <<<"$out"
+check "train on 2 ranks through dptrun" $? "$out"
+out=$("$dptrun" -n zero true 2>&1)
+[[ $? -eq 2 ]] && grep -q "positive integer" <<<"$out"
+check "bad rank count rejected" $? "$out"
+out=$("$dptrun" true 2>&1)
+[[ $? -eq 2 ]] && grep -q "need -n RANKS" <<<"$out"
+check "missing -n rejected" $? "$out"
+[[ $failures -eq 0 ]]
