@@ -35,8 +35,9 @@ void H5Handle::reset() noexcept {
 namespace h5 {
 namespace {
 
-#define DPT_IO_FAIL(...) \
-  ::dpt::detail::throw_error(ErrorKind::kIo, "hdf5", ::dpt::detail::str(__VA_ARGS__), __FILE__, __LINE__)
+#define DPT_IO_FAIL(...)                                                                        \
+  ::dpt::detail::throw_error(ErrorKind::kIo, "hdf5", ::dpt::detail::str(__VA_ARGS__), __FILE__, \
+                             __LINE__)
 
 herr_t collect_error(unsigned n, const H5E_error2_t* err, void* client) {
   auto* parts = static_cast<std::vector<std::string>*>(client);
@@ -101,7 +102,8 @@ H5Handle replace_attribute(hid_t loc, const std::string& name, hid_t type, hid_t
   init();
   const htri_t present = H5Aexists(loc, name.c_str());
   DPT_H5_CHECK_MSG(present, "cannot look up ", attribute_where(loc, name));
-  if (present > 0) DPT_H5_CHECK_MSG(H5Adelete(loc, name.c_str()), "cannot replace ", attribute_where(loc, name));
+  if (present > 0)
+    DPT_H5_CHECK_MSG(H5Adelete(loc, name.c_str()), "cannot replace ", attribute_where(loc, name));
   const hid_t id = H5Acreate2(loc, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT);
   DPT_H5_CHECK_MSG(id, "cannot create ", attribute_where(loc, name));
   return H5Handle(id);
@@ -228,7 +230,9 @@ H5I_type_t object_type(hid_t loc, const std::string& path) {
 }  // namespace
 
 bool is_group(hid_t loc, const std::string& path) { return object_type(loc, path) == H5I_GROUP; }
-bool is_dataset(hid_t loc, const std::string& path) { return object_type(loc, path) == H5I_DATASET; }
+bool is_dataset(hid_t loc, const std::string& path) {
+  return object_type(loc, path) == H5I_DATASET;
+}
 
 H5Handle open_group(hid_t loc, const std::string& path) {
   init();
@@ -259,8 +263,8 @@ std::vector<std::string> list_children(hid_t group) {
   DPT_H5_CHECK_MSG(H5Gget_info(group, &info), "cannot list ", describe(group, ""));
   std::vector<std::string> names;
   for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t size = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0,
-                                            H5P_DEFAULT);
+    const ssize_t size =
+        H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
     DPT_H5_CHECK_MSG(size, "cannot list ", describe(group, ""));
     std::string name(static_cast<std::size_t>(size) + 1, '\0');
     DPT_H5_CHECK_MSG(H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),
@@ -283,20 +287,30 @@ std::string type_name(hid_t type) {
       const H5T_sign_t sign = H5Tget_sign(type);
       return (sign == H5T_SGN_NONE ? "uint" : "int") + std::to_string(bits);
     }
-    case H5T_FLOAT: return "float" + std::to_string(bits);
+    case H5T_FLOAT:
+      return "float" + std::to_string(bits);
     case H5T_STRING: {
       const htri_t variable = H5Tis_variable_str(type);
       return variable > 0 ? "string" : "string[" + std::to_string(bits / 8) + "]";
     }
-    case H5T_BITFIELD: return "bitfield" + std::to_string(bits);
-    case H5T_OPAQUE: return "opaque";
-    case H5T_COMPOUND: return "compound";
-    case H5T_REFERENCE: return "reference";
-    case H5T_ENUM: return "enum";
-    case H5T_VLEN: return "vlen";
-    case H5T_ARRAY: return "array";
-    case H5T_TIME: return "time";
-    default: return "unknown type";
+    case H5T_BITFIELD:
+      return "bitfield" + std::to_string(bits);
+    case H5T_OPAQUE:
+      return "opaque";
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_REFERENCE:
+      return "reference";
+    case H5T_ENUM:
+      return "enum";
+    case H5T_VLEN:
+      return "vlen";
+    case H5T_ARRAY:
+      return "array";
+    case H5T_TIME:
+      return "time";
+    default:
+      return "unknown type";
   }
 }
 
@@ -305,11 +319,12 @@ std::string type_name(hid_t type) {
 DatasetInfo dataset_info(hid_t dataset) {
   init();
   DatasetInfo info;
-  const H5Handle space(H5Dget_space(dataset));
+  const H5Handle space(H5Dget_space(dataset), describe(dataset, "") + ": cannot get its dataspace");
   info.shape = space_shape(space.get());
-  const H5Handle type(H5Dget_type(dataset));
+  const H5Handle type(H5Dget_type(dataset), describe(dataset, "") + ": cannot get its type");
   info.dtype = type_name(type.get());
-  const H5Handle dcpl(H5Dget_create_plist(dataset));
+  const H5Handle dcpl(H5Dget_create_plist(dataset),
+                      describe(dataset, "") + ": cannot get its creation properties");
   const H5D_layout_t layout = H5Pget_layout(dcpl.get());
   DPT_H5_CHECK(layout);
   if (layout == H5D_CHUNKED) {
@@ -329,13 +344,26 @@ DatasetInfo dataset_info(hid_t dataset) {
                                            nullptr, sizeof name, name, &config);
     DPT_H5_CHECK(id);
     switch (id) {
-      case H5Z_FILTER_FLETCHER32: info.filters.emplace_back("fletcher32"); break;
-      case H5Z_FILTER_DEFLATE: info.filters.emplace_back("deflate"); break;
-      case H5Z_FILTER_SHUFFLE: info.filters.emplace_back("shuffle"); break;
-      case H5Z_FILTER_SZIP: info.filters.emplace_back("szip"); break;
-      case H5Z_FILTER_NBIT: info.filters.emplace_back("nbit"); break;
-      case H5Z_FILTER_SCALEOFFSET: info.filters.emplace_back("scaleoffset"); break;
-      default: info.filters.push_back("filter " + std::to_string(id) + " (" + name + ")");
+      case H5Z_FILTER_FLETCHER32:
+        info.filters.emplace_back("fletcher32");
+        break;
+      case H5Z_FILTER_DEFLATE:
+        info.filters.emplace_back("deflate");
+        break;
+      case H5Z_FILTER_SHUFFLE:
+        info.filters.emplace_back("shuffle");
+        break;
+      case H5Z_FILTER_SZIP:
+        info.filters.emplace_back("szip");
+        break;
+      case H5Z_FILTER_NBIT:
+        info.filters.emplace_back("nbit");
+        break;
+      case H5Z_FILTER_SCALEOFFSET:
+        info.filters.emplace_back("scaleoffset");
+        break;
+      default:
+        info.filters.push_back("filter " + std::to_string(id) + " (" + name + ")");
     }
   }
   return info;
@@ -355,9 +383,9 @@ void write_dataset_raw(hid_t loc, const std::string& name, const std::vector<std
   const std::vector<hsize_t> dims = to_hsize(shape);
   hsize_t numel = 1;
   for (hsize_t d : dims) numel *= d;
-  const H5Handle space(dims.empty() ? H5Screate(H5S_SCALAR)
-                                    : H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
-                                                       nullptr));
+  const H5Handle space(dims.empty()
+                           ? H5Screate(H5S_SCALAR)
+                           : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
   const H5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
   const bool filtered = options.fletcher32 || options.deflate_level > 0 || options.chunk_rows > 0;
   if (!dims.empty() && numel > 0 && filtered) {
@@ -378,8 +406,8 @@ void write_dataset_raw(hid_t loc, const std::string& name, const std::vector<std
   }
   const H5Handle lcpl(H5Pcreate(H5P_LINK_CREATE));
   DPT_H5_CHECK(H5Pset_create_intermediate_group(lcpl.get(), 1));
-  const hid_t id = H5Dcreate2(loc, name.c_str(), mem_type, space.get(), lcpl.get(), dcpl.get(),
-                              H5P_DEFAULT);
+  const hid_t id =
+      H5Dcreate2(loc, name.c_str(), mem_type, space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT);
   DPT_H5_CHECK_MSG(id, "cannot create dataset ", describe(loc, name));
   const H5Handle dataset(id);
   if (numel > 0) {
@@ -391,7 +419,8 @@ void write_dataset_raw(hid_t loc, const std::string& name, const std::vector<std
 
 void read_rows_raw(hid_t dataset, std::int64_t rows, hid_t mem_type, void* out) {
   init();
-  const H5Handle file_space(H5Dget_space(dataset));
+  const H5Handle file_space(H5Dget_space(dataset),
+                            describe(dataset, "") + ": cannot get its dataspace");
   const std::vector<std::int64_t> shape = space_shape(file_space.get());
   if (shape.empty() || rows < 0 || rows == shape[0]) {
     if (H5Sget_simple_extent_npoints(file_space.get()) == 0) return;
@@ -433,8 +462,8 @@ std::vector<std::string> list_attributes(hid_t loc) {
 #endif
   std::vector<std::string> names;
   for (hsize_t i = 0; i < info.num_attrs; ++i) {
-    const ssize_t size = H5Aget_name_by_idx(loc, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0,
-                                            H5P_DEFAULT);
+    const ssize_t size =
+        H5Aget_name_by_idx(loc, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
     DPT_H5_CHECK(size);
     std::string name(static_cast<std::size_t>(size) + 1, '\0');
     DPT_H5_CHECK(H5Aget_name_by_idx(loc, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),
@@ -448,12 +477,14 @@ std::vector<std::string> list_attributes(hid_t loc) {
 AttributeInfo attribute_info(hid_t loc, const std::string& name) {
   const H5Handle attr = open_attribute(loc, name);
   AttributeInfo info;
-  const H5Handle space(H5Aget_space(attr.get()));
+  const H5Handle space(H5Aget_space(attr.get()),
+                       describe(loc, name) + " (attribute): cannot get its dataspace");
   info.shape = space_shape(space.get());
   const hssize_t npoints = H5Sget_simple_extent_npoints(space.get());
   DPT_H5_CHECK(npoints);
   info.numel = npoints;
-  const H5Handle type(H5Aget_type(attr.get()));
+  const H5Handle type(H5Aget_type(attr.get()),
+                      describe(loc, name) + " (attribute): cannot get its type");
   info.type_class = H5Tget_class(type.get());
   info.dtype = type_name(type.get());
   return info;

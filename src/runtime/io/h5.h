@@ -36,13 +36,13 @@ namespace detail {
 
 // Same, with a message saying what was being done ("cannot read dataset f.h5:/train/images"). The
 // stack is read before the message is built: building it may call HDF5, which clears the stack.
-#define DPT_H5_CHECK_MSG(expr, ...)                                                           \
-  do {                                                                                        \
-    if ((expr) < 0) {                                                                         \
-      const std::string dpt_h5_detail_ = ::dpt::io::h5::error_detail();                       \
-      ::dpt::io::detail::throw_h5_error(#expr, ::dpt::detail::str(__VA_ARGS__),               \
-                                        dpt_h5_detail_, __FILE__, __LINE__);                  \
-    }                                                                                         \
+#define DPT_H5_CHECK_MSG(expr, ...)                                                             \
+  do {                                                                                          \
+    if ((expr) < 0) {                                                                           \
+      const std::string dpt_h5_detail_ = ::dpt::io::h5::error_detail();                         \
+      ::dpt::io::detail::throw_h5_error(#expr, ::dpt::detail::str(__VA_ARGS__), dpt_h5_detail_, \
+                                        __FILE__, __LINE__);                                    \
+    }                                                                                           \
   } while (false)
 
 // Owns one HDF5 identifier (file, group, dataset, attribute, dataspace, type, property list).
@@ -51,6 +51,8 @@ class H5Handle {
  public:
   H5Handle() = default;
   explicit H5Handle(hid_t id) : id_(id) { DPT_H5_CHECK(id_); }
+  // With what was being done, for the error message ("f.h5:/train/images: dataspace").
+  H5Handle(hid_t id, const std::string& what) : id_(id) { DPT_H5_CHECK_MSG(id_, what); }
   H5Handle(H5Handle&& other) noexcept : id_(std::exchange(other.id_, H5I_INVALID_HID)) {}
   H5Handle& operator=(H5Handle&& other) noexcept {
     if (this != &other) {
@@ -103,12 +105,28 @@ std::vector<std::string> list_children(hid_t group);
 
 // ---- types --------------------------------------------------------------------------------------
 
-template <typename T> hid_t native_type();
-template <> inline hid_t native_type<std::uint8_t>() { return H5T_NATIVE_UINT8; }
-template <> inline hid_t native_type<std::int32_t>() { return H5T_NATIVE_INT32; }
-template <> inline hid_t native_type<std::int64_t>() { return H5T_NATIVE_INT64; }
-template <> inline hid_t native_type<float>() { return H5T_NATIVE_FLOAT; }
-template <> inline hid_t native_type<double>() { return H5T_NATIVE_DOUBLE; }
+template <typename T>
+hid_t native_type();
+template <>
+inline hid_t native_type<std::uint8_t>() {
+  return H5T_NATIVE_UINT8;
+}
+template <>
+inline hid_t native_type<std::int32_t>() {
+  return H5T_NATIVE_INT32;
+}
+template <>
+inline hid_t native_type<std::int64_t>() {
+  return H5T_NATIVE_INT64;
+}
+template <>
+inline hid_t native_type<float>() {
+  return H5T_NATIVE_FLOAT;
+}
+template <>
+inline hid_t native_type<double>() {
+  return H5T_NATIVE_DOUBLE;
+}
 
 // "uint8", "int32", "float32", "float64", "string", "compound", ... for messages and inspect.
 std::string type_name(hid_t type);
@@ -117,16 +135,16 @@ std::string type_name(hid_t type);
 
 struct DatasetInfo {
   std::vector<std::int64_t> shape;
-  std::string dtype;                      // type_name() of the stored type
-  std::vector<std::int64_t> chunk;        // empty when not chunked
-  std::vector<std::string> filters;       // "fletcher32", "deflate", "shuffle", ...
+  std::string dtype;                 // type_name() of the stored type
+  std::vector<std::int64_t> chunk;   // empty when not chunked
+  std::vector<std::string> filters;  // "fletcher32", "deflate", "shuffle", ...
 };
 DatasetInfo dataset_info(hid_t dataset);
 
 struct WriteOptions {
-  bool fletcher32 = true;         // checksum every chunk; reads then verify it
-  std::int64_t chunk_rows = 0;    // rows of the first dimension per chunk; 0: ~1 MiB chunks
-  int deflate_level = 0;          // 0: no compression
+  bool fletcher32 = true;       // checksum every chunk; reads then verify it
+  std::int64_t chunk_rows = 0;  // rows of the first dimension per chunk; 0: ~1 MiB chunks
+  int deflate_level = 0;        // 0: no compression
 };
 
 // Writes `data` (numel_of(shape) elements, row-major) as dataset `name` under loc (intermediate
@@ -154,8 +172,8 @@ std::vector<T> read_rows(hid_t dataset, std::int64_t rows = -1) {
     DPT_CHECK_KIND(ErrorKind::kIo,
                    !__builtin_mul_overflow(numel, extent, &numel) &&
                        numel <= static_cast<std::int64_t>(PTRDIFF_MAX / sizeof(T)),
-                   "dataset of shape ", dpt::to_string(info.shape), " has more elements than fit in ",
-                   "memory");
+                   "dataset of shape ", dpt::to_string(info.shape),
+                   " has more elements than fit in ", "memory");
   }
   std::vector<T> out(static_cast<std::size_t>(numel));
   read_rows_raw(dataset, rows, native_type<T>(), out.data());
@@ -187,9 +205,9 @@ AttributeInfo attribute_info(hid_t loc, const std::string& name);
 
 // Writers replace an existing attribute of the same name.
 // Named by stored type (no overloads: an int literal would be ambiguous between int64 and double).
-void write_attribute_int(hid_t loc, const std::string& name, std::int64_t value);      // int64
-void write_attribute_f64(hid_t loc, const std::string& name, double value);            // float64
-void write_attribute_f32(hid_t loc, const std::string& name, float value);             // float32
+void write_attribute_int(hid_t loc, const std::string& name, std::int64_t value);  // int64
+void write_attribute_f64(hid_t loc, const std::string& name, double value);        // float64
+void write_attribute_f32(hid_t loc, const std::string& name, float value);         // float32
 void write_attribute_string(hid_t loc, const std::string& name, const std::string& value);
 void write_attribute_strings(hid_t loc, const std::string& name,
                              const std::vector<std::string>& values);  // 1-D, variable-length
