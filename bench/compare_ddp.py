@@ -11,7 +11,6 @@ exposed communication time (the step's wait for the all-reduce after backward) a
 step. Needs python3-torch (scripts/install-deps.sh --bench).
 """
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -19,8 +18,9 @@ import sys
 import tempfile
 import time
 
-WARMUP_STEPS = 5
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from compare_pytorch import WARMUP_STEPS, emit_table, read_summary  # noqa: E402
 
 
 def run_dptrain(args, model, ranks):
@@ -32,8 +32,7 @@ def run_dptrain(args, model, ranks):
                  "--eval=false", "--quiet", "--metrics", metrics]
         cmd = [os.path.join(HERE, "..", "launch", "dptrun"), "-n", str(ranks)] + train
         subprocess.run(cmd, check=True, capture_output=True, text=True)
-        with open(metrics) as f:
-            summary = [json.loads(l) for l in f if '"summary"' in l][-1]
+        summary = read_summary(metrics)
         return summary["samples_per_sec"], summary["step_ms"]
 
 
@@ -122,11 +121,7 @@ def main():
              "|---|---:|---:|---:|---:|---:|---:|"]
     for model, o, t, o1, eff, exposed in rows:
         table.append(f"| {model} | {o:.1f} | {t:.1f} | {o / t:.2f}x | {o1:.1f} | {eff:.0%} | {exposed:.1%} |")
-    text = "\n".join(table)
-    print("\n" + text)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(text + "\n\n")
+    emit_table(table, args.out)
 
 
 if __name__ == "__main__":

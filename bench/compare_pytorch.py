@@ -76,6 +76,21 @@ print(({args.steps} - {WARMUP_STEPS}) * {args.batch} / elapsed)
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def read_summary(metrics_path):
+    """The summary line of a dptrain metrics file."""
+    with open(metrics_path) as f:
+        return [json.loads(l) for l in f if '"summary"' in l][-1]
+
+
+def emit_table(lines, out_path):
+    """Prints a markdown table and, with out_path, appends it there too."""
+    text = "\n".join(lines)
+    print("\n" + text)
+    if out_path:
+        with open(out_path, "a") as f:
+            f.write(text + "\n\n")
+
+
 def run_dptrain(args, model_name):
     with tempfile.TemporaryDirectory() as tmp:
         metrics = os.path.join(tmp, "m.jsonl")
@@ -86,8 +101,7 @@ def run_dptrain(args, model_name):
         if args.optimizer == "sgd":
             cmd += ["--momentum", "0.9"]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
-        with open(metrics) as f:
-            summary = [json.loads(l) for l in f if '"summary"' in l][-1]
+        summary = read_summary(metrics)
         return summary["samples_per_sec"], summary["step_ms"]
 
 
@@ -131,11 +145,7 @@ def main():
     for name, o, t, r, s in rows:
         table.append(f"| {name} | {o:.1f} | {t:.1f} | {r:.2f}x | {s['forward']:.1f} / {s['backward']:.1f}"
                      f" / {s['optimizer']:.1f} / {s['data_wait']:.1f} |")
-    text = "\n".join(table)
-    print("\n" + text)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(text + "\n\n")
+    emit_table(table, args.out)
 
 
 if __name__ == "__main__":

@@ -102,12 +102,20 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
 
 Trainer::~Trainer() = default;
 
+namespace {
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+}  // namespace
+
 void Trainer::check_ranks_agree() {
   // One line per fact; every rank sends its lines and compares them with rank 0's.
   std::ostringstream facts;
   facts << "build = dptrain " << DPT_VERSION << '\n';
-  std::istringstream resolved(to_toml(config_));
-  for (std::string line; std::getline(resolved, line);) {
+  for (const std::string& line : lines_of(to_toml(config_))) {
     if (!line.empty()) facts << "config." << line << '\n';
   }
   for (const Parameter* p : model_.parameters()) {
@@ -117,13 +125,9 @@ void Trainer::check_ranks_agree() {
   if (test_data_) facts << "data.test = " << test_data_->identity() << '\n';
   const std::vector<std::string> all = comm_.all_gather(facts.str());
   std::ostringstream differences;
-  std::istringstream reference_lines(all[0]);
-  std::vector<std::string> reference;
-  for (std::string line; std::getline(reference_lines, line);) reference.push_back(line);
+  const std::vector<std::string> reference = lines_of(all[0]);
   for (std::size_t r = 1; r < all.size(); ++r) {
-    std::istringstream lines(all[r]);
-    std::vector<std::string> mine;
-    for (std::string line; std::getline(lines, line);) mine.push_back(line);
+    const std::vector<std::string> mine = lines_of(all[r]);
     for (std::size_t i = 0; i < std::max(mine.size(), reference.size()); ++i) {
       const std::string a = i < reference.size() ? reference[i] : "(missing)";
       const std::string b = i < mine.size() ? mine[i] : "(missing)";
