@@ -1,19 +1,23 @@
 // SPDX-License-Identifier: MIT
-// `train`: trains a model on a dataset, in one process or on every rank of an MPI job; see
-// `train --help` and README.md.
+// `train`: trains a model on a dataset, in one process or on every rank of an MPI job; `train
+// eval` and `train export` work on checkpoints. See `train --help` and README.md.
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 
+#include "commands.h"
 #include "comm/communicator.h"
 #include "nn/train/config.h"
 #include "nn/train/trainer.h"
 #include "runtime/context.h"
 #include "runtime/logging.h"
+#include "runtime/stop_signals.h"
 
 namespace {
 
-int run(dpt::nn::TrainConfig config, dpt::comm::Communicator& comm) {
+int train(dpt::nn::TrainConfig config, dpt::comm::Communicator& comm) {
   if (config.threads == 0) {
     // The node's cores are shared by the ranks on it.
     config.threads = std::max(1, dpt::available_cores() / comm.local_size());
@@ -22,7 +26,10 @@ int run(dpt::nn::TrainConfig config, dpt::comm::Communicator& comm) {
   const dpt::Context ctx = dpt::Context::create(device, config.threads);
   dpt::nn::Trainer trainer(config, ctx, comm);
   const dpt::nn::TrainResult result = trainer.run();
-  if (comm.rank() != 0) return 0;
+  // Stopped by SIGTERM/SIGUSR1 after a checkpoint: the status a shell reports for that signal,
+  // so that job scripts (and `until train --resume auto ...`) see that training is not finished.
+  const int status = result.stop_signal != 0 ? 128 + result.stop_signal : 0;
+  if (comm.rank() != 0) return status;
   if (result.last_eval) {
     std::printf("test accuracy %.4f  test loss %.4f  (%lld steps, %.1f samples/s)\n",
                 result.last_eval->accuracy, result.last_eval->loss,
@@ -31,7 +38,7 @@ int run(dpt::nn::TrainConfig config, dpt::comm::Communicator& comm) {
     std::printf("final training loss %.4f  (%lld steps, %.1f samples/s)\n", result.last_loss,
                 static_cast<long long>(result.steps), result.samples_per_sec);
   }
-  return 0;
+  return status;
 }
 
 }  // namespace
@@ -39,13 +46,20 @@ int run(dpt::nn::TrainConfig config, dpt::comm::Communicator& comm) {
 int main(int argc, char** argv) {
   // MPI (when launched by mpirun or srun) lives exactly as long as this object.
   dpt::comm::Environment environment(&argc, &argv);
+  // SIGTERM and SIGUSR1 stop training after the current step, with a checkpoint.
+  const dpt::StopSignals stop_signals;
+  // A file-size limit must fail the write (EFBIG, reported with the path), not kill the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   int world_size = 1;
   try {
     const auto comm = dpt::comm::make_communicator("auto");
     world_size = comm->world_size();
+    const char* command = argc > 1 ? argv[1] : "";
+    if (std::strcmp(command, "eval") == 0) return dpt::apps::run_eval(argc - 1, argv + 1, *comm);
+    if (std::strcmp(command, "export") == 0) return dpt::apps::run_export(argc - 1, argv + 1, *comm);
     const auto config = dpt::nn::parse_train_args(argc, argv, /*print_help=*/comm->rank() == 0);
     if (!config) return 0;  // --help or --version
-    return run(*config, *comm);
+    return train(*config, *comm);
   } catch (const std::exception& e) {
     dpt::log(dpt::LogLevel::kError, "train: ", e.what());
     // Other ranks may be blocked in a collective waiting for this one: end the whole job.

@@ -32,7 +32,7 @@ void throw_error(ErrorKind kind, const char* expr, const std::string& message, c
       << line;
   if (process_rank() >= 0) out << ", rank " << process_rank();
   out << ']';
-  throw Error(kind, out.str());
+  throw Error(kind, out.str(), message);
 }
 }  // namespace detail
 

@@ -13,11 +13,17 @@ const char* to_string(ErrorKind kind);
 
 class Error : public std::runtime_error {
  public:
-  Error(ErrorKind kind, std::string message) : std::runtime_error(std::move(message)), kind_(kind) {}
+  Error(ErrorKind kind, std::string message) : Error(kind, message, message) {}
+  // `what` is the full text (with expression, file:line and rank); `message` the sentence alone,
+  // for callers that wrap one error in another.
+  Error(ErrorKind kind, const std::string& what, std::string message)
+      : std::runtime_error(what), kind_(kind), message_(std::move(message)) {}
   ErrorKind kind() const noexcept { return kind_; }
+  const std::string& message() const noexcept { return message_; }
 
  private:
   ErrorKind kind_;
+  std::string message_;
 };
 
 // The rank this process reports in errors and log lines. Set once by the communicator at start-up;

@@ -168,6 +168,14 @@ const std::vector<Field>& fields() {
       field("min-lr", &TrainConfig::min_lr, "cosine: final learning rate"),
       field("lr-step-size", &TrainConfig::lr_step_size, "step: steps between decays"),
       field("lr-gamma", &TrainConfig::lr_gamma, "step: decay factor"),
+      field("checkpoint-dir", &TrainConfig::checkpoint_dir,
+            "Directory for checkpoints (step-<n>.h5 and `latest`); created if missing"),
+      field("checkpoint-every", &TrainConfig::checkpoint_every,
+            "Steps between checkpoints (0 = only at the end and on SIGTERM/SIGUSR1)"),
+      field("keep-last", &TrainConfig::keep_last, "Checkpoints to keep (0 = all)"),
+      field("resume", &TrainConfig::resume,
+            "auto (newest good checkpoint in --checkpoint-dir, or start fresh) or a checkpoint "
+            "file"),
       field("seed", &TrainConfig::seed, "Seed of initialisation, data order and dropout"),
       field("threads", &TrainConfig::threads, "CPU threads (0 = all cores available)"),
       field("device", &TrainConfig::device, "auto, cpu, cuda or cuda:N"),
@@ -325,6 +333,13 @@ void validate(const TrainConfig& c) {
             c.lr_gamma);
   DPT_CHECK(c.threads >= 0 && c.threads <= 4096, "config: 'threads' must be in [0, 4096], got ",
             c.threads);
+  DPT_CHECK(c.checkpoint_every >= 0, "config: 'checkpoint-every' must be >= 0, got ",
+            c.checkpoint_every);
+  DPT_CHECK(c.keep_last >= 0, "config: 'keep-last' must be >= 0, got ", c.keep_last);
+  DPT_CHECK(c.checkpoint_every == 0 || !c.checkpoint_dir.empty(),
+            "config: 'checkpoint-every' needs 'checkpoint-dir' (where to write them)");
+  DPT_CHECK(c.resume != "auto" || !c.checkpoint_dir.empty(),
+            "config: 'resume = auto' needs 'checkpoint-dir' (where to look for checkpoints)");
   DPT_CHECK(c.log_every >= 1, "config: 'log-every' must be >= 1, got ", c.log_every);
 }
 

@@ -48,6 +48,12 @@ struct TrainConfig {
   double min_lr = 0.0;              // cosine floor
   std::int64_t lr_step_size = 1000; // step schedule
   double lr_gamma = 0.1;            // step schedule
+  // checkpoints (docs/formats.md)
+  std::string checkpoint_dir;       // where rank 0 writes step-<n>.h5 and `latest`; empty: none
+  std::int64_t checkpoint_every = 0;  // steps between checkpoints; 0: only at the end and on a stop
+  std::int64_t keep_last = 3;       // checkpoints kept (older ones removed); 0: keep all
+  std::string resume;               // "": start fresh; "auto": newest good one in checkpoint_dir
+                                    // (fresh when there is none); else a checkpoint file
   // runtime
   std::uint64_t seed = 0;
   int threads = 0;                  // 0: all cores this process may use

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <iomanip>
 #include <sstream>
 
@@ -14,6 +15,7 @@
 #include "runtime/config.h"
 #include "runtime/io/loader.h"
 #include "runtime/logging.h"
+#include "runtime/stop_signals.h"
 #include "runtime/timer.h"
 
 namespace dpt::nn {
@@ -21,8 +23,6 @@ namespace {
 
 // Steps left out of samples/s: the first steps create oneDNN primitives and fill the allocator.
 constexpr std::int64_t kWarmupSteps = 5;
-// Samples per forward during evaluation (no activations are kept, so larger is cheap).
-constexpr std::int64_t kEvalBatch = 500;
 
 OptimizerConfig optimizer_config(const TrainConfig& c) {
   OptimizerConfig o;
@@ -68,10 +68,8 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
             config_.batch_size, ")");
 
   const Shape sample_shape{train_data_.channels(), train_data_.height(), train_data_.width()};
-  const auto layers = config_.model == "custom"
-                          ? config_.layers
-                          : reference_model(config_.model, static_cast<float>(config_.dropout));
-  model_ = build_model(layers, sample_shape);
+  layers_ = layers_of(config_);
+  model_ = build_model(layers_, sample_shape);
   const Shape out = model_.output_shape(1);
   DPT_CHECK(out.size() == 2 && out[1] == train_data_.meta().num_classes, "model '", config_.model,
             "' produces ", dpt::to_string(out), " for one sample but dataset '", config_.data, "' has ",
@@ -98,6 +96,13 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
   schedule_.min_lr = config_.min_lr;
   schedule_.step_size = config_.lr_step_size;
   schedule_.gamma = config_.lr_gamma;
+
+  if (!config_.checkpoint_dir.empty()) {
+    checkpoints_.emplace(config_.checkpoint_dir);
+    // Fail before step 1, on every rank, when rank 0 cannot write there.
+    on_rank0_agreed([&] { checkpoints_->prepare(); });
+  }
+  if (!config_.resume.empty()) start_ = resume();
 }
 
 Trainer::~Trainer() = default;
@@ -136,6 +141,119 @@ void Trainer::check_ranks_agree() {
   }
   const std::string text = differences.str();
   DPT_CHECK(text.empty(), "ranks disagree on their set-up (config, model, data or build):", text);
+}
+
+void Trainer::on_rank0_agreed(const std::function<void()>& work) {
+  std::string failure;
+  ErrorKind kind = ErrorKind::kIo;
+  if (comm_.rank() == 0) {
+    try {
+      work();
+    } catch (const Error& e) {
+      failure = e.message();
+      kind = e.kind();
+    }
+  }
+  const std::vector<std::string> all = comm_.all_gather(failure);
+  if (all[0].empty()) return;
+  if (comm_.rank() == 0) throw Error(kind, all[0]);
+  DPT_CHECK_KIND(kind, false, "rank 0 failed: ", all[0]);
+}
+
+namespace {
+// Config keys that may differ between a checkpoint and the run resuming it without comment.
+bool is_run_local_key(const std::string& line) {
+  for (const char* key : {"resume ", "checkpoint-", "keep-last ", "threads ", "metrics ",
+                          "log-every ", "log-all-ranks ", "quiet ", "device "}) {
+    if (line.starts_with(key)) return true;
+  }
+  return false;
+}
+}  // namespace
+
+TrainPosition Trainer::resume() {
+  // [0] resumed (0/1), [1] step, [2] epoch, [3] optimizer step count
+  std::int64_t header[4] = {0, 0, 0, 0};
+  on_rank0_agreed([&] {
+    io::CheckpointState state;
+    std::string path;
+    if (config_.resume == "auto") {
+      std::optional<io::FoundCheckpoint> found = checkpoints_->load_newest();
+      if (!found) {
+        log(LogLevel::kInfo, "resume auto: no checkpoint in ", checkpoints_->path(),
+            ": starting from step 0");
+        return;
+      }
+      for (const std::string& why : found->skipped) {
+        log(LogLevel::kWarning, "resume auto: passing over a damaged checkpoint: ", why);
+      }
+      if (!found->skipped.empty()) {
+        log(LogLevel::kWarning, "resume auto: falling back to ", found->path);
+      }
+      path = found->path;
+      state = std::move(found->state);
+    } else {
+      path = config_.resume;
+      state = io::read_checkpoint_file(path);
+    }
+    DPT_CHECK_KIND(ErrorKind::kIo, state.global_batch == config_.batch_size, path,
+                   ": attribute 'global_batch' of / is ", state.global_batch,
+                   " but this run has --batch-size ", config_.batch_size,
+                   ": a resume keeps the global batch (data order and position depend on it)");
+    DPT_CHECK_KIND(ErrorKind::kIo, state.seed == config_.seed, path, ": attribute 'seed' of / is ",
+                   state.seed, " but this run has --seed ", config_.seed,
+                   ": a resume keeps the seed (data order, dropout and augmentation depend on it)");
+    const std::int64_t steps_per_epoch = train_data_.size() / config_.batch_size;
+    DPT_CHECK_KIND(ErrorKind::kIo, state.step / steps_per_epoch == state.epoch, path,
+                   ": step ", state.step, " is in epoch ", state.epoch,
+                   " there, but this run has ", steps_per_epoch,
+                   " steps per epoch (different --data or --train-samples?)");
+    restore_checkpoint(state, path, model_, optimizer_.get());
+    header[0] = 1;
+    header[1] = state.step;
+    header[2] = state.epoch;
+    header[3] = state.optimizer_steps;
+
+    std::ostringstream changed;
+    const std::vector<std::string> before = lines_of(state.config), now = lines_of(to_toml(config_));
+    for (const std::string& line : now) {
+      if (!line.empty() && !is_run_local_key(line) &&
+          std::find(before.begin(), before.end(), line) == before.end()) {
+        changed << "\n  " << line;
+      }
+    }
+    log(LogLevel::kInfo, "resuming from ", path, " at step ", state.step, " (epoch ", state.epoch,
+        ", written by ", state.world_size, " rank(s))");
+    if (!changed.str().empty()) {
+      log(LogLevel::kInfo, "settings that differ from the checkpoint's:", changed.str());
+    }
+  });
+  comm_.broadcast(header, sizeof(header), 0);
+  if (header[0] == 0) return TrainPosition{};
+  ddp_->broadcast_parameters();
+  broadcast_optimizer_state();
+  optimizer_->set_step_count(header[3]);
+  return TrainPosition{header[1], header[2]};
+}
+
+void Trainer::broadcast_optimizer_state() {
+  for (const std::string& name : optimizer_->slot_names()) {
+    Tensor& slot = optimizer_->slot(name);
+    comm_.broadcast(slot.raw_data(), static_cast<std::int64_t>(slot.size_bytes()), 0);
+  }
+}
+
+std::string Trainer::save_checkpoint(const TrainPosition& position) {
+  std::string path;
+  on_rank0_agreed([&] {
+    Stopwatch watch;
+    const io::CheckpointState state =
+        capture_checkpoint(config_, layers_, model_, *optimizer_, schedule_.lr_at(position.step),
+                           position, comm_.world_size());
+    path = checkpoints_->save(state, static_cast<int>(config_.keep_last));
+    log(LogLevel::kDebug, "checkpoint ", path, " written in ", watch.elapsed_ms(), " ms");
+  });
+  return path;
 }
 
 double Trainer::train_step(const Tensor& images, const Tensor& labels, std::int64_t step,
@@ -178,10 +296,13 @@ TrainResult Trainer::run() {
   options.rank = comm_.rank();
   options.world_size = comm_.world_size();
   options.seed = config_.seed;
-  options.epochs = config_.epochs;
+  const std::int64_t steps_per_epoch = train_data_.size() / config_.batch_size;
+  options.first_epoch = start_.step / steps_per_epoch;
+  options.first_step_in_epoch = start_.step % steps_per_epoch;
+  options.epochs = std::max<std::int64_t>(0, config_.epochs - options.first_epoch);
   options.augment_flip = config_.augment == "flip";
   io::Loader loader(train_data_, options);
-  const std::int64_t steps_per_epoch = loader.steps_per_epoch();
+  DPT_ASSERT(loader.steps_per_epoch() == steps_per_epoch);
   const std::int64_t total_steps = schedule_.total_steps;
 
   log_rank0(LogLevel::kInfo, "model ", config_.model, " (", model_.num_parameters(),
@@ -197,12 +318,30 @@ TrainResult Trainer::run() {
   ProgressLine progress(config_.quiet || !prints(),
                         config_.log_all_ranks ? detail::str("[rank ", comm_.rank(), "] ") : "");
   TrainResult result;
+  result.first_step = start_.step;
+  result.steps = start_.step;
+  std::int64_t saved_step = -1;
+  auto checkpoint = [&](std::int64_t epoch_of_next_step) {
+    Stopwatch watch;
+    result.last_checkpoint = save_checkpoint(TrainPosition{result.steps, epoch_of_next_step});
+    saved_step = result.steps;
+    const double ms = watch.elapsed_ms();
+    if (comm_.rank() == 0 || config_.log_all_ranks) {
+      progress.print(detail::str("checkpoint ", result.last_checkpoint, " (step ", result.steps,
+                                 ", ", static_cast<long long>(ms), " ms)"));
+    }
+    return ms;
+  };
   StepBreakdown totals;
   Stopwatch run_time;
   Stopwatch steady_time;  // restarted after the warm-up steps
   std::int64_t steady_from = 0;
   std::int64_t epoch = 0;
   bool evaluated_last_step = false;
+  if (start_.step >= total_steps) {
+    log_rank0(LogLevel::kInfo, "the checkpoint is at step ", start_.step, ", at or past the last step (",
+              total_steps, "): nothing to train");
+  }
 
   auto run_eval = [&](std::int64_t eval_epoch, std::int64_t step) {
     if (!test_data_) return;
@@ -227,13 +366,21 @@ TrainResult Trainer::run() {
     if (!batch) break;
     epoch = batch->epoch;
     const std::int64_t step = result.steps;
+    const std::int64_t run_steps = step - start_.step;  // steps before this one in this process
     StepBreakdown times;
     times.data_wait_ms = wait_ms;
 
     double loss_sum =
         train_step(batch->images, batch->labels, step, batch->first_position, times);
     // Behind the gradient buckets in the communicator's order; every rank reports the global mean.
-    comm_.all_reduce(&loss_sum, 1, comm::ReduceOp::kSum);
+    // The same call tells every rank whether any rank received a stop signal, so that all stop
+    // after this same step.
+    const int local_signal = stop_signal();
+    double reduced[3] = {loss_sum, local_signal == SIGTERM ? 1.0 : 0.0,
+                         local_signal != 0 && local_signal != SIGTERM ? 1.0 : 0.0};
+    comm_.all_reduce(reduced, 3, comm::ReduceOp::kSum);
+    loss_sum = reduced[0];
+    const int agreed_signal = reduced[1] > 0 ? SIGTERM : (reduced[2] > 0 ? SIGUSR1 : 0);
     Stopwatch optimizer_time;
     // Gradients are sums over the global batch; the mean (and any clipping) is one factor that
     // the optimizer applies as it reads them, so it costs no pass of its own.
@@ -250,16 +397,16 @@ TrainResult Trainer::run() {
     const double loss = loss_sum / static_cast<double>(config_.batch_size);
     DPT_CHECK(std::isfinite(loss), "training diverged: loss is ", loss, " at step ", step,
               " (lower --lr or set --clip-grad-norm)");
-    if (result.steps == 1) result.first_loss = loss;
+    if (run_steps == 0) result.first_loss = loss;
     result.last_loss = loss;
     totals.forward_ms += times.forward_ms;
     totals.backward_ms += times.backward_ms;
     totals.comm_exposed_ms += times.comm_exposed_ms;
     totals.optimizer_ms += times.optimizer_ms;
     totals.data_wait_ms += times.data_wait_ms;
-    if (result.steps == kWarmupSteps) {
+    if (run_steps + 1 == kWarmupSteps) {
       steady_time.restart();
-      steady_from = result.steps;
+      steady_from = run_steps + 1;
     }
 
     const double elapsed = run_time.elapsed_s();
@@ -269,7 +416,7 @@ TrainResult Trainer::run() {
                         {"loss", loss},    {"lr", lr},             {"samples_per_sec", samples_per_sec}};
     metrics.write_line(j.dump());
     if (result.steps % config_.log_every == 0 || result.steps == total_steps) {
-      const double eta = elapsed / static_cast<double>(result.steps) *
+      const double eta = elapsed / static_cast<double>(run_steps + 1) *
                          static_cast<double>(total_steps - result.steps);
       std::ostringstream line;
       line << "step " << result.steps << '/' << total_steps << "  epoch " << epoch << "  loss "
@@ -282,17 +429,37 @@ TrainResult Trainer::run() {
       run_eval(epoch, result.steps);
       evaluated_last_step = true;
     }
+    const std::int64_t next_epoch = result.steps / steps_per_epoch;
+    if (agreed_signal != 0) {
+      result.stop_signal = agreed_signal;
+      log_rank0(LogLevel::kWarning, "stopping after step ", result.steps, " on ",
+                agreed_signal == SIGTERM ? "SIGTERM" : "SIGUSR1",
+                checkpoints_ ? ": writing a checkpoint" : " (no --checkpoint-dir: nothing saved)");
+      if (checkpoints_) totals.checkpoint_ms += checkpoint(next_epoch);
+      break;
+    }
+    if (checkpoints_ && config_.checkpoint_every > 0 &&
+        result.steps % config_.checkpoint_every == 0 && result.steps < total_steps) {
+      totals.checkpoint_ms += checkpoint(next_epoch);
+    }
   }
-  if (config_.eval && !evaluated_last_step && result.steps > 0) run_eval(epoch, result.steps);
+  if (result.stop_signal == 0 && config_.eval && !evaluated_last_step &&
+      result.steps > start_.step) {
+    run_eval(epoch, result.steps);
+  }
+  if (checkpoints_ && result.stop_signal == 0 && saved_step != result.steps) {
+    totals.checkpoint_ms += checkpoint(result.steps / steps_per_epoch);
+  }
 
-  const std::int64_t steady_steps = result.steps - steady_from;
+  const std::int64_t run_steps = result.steps - start_.step;
+  const std::int64_t steady_steps = run_steps - steady_from;
   const double steady_s = steady_from > 0 ? steady_time.elapsed_s() : run_time.elapsed_s();
   result.samples_per_sec =
       static_cast<double>(steady_steps * config_.batch_size) / std::max(steady_s, 1e-9);
-  const double n = static_cast<double>(std::max<std::int64_t>(1, result.steps));
-  result.breakdown = StepBreakdown{totals.forward_ms / n, totals.backward_ms / n,
+  const double n = static_cast<double>(std::max<std::int64_t>(1, run_steps));
+  result.breakdown = StepBreakdown{totals.forward_ms / n,     totals.backward_ms / n,
                                    totals.comm_exposed_ms / n, totals.optimizer_ms / n,
-                                   totals.data_wait_ms / n};
+                                   totals.data_wait_ms / n,    totals.checkpoint_ms / n};
   nlohmann::json summary = {
       {"event", "summary"},
       {"steps", result.steps},
@@ -302,13 +469,17 @@ TrainResult Trainer::run() {
         {"backward", result.breakdown.backward_ms},
         {"comm_exposed", result.breakdown.comm_exposed_ms},
         {"optimizer", result.breakdown.optimizer_ms},
-        {"data_wait", result.breakdown.data_wait_ms}}},
+        {"data_wait", result.breakdown.data_wait_ms},
+        {"checkpoint", result.breakdown.checkpoint_ms}}},
+      {"first_step", result.first_step},
       {"final_loss", result.last_loss},
       {"threads", ctx_.threads()},
       {"world_size", comm_.world_size()},
       {"model", config_.model},
       {"batch_size", config_.batch_size}};
   if (result.last_eval) summary["test_accuracy"] = result.last_eval->accuracy;
+  if (result.stop_signal != 0) summary["stop_signal"] = result.stop_signal;
+  if (!result.last_checkpoint.empty()) summary["checkpoint"] = result.last_checkpoint;
   metrics.write_line(summary.dump());
   std::ostringstream done;
   done << std::fixed << std::setprecision(1) << "done: " << result.steps << " steps in "
@@ -322,41 +493,7 @@ TrainResult Trainer::run() {
 }
 
 EvalResult Trainer::evaluate(const io::DatasetSplit& split) {
-  io::LoaderOptions options;
-  // Each rank evaluates its share of every batch; the sums are all-reduced.
-  options.global_batch = std::max<std::int64_t>(
-      comm_.world_size(), std::min<std::int64_t>(kEvalBatch * comm_.world_size(), split.size()));
-  options.shuffle = false;
-  options.drop_last = false;
-  options.seed = config_.seed;
-  options.rank = comm_.rank();
-  options.world_size = comm_.world_size();
-  io::Loader loader(split, options);
-  StepInfo info;
-  info.training = false;
-  double loss_sum = 0.0;
-  std::int64_t correct = 0, samples = 0;
-  while (auto batch = loader.next()) {
-    if (batch->labels.numel() == 0) continue;  // a last batch smaller than the world
-    const Tensor logits = model_.forward(ctx_, batch->images, info);
-    const kernels::LossResult r =
-        kernels::softmax_cross_entropy(ctx_, logits, batch->labels, nullptr);
-    loss_sum += r.loss_sum;
-    correct += r.correct;
-    samples += batch->labels.numel();
-  }
-  double sums[3] = {loss_sum, static_cast<double>(correct), static_cast<double>(samples)};
-  comm_.all_reduce(sums, 3, comm::ReduceOp::kSum);
-  loss_sum = sums[0];
-  correct = static_cast<std::int64_t>(sums[1]);
-  samples = static_cast<std::int64_t>(sums[2]);
-  EvalResult e;
-  e.samples = samples;
-  if (samples > 0) {
-    e.loss = loss_sum / static_cast<double>(samples);
-    e.accuracy = static_cast<double>(correct) / static_cast<double>(samples);
-  }
-  return e;
+  return evaluate_model(ctx_, comm_, model_, split);
 }
 
 }  // namespace dpt::nn

@@ -3,24 +3,23 @@
 // by 1/global batch -> optional clipping -> optimizer step, with metrics, progress and evaluation.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 
 #include "comm/communicator.h"
+#include "nn/models.h"
 #include "nn/optim/optimizer.h"
-#include "nn/parallel/data_parallel.h"
 #include "nn/optim/schedule.h"
+#include "nn/parallel/data_parallel.h"
 #include "nn/sequential.h"
+#include "nn/train/checkpoint.h"
 #include "nn/train/config.h"
+#include "nn/train/evaluate.h"
+#include "runtime/io/checkpoint_dir.h"
 #include "runtime/io/dataset.h"
 
 namespace dpt::nn {
-
-struct EvalResult {
-  double loss = 0.0;      // mean over samples
-  double accuracy = 0.0;
-  std::int64_t samples = 0;
-};
 
 // Mean milliseconds per step of each phase.
 struct StepBreakdown {
@@ -29,21 +28,26 @@ struct StepBreakdown {
   double comm_exposed_ms = 0.0;  // waiting for gradient all-reduces after backward
   double optimizer_ms = 0.0;
   double data_wait_ms = 0.0;
+  double checkpoint_ms = 0.0;  // writing checkpoints (every rank waits for rank 0's write)
 };
 
 struct TrainResult {
-  std::int64_t steps = 0;
+  std::int64_t first_step = 0;   // > 0 when resumed from a checkpoint
+  std::int64_t steps = 0;        // optimizer steps done, counting those before a resume
   double first_loss = 0.0;
   double last_loss = 0.0;
   double samples_per_sec = 0.0;  // leaves out the first 5 steps (warm-up)
   StepBreakdown breakdown;
   std::optional<EvalResult> last_eval;
+  int stop_signal = 0;           // SIGTERM/SIGUSR1 that ended training early; 0: it ran to the end
+  std::string last_checkpoint;   // path of the last checkpoint written ("" when none)
 };
 
 class Trainer {
  public:
   // Every rank of `comm` constructs a Trainer with the same config; start-up checks that they
-  // agree (config, model, data, build) and makes the parameters equal to rank 0's.
+  // agree (config, model, data, build), prepares the checkpoint directory, resumes when asked and
+  // makes parameters and optimizer state equal to rank 0's.
   Trainer(TrainConfig config, const Context& ctx, comm::Communicator& comm);
   ~Trainer();
   TrainResult run();
@@ -58,6 +62,15 @@ class Trainer {
                     std::int64_t first_position, StepBreakdown& times);
   // Stops every rank with one error when their configs, models, data or builds differ.
   void check_ranks_agree();
+  // Runs `work` on rank 0; if it throws, every rank throws the same error (so that all exit
+  // non-zero with rank 0's message, and none hangs in a later collective).
+  void on_rank0_agreed(const std::function<void()>& work);
+  // Rank 0 loads the checkpoint --resume names into model and optimizer; all ranks then receive
+  // it. Returns the position to continue from.
+  TrainPosition resume();
+  // Rank 0 writes a checkpoint of the state after `position.step` steps; all ranks wait for it.
+  std::string save_checkpoint(const TrainPosition& position);
+  void broadcast_optimizer_state();
   bool prints() const { return comm_.rank() == 0 || config_.log_all_ranks; }
 
   TrainConfig config_;
@@ -70,6 +83,9 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   LrSchedule schedule_;
   std::unique_ptr<DataParallel> ddp_;
+  std::vector<LayerSpec> layers_;
+  std::optional<io::CheckpointDir> checkpoints_;
+  TrainPosition start_;  // where run() begins (after a resume)
 };
 
 }  // namespace dpt::nn

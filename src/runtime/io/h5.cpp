@@ -172,6 +172,14 @@ void flush(hid_t file) {
   DPT_H5_CHECK_MSG(H5Fflush(file, H5F_SCOPE_GLOBAL), "cannot flush ", file_name(file));
 }
 
+void close_file(H5Handle& file, const std::string& path) {
+  init();
+  // H5Fclose releases the identifier even when flushing fails, so the handle must not close it
+  // again; a failed close therefore leaves nothing open behind for HDF5's exit-time clean-up.
+  const hid_t id = file.release();
+  DPT_H5_CHECK_MSG(H5Fclose(id), "cannot write ", path);
+}
+
 std::string file_name(hid_t loc) {
   init();
   const ssize_t size = H5Fget_name(loc, nullptr, 0);
@@ -502,22 +510,33 @@ void write_attribute_f32(hid_t loc, const std::string& name, float value) {
   write_scalar_attribute(loc, name, H5T_NATIVE_FLOAT, value);
 }
 
+// Strings are written fixed-length, so they live in the object header, which the HDF5 1.8+ format
+// checksums; variable-length strings would go to the global heap, which has no checksum, and a
+// flipped byte there would pass unnoticed.
 void write_attribute_string(hid_t loc, const std::string& name, const std::string& value) {
-  const H5Handle type = string_type(true, 0);
-  write_scalar_attribute(loc, name, type.get(), value.c_str());
+  init();
+  const H5Handle type = string_type(false, value.size() + 1);
+  const H5Handle space(H5Screate(H5S_SCALAR));
+  const H5Handle attr = replace_attribute(loc, name, type.get(), space.get());
+  DPT_H5_CHECK_MSG(H5Awrite(attr.get(), type.get(), value.c_str()), "cannot write ",
+                   attribute_where(loc, name));
 }
 
 void write_attribute_strings(hid_t loc, const std::string& name,
                              const std::vector<std::string>& values) {
   init();
-  const H5Handle type = string_type(true, 0);
+  std::size_t width = 1;
+  for (const std::string& v : values) width = std::max(width, v.size() + 1);
+  const H5Handle type = string_type(false, width);
   const hsize_t n = values.size();
   const H5Handle space(H5Screate_simple(1, &n, nullptr));
   const H5Handle attr = replace_attribute(loc, name, type.get(), space.get());
-  std::vector<const char*> pointers;
-  for (const std::string& v : values) pointers.push_back(v.c_str());
+  std::vector<char> packed(values.size() * width, '\0');
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    std::copy(values[i].begin(), values[i].end(), packed.begin() + static_cast<std::ptrdiff_t>(i * width));
+  }
   if (n > 0) {
-    DPT_H5_CHECK_MSG(H5Awrite(attr.get(), type.get(), pointers.data()), "cannot write ",
+    DPT_H5_CHECK_MSG(H5Awrite(attr.get(), type.get(), packed.data()), "cannot write ",
                      attribute_where(loc, name));
   }
 }

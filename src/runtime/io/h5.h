@@ -69,6 +69,8 @@ class H5Handle {
   bool valid() const noexcept { return id_ >= 0; }
   // Closes now; logs (never throws) if HDF5 refuses, as destructors must.
   void reset() noexcept;
+  // Gives up ownership without closing.
+  hid_t release() noexcept { return std::exchange(id_, H5I_INVALID_HID); }
 
  private:
   hid_t id_ = H5I_INVALID_HID;
@@ -86,6 +88,10 @@ H5Handle open_file_read(const std::string& path);
 H5Handle create_file(const std::string& path);
 // Writes buffered data of the file to the OS (checkpoints call it before fsync and rename).
 void flush(hid_t file);
+// Closes a file written to, reporting what the destructor would only log: a failure here (disk
+// full) means the file is incomplete. Every other handle into the file must be closed first.
+// `file` is invalid afterwards, whatever happens.
+void close_file(H5Handle& file, const std::string& path);
 
 // The file name of any identifier, and "<file>:<object path>" for messages.
 std::string file_name(hid_t loc);

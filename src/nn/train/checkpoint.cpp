@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+// Training state <-> checkpoint contents, with the fit checks that make a restore all-or-nothing.
+#include "nn/train/checkpoint.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "runtime/check.h"
+
+namespace dpt::nn {
+namespace {
+
+#define DPT_FIT_CHECK(cond, ...) DPT_CHECK_KIND(::dpt::ErrorKind::kIo, cond, __VA_ARGS__)
+
+// Offset of a parameter inside the model's flat buffer; optimizer slots share that layout.
+std::int64_t offset_in(const Tensor& flat, const Tensor& view) {
+  return static_cast<std::int64_t>(view.data<float>() - flat.data<float>());
+}
+
+Tensor copy_of(const Tensor& src) {
+  Tensor t = Tensor::empty(src.shape());
+  std::memcpy(t.data<float>(), src.data<float>(), src.size_bytes());
+  return t;
+}
+
+Tensor slice_copy(const Tensor& flat, std::int64_t offset, const Shape& shape) {
+  return copy_of(Tensor::view_of(flat, offset, shape));
+}
+
+}  // namespace
+
+std::vector<LayerSpec> layers_of(const TrainConfig& config) {
+  return config.model == "custom" ? config.layers
+                                  : reference_model(config.model, static_cast<float>(config.dropout));
+}
+
+std::string layers_to_json(const std::vector<LayerSpec>& layers) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const LayerSpec& s : layers) {
+    nlohmann::json j = {{"type", s.type}};
+    if (s.type == "linear" || s.type == "conv2d") {
+      j["in"] = s.in;
+      j["out"] = s.out;
+      j["bias"] = s.bias;
+    }
+    if (s.type == "conv2d" || s.type == "maxpool2d") {
+      j["kernel"] = s.kernel;
+      j["stride"] = s.stride != 0 ? s.stride : (s.type == "conv2d" ? 1 : s.kernel);
+      j["padding"] = s.padding;
+    }
+    if (s.type == "dropout") j["p"] = s.p;
+    list.push_back(j);
+  }
+  return list.dump();
+}
+
+io::CheckpointState capture_checkpoint(const TrainConfig& config,
+                                       const std::vector<LayerSpec>& layers, Sequential& model,
+                                       Optimizer& optimizer, double next_lr,
+                                       const TrainPosition& position, int world_size) {
+  io::CheckpointState s;
+  s.step = position.step;
+  s.epoch = position.epoch;
+  s.samples_seen = position.step * config.batch_size;
+  s.world_size = world_size;
+  s.global_batch = config.batch_size;
+  s.seed = config.seed;
+  s.config = to_toml(config);
+  s.model_layers = layers_to_json(layers);
+  const Tensor& flat = model.flat_params();
+  for (const Parameter* p : model.parameters()) s.model.push_back({p->name, copy_of(p->value)});
+
+  s.optimizer_kind = optimizer.kind_name();
+  s.optimizer_steps = optimizer.step_count();
+  s.lr = next_lr;
+  s.lr_schedule = config.lr_schedule;
+  s.hyper = {{"momentum", config.momentum},   {"dampening", config.dampening},
+             {"nesterov", config.nesterov ? 1.0 : 0.0},
+             {"beta1", config.beta1},         {"beta2", config.beta2},
+             {"eps", config.eps},             {"weight_decay", config.resolved_weight_decay()}};
+  s.slot_names = optimizer.slot_names();
+  for (const Parameter* p : model.parameters()) {
+    for (const std::string& slot : s.slot_names) {
+      s.slots.push_back({p->name + "/" + slot,
+                         slice_copy(optimizer.slot(slot), offset_in(flat, p->value), p->value.shape())});
+    }
+  }
+  return s;
+}
+
+void restore_checkpoint(const io::CheckpointState& state, const std::string& path,
+                        Sequential& model, Optimizer* optimizer) {
+  // ---- check everything first
+  std::map<std::string, const Tensor*> stored;
+  for (const io::NamedTensor& t : state.model) stored.emplace(t.name, &t.value);
+  for (const Parameter* p : model.parameters()) {
+    const auto it = stored.find(p->name);
+    DPT_FIT_CHECK(it != stored.end(), path, ": /model/", p->name,
+                  " is missing: the model has this parameter, shape ",
+                  dpt::to_string(p->value.shape()));
+    DPT_FIT_CHECK(it->second->shape() == p->value.shape(), path, ": /model/", p->name,
+                  ": expected shape ", dpt::to_string(p->value.shape()), ", found ",
+                  dpt::to_string(it->second->shape()));
+  }
+  DPT_FIT_CHECK(stored.size() == model.parameters().size(), path, ": /model holds ",
+                stored.size(), " parameters, the model has ", model.parameters().size());
+
+  std::map<std::string, const Tensor*> slots;
+  if (optimizer != nullptr) {
+    DPT_FIT_CHECK(state.optimizer_kind == optimizer->kind_name(), path,
+                  ": attribute 'kind' of /optimizer: expected \"", optimizer->kind_name(),
+                  "\" (--optimizer), found \"", state.optimizer_kind, "\"");
+    const std::vector<std::string> wanted = optimizer->slot_names();
+    for (const std::string& slot : wanted) {
+      DPT_FIT_CHECK(std::find(state.slot_names.begin(), state.slot_names.end(), slot) !=
+                        state.slot_names.end(),
+                    path, ": optimizer slot '", slot, "' is missing (the ", optimizer->kind_name(),
+                    " optimizer as configured keeps it; e.g. SGD keeps momentum_buffer only "
+                    "with momentum > 0)");
+    }
+    for (const io::NamedTensor& t : state.slots) slots.emplace(t.name, &t.value);
+    for (const Parameter* p : model.parameters()) {
+      for (const std::string& slot : wanted) {
+        const std::string name = p->name + "/" + slot;
+        const auto it = slots.find(name);
+        DPT_FIT_CHECK(it != slots.end(), path, ": /optimizer/", name, " is missing");
+        DPT_FIT_CHECK(it->second->shape() == p->value.shape(), path, ": /optimizer/", name,
+                      ": expected shape ", dpt::to_string(p->value.shape()), ", found ",
+                      dpt::to_string(it->second->shape()));
+      }
+    }
+  }
+
+  // ---- then apply
+  for (Parameter* p : model.parameters()) {
+    std::memcpy(p->value.data<float>(), stored.at(p->name)->data<float>(), p->value.size_bytes());
+  }
+  if (optimizer == nullptr) return;
+  const Tensor& flat = model.flat_params();
+  for (const std::string& slot : optimizer->slot_names()) {
+    Tensor& dst = optimizer->slot(slot);
+    for (const Parameter* p : model.parameters()) {
+      std::memcpy(dst.data<float>() + offset_in(flat, p->value),
+                  slots.at(p->name + "/" + slot)->data<float>(), p->value.size_bytes());
+    }
+  }
+  optimizer->set_step_count(state.optimizer_steps);
+}
+
+TrainConfig config_of_checkpoint(const io::CheckpointState& state, const std::string& path) {
+  TrainConfig config;
+  apply_toml(state.config, path + ": attribute 'config' of /", config);
+  validate(config);
+  return config;
+}
+
+}  // namespace dpt::nn

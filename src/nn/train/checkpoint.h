@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+// How a training run maps onto a checkpoint (src/runtime/io/checkpoint_file.h) and back: the
+// model's parameters under their PyTorch names, the optimizer's slots per parameter, the position
+// (step, epoch) and the resolved configuration.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "nn/models.h"
+#include "nn/optim/optimizer.h"
+#include "nn/sequential.h"
+#include "nn/train/config.h"
+#include "runtime/io/checkpoint_file.h"
+
+namespace dpt::nn {
+
+// Where training stands after `step` optimizer steps.
+struct TrainPosition {
+  std::int64_t step = 0;   // optimizer steps taken
+  std::int64_t epoch = 0;  // epoch of the next step
+};
+
+// Everything a resumed run needs, copied out of the model and optimizer (the copies make the write
+// independent of training that continues).
+io::CheckpointState capture_checkpoint(const TrainConfig& config, const std::vector<LayerSpec>& layers,
+                                       Sequential& model, Optimizer& optimizer, double next_lr,
+                                       const TrainPosition& position, int world_size);
+
+// Checks that `state` (read from `path`) fits `model` and, when given, `optimizer`: the same
+// parameter names and shapes, the same optimizer kind and slots, each slot shaped like its
+// parameter. Only when everything fits is anything copied in, so a mismatch never leaves a
+// half-loaded model. Errors name the path, the entry, what was expected and what was found.
+void restore_checkpoint(const io::CheckpointState& state, const std::string& path,
+                        Sequential& model, Optimizer* optimizer);
+
+// The layer list as JSON ([{"type": "conv2d", "in": 1, "out": 32, ...}, ...]): stored with the
+// model so that other tools (examples/load_checkpoint_pytorch.py) can rebuild it.
+std::string layers_to_json(const std::vector<LayerSpec>& layers);
+
+// The configuration stored in a checkpoint, parsed and validated.
+TrainConfig config_of_checkpoint(const io::CheckpointState& state, const std::string& path);
+
+// The layers a configuration trains (a reference model or the custom list).
+std::vector<LayerSpec> layers_of(const TrainConfig& config);
+
+}  // namespace dpt::nn

@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: MIT
+// Evaluation of a model on a dataset split, sharded over the ranks of a communicator: used after
+// each training epoch and by `train eval`.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "nn/sequential.h"
+#include "runtime/io/dataset.h"
+
+namespace dpt::nn {
+
+struct EvalResult {
+  double loss = 0.0;  // mean over samples
+  double accuracy = 0.0;
+  std::int64_t samples = 0;
+};
+
+// Forward passes only (dropout off). Each rank evaluates its share of every batch; loss and
+// accuracy are all-reduced, so every rank returns the same result. With `logits` (one rank only)
+// the logits of every sample are appended in dataset order.
+EvalResult evaluate_model(const Context& ctx, comm::Communicator& comm, Sequential& model,
+                          const io::DatasetSplit& split, std::vector<float>* logits = nullptr);
+
+}  // namespace dpt::nn

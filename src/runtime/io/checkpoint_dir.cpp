@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: MIT
+// The checkpoint directory's write protocol, `latest`, pruning and the newest-good search.
+#include "runtime/io/checkpoint_dir.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/check.h"
+#include "runtime/logging.h"
+
+namespace dpt::io {
+
+namespace test_hooks {
+namespace {
+std::atomic<CheckpointCrashHook> g_crash_hook{nullptr};
+}  // namespace
+void set_checkpoint_crash_hook(CheckpointCrashHook hook) noexcept { g_crash_hook.store(hook); }
+}  // namespace test_hooks
+
+namespace {
+
+namespace fs = std::filesystem;
+
+#define DPT_DIR_CHECK(cond, ...) DPT_CHECK_KIND(::dpt::ErrorKind::kIo, cond, __VA_ARGS__)
+
+constexpr const char* kLatest = "latest";
+constexpr const char* kTmpSuffix = ".tmp";
+// `latest` holds one short line; anything longer is not ours.
+constexpr std::size_t kMaxLatestBytes = 256;
+
+void crash_point(test_hooks::CheckpointPhase phase, const std::string& path) {
+  if (auto hook = test_hooks::g_crash_hook.load()) hook(phase, path);
+}
+
+// The step of a name "step-<n>.h5" (digits only, no sign, no leading '+'), else nullopt.
+std::optional<std::int64_t> parse_step_name(const std::string& name) {
+  constexpr std::string_view prefix = "step-", suffix = ".h5";
+  if (name.size() <= prefix.size() + suffix.size() || !name.starts_with(prefix) ||
+      !name.ends_with(suffix)) {
+    return std::nullopt;
+  }
+  const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+  if (digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), [](char c) {
+        return c >= '0' && c <= '9';
+      })) {
+    return std::nullopt;
+  }
+  return std::stoll(digits);
+}
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Makes what was written to `path` (a file or a directory) durable.
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
+  DPT_DIR_CHECK(fd >= 0, "cannot open ", path, " to fsync it: ", errno_text());
+  const int rc = ::fsync(fd);
+  const std::string reason = rc != 0 ? errno_text() : "";
+  ::close(fd);
+  DPT_DIR_CHECK(rc == 0, "cannot fsync ", path, ": ", reason);
+}
+
+// Writes `text` to `path` (created or truncated) and fsyncs it.
+void write_small_file(const std::string& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  DPT_DIR_CHECK(fd >= 0, "cannot create ", path, ": ", errno_text());
+  std::size_t done = 0;
+  std::string reason;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      reason = n < 0 ? errno_text() : "short write";
+      break;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (reason.empty() && ::fsync(fd) != 0) reason = "fsync: " + errno_text();
+  if (::close(fd) != 0 && reason.empty()) reason = "close: " + errno_text();
+  DPT_DIR_CHECK(reason.empty(), "cannot write ", path, ": ", reason);
+}
+
+void rename_file(const std::string& from, const std::string& to) {
+  DPT_DIR_CHECK(::rename(from.c_str(), to.c_str()) == 0, "cannot rename ", from, " to ", to, ": ",
+                errno_text());
+}
+
+// Removes `path` if it exists; a failure is logged, never thrown (clean-up must not mask the
+// error that made it necessary).
+void remove_quietly(const std::string& path) noexcept {
+  std::error_code ec;
+  fs::remove(path, ec);
+  if (ec) {
+    try {
+      log(LogLevel::kWarning, "cannot remove ", path, ": ", ec.message());
+    } catch (...) {
+    }
+  }
+}
+
+}  // namespace
+
+std::string checkpoint_file_name(std::int64_t step) { return dpt::detail::str("step-", step, ".h5"); }
+
+CheckpointDir::CheckpointDir(std::string dir) : dir_(std::move(dir)) {
+  DPT_CHECK(!dir_.empty(), "checkpoint directory: empty path");
+}
+
+void CheckpointDir::prepare() const {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  DPT_DIR_CHECK(!ec, "checkpoint directory ", dir_, ": cannot create it: ", ec.message());
+  DPT_DIR_CHECK(fs::is_directory(dir_, ec), "checkpoint directory ", dir_,
+                ": exists but is not a directory");
+  // Prove the whole write path (create, write, fsync, remove) now rather than at the first save.
+  const std::string probe = (fs::path(dir_) / ".dptrain-write-probe").string();
+  try {
+    write_small_file(probe, "dptrain\n");
+  } catch (const Error& e) {
+    remove_quietly(probe);
+    DPT_DIR_CHECK(false, "checkpoint directory ", dir_, " is not writable: ", e.message());
+  }
+  DPT_DIR_CHECK(::unlink(probe.c_str()) == 0, "checkpoint directory ", dir_,
+                ": cannot remove files in it: ", errno_text());
+  remove_stale_temporaries();
+}
+
+void CheckpointDir::remove_stale_temporaries() const {
+  std::error_code ec;
+  for (const auto& item : fs::directory_iterator(dir_, ec)) {
+    const std::string name = item.path().filename().string();
+    if (!name.ends_with(kTmpSuffix)) continue;
+    const std::string base = name.substr(0, name.size() - std::strlen(kTmpSuffix));
+    // Only our own temporaries: step-<n>.h5.tmp and latest.tmp.
+    if (base != kLatest && !parse_step_name(base)) continue;
+    log(LogLevel::kInfo, "removing ", item.path().string(),
+        ": left by an interrupted checkpoint write");
+    remove_quietly(item.path().string());
+  }
+}
+
+std::string CheckpointDir::save(const CheckpointState& state, int keep_last) const {
+  const std::string name = checkpoint_file_name(state.step);
+  const std::string final_path = (fs::path(dir_) / name).string();
+  const std::string tmp_path = final_path + kTmpSuffix;
+  try {
+    write_checkpoint_file(tmp_path, state);
+    fsync_path(tmp_path, /*directory=*/false);
+  } catch (const Error& e) {
+    remove_quietly(tmp_path);
+    DPT_DIR_CHECK(false, "checkpoint of step ", state.step, " not written (", e.message(),
+                  "); removed ", tmp_path, ", the previous checkpoints and ", dir_,
+                  "/latest are unchanged");
+  }
+  crash_point(test_hooks::CheckpointPhase::kTmpWritten, tmp_path);
+  rename_file(tmp_path, final_path);
+  fsync_path(dir_, /*directory=*/true);
+  crash_point(test_hooks::CheckpointPhase::kRenamed, final_path);
+
+  const std::string latest_path = (fs::path(dir_) / kLatest).string();
+  const std::string latest_tmp = latest_path + kTmpSuffix;
+  try {
+    write_small_file(latest_tmp, name + "\n");
+    rename_file(latest_tmp, latest_path);
+    fsync_path(dir_, /*directory=*/true);
+  } catch (const Error& e) {
+    remove_quietly(latest_tmp);
+    DPT_DIR_CHECK(false, "checkpoint ", final_path, " written but ", latest_path,
+                  " not updated (", e.message(), "); it still names the previous checkpoint");
+  }
+  crash_point(test_hooks::CheckpointPhase::kLatestUpdated, latest_path);
+  prune(keep_last, state.step);
+  return final_path;
+}
+
+void CheckpointDir::prune(int keep_last, std::int64_t latest_step) const {
+  if (keep_last <= 0) return;
+  int kept = 0;
+  for (const CheckpointRef& c : list()) {
+    if (c.step == latest_step || kept < keep_last) {
+      ++kept;
+      continue;
+    }
+    if (!is_checkpoint_file(c.path)) {
+      log(LogLevel::kWarning, "keep-last: leaving ", c.path,
+          " alone: it is not a dptrain checkpoint");
+      continue;
+    }
+    remove_quietly(c.path);
+  }
+}
+
+std::optional<CheckpointRef> CheckpointDir::latest() const {
+  const std::string latest_path = (fs::path(dir_) / kLatest).string();
+  std::error_code ec;
+  if (!fs::exists(latest_path, ec)) return std::nullopt;
+  std::ifstream in(latest_path, std::ios::binary);
+  DPT_DIR_CHECK(in.good(), "cannot read ", latest_path);
+  std::string text(kMaxLatestBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  const std::optional<std::int64_t> step = parse_step_name(text);
+  // Only a bare name inside this directory: "../x", "/abs/path" or "a/step-1.h5" never match.
+  std::string shown = text.size() > 64 ? text.substr(0, 64) + "..." : text;
+  for (char& c : shown) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  DPT_DIR_CHECK(step.has_value(), latest_path,
+                ": expected the name of a checkpoint in this directory (step-<n>.h5), found \"",
+                shown, "\"");
+  return CheckpointRef{*step, (fs::path(dir_) / text).string()};
+}
+
+std::vector<CheckpointRef> CheckpointDir::list() const {
+  std::vector<CheckpointRef> out;
+  std::error_code ec;
+  for (const auto& item : fs::directory_iterator(dir_, ec)) {
+    if (const auto step = parse_step_name(item.path().filename().string())) {
+      if (item.is_regular_file(ec)) out.push_back({*step, item.path().string()});
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const CheckpointRef& a, const CheckpointRef& b) { return a.step > b.step; });
+  return out;
+}
+
+std::optional<FoundCheckpoint> CheckpointDir::load_newest() const {
+  std::error_code ec;
+  if (!fs::is_directory(dir_, ec)) return std::nullopt;
+  remove_stale_temporaries();
+  const std::optional<CheckpointRef> named = latest();
+  FoundCheckpoint found;
+  if (named && !fs::exists(named->path, ec)) {
+    found.skipped.push_back(dpt::detail::str(named->path, ": named by ", dir_,
+                                        "/latest but missing"));
+  }
+  // Files newer than `latest` are complete too (renamed only after fsync; the crash came before
+  // `latest` was updated), so the newest file wins whatever `latest` says.
+  for (const CheckpointRef& c : list()) {
+    try {
+      found.state = read_checkpoint_file(c.path);
+      DPT_DIR_CHECK(found.state.step == c.step, c.path, ": attribute 'step' of / is ",
+                    found.state.step, " but the file name says ", c.step);
+      found.path = c.path;
+      return found;
+    } catch (const Error& e) {
+      found.skipped.push_back(e.message());
+    }
+  }
+  if (!found.skipped.empty()) {
+    std::ostringstream all;
+    for (const std::string& s : found.skipped) all << "\n  " << s;
+    DPT_DIR_CHECK(false, "checkpoint directory ", dir_,
+                  " holds checkpoints but none reads back intact:", all.str());
+  }
+  return std::nullopt;
+}
+
+}  // namespace dpt::io
