@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The trainer under mpirun (1, 2 and 4 ranks): 20 steps on N ranks end at the parameters of the
-// same 20 steps on one rank, and after 50 steps every rank holds bitwise the same parameters.
+// same 20 steps on one rank, after 50 steps every rank holds bitwise the same parameters, and a
+// resume from a checkpoint continues bitwise.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -94,6 +95,53 @@ TEST(TrainerMpi, RanksWithDifferentConfigsStopWithTheDifference) {
     EXPECT_NE(m.find("rank 1: config.lr = 0.5"), std::string::npos) << m;
     EXPECT_NE(m.find("rank 0: config.lr = 0.05"), std::string::npos) << m;
   }
+}
+
+std::string bytes_of(const Tensor& t) {
+  return std::string(static_cast<const char*>(t.raw_data()), t.size_bytes());
+}
+
+// 40 steps straight versus 20 steps, stop, resume, 20 steps: bitwise the same parameters and
+// momentum on every rank. Then the N-rank checkpoint of step 20 resumed on one rank gives the
+// N-rank result to rounding (the world size may change when the global batch allows it).
+TEST(TrainerMpi, ResumeIsBitwiseAndMayChangeTheWorldSize) {
+  comm::Communicator& world = test::world();
+  const test::TempDir dir;
+  const std::string data = shared_dataset(world, dir);
+  const std::string ckpt = world.all_gather((dir / "ckpt").string())[0];
+  const Context ctx = Context::create(Device::cpu(), 1);
+
+  Trainer straight(config_for(data, 40), ctx, world);
+  straight.run();
+
+  TrainConfig first = config_for(data, 40);
+  first.checkpoint_dir = ckpt;
+  first.checkpoint_every = 20;
+  first.keep_last = 0;
+  {
+    Trainer t(first, ctx, world);
+    t.run();
+  }
+  TrainConfig second = config_for(data, 40);
+  second.resume = ckpt + "/step-20.h5";
+  Trainer resumed(second, ctx, world);
+  const TrainResult r = resumed.run();
+  EXPECT_EQ(r.first_step, 20);
+  EXPECT_TRUE(bytes_of(resumed.model().flat_params()) == bytes_of(straight.model().flat_params()))
+      << "parameters after resume differ from the uninterrupted run on rank " << world.rank();
+  EXPECT_TRUE(bytes_of(resumed.optimizer().slot("momentum_buffer")) ==
+              bytes_of(straight.optimizer().slot("momentum_buffer")))
+      << "momentum after resume differs on rank " << world.rank();
+
+  if (world.rank() == 0) {
+    const auto alone = comm::make_communicator("local");
+    Trainer single(second, ctx, *alone);
+    single.run();
+    EXPECT_TRUE(test::all_close(single.model().flat_params(), straight.model().flat_params(), 1e-4,
+                                1e-6))
+        << "the " << world.world_size() << "-rank checkpoint resumed on one rank";
+  }
+  world.barrier();
 }
 
 }  // namespace

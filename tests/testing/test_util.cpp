@@ -95,17 +95,20 @@ std::filesystem::path source_dir() {
   return dir ? std::filesystem::path(dir) : std::filesystem::current_path();
 }
 
-void write_quadrants_dataset(const std::string& path, int train_samples, int test_samples) {
-  auto make = [](int n, std::uint32_t seed) {
+void write_quadrants_dataset(const std::string& path, int train_samples, int test_samples,
+                             int side, int num_classes) {
+  auto make = [side, num_classes](int n, std::uint32_t seed) {
     io::SplitData s;
     std::mt19937 gen(seed);
     std::uniform_int_distribution<int> noise(0, 90);
+    const int half = side / 2;
     for (int i = 0; i < n; ++i) {
-      const int k = i % 4;
-      s.labels.push_back(k);
-      for (int y = 0; y < 8; ++y) {
-        for (int x = 0; x < 8; ++x) {
-          const bool bright = (y / 4) == (k / 2) && (x / 4) == (k % 2);
+      const int label = i % num_classes;
+      const int k = label % 4;
+      s.labels.push_back(label);
+      for (int y = 0; y < side; ++y) {
+        for (int x = 0; x < side; ++x) {
+          const bool bright = (y / half) == (k / 2) && (x / half) == (k % 2);
           s.images.push_back(static_cast<std::uint8_t>(noise(gen) + (bright ? 120 : 0)));
         }
       }
@@ -113,11 +116,11 @@ void write_quadrants_dataset(const std::string& path, int train_samples, int tes
     return s;
   };
   io::DatasetMeta meta;
-  meta.num_classes = 4;
-  meta.class_names = {"top-left", "top-right", "bottom-left", "bottom-right"};
+  meta.num_classes = num_classes;
+  if (num_classes == 4) meta.class_names = {"top-left", "top-right", "bottom-left", "bottom-right"};
   meta.mean = 0.3f;
   meta.std = 0.3f;
-  io::write_dataset(path, 1, 8, 8, meta, make(train_samples, 1), make(test_samples, 2));
+  io::write_dataset(path, 1, side, side, meta, make(train_samples, 1), make(test_samples, 2));
 }
 
 int run_command(const std::string& command, std::string* output) {

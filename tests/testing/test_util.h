@@ -51,9 +51,11 @@ std::filesystem::path bin_dir();
 // Root of the source tree, from DPT_SOURCE_DIR set by CTest.
 std::filesystem::path source_dir();
 
-// Writes a small 4-class dataset of 1x8x8 images: class k has a bright 4x4 quadrant k over uniform
-// noise (learnable in a few dozen steps). Train and test samples use different noise seeds.
-void write_quadrants_dataset(const std::string& path, int train_samples, int test_samples);
+// Writes a small dataset of 1 x side x side images: class k has a bright quadrant k % 4 over
+// uniform noise (4 classes are learnable in a few dozen steps). Train and test samples use
+// different noise seeds. side 28 and 10 classes fit the reference models cnn and mlp.
+void write_quadrants_dataset(const std::string& path, int train_samples, int test_samples,
+                             int side = 8, int num_classes = 4);
 
 // Runs a shell command, returns its exit status and captures stdout+stderr into *output.
 int run_command(const std::string& command, std::string* output);

@@ -176,7 +176,7 @@ std::string CheckpointDir::save(const CheckpointState& state, int keep_last) con
     DPT_DIR_CHECK(false, "checkpoint ", final_path, " written but ", latest_path,
                   " not updated (", e.message(), "); it still names the previous checkpoint");
   }
-  crash_point(test_hooks::CheckpointPhase::kLatestUpdated, latest_path);
+  crash_point(test_hooks::CheckpointPhase::kLatestUpdated, final_path);
   prune(keep_last, state.step);
   return final_path;
 }

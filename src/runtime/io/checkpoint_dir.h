@@ -69,7 +69,8 @@ class CheckpointDir {
 
 namespace test_hooks {
 
-// Points of the write protocol at which a test may stop the process (a crash), in order.
+// Points of the write protocol at which a test may stop the process (a crash), in order. The hook
+// gets the checkpoint's path: the .tmp at kTmpWritten, step-<n>.h5 after that.
 enum class CheckpointPhase { kTmpWritten, kRenamed, kLatestUpdated };
 using CheckpointCrashHook = void (*)(CheckpointPhase phase, const std::string& path);
 // Process-wide; nullptr (the default) means no hook.
