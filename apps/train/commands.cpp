@@ -7,10 +7,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 
 #include "nn/train/checkpoint.h"
 #include "nn/train/evaluate.h"
 #include "runtime/context.h"
+#include "runtime/io/checkpoint_dir.h"
 #include "runtime/io/checkpoint_file.h"
 #include "runtime/io/dataset.h"
 #include "runtime/logging.h"
@@ -31,6 +34,15 @@ bool parse(CLI::App& app, int argc, const char* const* argv, bool print_help) {
   return true;
 }
 
+// A checkpoint file, or a checkpoint directory standing for the file its `latest` names.
+std::string checkpoint_path(const std::string& path) {
+  if (!std::filesystem::is_directory(path)) return path;
+  const std::optional<io::CheckpointRef> latest = io::CheckpointDir(path).latest();
+  DPT_CHECK_KIND(ErrorKind::kIo, latest.has_value(), "checkpoint directory ", path,
+                 " has no `latest`: name a checkpoint file instead");
+  return latest->path;
+}
+
 // The checkpoint's model, with its parameters loaded, for samples of `sample_shape`.
 nn::Sequential load_model(const io::CheckpointState& state, const std::string& path,
                           const Shape& sample_shape) {
@@ -47,7 +59,9 @@ int run_eval(int argc, const char* const* argv, comm::Communicator& comm) {
   std::string checkpoint, data, split = "test", logits_path;
   std::int64_t samples = 0;
   int threads = 0;
-  app.add_option("--checkpoint", checkpoint, "Checkpoint or exported model file")->required();
+  app.add_option("--checkpoint", checkpoint,
+                 "Checkpoint or exported model file, or a checkpoint directory (its latest)")
+      ->required();
   app.add_option("--data", data, "Dataset file (HDF5)")->required();
   app.add_option("--split", split, "Split to evaluate")->capture_default_str();
   app.add_option("--samples", samples, "Evaluate the first N samples (0 = all)");
@@ -56,6 +70,7 @@ int run_eval(int argc, const char* const* argv, comm::Communicator& comm) {
                  "Write the logits [N, classes] of every sample to this HDF5 file (one rank)");
   if (!parse(app, argc, argv, comm.rank() == 0)) return 0;
   DPT_CHECK(samples >= 0, "train eval: --samples must be >= 0, got ", samples);
+  checkpoint = checkpoint_path(checkpoint);
 
   if (threads <= 0) threads = std::max(1, available_cores() / comm.local_size());
   const Context ctx = Context::create(Device::cpu(), threads);
@@ -82,10 +97,12 @@ int run_eval(int argc, const char* const* argv, comm::Communicator& comm) {
 int run_export(int argc, const char* const* argv, comm::Communicator& comm) {
   CLI::App app{"Write the model of a checkpoint alone (PyTorch names and shapes)", "train export"};
   std::string checkpoint, out;
-  app.add_option("--checkpoint", checkpoint, "Checkpoint file")->required();
+  app.add_option("--checkpoint", checkpoint, "Checkpoint file, or a checkpoint directory (its latest)")
+      ->required();
   app.add_option("--out", out, "Model file to write (HDF5)")->required();
   if (!parse(app, argc, argv, comm.rank() == 0)) return 0;
   if (comm.rank() != 0) return 0;
+  checkpoint = checkpoint_path(checkpoint);
   const io::CheckpointState state = io::read_model_file(checkpoint);
   (void)nn::config_of_checkpoint(state, checkpoint);  // refuse a checkpoint whose config is bad
   io::write_model_file(out, state);

@@ -3,6 +3,9 @@
 #include "runtime/io/checkpoint_file.h"
 
 #include <algorithm>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -181,14 +184,47 @@ CheckpointState read_all(hid_t file, const std::string& path) {
   return s;
 }
 
-// Writes <path>.tmp with `write` and renames it to `path`; removes the .tmp on failure.
-template <typename Write>
-void write_then_rename(const std::string& path, Write write) {
+// Writes `bytes` to `path` (created or truncated) with plain POSIX writes; on failure removes
+// what was written and throws an IoError with the path and the system's reason (ENOSPC, EFBIG...).
+void write_bytes(const std::string& path, const std::vector<char>& bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  DPT_CKPT_CHECK(fd >= 0, "cannot create ", path, ": ", std::strerror(errno));
+  std::size_t done = 0;
+  std::string reason;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      reason = n < 0 ? std::strerror(errno) : "no progress";
+      break;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0 && reason.empty()) reason = std::strerror(errno);
+  if (!reason.empty()) std::remove(path.c_str());
+  DPT_CKPT_CHECK(reason.empty(), "cannot write ", path, ": ", reason, " after ", done, " of ",
+                 bytes.size(), " bytes");
+}
+
+// Builds an HDF5 file in memory with `fill` and writes it to `path`. HDF5 never touches the
+// disk, so a write that fails (disk full) leaves no HDF5 file open behind it.
+template <typename Fill>
+void write_file(const std::string& path, Fill fill) {
+  std::vector<char> image;
+  {
+    const H5Handle file = h5::create_memory_file(path);
+    fill(file.get());
+    image = h5::file_image(file.get());
+  }
+  write_bytes(path, image);
+}
+
+// Writes <path>.tmp and renames it to `path`; removes the .tmp on failure.
+template <typename Fill>
+void write_then_rename(const std::string& path, Fill fill) {
   const std::string tmp = path + ".tmp";
   try {
-    H5Handle file = h5::create_file(tmp);
-    write(file.get());
-    h5::close_file(file, tmp);
+    write_file(tmp, fill);
   } catch (...) {
     std::remove(tmp.c_str());
     throw;
@@ -215,9 +251,7 @@ CheckpointState read_model_file(const std::string& path) {
 }
 
 void write_checkpoint_file(const std::string& path, const CheckpointState& state) {
-  H5Handle file = h5::create_file(path);
-  write_all(file.get(), state);
-  h5::close_file(file, path);
+  write_file(path, [&](hid_t file) { write_all(file, state); });
 }
 
 CheckpointState read_checkpoint_file(const std::string& path) {

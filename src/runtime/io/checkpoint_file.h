@@ -49,8 +49,9 @@ struct CheckpointState {
 };
 
 // Writes `state` to `path` (created or truncated): HDF5 1.8+ format (checksummed metadata),
-// every dataset with the Fletcher32 filter, then closes the file so that everything is handed to
-// the OS. Throws IoError naming the path (and removes nothing: the caller owns the file).
+// every dataset with the Fletcher32 filter. The file is built in memory and written with plain
+// POSIX writes (not fsynced: the caller decides). Throws IoError naming the path and the system's
+// reason (disk full, file too large); a partly written file is removed.
 void write_checkpoint_file(const std::string& path, const CheckpointState& state);
 
 // Reads a whole checkpoint and verifies it: format and version, every required attribute with

@@ -167,17 +167,89 @@ H5Handle create_file(const std::string& path) {
   return H5Handle(file);
 }
 
+H5Handle create_memory_file(const std::string& name) {
+  init();
+  const H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
+  // Grow by 16 MiB at a time; nothing is written to disk (backing_store = false).
+  DPT_H5_CHECK(H5Pset_fapl_core(fapl.get(), std::size_t{16} << 20, /*backing_store=*/0));
+  DPT_H5_CHECK(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST));
+  const hid_t file = H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+  DPT_H5_CHECK_MSG(file, "cannot create in-memory HDF5 file for ", name);
+  return H5Handle(file);
+}
+
+namespace {
+
+// Bob Jenkins' lookup3 hashlittle(), the checksum of HDF5's metadata (file format specification,
+// "Checksums"); bytes are read little-endian, so the result does not depend on the host.
+std::uint32_t lookup3(const unsigned char* k, std::size_t length) {
+  auto rot = [](std::uint32_t x, int r) { return (x << r) | (x >> (32 - r)); };
+  auto word = [](const unsigned char* p) {
+    return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
+           static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
+  };
+  std::uint32_t a, b, c;
+  a = b = c = 0xdeadbeefu + static_cast<std::uint32_t>(length);
+  while (length > 12) {
+    a += word(k);
+    b += word(k + 4);
+    c += word(k + 8);
+    a -= c; a ^= rot(c, 4);  c += b;
+    b -= a; b ^= rot(a, 6);  a += c;
+    c -= b; c ^= rot(b, 8);  b += a;
+    a -= c; a ^= rot(c, 16); c += b;
+    b -= a; b ^= rot(a, 19); a += c;
+    c -= b; c ^= rot(b, 4);  b += a;
+    length -= 12;
+    k += 12;
+  }
+  if (length == 0) return c;
+  unsigned char tail[12] = {};
+  std::memcpy(tail, k, length);
+  a += word(tail);
+  b += word(tail + 4);
+  c += word(tail + 8);
+  c ^= b; c -= rot(b, 14);
+  a ^= c; a -= rot(c, 11);
+  b ^= a; b -= rot(a, 25);
+  c ^= b; c -= rot(b, 16);
+  a ^= c; a -= rot(c, 4);
+  b ^= a; b -= rot(a, 14);
+  c ^= b; c -= rot(b, 24);
+  return c;
+}
+
+// H5Fget_file_image() of a file open for writing clears the superblock's "open for write" flags
+// in the image but keeps the checksum of the flagged superblock, so the image fails its own
+// checksum when read back (HDF5 1.10). Recompute it: superblock versions 2 and 3 are the
+// signature (8 bytes), version, offset size, length size, flags, four addresses, checksum.
+void fix_superblock_checksum(std::vector<char>& image) {
+  static constexpr unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  auto* bytes = reinterpret_cast<unsigned char*>(image.data());
+  if (image.size() < 12 || std::memcmp(bytes, kSignature, 8) != 0 || bytes[8] < 2) return;
+  const std::size_t checked = 12 + 4 * static_cast<std::size_t>(bytes[9]);
+  if (image.size() < checked + 4) return;
+  const std::uint32_t sum = lookup3(bytes, checked);
+  for (int i = 0; i < 4; ++i) bytes[checked + i] = static_cast<unsigned char>(sum >> (8 * i));
+}
+
+}  // namespace
+
+std::vector<char> file_image(hid_t file) {
+  init();
+  DPT_H5_CHECK_MSG(H5Fflush(file, H5F_SCOPE_GLOBAL), "cannot flush ", file_name(file));
+  const ssize_t size = H5Fget_file_image(file, nullptr, 0);
+  DPT_H5_CHECK_MSG(size, "cannot get the image of ", file_name(file));
+  std::vector<char> image(static_cast<std::size_t>(size));
+  DPT_H5_CHECK_MSG(H5Fget_file_image(file, image.data(), image.size()), "cannot get the image of ",
+                   file_name(file));
+  fix_superblock_checksum(image);
+  return image;
+}
+
 void flush(hid_t file) {
   init();
   DPT_H5_CHECK_MSG(H5Fflush(file, H5F_SCOPE_GLOBAL), "cannot flush ", file_name(file));
-}
-
-void close_file(H5Handle& file, const std::string& path) {
-  init();
-  // H5Fclose releases the identifier even when flushing fails, so the handle must not close it
-  // again; a failed close therefore leaves nothing open behind for HDF5's exit-time clean-up.
-  const hid_t id = file.release();
-  DPT_H5_CHECK_MSG(H5Fclose(id), "cannot write ", path);
 }
 
 std::string file_name(hid_t loc) {

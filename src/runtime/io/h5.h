@@ -69,8 +69,6 @@ class H5Handle {
   bool valid() const noexcept { return id_ >= 0; }
   // Closes now; logs (never throws) if HDF5 refuses, as destructors must.
   void reset() noexcept;
-  // Gives up ownership without closing.
-  hid_t release() noexcept { return std::exchange(id_, H5I_INVALID_HID); }
 
  private:
   hid_t id_ = H5I_INVALID_HID;
@@ -86,12 +84,14 @@ H5Handle open_file_read(const std::string& path);
 // Creates (truncates) a file with library-version bounds [1.8, latest], so h5py and HDF5 1.8+
 // tools can read it.
 H5Handle create_file(const std::string& path);
+// Creates a file that lives in memory only (HDF5's core driver, no backing store), same format as
+// create_file(); `name` appears in messages. Checkpoints are built this way and written to disk
+// by plain POSIX writes, so a full disk is one clear write error and never a half-closed HDF5 file.
+H5Handle create_memory_file(const std::string& name);
+// The bytes of a file as it would be on disk (flushes it first).
+std::vector<char> file_image(hid_t file);
 // Writes buffered data of the file to the OS (checkpoints call it before fsync and rename).
 void flush(hid_t file);
-// Closes a file written to, reporting what the destructor would only log: a failure here (disk
-// full) means the file is incomplete. Every other handle into the file must be closed first.
-// `file` is invalid afterwards, whatever happens.
-void close_file(H5Handle& file, const std::string& path);
 
 // The file name of any identifier, and "<file>:<object path>" for messages.
 std::string file_name(hid_t loc);
