@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Installs the Debian packages dptrain builds and tests with (DESIGN.md "Dependencies").
-# Idempotent: only missing packages are installed. Pass --bench to add the PyTorch reference.
+# Idempotent: only missing packages are installed. PyTorch (python3-torch) is the reference the
+# checkpoint test loads checkpoints into; --bench adds matplotlib for the benchmark plots.
 set -euo pipefail
 
 packages=(
@@ -12,10 +13,10 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   dataset-fashion-mnist
-  python3 python3-numpy python3-h5py
+  python3 python3-numpy python3-h5py python3-torch
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch python3-matplotlib)
+  packages+=(python3-matplotlib)
 fi
 
 missing=()
