@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "comm/communicator.h"
+#include "nn/train/checkpoint.h"
 #include "nn/train/trainer.h"
 #include "runtime/io/checkpoint_dir.h"
 #include "runtime/io/loader_testing.h"
@@ -270,6 +271,34 @@ TEST_F(CheckpointResume, ResumeThatDoesNotFitFailsNamingTheEntry) {
   TrainConfig missing = config("tiny", ckpt);
   missing.resume = (dir_ / "nowhere.h5").string();
   EXPECT_THROW(Trainer(missing, ctx_, *world_), Error);
+}
+
+// A checkpoint whose last slot does not fit changes nothing: not the parameters that came first,
+// not the slots, not the step count.
+TEST_F(CheckpointResume, RestoreIsAllOrNothing) {
+  TrainConfig c = config("tiny", (dir_ / "all-or-nothing").string());
+  c.steps = 3;
+  Trainer donor(c, ctx_, *world_);
+  donor.run();
+  io::CheckpointState state = capture_checkpoint(c, layers_of(c), donor.model(), donor.optimizer(),
+                                                 1e-3, TrainPosition{3, 0}, 1);
+  state.slots.back().value = Tensor::zeros({7});  // the last slot has the wrong shape
+
+  TrainConfig fresh = config("tiny", "");
+  Trainer target(fresh, ctx_, *world_);
+  const Snapshot before = snapshot(target);
+  try {
+    restore_checkpoint(state, "bad.h5", target.model(), &target.optimizer());
+    ADD_FAILURE() << "a slot of the wrong shape was accepted";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("bad.h5: /optimizer/layers.3.bias/exp_avg_sq: expected shape [10], found [7]"));
+  }
+  expect_bitwise_equal(before, snapshot(target), "after a refused restore");
+
+  state.slots.back().value = Tensor::zeros({10});
+  restore_checkpoint(state, "good.h5", target.model(), &target.optimizer());
+  EXPECT_EQ(target.optimizer().step_count(), 3);
+  EXPECT_TRUE(bytes_of(target.model().flat_params()) == bytes_of(donor.model().flat_params()));
 }
 
 TEST_F(CheckpointResume, UnwritableCheckpointDirectoryFailsBeforeTraining) {

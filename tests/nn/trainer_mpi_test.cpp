@@ -144,5 +144,59 @@ TEST(TrainerMpi, ResumeIsBitwiseAndMayChangeTheWorldSize) {
   world.barrier();
 }
 
+// The same for the reference models on 28x28 images: `cnn` with dropout (AdamW) and `mlp` (SGD
+// with momentum), on 1 and 2 ranks (4 oversubscribed ranks would only repeat it, slowly).
+TEST(TrainerMpi, ResumeOfTheReferenceModelsIsBitwise) {
+  comm::Communicator& world = test::world();
+  if (world.world_size() > 2) GTEST_SKIP() << "run on 1 and 2 ranks";
+  const test::TempDir dir;
+  std::string data = (dir / "images28.h5").string();
+  if (world.rank() == 0) test::write_quadrants_dataset(data, 320, 32, /*side=*/28, /*num_classes=*/10);
+  data = world.all_gather(data)[0];
+  world.barrier();
+  const Context ctx = Context::create(Device::cpu(), 1);
+  for (const std::string model : {"cnn", "mlp"}) {
+    auto config = [&](const std::string& ckpt) {
+      TrainConfig c;
+      c.data = data;
+      c.model = model;
+      c.dropout = model == "cnn" ? 0.25 : 0.0;
+      c.optimizer = model == "cnn" ? "adamw" : "sgd";
+      c.lr = model == "cnn" ? 1e-3 : 0.02;
+      c.momentum = model == "cnn" ? 0.0 : 0.9;
+      c.batch_size = 32;
+      c.epochs = 4;
+      c.steps = 40;
+      c.seed = 3;
+      c.threads = 1;
+      c.quiet = true;
+      c.eval = false;
+      c.checkpoint_dir = ckpt;
+      return c;
+    };
+    const std::string ckpt = world.all_gather((dir / (model + "-ckpt")).string())[0];
+    Trainer straight(config(""), ctx, world);
+    straight.run();
+    TrainConfig first = config(ckpt);
+    first.checkpoint_every = 20;
+    first.keep_last = 0;
+    {
+      Trainer t(first, ctx, world);
+      t.run();
+    }
+    TrainConfig second = config("");
+    second.resume = ckpt + "/step-20.h5";
+    Trainer resumed(second, ctx, world);
+    resumed.run();
+    EXPECT_TRUE(bytes_of(resumed.model().flat_params()) == bytes_of(straight.model().flat_params()))
+        << model << ": parameters after resume differ on rank " << world.rank();
+    for (const std::string& slot : straight.optimizer().slot_names()) {
+      EXPECT_TRUE(bytes_of(resumed.optimizer().slot(slot)) == bytes_of(straight.optimizer().slot(slot)))
+          << model << ": optimizer slot " << slot << " differs on rank " << world.rank();
+    }
+    EXPECT_EQ(resumed.optimizer().step_count(), straight.optimizer().step_count());
+  }
+}
+
 }  // namespace
 }  // namespace dpt::nn

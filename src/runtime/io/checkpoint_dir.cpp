@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -47,13 +48,15 @@ std::optional<std::int64_t> parse_step_name(const std::string& name) {
       !name.ends_with(suffix)) {
     return std::nullopt;
   }
-  const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
-  if (digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), [](char c) {
-        return c >= '0' && c <= '9';
-      })) {
+  const std::string_view digits(name.data() + prefix.size(),
+                                name.size() - prefix.size() - suffix.size());
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return std::nullopt;
   }
-  return std::stoll(digits);
+  std::int64_t step = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;  // overflow
+  return step;
 }
 
 std::string errno_text() { return std::strerror(errno); }
@@ -148,6 +151,7 @@ void CheckpointDir::remove_stale_temporaries() const {
 }
 
 std::string CheckpointDir::save(const CheckpointState& state, int keep_last) const {
+  DPT_CHECK(state.step >= 0, "checkpoint: step must be >= 0, got ", state.step);
   const std::string name = checkpoint_file_name(state.step);
   const std::string final_path = (fs::path(dir_) / name).string();
   const std::string tmp_path = final_path + kTmpSuffix;
@@ -161,7 +165,12 @@ std::string CheckpointDir::save(const CheckpointState& state, int keep_last) con
                   "/latest are unchanged");
   }
   crash_point(test_hooks::CheckpointPhase::kTmpWritten, tmp_path);
-  rename_file(tmp_path, final_path);
+  try {
+    rename_file(tmp_path, final_path);
+  } catch (const Error&) {
+    remove_quietly(tmp_path);
+    throw;
+  }
   fsync_path(dir_, /*directory=*/true);
   crash_point(test_hooks::CheckpointPhase::kRenamed, final_path);
 
@@ -185,13 +194,15 @@ void CheckpointDir::prune(int keep_last, std::int64_t latest_step) const {
   if (keep_last <= 0) return;
   int kept = 0;
   for (const CheckpointRef& c : list()) {
-    if (c.step == latest_step || kept < keep_last) {
-      ++kept;
-      continue;
-    }
+    // Only dptrain checkpoints count and go: a stranger's file named step-<n>.h5 is left alone and
+    // does not take the place of a real checkpoint.
     if (!is_checkpoint_file(c.path)) {
       log(LogLevel::kWarning, "keep-last: leaving ", c.path,
           " alone: it is not a dptrain checkpoint");
+      continue;
+    }
+    if (c.step == latest_step || kept < keep_last) {
+      ++kept;
       continue;
     }
     remove_quietly(c.path);

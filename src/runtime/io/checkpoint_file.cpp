@@ -24,6 +24,10 @@ constexpr const char* kOptimizerGroup = "optimizer";
 void write_tensor(hid_t file, const std::string& path, const Tensor& t) {
   DPT_CHECK(t.dtype() == DType::kF32 && t.device().type == DeviceType::kCpu, "checkpoint entry '", path,
             "' must be a float32 host tensor");
+  // HDF5 filters need chunks, which need a non-zero extent: a scalar or empty tensor would be
+  // stored without its Fletcher32 checksum.
+  DPT_CHECK(!t.shape().empty() && t.numel() > 0, "checkpoint entry '", path,
+            "' must have at least one dimension and one element, got ", dpt::to_string(t.shape()));
   h5::WriteOptions options;
   options.fletcher32 = true;
   h5::write_dataset(file, path, t.shape(), t.data<float>(), options);
