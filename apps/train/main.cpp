@@ -30,7 +30,10 @@ int train(dpt::nn::TrainConfig config, dpt::comm::Communicator& comm) {
   // so that job scripts (and `until train --resume auto ...`) see that training is not finished.
   const int status = result.stop_signal != 0 ? 128 + result.stop_signal : 0;
   if (comm.rank() != 0) return status;
-  if (result.last_eval) {
+  if (result.steps == result.first_step) {
+    std::printf("nothing to train: resumed at step %lld, the last step\n",
+                static_cast<long long>(result.steps));
+  } else if (result.last_eval) {
     std::printf("test accuracy %.4f  test loss %.4f  (%lld steps, %.1f samples/s)\n",
                 result.last_eval->accuracy, result.last_eval->loss,
                 static_cast<long long>(result.steps), result.samples_per_sec);

@@ -320,7 +320,8 @@ TrainResult Trainer::run() {
   TrainResult result;
   result.first_step = start_.step;
   result.steps = start_.step;
-  std::int64_t saved_step = -1;
+  // A resumed run does not rewrite the checkpoint it started from.
+  std::int64_t saved_step = config_.resume.empty() ? -1 : start_.step;
   auto checkpoint = [&](std::int64_t epoch_of_next_step) {
     Stopwatch watch;
     result.last_checkpoint = save_checkpoint(TrainPosition{result.steps, epoch_of_next_step});

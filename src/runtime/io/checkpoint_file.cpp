@@ -188,6 +188,12 @@ CheckpointState read_all(hid_t file, const std::string& path) {
   return s;
 }
 
+std::size_t bytes_of(const std::vector<NamedTensor>& tensors) {
+  std::size_t total = 0;
+  for (const NamedTensor& t : tensors) total += t.value.size_bytes();
+  return total;
+}
+
 // Writes `bytes` to `path` (created or truncated) with plain POSIX writes; on failure removes
 // what was written and throws an IoError with the path and the system's reason (ENOSPC, EFBIG...).
 void write_bytes(const std::string& path, const std::vector<char>& bytes) {
@@ -213,10 +219,10 @@ void write_bytes(const std::string& path, const std::vector<char>& bytes) {
 // Builds an HDF5 file in memory with `fill` and writes it to `path`. HDF5 never touches the
 // disk, so a write that fails (disk full) leaves no HDF5 file open behind it.
 template <typename Fill>
-void write_file(const std::string& path, Fill fill) {
+void write_file(const std::string& path, std::size_t payload_bytes, Fill fill) {
   std::vector<char> image;
   {
-    const H5Handle file = h5::create_memory_file(path);
+    const H5Handle file = h5::create_memory_file(path, payload_bytes);
     fill(file.get());
     image = h5::file_image(file.get());
   }
@@ -225,10 +231,10 @@ void write_file(const std::string& path, Fill fill) {
 
 // Writes <path>.tmp and renames it to `path`; removes the .tmp on failure.
 template <typename Fill>
-void write_then_rename(const std::string& path, Fill fill) {
+void write_then_rename(const std::string& path, std::size_t payload_bytes, Fill fill) {
   const std::string tmp = path + ".tmp";
   try {
-    write_file(tmp, fill);
+    write_file(tmp, payload_bytes, fill);
   } catch (...) {
     std::remove(tmp.c_str());
     throw;
@@ -240,11 +246,12 @@ void write_then_rename(const std::string& path, Fill fill) {
 }  // namespace
 
 void write_model_file(const std::string& path, const CheckpointState& state) {
-  write_then_rename(path, [&](hid_t file) { write_model_part(file, state, kModelFormat); });
+  write_then_rename(path, bytes_of(state.model),
+                    [&](hid_t file) { write_model_part(file, state, kModelFormat); });
 }
 
 void write_tensor_file(const std::string& path, const std::vector<NamedTensor>& tensors) {
-  write_then_rename(path, [&](hid_t file) {
+  write_then_rename(path, bytes_of(tensors), [&](hid_t file) {
     for (const NamedTensor& t : tensors) write_tensor(file, t.name, t.value);
   });
 }
@@ -255,7 +262,8 @@ CheckpointState read_model_file(const std::string& path) {
 }
 
 void write_checkpoint_file(const std::string& path, const CheckpointState& state) {
-  write_file(path, [&](hid_t file) { write_all(file, state); });
+  write_file(path, bytes_of(state.model) + bytes_of(state.slots),
+             [&](hid_t file) { write_all(file, state); });
 }
 
 CheckpointState read_checkpoint_file(const std::string& path) {

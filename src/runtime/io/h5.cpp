@@ -167,11 +167,13 @@ H5Handle create_file(const std::string& path) {
   return H5Handle(file);
 }
 
-H5Handle create_memory_file(const std::string& name) {
+H5Handle create_memory_file(const std::string& name, std::size_t expected_bytes) {
   init();
   const H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
-  // Grow by 16 MiB at a time; nothing is written to disk (backing_store = false).
-  DPT_H5_CHECK(H5Pset_fapl_core(fapl.get(), std::size_t{16} << 20, /*backing_store=*/0));
+  // Metadata and chunk headers add a little to the payload; nothing goes to disk (backing_store
+  // = false).
+  const std::size_t increment = std::max<std::size_t>(std::size_t{1} << 20, expected_bytes + (expected_bytes >> 6) + (std::size_t{1} << 20));
+  DPT_H5_CHECK(H5Pset_fapl_core(fapl.get(), increment, /*backing_store=*/0));
   DPT_H5_CHECK(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST));
   const hid_t file = H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   DPT_H5_CHECK_MSG(file, "cannot create in-memory HDF5 file for ", name);

@@ -87,7 +87,9 @@ H5Handle create_file(const std::string& path);
 // Creates a file that lives in memory only (HDF5's core driver, no backing store), same format as
 // create_file(); `name` appears in messages. Checkpoints are built this way and written to disk
 // by plain POSIX writes, so a full disk is one clear write error and never a half-closed HDF5 file.
-H5Handle create_memory_file(const std::string& name);
+// `expected_bytes` sizes the first allocation (the image grows in steps of it), so that large
+// files are not copied as they grow.
+H5Handle create_memory_file(const std::string& name, std::size_t expected_bytes = 0);
 // The bytes of a file as it would be on disk (flushes it first).
 std::vector<char> file_image(hid_t file);
 // Writes buffered data of the file to the OS (checkpoints call it before fsync and rename).
