@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "runtime/check.h"
+#include "runtime/io/posix_file.h"
 #include "runtime/logging.h"
 
 namespace dpt::io {
@@ -61,36 +62,6 @@ std::optional<std::int64_t> parse_step_name(const std::string& name) {
 
 std::string errno_text() { return std::strerror(errno); }
 
-// Makes what was written to `path` (a file or a directory) durable.
-void fsync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
-  DPT_DIR_CHECK(fd >= 0, "cannot open ", path, " to fsync it: ", errno_text());
-  const int rc = ::fsync(fd);
-  const std::string reason = rc != 0 ? errno_text() : "";
-  ::close(fd);
-  DPT_DIR_CHECK(rc == 0, "cannot fsync ", path, ": ", reason);
-}
-
-// Writes `text` to `path` (created or truncated) and fsyncs it.
-void write_small_file(const std::string& path, const std::string& text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  DPT_DIR_CHECK(fd >= 0, "cannot create ", path, ": ", errno_text());
-  std::size_t done = 0;
-  std::string reason;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      reason = n < 0 ? errno_text() : "short write";
-      break;
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (reason.empty() && ::fsync(fd) != 0) reason = "fsync: " + errno_text();
-  if (::close(fd) != 0 && reason.empty()) reason = "close: " + errno_text();
-  DPT_DIR_CHECK(reason.empty(), "cannot write ", path, ": ", reason);
-}
-
 void rename_file(const std::string& from, const std::string& to) {
   DPT_DIR_CHECK(::rename(from.c_str(), to.c_str()) == 0, "cannot rename ", from, " to ", to, ": ",
                 errno_text());
@@ -126,7 +97,7 @@ void CheckpointDir::prepare() const {
   // Prove the whole write path (create, write, fsync, remove) now rather than at the first save.
   const std::string probe = (fs::path(dir_) / ".dptrain-write-probe").string();
   try {
-    write_small_file(probe, "dptrain\n");
+    write_whole_file(probe, "dptrain\n", /*sync=*/true);
   } catch (const Error& e) {
     remove_quietly(probe);
     DPT_DIR_CHECK(false, "checkpoint directory ", dir_, " is not writable: ", e.message());
@@ -177,7 +148,7 @@ std::string CheckpointDir::save(const CheckpointState& state, int keep_last) con
   const std::string latest_path = (fs::path(dir_) / kLatest).string();
   const std::string latest_tmp = latest_path + kTmpSuffix;
   try {
-    write_small_file(latest_tmp, name + "\n");
+    write_whole_file(latest_tmp, name + "\n", /*sync=*/true);
     rename_file(latest_tmp, latest_path);
     fsync_path(dir_, /*directory=*/true);
   } catch (const Error& e) {

@@ -3,8 +3,6 @@
 #include "runtime/io/checkpoint_file.h"
 
 #include <algorithm>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -12,6 +10,7 @@
 
 #include "runtime/check.h"
 #include "runtime/io/h5.h"
+#include "runtime/io/posix_file.h"
 
 namespace dpt::io {
 namespace {
@@ -194,28 +193,6 @@ std::size_t bytes_of(const std::vector<NamedTensor>& tensors) {
   return total;
 }
 
-// Writes `bytes` to `path` (created or truncated) with plain POSIX writes; on failure removes
-// what was written and throws an IoError with the path and the system's reason (ENOSPC, EFBIG...).
-void write_bytes(const std::string& path, const std::vector<char>& bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  DPT_CKPT_CHECK(fd >= 0, "cannot create ", path, ": ", std::strerror(errno));
-  std::size_t done = 0;
-  std::string reason;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      reason = n < 0 ? std::strerror(errno) : "no progress";
-      break;
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::close(fd) != 0 && reason.empty()) reason = std::strerror(errno);
-  if (!reason.empty()) std::remove(path.c_str());
-  DPT_CKPT_CHECK(reason.empty(), "cannot write ", path, ": ", reason, " after ", done, " of ",
-                 bytes.size(), " bytes");
-}
-
 // Builds an HDF5 file in memory with `fill` and writes it to `path`. HDF5 never touches the
 // disk, so a write that fails (disk full) leaves no HDF5 file open behind it.
 template <typename Fill>
@@ -226,7 +203,7 @@ void write_file(const std::string& path, std::size_t payload_bytes, Fill fill) {
     fill(file.get());
     image = h5::file_image(file.get());
   }
-  write_bytes(path, image);
+  write_whole_file(path, std::string_view(image.data(), image.size()), /*sync=*/false);
 }
 
 // Writes <path>.tmp and renames it to `path`; removes the .tmp on failure.
