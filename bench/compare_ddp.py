@@ -6,9 +6,11 @@ one thread each, each pinned to its own core, the same model, global batch, opti
 
     python3 bench/compare_ddp.py --data data/fmnist.h5 --ranks 2 --steps 60 --repeats 3
 
-Also reports each model's scaling efficiency against dptrain's own 1-rank, 1-thread run, and the
+Also reports each model's scaling efficiency against dptrain's own 1-rank, 1-thread run, the
 exposed communication time (the step's wait for the all-reduce after backward) as a share of the
-step. Needs python3-torch (scripts/install-deps.sh --bench).
+step, and the machine's ceiling: N independent 1-rank runs of batch B/N at the same time, each
+pinned to its own core, with no communication at all. Their summed samples/s bound what any
+data-parallel run of N ranks can reach here (the cores share caches and memory bandwidth). Needs python3-torch (scripts/install-deps.sh --bench).
 """
 import argparse
 import os
@@ -34,6 +36,25 @@ def run_dptrain(args, model, ranks):
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         summary = read_summary(metrics)
         return summary["samples_per_sec"], summary["step_ms"]
+
+
+def run_independent(args, model, ranks):
+    """Summed samples/s of `ranks` concurrent, unconnected 1-rank runs of batch B/ranks."""
+    with tempfile.TemporaryDirectory() as tmp:
+        procs, files = [], []
+        for r in range(ranks):
+            metrics = os.path.join(tmp, f"m{r}.jsonl")
+            files.append(metrics)
+            train = [os.path.join(args.bin_dir, "train"), "--data", args.data, "--model", model,
+                     "--steps", str(args.steps), "--batch-size", str(args.batch // ranks),
+                     "--threads", "1", "--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9",
+                     "--seed", "0", "--eval=false", "--quiet", "--metrics", metrics]
+            procs.append(subprocess.Popen(["taskset", "-c", str(r % os.cpu_count())] + train,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        for proc in procs:
+            if proc.wait() != 0:
+                raise SystemExit(f"independent run failed: {proc.stderr.read().decode()}")
+        return sum(read_summary(f)["samples_per_sec"] for f in files)
 
 
 PYTORCH_WORKER = r"""
@@ -103,24 +124,30 @@ def main():
     rows = []
     port = 29500 + os.getpid() % 1000
     for model in args.models:
-        ours, ours1, theirs, split = [], [], [], None
+        ours, ours1, theirs, ceiling, split = [], [], [], [], None
         for i in range(args.repeats):
             sps, split = run_dptrain(args, model, args.ranks)
             ours.append(sps)
             ours1.append(run_dptrain(args, model, 1)[0])
             theirs.append(run_pytorch_ddp(args, model, args.ranks, port + i))
+            ceiling.append(run_independent(args, model, args.ranks))
         o, o1, t = statistics.median(ours), statistics.median(ours1), statistics.median(theirs)
+        c = statistics.median(ceiling)
         step = sum(split[k] for k in ("forward", "backward", "comm_exposed", "optimizer", "data_wait"))
-        rows.append((model, o, t, o1, o / (args.ranks * o1), split["comm_exposed"] / step))
+        rows.append((model, o, t, o1, o / (args.ranks * o1), split["comm_exposed"] / step, c,
+                     c / (args.ranks * o1)))
         print(f"{model}: dptrain {o:.1f} samples/s on {args.ranks} ranks ({[round(v) for v in ours]}), "
-              f"1 rank {o1:.1f}, PyTorch DDP {t:.1f} ({[round(v) for v in theirs]})", flush=True)
+              f"1 rank {o1:.1f} ({[round(v) for v in ours1]}), PyTorch DDP {t:.1f} "
+              f"({[round(v) for v in theirs]}), independent ceiling {c:.1f} "
+              f"({[round(v) for v in ceiling]})", flush=True)
     table = [f"Data-parallel throughput, {args.ranks} ranks x 1 thread on one node, global batch "
              f"{args.batch}, SGD momentum 0.9, {args.steps} steps (first {WARMUP_STEPS} left out), "
              f"median of {args.repeats} ({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, gloo)", "",
-             "| model | dptrain samples/s | PyTorch DDP samples/s | ratio | dptrain 1 rank | scaling efficiency | exposed comm / step |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for model, o, t, o1, eff, exposed in rows:
-        table.append(f"| {model} | {o:.1f} | {t:.1f} | {o / t:.2f}x | {o1:.1f} | {eff:.0%} | {exposed:.1%} |")
+             "| model | dptrain samples/s | PyTorch DDP samples/s | ratio | dptrain 1 rank | scaling efficiency | exposed comm / step | no-comm ceiling (ratio to DDP, efficiency) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for model, o, t, o1, eff, exposed, c, c_eff in rows:
+        table.append(f"| {model} | {o:.1f} | {t:.1f} | {o / t:.2f}x | {o1:.1f} | {eff:.0%} | {exposed:.1%} "
+                     f"| {c:.1f} ({c / t:.2f}x, {c_eff:.0%}) |")
     emit_table(table, args.out)
 
 

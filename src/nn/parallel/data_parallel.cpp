@@ -40,16 +40,20 @@ DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataPara
   // whenever the cap is reached yields contiguous ranges: no gradient is ever copied.
   bucket_of_param_.assign(static_cast<std::size_t>(n), -1);
   const float* base = model.flat_grads().data<float>();
+  const std::int64_t share_cap = std::max<std::int64_t>(
+      (64 << 10) / static_cast<std::int64_t>(sizeof(float)),
+      model.flat_grads().numel() / std::max(1, options.min_buckets));
   auto cap_elements = [&](std::size_t bucket) {
     const double mb = bucket == 0 ? options.first_bucket_mb : options.bucket_mb;
-    return static_cast<std::int64_t>(mb * 1024.0 * 1024.0 / sizeof(float));
+    return std::min(share_cap, static_cast<std::int64_t>(mb * 1024.0 * 1024.0 / sizeof(float)));
   };
   GradBucket current;
   current.last_param = n - 1;
   for (int i = n - 1; i >= 0; --i) {
     const Tensor& grad = params[static_cast<std::size_t>(i)]->grad;
     const std::int64_t offset = grad.data<float>() - base;
-    if (current.count > 0 && current.count + grad.numel() > cap_elements(buckets_.size())) {
+    if (current.count > 0 && current.count >= options.min_bucket_elements &&
+        current.count + grad.numel() > cap_elements(buckets_.size())) {
       buckets_.push_back(current);
       current = GradBucket{};
       current.last_param = i;

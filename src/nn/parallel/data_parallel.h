@@ -18,6 +18,13 @@ struct DataParallelOptions {
   double bucket_mb = 25.0;       // cap of each bucket (MiB of float gradients)
   double first_bucket_mb = 1.0;  // the first bucket (last layers) is small: communication starts early
   bool overlap = true;           // false: every all-reduce starts after backward (for comparison)
+  // Every cap is also at most 1/min_buckets of all gradients (not below 64 KiB), so that a small
+  // model (cnn: 350 KB) still forms several buckets whose all-reduces overlap backward, instead
+  // of one that can only start when backward has finished.
+  int min_buckets = 4;
+  // A bucket holding fewer elements than this (16 KiB: a bias) is not cut off on its own: it would
+  // cost an MPI call and become ready no earlier than the weight written with it.
+  std::int64_t min_bucket_elements = 4096;
 };
 
 // A contiguous range of the flat gradient buffer holding whole parameters.
