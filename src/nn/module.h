@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/context.h"
+#include "runtime/timeline.h"
 #include "runtime/tensor.h"
 
 namespace dpt::nn {
@@ -27,6 +28,7 @@ struct StepInfo {
   std::uint32_t step = 0;           // optimizer step (dropout key)
   std::int64_t first_sample = 0;    // global position of the micro-batch's first sample
   bool accumulate_grads = false;    // add into the gradients instead of overwriting them
+  Timeline* timeline = nullptr;     // when set and recording: one span per layer (--timeline)
 };
 
 class Module {

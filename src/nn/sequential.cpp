@@ -65,17 +65,28 @@ void Sequential::init_parameters(std::uint64_t seed) {
   }
 }
 
+std::string Sequential::span_name(const StepInfo& info, std::size_t layer) const {
+  if (info.timeline == nullptr || !info.timeline->recording()) return {};
+  return detail::str("layers.", layer, " ", layers_[layer]->describe());
+}
+
 Tensor Sequential::forward(const Context& ctx, const Tensor& x, const StepInfo& info) {
   DPT_CHECK(finalized_, "Sequential: forward() before finalize()");
   Tensor h = x;
-  for (auto& layer : layers_) h = layer->forward(ctx, h, info);
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const TimelineScope span(info.timeline, "forward", span_name(info, i));
+    h = layers_[i]->forward(ctx, h, info);
+  }
   return h;
 }
 
 void Sequential::backward(const Context& ctx, const Tensor& dy, const StepInfo& info) {
   Tensor g = dy;
   for (std::size_t i = layers_.size(); i-- > 0;) {
-    g = layers_[i]->backward(ctx, g, info, /*need_dx=*/i > 0);
+    {
+      const TimelineScope span(info.timeline, "backward", span_name(info, i));
+      g = layers_[i]->backward(ctx, g, info, /*need_dx=*/i > 0);
+    }
     if (grad_ready_) {
       const auto& indices = layer_params_[i];
       for (auto it = indices.rbegin(); it != indices.rend(); ++it) grad_ready_(*it);

@@ -46,6 +46,9 @@ class Sequential {
   std::string summary() const;
 
  private:
+  // "layers.3 Linear(2048 -> 2048, relu)" when info's timeline records, else "" (no cost).
+  std::string span_name(const StepInfo& info, std::size_t layer) const;
+
   std::vector<std::unique_ptr<Module>> layers_;
   std::vector<Parameter*> params_;
   std::vector<std::vector<int>> layer_params_;  // parameter indices of each layer

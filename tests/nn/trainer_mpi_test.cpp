@@ -5,7 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "nn/train/trainer.h"
 #include "testing/mpi_test_util.h"
@@ -195,6 +200,82 @@ TEST(TrainerMpi, ResumeOfTheReferenceModelsIsBitwise) {
           << model << ": optimizer slot " << slot << " differs on rank " << world.rank();
     }
     EXPECT_EQ(resumed.optimizer().step_count(), straight.optimizer().step_count());
+  }
+}
+
+// --timeline on `mlp` with 1 MB buckets: one process per rank with compute and communication
+// tracks, a span per layer forward and backward, and (with overlap) bucket all-reduces that begin
+// before the step's backward has finished; with --no-overlap none does.
+TEST(TrainerMpi, TimelineShowsAllReducesDuringBackward) {
+  comm::Communicator& world = test::world();
+  if (world.world_size() != 2) GTEST_SKIP() << "checked on 2 ranks";
+  const test::TempDir dir;
+  std::string data = (dir / "images28.h5").string();
+  if (world.rank() == 0) test::write_quadrants_dataset(data, 256, 32, /*side=*/28, /*num_classes=*/10);
+  data = world.all_gather(data)[0];
+  world.barrier();
+  const Context ctx = Context::create(Device::cpu(), 1);
+  for (const bool overlap : {true, false}) {
+    TrainConfig c;
+    c.data = data;
+    c.model = "mlp";
+    c.batch_size = 64;
+    c.steps = 4;
+    c.optimizer = "sgd";
+    c.lr = 0.01;
+    c.threads = 1;
+    c.quiet = true;
+    c.eval = false;
+    c.bucket_mb = 1.0;
+    c.no_overlap = !overlap;
+    c.timeline = world.all_gather((dir / (overlap ? "on.json" : "off.json")).string())[0];
+    c.timeline_steps = 3;
+    Trainer t(c, ctx, world);
+    t.run();
+    if (world.rank() != 0) continue;
+
+    std::ifstream in(c.timeline);
+    const auto trace = nlohmann::json::parse(in).at("traceEvents");
+    std::map<int, std::vector<nlohmann::json>> spans;  // by rank
+    std::set<int> named;
+    for (const auto& e : trace) {
+      if (e.at("ph") == "M" && e.at("name") == "process_name") named.insert(e.at("pid").get<int>());
+      if (e.at("ph") == "X") spans[e.at("pid").get<int>()].push_back(e);
+    }
+    EXPECT_EQ(named, (std::set<int>{0, 1}));
+    for (int rank = 0; rank < 2; ++rank) {
+      int steps = 0, overlapping_steps = 0;
+      std::set<std::string> layers;
+      for (const auto& step : spans[rank]) {
+        if (step.at("cat") != "step") continue;
+        ++steps;
+        const double begin = step.at("ts"), end = begin + step.at("dur").get<double>();
+        double backward_end = begin;
+        for (const auto& e : spans[rank]) {
+          const double ts = e.at("ts");
+          if (e.at("cat") == "backward" && ts >= begin && ts <= end) {
+            backward_end = std::max(backward_end, ts + e.at("dur").get<double>());
+            layers.insert(e.at("name").get<std::string>());
+          }
+        }
+        bool any = false;
+        for (const auto& e : spans[rank]) {
+          const double ts = e.at("ts");
+          if (e.at("cat") == "allreduce" && e.at("tid") == 1 && ts >= begin && ts < backward_end) {
+            any = true;
+          }
+        }
+        overlapping_steps += any ? 1 : 0;
+      }
+      EXPECT_EQ(steps, 3) << "rank " << rank;
+      EXPECT_TRUE(layers.count("layers.1 Linear(784 -> 2048, relu)")) << "rank " << rank;
+      EXPECT_EQ(layers.size(), 8u) << "one backward span per layer, rank " << rank;
+      if (overlap) {
+        EXPECT_GE(overlapping_steps, 1) << "no all-reduce began during backward on rank " << rank;
+      } else {
+        EXPECT_EQ(overlapping_steps, 0) << "an all-reduce began during backward on rank " << rank;
+      }
+    }
   }
 }
 

@@ -2,9 +2,8 @@
 // Bucket assignment, readiness counting and in-order launch of the gradient all-reduces.
 #include "nn/parallel/data_parallel.h"
 
-#include <chrono>
-
 #include "runtime/check.h"
+#include "runtime/timeline.h"
 #include "runtime/timer.h"
 
 namespace dpt::nn {
@@ -23,10 +22,7 @@ namespace dpt::nn {
 // a step costs one all-reduce of the gradients whatever K is, and its result equals a single
 // backward over the rank's whole share of the batch.
 
-double steady_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+double steady_seconds() { return steady_now_seconds(); }
 
 DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataParallelOptions options)
     : model_(model), comm_(comm), options_(options) {

@@ -181,6 +181,10 @@ const std::vector<Field>& fields() {
       field("device", &TrainConfig::device, "auto, cpu, cuda or cuda:N"),
       field("log-every", &TrainConfig::log_every, "Steps between progress lines and metrics"),
       field("metrics", &TrainConfig::metrics, "Write JSON-lines metrics to this file"),
+      field("timeline", &TrainConfig::timeline,
+            "Write a Chrome trace (chrome://tracing, Perfetto) of every rank's layers, all-reduces, "
+            "optimizer and data waits"),
+      field("timeline-steps", &TrainConfig::timeline_steps, "Steps recorded in --timeline"),
       field("eval", &TrainConfig::eval, "Evaluate on the test split after each epoch"),
       field("quiet", &TrainConfig::quiet, "No progress output"),
   };
@@ -340,6 +344,8 @@ void validate(const TrainConfig& c) {
             "config: 'checkpoint-every' needs 'checkpoint-dir' (where to write them)");
   DPT_CHECK(c.resume != "auto" || !c.checkpoint_dir.empty(),
             "config: 'resume = auto' needs 'checkpoint-dir' (where to look for checkpoints)");
+  DPT_CHECK(c.timeline_steps >= 1, "config: 'timeline-steps' must be >= 1, got ",
+            c.timeline_steps);
   DPT_CHECK(c.log_every >= 1, "config: 'log-every' must be >= 1, got ", c.log_every);
 }
 

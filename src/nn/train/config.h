@@ -60,6 +60,8 @@ struct TrainConfig {
   std::string device = "auto";      // auto | cpu | cuda | cuda:N
   std::int64_t log_every = 10;
   std::string metrics;              // JSON-lines file; empty: none
+  std::string timeline;             // Chrome trace of every rank (rank 0 writes it); empty: none
+  std::int64_t timeline_steps = 20; // steps recorded in the timeline, from the first
   bool eval = true;                 // evaluate on the test split after each epoch
   bool quiet = false;               // no progress output
 

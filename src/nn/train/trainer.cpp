@@ -12,6 +12,7 @@
 
 #include "kernels/ops.h"
 #include "nn/train/metrics.h"
+#include "nn/train/timeline_writer.h"
 #include "runtime/config.h"
 #include "runtime/io/loader.h"
 #include "runtime/logging.h"
@@ -269,6 +270,7 @@ double Trainer::train_step(const Tensor& images, const Tensor& labels, std::int6
     info.step = static_cast<std::uint32_t>(step);
     info.first_sample = first_position + start;
     info.accumulate_grads = start > 0;
+    info.timeline = timeline_ ? &*timeline_ : nullptr;
 
     Stopwatch forward_time;
     const Tensor logits = model_.forward(ctx_, rows(images, start, count), info);
@@ -284,7 +286,20 @@ double Trainer::train_step(const Tensor& images, const Tensor& labels, std::int6
     model_.backward(ctx_, dlogits, info);
     times.backward_ms += backward_time.elapsed_ms();
   }
+  const double finish_start = steady_now_seconds();
   times.comm_exposed_ms += ddp_->finish();
+  for (const BucketRecord& r : ddp_->records()) {
+    times.comm_total_ms += (r.finished - r.started) * 1e3;
+  }
+  if (timeline_ && timeline_->recording()) {
+    timeline_->add("wait for all-reduce", "allreduce", finish_start, steady_now_seconds());
+    for (const BucketRecord& r : ddp_->records()) {
+      const BucketRecord& rec = r;
+      const GradBucket& b = ddp_->buckets()[static_cast<std::size_t>(rec.bucket)];
+      timeline_->add(detail::str("all-reduce bucket ", rec.bucket, " (", b.count * 4 / 1024, " KiB)"),
+                     "allreduce", rec.started, rec.finished, TimelineTrack::kCommunication);
+    }
+  }
   return loss_sum;
 }
 
@@ -324,6 +339,8 @@ TrainResult Trainer::run() {
   std::int64_t saved_step = config_.resume.empty() ? -1 : start_.step;
   auto checkpoint = [&](std::int64_t epoch_of_next_step) {
     Stopwatch watch;
+    const TimelineScope span(timeline_ ? &*timeline_ : nullptr, "checkpoint",
+                             detail::str("checkpoint step ", result.steps));
     result.last_checkpoint = save_checkpoint(TrainPosition{result.steps, epoch_of_next_step});
     saved_step = result.steps;
     const double ms = watch.elapsed_ms();
@@ -359,7 +376,13 @@ TrainResult Trainer::run() {
     metrics.write_line(j.dump());
   };
 
+  if (!config_.timeline.empty()) {
+    comm_.barrier();  // one origin for every rank's timeline
+    timeline_.emplace(steady_now_seconds());
+  }
   while (result.steps < total_steps) {
+    if (timeline_) timeline_->set_recording(result.steps - start_.step < config_.timeline_steps);
+    const double step_start = steady_now_seconds();
     Stopwatch step_time;
     Stopwatch wait_time;
     std::optional<io::Batch> batch = loader.next();
@@ -370,6 +393,7 @@ TrainResult Trainer::run() {
     const std::int64_t run_steps = step - start_.step;  // steps before this one in this process
     StepBreakdown times;
     times.data_wait_ms = wait_ms;
+    if (timeline_) timeline_->add("data wait", "data", step_start, steady_now_seconds());
 
     double loss_sum =
         train_step(batch->images, batch->labels, step, batch->first_position, times);
@@ -393,6 +417,11 @@ TrainResult Trainer::run() {
     const double lr = schedule_.lr_at(step);
     optimizer_->step(ctx_, model_.flat_params(), grads, lr, grad_scale);
     times.optimizer_ms = optimizer_time.elapsed_ms();
+    if (timeline_) {
+      const double now = steady_now_seconds();
+      timeline_->add("optimizer", "optimizer", now - times.optimizer_ms * 1e-3, now);
+      timeline_->add(detail::str("step ", step + 1), "step", step_start, now);
+    }
 
     ++result.steps;
     const double loss = loss_sum / static_cast<double>(config_.batch_size);
@@ -403,6 +432,7 @@ TrainResult Trainer::run() {
     totals.forward_ms += times.forward_ms;
     totals.backward_ms += times.backward_ms;
     totals.comm_exposed_ms += times.comm_exposed_ms;
+    totals.comm_total_ms += times.comm_total_ms;
     totals.optimizer_ms += times.optimizer_ms;
     totals.data_wait_ms += times.data_wait_ms;
     if (run_steps + 1 == kWarmupSteps) {
@@ -458,9 +488,10 @@ TrainResult Trainer::run() {
   result.samples_per_sec =
       static_cast<double>(steady_steps * config_.batch_size) / std::max(steady_s, 1e-9);
   const double n = static_cast<double>(std::max<std::int64_t>(1, run_steps));
-  result.breakdown = StepBreakdown{totals.forward_ms / n,     totals.backward_ms / n,
-                                   totals.comm_exposed_ms / n, totals.optimizer_ms / n,
-                                   totals.data_wait_ms / n,    totals.checkpoint_ms / n};
+  result.breakdown = StepBreakdown{totals.forward_ms / n,      totals.backward_ms / n,
+                                   totals.comm_exposed_ms / n,  totals.comm_total_ms / n,
+                                   totals.optimizer_ms / n,     totals.data_wait_ms / n,
+                                   totals.checkpoint_ms / n};
   nlohmann::json summary = {
       {"event", "summary"},
       {"steps", result.steps},
@@ -469,6 +500,7 @@ TrainResult Trainer::run() {
        {{"forward", result.breakdown.forward_ms},
         {"backward", result.breakdown.backward_ms},
         {"comm_exposed", result.breakdown.comm_exposed_ms},
+        {"comm_total", result.breakdown.comm_total_ms},
         {"optimizer", result.breakdown.optimizer_ms},
         {"data_wait", result.breakdown.data_wait_ms},
         {"checkpoint", result.breakdown.checkpoint_ms}}},
@@ -480,6 +512,11 @@ TrainResult Trainer::run() {
       {"batch_size", config_.batch_size}};
   if (result.last_eval) summary["test_accuracy"] = result.last_eval->accuracy;
   if (result.stop_signal != 0) summary["stop_signal"] = result.stop_signal;
+  // Share of the all-reduce time hidden behind backward: 1 = fully overlapped.
+  if (result.breakdown.comm_total_ms > 0.0) {
+    summary["overlap"] = std::clamp(
+        1.0 - result.breakdown.comm_exposed_ms / result.breakdown.comm_total_ms, 0.0, 1.0);
+  }
   if (!result.last_checkpoint.empty()) summary["checkpoint"] = result.last_checkpoint;
   metrics.write_line(summary.dump());
   std::ostringstream done;
@@ -487,9 +524,15 @@ TrainResult Trainer::run() {
        << format_duration(run_time.elapsed_s()) << ", " << result.samples_per_sec
        << " samples/s (after " << kWarmupSteps << " warm-up steps); per step forward "
        << result.breakdown.forward_ms << " ms, backward " << result.breakdown.backward_ms
-       << " ms, exposed communication " << result.breakdown.comm_exposed_ms << " ms, optimizer " << result.breakdown.optimizer_ms << " ms, data wait "
+       << " ms, exposed communication " << result.breakdown.comm_exposed_ms << " ms (of "
+       << result.breakdown.comm_total_ms << " ms all-reducing), optimizer "
+       << result.breakdown.optimizer_ms << " ms, data wait "
        << result.breakdown.data_wait_ms << " ms";
   progress.print(done.str());
+  if (timeline_) {
+    write_timeline(comm_, *timeline_, config_.timeline);
+    if (comm_.rank() == 0) progress.print("timeline " + config_.timeline);
+  }
   return result;
 }
 

@@ -26,6 +26,7 @@ struct StepBreakdown {
   double forward_ms = 0.0;
   double backward_ms = 0.0;
   double comm_exposed_ms = 0.0;  // waiting for gradient all-reduces after backward
+  double comm_total_ms = 0.0;    // all-reduces executing (on the communication thread)
   double optimizer_ms = 0.0;
   double data_wait_ms = 0.0;
   double checkpoint_ms = 0.0;  // writing checkpoints (every rank waits for rank 0's write)
@@ -86,6 +87,7 @@ class Trainer {
   std::vector<LayerSpec> layers_;
   std::optional<io::CheckpointDir> checkpoints_;
   TrainPosition start_;  // where run() begins (after a resume)
+  std::optional<Timeline> timeline_;  // with --timeline
 };
 
 }  // namespace dpt::nn
