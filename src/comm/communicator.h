@@ -59,6 +59,10 @@ class Communicator {
   // rank's block (index rank()) holds the reduction of everyone's block. Other blocks undefined.
   virtual void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) = 0;
   virtual void barrier() = 0;
+  // Benchmark baseline (dpt-bench allreduce): one in-place sum with the backend's own call
+  // (MPI_Allreduce), run in order with the other collectives, returning the seconds that call
+  // alone took, without the queueing and hand-over that all_reduce_async adds.
+  virtual double native_all_reduce_seconds(float* data, std::int64_t count) = 0;
 };
 
 // The process's MPI lifetime: initialises MPI (MPI_Init_thread, MPI_THREAD_SERIALIZED or better,

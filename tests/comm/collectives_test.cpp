@@ -3,6 +3,8 @@
 // each world size the suite is launched with (MPI_RANKS 1 2 4, plus a chunked run at 3).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -84,6 +86,18 @@ TEST(Collectives, AllReduceFloat) {
       }
       EXPECT_EQ(mismatches, 0) << "op " << static_cast<int>(op) << " count " << count;
     }
+  }
+}
+
+// The benchmark baseline sums like all_reduce and reports a time.
+TEST(Collectives, NativeAllReduceSums) {
+  Communicator& comm = world();
+  const int r = comm.rank(), n = comm.world_size();
+  for (const std::int64_t count : kSizes) {
+    std::vector<float> data(static_cast<std::size_t>(count), static_cast<float>(r + 1));
+    const double seconds = comm.native_all_reduce_seconds(data.data(), count);
+    EXPECT_GE(seconds, 0.0);
+    EXPECT_EQ(std::count(data.begin(), data.end(), n * (n + 1) / 2.0f), count) << "count " << count;
   }
 }
 

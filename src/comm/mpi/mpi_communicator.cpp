@@ -323,6 +323,17 @@ void MpiCommunicator::reduce_scatter(float* data, std::int64_t block_count, Redu
   });
 }
 
+double MpiCommunicator::native_all_reduce_seconds(float* data, std::int64_t count) {
+  check_buffer("native_all_reduce", data, count);
+  double seconds = 0.0;
+  run_blocking([&] {
+    const double start = detail::steady_seconds();
+    all_reduce_chunked(data, count, MPI_FLOAT, sizeof(float), MPI_SUM);
+    seconds = detail::steady_seconds() - start;
+  });
+  return seconds;
+}
+
 void MpiCommunicator::barrier() {
   run_blocking([&] { DPT_MPI_CHECK(MPI_Barrier(comm_.get())); });
 }

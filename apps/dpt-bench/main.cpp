@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: MIT
+// `dpt-bench allreduce`: the gradient all-reduce of dptrain's Communicator (queued on the
+// communication thread, as training uses it) beside the backend's own call (MPI_Allreduce), for
+// message sizes from 4 KB to 256 MB, with the bandwidth formulas of nccl-tests:
+//   algbw = bytes / time,  busbw = algbw * 2 (n - 1) / n   (n ranks)
+// Each time is the slowest rank's mean over the iterations. Run under mpirun:
+//   launch/dptrun -n 2 build/bin/dpt-bench allreduce
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "runtime/logging.h"
+#include "runtime/timeline.h"
+
+namespace {
+
+struct Options {
+  std::int64_t min_bytes = 4 << 10;
+  std::int64_t max_bytes = 256 << 20;
+  int factor = 4;
+  double seconds_per_size = 0.5;  // iterations per size: about this long, 3 to 200
+};
+
+// Slowest rank's value.
+double max_over_ranks(dpt::comm::Communicator& comm, double value) {
+  comm.all_reduce(&value, 1, dpt::comm::ReduceOp::kMax);
+  return value;
+}
+
+int run_allreduce(const Options& o, dpt::comm::Communicator& comm) {
+  const int n = comm.world_size();
+  const double bus_factor = n > 1 ? 2.0 * (n - 1) / n : 1.0;
+  if (comm.rank() == 0) {
+    std::printf("# dpt-bench allreduce: %d rank(s), %d node(s), backend %s, float32 sum in place\n",
+                n, comm.node_count(), comm.backend().c_str());
+    std::printf("# %12s %12s %6s | %11s %9s %9s | %11s %9s %9s | %7s\n", "bytes", "floats",
+                "iters", "comm us", "algbw", "busbw", "native us", "algbw", "busbw",
+                "comm/native");
+    std::printf("# %12s %12s %6s | %11s %9s %9s | %11s %9s %9s | %7s\n", "", "", "", "",
+                "GB/s", "GB/s", "", "GB/s", "GB/s", "busbw");
+  }
+  std::vector<float> buffer(static_cast<std::size_t>(o.max_bytes / 4), 1.0f);
+  for (std::int64_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= o.factor) {
+    const std::int64_t count = bytes / 4;
+    // Size the iteration count from one warm-up call of each kind (the same on every rank).
+    const double probe = max_over_ranks(comm, [&] {
+      const double start = dpt::steady_now_seconds();
+      comm.all_reduce_async(buffer.data(), count, dpt::comm::ReduceOp::kSum)->wait();
+      comm.native_all_reduce_seconds(buffer.data(), count);
+      return dpt::steady_now_seconds() - start;
+    }());
+    const int iters = std::clamp(static_cast<int>(o.seconds_per_size / std::max(probe, 1e-9)), 3, 200);
+
+    comm.barrier();
+    const double start = dpt::steady_now_seconds();
+    for (int i = 0; i < iters; ++i) {
+      comm.all_reduce_async(buffer.data(), count, dpt::comm::ReduceOp::kSum)->wait();
+    }
+    const double ours = max_over_ranks(comm, (dpt::steady_now_seconds() - start) / iters);
+    comm.barrier();
+    double native_sum = 0.0;
+    for (int i = 0; i < iters; ++i) native_sum += comm.native_all_reduce_seconds(buffer.data(), count);
+    const double native = max_over_ranks(comm, native_sum / iters);
+    // Sums of ones grow by n each call; reset so the values stay finite for any iteration count.
+    std::fill(buffer.begin(), buffer.begin() + count, 1.0f);
+
+    if (comm.rank() == 0) {
+      const double alg = static_cast<double>(bytes) / ours / 1e9;
+      const double alg_native = static_cast<double>(bytes) / native / 1e9;
+      std::printf("  %12lld %12lld %6d | %11.1f %9.3f %9.3f | %11.1f %9.3f %9.3f | %6.1f%%\n",
+                  static_cast<long long>(bytes), static_cast<long long>(count), iters, ours * 1e6,
+                  alg, alg * bus_factor, native * 1e6, alg_native, alg_native * bus_factor,
+                  100.0 * native / ours);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  dpt::comm::Environment environment(&argc, &argv);
+  int world_size = 1;
+  try {
+    const auto comm = dpt::comm::make_communicator("auto");
+    world_size = comm->world_size();
+    CLI::App app{"dptrain micro-benchmarks", "dpt-bench"};
+    app.require_subcommand(1);
+    Options o;
+    CLI::App* allreduce = app.add_subcommand(
+        "allreduce", "Communicator all-reduce vs the backend's own (MPI_Allreduce), 4 KB-256 MB");
+    allreduce->add_option("--min-bytes", o.min_bytes, "Smallest message")->capture_default_str();
+    allreduce->add_option("--max-bytes", o.max_bytes, "Largest message")->capture_default_str();
+    allreduce->add_option("--factor", o.factor, "Size step (multiplier)")->capture_default_str();
+    allreduce->add_option("--seconds", o.seconds_per_size, "Time spent per size")
+        ->capture_default_str();
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return comm->rank() == 0 ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 1);
+    }
+    DPT_CHECK(o.min_bytes >= 4 && o.min_bytes <= o.max_bytes && o.factor >= 2,
+              "dpt-bench allreduce: need 4 <= --min-bytes <= --max-bytes and --factor >= 2");
+    return run_allreduce(o, *comm);
+  } catch (const std::exception& e) {
+    dpt::log(dpt::LogLevel::kError, "dpt-bench: ", e.what());
+    if (world_size > 1 || environment.mpi_active()) dpt::comm::abort_all(1);
+    return 1;
+  }
+}
