@@ -513,7 +513,7 @@ TrainResult Trainer::run() {
   if (result.last_eval) summary["test_accuracy"] = result.last_eval->accuracy;
   if (result.stop_signal != 0) summary["stop_signal"] = result.stop_signal;
   // Share of the all-reduce time hidden behind backward: 1 = fully overlapped.
-  if (result.breakdown.comm_total_ms > 0.0) {
+  if (comm_.world_size() > 1 && result.breakdown.comm_total_ms > 0.0) {
     summary["overlap"] = std::clamp(
         1.0 - result.breakdown.comm_exposed_ms / result.breakdown.comm_total_ms, 0.0, 1.0);
   }
