@@ -230,9 +230,25 @@ TEST(TrainerMpi, TimelineShowsAllReducesDuringBackward) {
     c.no_overlap = !overlap;
     c.timeline = world.all_gather((dir / (overlap ? "on.json" : "off.json")).string())[0];
     c.timeline_steps = 3;
+    c.metrics = world.all_gather((dir / (overlap ? "on.jsonl" : "off.jsonl")).string())[0];
     Trainer t(c, ctx, world);
     t.run();
     if (world.rank() != 0) continue;
+
+    // The summary splits communication into exposed and total, and reports the hidden share.
+    std::ifstream metrics(c.metrics);
+    std::string line, last;
+    while (std::getline(metrics, line)) last = line;
+    const auto summary = nlohmann::json::parse(last);
+    const auto& ms = summary.at("step_ms");
+    EXPECT_GT(ms.at("comm_total").get<double>(), 0.0);
+    EXPECT_GE(ms.at("comm_exposed").get<double>(), 0.0);
+    const double hidden = summary.at("overlap").get<double>();
+    EXPECT_GE(hidden, 0.0);
+    EXPECT_LE(hidden, 1.0);
+    if (!overlap) {
+      EXPECT_LT(hidden, 0.05) << "nothing can hide without overlap";
+    }
 
     std::ifstream in(c.timeline);
     const auto trace = nlohmann::json::parse(in).at("traceEvents");
