@@ -10,7 +10,7 @@ Also reports each model's scaling efficiency against dptrain's own 1-rank, 1-thr
 exposed communication time (the step's wait for the all-reduce after backward) as a share of the
 step, and the machine's ceiling: N independent 1-rank runs of batch B/N at the same time, each
 pinned to its own core, with no communication at all. Their summed samples/s bound what any
-data-parallel run of N ranks can reach here (the cores share caches and memory bandwidth). Needs python3-torch (scripts/install-deps.sh --bench).
+data-parallel run of N ranks can reach here (the cores share caches and memory bandwidth). Needs python3-torch (scripts/install-deps.sh).
 """
 import argparse
 import os

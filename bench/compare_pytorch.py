@@ -7,7 +7,7 @@ thread count, run alternately in one session so both see the same machine load.
 
 Reports samples/s (steps after the first 5, as dptrain's metrics summary does) and the ratio
 dptrain / PyTorch, the median of --repeats runs of each. Needs Debian's python3-torch and
-python3-h5py (scripts/install-deps.sh --bench).
+python3-h5py (scripts/install-deps.sh).
 """
 import argparse
 import json

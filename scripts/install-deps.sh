@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Installs the Debian packages dptrain builds and tests with (DESIGN.md "Dependencies").
 # Idempotent: only missing packages are installed. PyTorch (python3-torch) is the reference the
-# checkpoint test loads checkpoints into; --bench adds matplotlib for the benchmark plots.
+# checkpoint test loads checkpoints into; matplotlib draws scripts/dpt-plot's and the benchmarks'
+# pictures. --bench is accepted for compatibility (everything is in the default set).
 set -euo pipefail
 
 packages=(
@@ -13,11 +14,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   dataset-fashion-mnist
-  python3 python3-numpy python3-h5py python3-torch
+  python3 python3-numpy python3-h5py python3-torch python3-matplotlib
 )
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-matplotlib)
-fi
 
 missing=()
 for p in "${packages[@]}"; do
