@@ -6,7 +6,6 @@
 // Each time is the slowest rank's mean over the iterations. Run under mpirun:
 //   launch/dptrun -n 2 build/bin/dpt-bench allreduce
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <exception>
@@ -37,11 +36,10 @@ int run_allreduce(const Options& o, dpt::comm::Communicator& comm) {
   if (comm.rank() == 0) {
     std::printf("# dpt-bench allreduce: %d rank(s), %d node(s), backend %s, float32 sum in place\n",
                 n, comm.node_count(), comm.backend().c_str());
-    std::printf("# %12s %12s %6s | %11s %9s %9s | %11s %9s %9s | %7s\n", "bytes", "floats",
-                "iters", "comm us", "algbw", "busbw", "native us", "algbw", "busbw",
-                "comm/native");
-    std::printf("# %12s %12s %6s | %11s %9s %9s | %11s %9s %9s | %7s\n", "", "", "", "",
-                "GB/s", "GB/s", "", "GB/s", "GB/s", "busbw");
+    std::printf("# %12s %12s %6s | %11s %9s %9s | %11s %9s %9s | %7s\n", "bytes", "floats", "iters",
+                "comm us", "algbw", "busbw", "native us", "algbw", "busbw", "comm/native");
+    std::printf("# %12s %12s %6s | %11s %9s %9s | %11s %9s %9s | %7s\n", "", "", "", "", "GB/s",
+                "GB/s", "", "GB/s", "GB/s", "busbw");
   }
   std::vector<float> buffer(static_cast<std::size_t>(o.max_bytes / 4), 1.0f);
   for (std::int64_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= o.factor) {
@@ -53,7 +51,8 @@ int run_allreduce(const Options& o, dpt::comm::Communicator& comm) {
       comm.native_all_reduce_seconds(buffer.data(), count);
       return dpt::steady_now_seconds() - start;
     }());
-    const int iters = std::clamp(static_cast<int>(o.seconds_per_size / std::max(probe, 1e-9)), 3, 200);
+    const int iters =
+        std::clamp(static_cast<int>(o.seconds_per_size / std::max(probe, 1e-9)), 3, 200);
 
     comm.barrier();
     const double start = dpt::steady_now_seconds();
@@ -63,7 +62,8 @@ int run_allreduce(const Options& o, dpt::comm::Communicator& comm) {
     const double ours = max_over_ranks(comm, (dpt::steady_now_seconds() - start) / iters);
     comm.barrier();
     double native_sum = 0.0;
-    for (int i = 0; i < iters; ++i) native_sum += comm.native_all_reduce_seconds(buffer.data(), count);
+    for (int i = 0; i < iters; ++i)
+      native_sum += comm.native_all_reduce_seconds(buffer.data(), count);
     const double native = max_over_ranks(comm, native_sum / iters);
     // Sums of ones grow by n each call; reset so the values stay finite for any iteration count.
     std::fill(buffer.begin(), buffer.begin() + count, 1.0f);

@@ -4,7 +4,6 @@
 #include "commands.h"
 
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -83,13 +82,14 @@ int run_eval(int argc, const char* const* argv, comm::Communicator& comm) {
       nn::evaluate_model(ctx, comm, model, dataset, logits_path.empty() ? nullptr : &logits);
   if (!logits_path.empty()) {
     const std::int64_t n = dataset.size();
-    const std::int64_t classes = static_cast<std::int64_t>(logits.size()) / std::max<std::int64_t>(1, n);
+    const std::int64_t classes =
+        static_cast<std::int64_t>(logits.size()) / std::max<std::int64_t>(1, n);
     io::write_tensor_file(logits_path, {{"logits", Tensor::from_vector({n, classes}, logits)}});
   }
   if (comm.rank() == 0) {
     std::printf("%s step %lld on %s:%s: accuracy %.4f  loss %.4f  (%lld samples)\n",
-                checkpoint.c_str(), static_cast<long long>(state.step), data.c_str(),
-                split.c_str(), r.accuracy, r.loss, static_cast<long long>(r.samples));
+                checkpoint.c_str(), static_cast<long long>(state.step), data.c_str(), split.c_str(),
+                r.accuracy, r.loss, static_cast<long long>(r.samples));
   }
   return 0;
 }
@@ -97,7 +97,8 @@ int run_eval(int argc, const char* const* argv, comm::Communicator& comm) {
 int run_export(int argc, const char* const* argv, comm::Communicator& comm) {
   CLI::App app{"Write the model of a checkpoint alone (PyTorch names and shapes)", "train export"};
   std::string checkpoint, out;
-  app.add_option("--checkpoint", checkpoint, "Checkpoint file, or a checkpoint directory (its latest)")
+  app.add_option("--checkpoint", checkpoint,
+                 "Checkpoint file, or a checkpoint directory (its latest)")
       ->required();
   app.add_option("--out", out, "Model file to write (HDF5)")->required();
   if (!parse(app, argc, argv, comm.rank() == 0)) return 0;
@@ -106,8 +107,8 @@ int run_export(int argc, const char* const* argv, comm::Communicator& comm) {
   const io::CheckpointState state = io::read_model_file(checkpoint);
   (void)nn::config_of_checkpoint(state, checkpoint);  // refuse a checkpoint whose config is bad
   io::write_model_file(out, state);
-  std::printf("wrote %s: %zu parameter tensors of %s step %lld\n", out.c_str(),
-              state.model.size(), checkpoint.c_str(), static_cast<long long>(state.step));
+  std::printf("wrote %s: %zu parameter tensors of %s step %lld\n", out.c_str(), state.model.size(),
+              checkpoint.c_str(), static_cast<long long>(state.step));
   return 0;
 }
 

@@ -51,7 +51,8 @@ class TimelineScope {
         name_(timeline_ != nullptr ? std::move(name) : std::string()),
         start_s_(timeline_ != nullptr ? steady_now_seconds() : 0.0) {}
   ~TimelineScope() {
-    if (timeline_ != nullptr) timeline_->add(std::move(name_), category_, start_s_, steady_now_seconds());
+    if (timeline_ != nullptr)
+      timeline_->add(std::move(name_), category_, start_s_, steady_now_seconds());
   }
   TimelineScope(const TimelineScope&) = delete;
   TimelineScope& operator=(const TimelineScope&) = delete;

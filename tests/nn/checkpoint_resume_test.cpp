@@ -291,7 +291,9 @@ TEST_F(CheckpointResume, RestoreIsAllOrNothing) {
     restore_checkpoint(state, "bad.h5", target.model(), &target.optimizer());
     ADD_FAILURE() << "a slot of the wrong shape was accepted";
   } catch (const Error& e) {
-    EXPECT_THAT(e.what(), HasSubstr("bad.h5: /optimizer/layers.3.bias/exp_avg_sq: expected shape [10], found [7]"));
+    EXPECT_THAT(
+        e.what(),
+        HasSubstr("bad.h5: /optimizer/layers.3.bias/exp_avg_sq: expected shape [10], found [7]"));
   }
   expect_bitwise_equal(before, snapshot(target), "after a refused restore");
 

@@ -2,11 +2,10 @@
 // Training state <-> checkpoint contents, with the fit checks that make a restore all-or-nothing.
 #include "nn/train/checkpoint.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "runtime/check.h"
 
@@ -33,8 +32,9 @@ Tensor slice_copy(const Tensor& flat, std::int64_t offset, const Shape& shape) {
 }  // namespace
 
 std::vector<LayerSpec> layers_of(const TrainConfig& config) {
-  return config.model == "custom" ? config.layers
-                                  : reference_model(config.model, static_cast<float>(config.dropout));
+  return config.model == "custom"
+             ? config.layers
+             : reference_model(config.model, static_cast<float>(config.dropout));
 }
 
 std::string layers_to_json(const std::vector<LayerSpec>& layers) {
@@ -77,15 +77,19 @@ io::CheckpointState capture_checkpoint(const TrainConfig& config,
   s.optimizer_steps = optimizer.step_count();
   s.lr = next_lr;
   s.lr_schedule = config.lr_schedule;
-  s.hyper = {{"momentum", config.momentum},   {"dampening", config.dampening},
+  s.hyper = {{"momentum", config.momentum},
+             {"dampening", config.dampening},
              {"nesterov", config.nesterov ? 1.0 : 0.0},
-             {"beta1", config.beta1},         {"beta2", config.beta2},
-             {"eps", config.eps},             {"weight_decay", config.resolved_weight_decay()}};
+             {"beta1", config.beta1},
+             {"beta2", config.beta2},
+             {"eps", config.eps},
+             {"weight_decay", config.resolved_weight_decay()}};
   s.slot_names = optimizer.slot_names();
   for (const Parameter* p : model.parameters()) {
     for (const std::string& slot : s.slot_names) {
-      s.slots.push_back({p->name + "/" + slot,
-                         slice_copy(optimizer.slot(slot), offset_in(flat, p->value), p->value.shape())});
+      s.slots.push_back(
+          {p->name + "/" + slot,
+           slice_copy(optimizer.slot(slot), offset_in(flat, p->value), p->value.shape())});
     }
   }
   return s;
@@ -105,8 +109,8 @@ void restore_checkpoint(const io::CheckpointState& state, const std::string& pat
                   ": expected shape ", dpt::to_string(p->value.shape()), ", found ",
                   dpt::to_string(it->second->shape()));
   }
-  DPT_FIT_CHECK(stored.size() == model.parameters().size(), path, ": /model holds ",
-                stored.size(), " parameters, the model has ", model.parameters().size());
+  DPT_FIT_CHECK(stored.size() == model.parameters().size(), path, ": /model holds ", stored.size(),
+                " parameters, the model has ", model.parameters().size());
 
   std::map<std::string, const Tensor*> slots;
   if (optimizer != nullptr) {

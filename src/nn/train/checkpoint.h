@@ -23,8 +23,9 @@ struct TrainPosition {
 
 // Everything a resumed run needs, copied out of the model and optimizer (the copies make the write
 // independent of training that continues).
-io::CheckpointState capture_checkpoint(const TrainConfig& config, const std::vector<LayerSpec>& layers,
-                                       Sequential& model, Optimizer& optimizer, double next_lr,
+io::CheckpointState capture_checkpoint(const TrainConfig& config,
+                                       const std::vector<LayerSpec>& layers, Sequential& model,
+                                       Optimizer& optimizer, double next_lr,
                                        const TrainPosition& position, int world_size);
 
 // Checks that `state` (read from `path`) fits `model` and, when given, `optimizer`: the same

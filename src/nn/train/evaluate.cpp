@@ -37,7 +37,8 @@ EvalResult evaluate_model(const Context& ctx, comm::Communicator& comm, Sequenti
     loss_sum += r.loss_sum;
     correct += r.correct;
     samples += batch->labels.numel();
-    if (logits != nullptr) logits->insert(logits->end(), out.data<float>(), out.data<float>() + out.numel());
+    if (logits != nullptr)
+      logits->insert(logits->end(), out.data<float>(), out.data<float>() + out.numel());
   }
   double sums[3] = {loss_sum, static_cast<double>(correct), static_cast<double>(samples)};
   comm.all_reduce(sums, 3, comm::ReduceOp::kSum);

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "nn/train/timeline_writer.h"
 
-#include <nlohmann/json.hpp>
-
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "runtime/check.h"
 
@@ -26,14 +25,22 @@ void write_timeline(comm::Communicator& comm, const Timeline& timeline, const st
   nlohmann::json merged = nlohmann::json::array();
   for (std::size_t r = 0; r < all.size(); ++r) {
     const int pid = static_cast<int>(r);
-    merged.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", pid},
+    merged.push_back({{"name", "process_name"},
+                      {"ph", "M"},
+                      {"pid", pid},
                       {"args", {{"name", "rank " + std::to_string(r)}}}});
-    merged.push_back({{"name", "process_sort_index"}, {"ph", "M"}, {"pid", pid},
+    merged.push_back({{"name", "process_sort_index"},
+                      {"ph", "M"},
+                      {"pid", pid},
                       {"args", {{"sort_index", pid}}}});
-    merged.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid},
+    merged.push_back({{"name", "thread_name"},
+                      {"ph", "M"},
+                      {"pid", pid},
                       {"tid", static_cast<int>(TimelineTrack::kCompute)},
                       {"args", {{"name", "compute"}}}});
-    merged.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid},
+    merged.push_back({{"name", "thread_name"},
+                      {"ph", "M"},
+                      {"pid", pid},
                       {"tid", static_cast<int>(TimelineTrack::kCommunication)},
                       {"args", {{"name", "communication"}}}});
     for (auto& e : nlohmann::json::parse(all[r])) merged.push_back(std::move(e));

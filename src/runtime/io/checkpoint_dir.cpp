@@ -6,9 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -82,7 +82,9 @@ void remove_quietly(const std::string& path) noexcept {
 
 }  // namespace
 
-std::string checkpoint_file_name(std::int64_t step) { return dpt::detail::str("step-", step, ".h5"); }
+std::string checkpoint_file_name(std::int64_t step) {
+  return dpt::detail::str("step-", step, ".h5");
+}
 
 CheckpointDir::CheckpointDir(std::string dir) : dir_(std::move(dir)) {
   DPT_CHECK(!dir_.empty(), "checkpoint directory: empty path");
@@ -153,8 +155,8 @@ std::string CheckpointDir::save(const CheckpointState& state, int keep_last) con
     fsync_path(dir_, /*directory=*/true);
   } catch (const Error& e) {
     remove_quietly(latest_tmp);
-    DPT_DIR_CHECK(false, "checkpoint ", final_path, " written but ", latest_path,
-                  " not updated (", e.message(), "); it still names the previous checkpoint");
+    DPT_DIR_CHECK(false, "checkpoint ", final_path, " written but ", latest_path, " not updated (",
+                  e.message(), "); it still names the previous checkpoint");
   }
   crash_point(test_hooks::CheckpointPhase::kLatestUpdated, final_path);
   prune(keep_last, state.step);
@@ -222,8 +224,8 @@ std::optional<FoundCheckpoint> CheckpointDir::load_newest() const {
   const std::optional<CheckpointRef> named = latest();
   FoundCheckpoint found;
   if (named && !fs::exists(named->path, ec)) {
-    found.skipped.push_back(dpt::detail::str(named->path, ": named by ", dir_,
-                                        "/latest but missing"));
+    found.skipped.push_back(
+        dpt::detail::str(named->path, ": named by ", dir_, "/latest but missing"));
   }
   // Files newer than `latest` are complete too (renamed only after fsync; the crash came before
   // `latest` was updated), so the newest file wins whatever `latest` says.

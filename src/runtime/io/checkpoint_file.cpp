@@ -3,7 +3,6 @@
 #include "runtime/io/checkpoint_file.h"
 
 #include <algorithm>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -21,8 +20,8 @@ constexpr const char* kModelGroup = "model";
 constexpr const char* kOptimizerGroup = "optimizer";
 
 void write_tensor(hid_t file, const std::string& path, const Tensor& t) {
-  DPT_CHECK(t.dtype() == DType::kF32 && t.device().type == DeviceType::kCpu, "checkpoint entry '", path,
-            "' must be a float32 host tensor");
+  DPT_CHECK(t.dtype() == DType::kF32 && t.device().type == DeviceType::kCpu, "checkpoint entry '",
+            path, "' must be a float32 host tensor");
   // HDF5 filters need chunks, which need a non-zero extent: a scalar or empty tensor would be
   // stored without its Fletcher32 checksum.
   DPT_CHECK(!t.shape().empty() && t.numel() > 0, "checkpoint entry '", path,
@@ -47,7 +46,8 @@ void write_model_part(hid_t file, const CheckpointState& s, const char* format) 
 
   const H5Handle model = h5::create_group(file, kModelGroup);
   h5::write_attribute_string(model.get(), "layers", s.model_layers);
-  for (const NamedTensor& p : s.model) write_tensor(file, std::string(kModelGroup) + "/" + p.name, p.value);
+  for (const NamedTensor& p : s.model)
+    write_tensor(file, std::string(kModelGroup) + "/" + p.name, p.value);
 }
 
 void write_all(hid_t file, const CheckpointState& s) {
@@ -108,9 +108,10 @@ Tensor read_tensor(hid_t file, const std::string& path, const std::string& name)
 
 std::uint64_t parse_seed(const std::string& text, const std::string& where) {
   std::uint64_t value = 0;
-  DPT_CKPT_CHECK(!text.empty() && text.size() <= 20 &&
-                     std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }),
-                 where, ": expected a decimal unsigned integer, found \"", text, "\"");
+  DPT_CKPT_CHECK(
+      !text.empty() && text.size() <= 20 &&
+          std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }),
+      where, ": expected a decimal unsigned integer, found \"", text, "\"");
   for (char c : text) {
     DPT_CKPT_CHECK(!__builtin_mul_overflow(value, 10u, &value) &&
                        !__builtin_add_overflow(value, static_cast<unsigned>(c - '0'), &value),

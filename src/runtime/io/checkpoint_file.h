@@ -33,8 +33,8 @@ struct CheckpointState {
   std::int64_t samples_seen = 0;  // step * global_batch
   std::int64_t world_size = 1;    // of the run that wrote it (informative: resume may change it)
   std::int64_t global_batch = 0;
-  std::uint64_t seed = 0;         // with `step`, the whole RNG state: randomness is counter-based
-  std::string config;             // the resolved configuration, TOML text
+  std::uint64_t seed = 0;  // with `step`, the whole RNG state: randomness is counter-based
+  std::string config;      // the resolved configuration, TOML text
   // ---- /model: parameters with PyTorch names and shapes; `layers` (JSON) describes the model
   std::string model_layers;
   std::vector<NamedTensor> model;
@@ -45,7 +45,7 @@ struct CheckpointState {
   std::string lr_schedule;           // constant | cosine | step (the position is `step`)
   std::vector<std::pair<std::string, double>> hyper;  // momentum, beta1, weight_decay, ...
   std::vector<std::string> slot_names;                // e.g. exp_avg, exp_avg_sq
-  std::vector<NamedTensor> slots;    // "<parameter>/<slot>", stored as /optimizer/<param>/<slot>
+  std::vector<NamedTensor> slots;  // "<parameter>/<slot>", stored as /optimizer/<param>/<slot>
 };
 
 // Writes `state` to `path` (created or truncated): HDF5 1.8+ format (checksummed metadata),

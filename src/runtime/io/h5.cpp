@@ -172,7 +172,8 @@ H5Handle create_memory_file(const std::string& name, std::size_t expected_bytes)
   const H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
   // Metadata and chunk headers add a little to the payload; nothing goes to disk (backing_store
   // = false).
-  const std::size_t increment = std::max<std::size_t>(std::size_t{1} << 20, expected_bytes + (expected_bytes >> 6) + (std::size_t{1} << 20));
+  const std::size_t increment = std::max<std::size_t>(
+      std::size_t{1} << 20, expected_bytes + (expected_bytes >> 6) + (std::size_t{1} << 20));
   DPT_H5_CHECK(H5Pset_fapl_core(fapl.get(), increment, /*backing_store=*/0));
   DPT_H5_CHECK(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST));
   const hid_t file = H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
@@ -192,16 +193,29 @@ std::uint32_t lookup3(const unsigned char* k, std::size_t length) {
   };
   std::uint32_t a, b, c;
   a = b = c = 0xdeadbeefu + static_cast<std::uint32_t>(length);
+  // clang-format off: the mixing rounds read best as the reference writes them
   while (length > 12) {
     a += word(k);
     b += word(k + 4);
     c += word(k + 8);
-    a -= c; a ^= rot(c, 4);  c += b;
-    b -= a; b ^= rot(a, 6);  a += c;
-    c -= b; c ^= rot(b, 8);  b += a;
-    a -= c; a ^= rot(c, 16); c += b;
-    b -= a; b ^= rot(a, 19); a += c;
-    c -= b; c ^= rot(b, 4);  b += a;
+    a -= c;
+    a ^= rot(c, 4);
+    c += b;
+    b -= a;
+    b ^= rot(a, 6);
+    a += c;
+    c -= b;
+    c ^= rot(b, 8);
+    b += a;
+    a -= c;
+    a ^= rot(c, 16);
+    c += b;
+    b -= a;
+    b ^= rot(a, 19);
+    a += c;
+    c -= b;
+    c ^= rot(b, 4);
+    b += a;
     length -= 12;
     k += 12;
   }
@@ -211,13 +225,21 @@ std::uint32_t lookup3(const unsigned char* k, std::size_t length) {
   a += word(tail);
   b += word(tail + 4);
   c += word(tail + 8);
-  c ^= b; c -= rot(b, 14);
-  a ^= c; a -= rot(c, 11);
-  b ^= a; b -= rot(a, 25);
-  c ^= b; c -= rot(b, 16);
-  a ^= c; a -= rot(c, 4);
-  b ^= a; b -= rot(a, 14);
-  c ^= b; c -= rot(b, 24);
+  c ^= b;
+  c -= rot(b, 14);
+  a ^= c;
+  a -= rot(c, 11);
+  b ^= a;
+  b -= rot(a, 25);
+  c ^= b;
+  c -= rot(b, 16);
+  a ^= c;
+  a -= rot(c, 4);
+  b ^= a;
+  b -= rot(a, 14);
+  c ^= b;
+  c -= rot(b, 24);
+  // clang-format on
   return c;
 }
 
@@ -607,7 +629,8 @@ void write_attribute_strings(hid_t loc, const std::string& name,
   const H5Handle attr = replace_attribute(loc, name, type.get(), space.get());
   std::vector<char> packed(values.size() * width, '\0');
   for (std::size_t i = 0; i < values.size(); ++i) {
-    std::copy(values[i].begin(), values[i].end(), packed.begin() + static_cast<std::ptrdiff_t>(i * width));
+    std::copy(values[i].begin(), values[i].end(),
+              packed.begin() + static_cast<std::ptrdiff_t>(i * width));
   }
   if (n > 0) {
     DPT_H5_CHECK_MSG(H5Awrite(attr.get(), type.get(), packed.data()), "cannot write ",

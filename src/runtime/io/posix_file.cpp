@@ -27,17 +27,18 @@ void write_whole_file(const std::string& path, std::string_view bytes, bool sync
     }
     done += static_cast<std::size_t>(n);
   }
-  if (reason.empty() && sync && ::fsync(fd) != 0) reason = std::string("fsync: ") + std::strerror(errno);
+  if (reason.empty() && sync && ::fsync(fd) != 0)
+    reason = std::string("fsync: ") + std::strerror(errno);
   if (::close(fd) != 0 && reason.empty()) reason = std::string("close: ") + std::strerror(errno);
   if (!reason.empty()) std::remove(path.c_str());
-  DPT_CHECK_KIND(ErrorKind::kIo, reason.empty(), "cannot write ", path, ": ", reason, " after ", done,
-                 " of ", bytes.size(), " bytes");
+  DPT_CHECK_KIND(ErrorKind::kIo, reason.empty(), "cannot write ", path, ": ", reason, " after ",
+                 done, " of ", bytes.size(), " bytes");
 }
 
 void fsync_path(const std::string& path, bool directory) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
-  DPT_CHECK_KIND(ErrorKind::kIo, fd >= 0, "cannot open ", path, " to fsync it: ",
-                 std::strerror(errno));
+  DPT_CHECK_KIND(ErrorKind::kIo, fd >= 0, "cannot open ", path,
+                 " to fsync it: ", std::strerror(errno));
   const int rc = ::fsync(fd);
   const std::string reason = rc != 0 ? std::strerror(errno) : "";
   ::close(fd);
