@@ -19,10 +19,12 @@
 namespace dpt::nn {
 namespace {
 
-// Rank 0 writes a small 4-class dataset; every rank gets its path.
-std::string shared_dataset(comm::Communicator& world, const test::TempDir& dir) {
-  std::string path = (dir / "ddp.h5").string();
-  if (world.rank() == 0) test::write_quadrants_dataset(path, 512, 64);
+// Rank 0 writes a small dataset (default: 4 classes of 8x8 images; side 28 and 10 classes fit
+// cnn and mlp); every rank gets its path.
+std::string shared_dataset(comm::Communicator& world, const test::TempDir& dir, int train = 512,
+                           int side = 8, int classes = 4) {
+  std::string path = (dir / ("data" + std::to_string(side) + ".h5")).string();
+  if (world.rank() == 0) test::write_quadrants_dataset(path, train, 64, side, classes);
   path = world.all_gather(path)[0];
   world.barrier();  // the file is complete before anyone opens it
   return path;
@@ -155,10 +157,7 @@ TEST(TrainerMpi, ResumeOfTheReferenceModelsIsBitwise) {
   comm::Communicator& world = test::world();
   if (world.world_size() > 2) GTEST_SKIP() << "run on 1 and 2 ranks";
   const test::TempDir dir;
-  std::string data = (dir / "images28.h5").string();
-  if (world.rank() == 0) test::write_quadrants_dataset(data, 320, 32, /*side=*/28, /*num_classes=*/10);
-  data = world.all_gather(data)[0];
-  world.barrier();
+  const std::string data = shared_dataset(world, dir, 320, /*side=*/28, /*classes=*/10);
   const Context ctx = Context::create(Device::cpu(), 1);
   for (const std::string model : {"cnn", "mlp"}) {
     auto config = [&](const std::string& ckpt) {
@@ -210,10 +209,7 @@ TEST(TrainerMpi, TimelineShowsAllReducesDuringBackward) {
   comm::Communicator& world = test::world();
   if (world.world_size() != 2) GTEST_SKIP() << "checked on 2 ranks";
   const test::TempDir dir;
-  std::string data = (dir / "images28.h5").string();
-  if (world.rank() == 0) test::write_quadrants_dataset(data, 256, 32, /*side=*/28, /*num_classes=*/10);
-  data = world.all_gather(data)[0];
-  world.barrier();
+  const std::string data = shared_dataset(world, dir, 256, /*side=*/28, /*classes=*/10);
   const Context ctx = Context::create(Device::cpu(), 1);
   for (const bool overlap : {true, false}) {
     TrainConfig c;
