@@ -3,13 +3,9 @@
 #include "runtime/io/checkpoint_file.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 
 #include "runtime/check.h"
 #include "runtime/io/h5.h"
-#include "runtime/io/posix_file.h"
 
 namespace dpt::io {
 namespace {
@@ -194,42 +190,15 @@ std::size_t bytes_of(const std::vector<NamedTensor>& tensors) {
   return total;
 }
 
-// Builds an HDF5 file in memory with `fill` and writes it to `path`. HDF5 never touches the
-// disk, so a write that fails (disk full) leaves no HDF5 file open behind it.
-template <typename Fill>
-void write_file(const std::string& path, std::size_t payload_bytes, Fill fill) {
-  std::vector<char> image;
-  {
-    const H5Handle file = h5::create_memory_file(path, payload_bytes);
-    fill(file.get());
-    image = h5::file_image(file.get());
-  }
-  write_whole_file(path, std::string_view(image.data(), image.size()), /*sync=*/false);
-}
-
-// Writes <path>.tmp and renames it to `path`; removes the .tmp on failure.
-template <typename Fill>
-void write_then_rename(const std::string& path, std::size_t payload_bytes, Fill fill) {
-  const std::string tmp = path + ".tmp";
-  try {
-    write_file(tmp, payload_bytes, fill);
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
-  DPT_CKPT_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename ", tmp, " to ", path,
-                 ": ", std::strerror(errno));
-}
-
 }  // namespace
 
 void write_model_file(const std::string& path, const CheckpointState& state) {
-  write_then_rename(path, bytes_of(state.model),
-                    [&](hid_t file) { write_model_part(file, state, kModelFormat); });
+  h5::write_file_then_rename(path, bytes_of(state.model),
+                             [&](hid_t file) { write_model_part(file, state, kModelFormat); });
 }
 
 void write_tensor_file(const std::string& path, const std::vector<NamedTensor>& tensors) {
-  write_then_rename(path, bytes_of(tensors), [&](hid_t file) {
+  h5::write_file_then_rename(path, bytes_of(tensors), [&](hid_t file) {
     for (const NamedTensor& t : tensors) write_tensor(file, t.name, t.value);
   });
 }
@@ -240,8 +209,8 @@ CheckpointState read_model_file(const std::string& path) {
 }
 
 void write_checkpoint_file(const std::string& path, const CheckpointState& state) {
-  write_file(path, bytes_of(state.model) + bytes_of(state.slots),
-             [&](hid_t file) { write_all(file, state); });
+  h5::write_file(path, bytes_of(state.model) + bytes_of(state.slots),
+                 [&](hid_t file) { write_all(file, state); });
 }
 
 CheckpointState read_checkpoint_file(const std::string& path) {

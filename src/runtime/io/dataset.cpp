@@ -4,7 +4,6 @@
 #include "runtime/io/dataset.h"
 
 #include <cmath>
-#include <filesystem>
 #include <sstream>
 
 #include "runtime/check.h"
@@ -170,33 +169,32 @@ void write_dataset(const std::string& path, int channels, int height, int width,
     }
   }
 
-  // Written under a temporary name and renamed: a crash never leaves a valid-looking partial file.
-  const std::string tmp = path + ".tmp";
-  {
-    const H5Handle file = h5::create_file(tmp);
-    h5::write_attribute_string(file.get(), "format", kFormat);
-    h5::write_attribute_int(file.get(), "format_version", kFormatVersion);
-    h5::write_attribute_int(file.get(), "num_classes", meta.num_classes);
+  std::size_t payload = 0;
+  for (const SplitData* data : {&train, &test}) {
+    payload += data->images.size() + data->labels.size() * sizeof(std::int32_t);
+  }
+  // Built in memory and written as <path>.tmp, then renamed: a full disk is one clear error and
+  // a crash never leaves a valid-looking partial file.
+  h5::write_file_then_rename(path, payload, [&](hid_t file) {
+    h5::write_attribute_string(file, "format", kFormat);
+    h5::write_attribute_int(file, "format_version", kFormatVersion);
+    h5::write_attribute_int(file, "num_classes", meta.num_classes);
     if (!meta.class_names.empty()) {
-      h5::write_attribute_strings(file.get(), "class_names", meta.class_names);
+      h5::write_attribute_strings(file, "class_names", meta.class_names);
     }
-    h5::write_attribute_f32(file.get(), "mean", meta.mean);
-    h5::write_attribute_f32(file.get(), "std", meta.std);
+    h5::write_attribute_f32(file, "mean", meta.mean);
+    h5::write_attribute_f32(file, "std", meta.std);
     for (const auto& [name, data] : {std::pair<const char*, const SplitData*>{"train", &train},
                                      std::pair<const char*, const SplitData*>{"test", &test}}) {
       const auto n = static_cast<std::int64_t>(data->labels.size());
-      const H5Handle group = h5::create_group(file.get(), name);
+      const H5Handle group = h5::create_group(file, name);
       h5::write_dataset<std::uint8_t>(group.get(), "images", {n, channels, height, width},
                                       data->images.data(),
                                       {.fletcher32 = true, .chunk_rows = kImageChunkRows});
       h5::write_dataset<std::int32_t>(group.get(), "labels", {n}, data->labels.data(),
                                       {.fletcher32 = true, .chunk_rows = kLabelChunkRows});
     }
-    h5::flush(file.get());
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  DPT_CHECK_KIND(ErrorKind::kIo, !ec, "cannot rename ", tmp, " to ", path, ": ", ec.message());
+  });
 }
 
 }  // namespace dpt::io

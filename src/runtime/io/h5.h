@@ -6,6 +6,7 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -84,15 +85,20 @@ H5Handle open_file_read(const std::string& path);
 // Creates (truncates) a file with library-version bounds [1.8, latest], so h5py and HDF5 1.8+
 // tools can read it.
 H5Handle create_file(const std::string& path);
-// Creates a file that lives in memory only (HDF5's core driver, no backing store), same format as
-// create_file(); `name` appears in messages. Checkpoints are built this way and written to disk
-// by plain POSIX writes, so a full disk is one clear write error and never a half-closed HDF5 file.
-// `expected_bytes` sizes the first allocation (the image grows in steps of it), so that large
-// files are not copied as they grow.
-H5Handle create_memory_file(const std::string& name, std::size_t expected_bytes = 0);
-// The bytes of a file as it would be on disk (flushes it first).
-std::vector<char> file_image(hid_t file);
-// Writes buffered data of the file to the OS (checkpoints call it before fsync and rename).
+// Writes a new file at `path`: `fill` builds it in memory (HDF5's core driver, no backing store,
+// the format of create_file()), then plain POSIX writes put the image on disk (not fsynced). HDF5
+// never touches the disk, so a full disk or a file-size limit is one IoError with the path and the
+// system's reason, the partial file is removed, and no HDF5 file is left open (with HDF5's own
+// driver a failed flush kept the file open for HDF5's exit-time clean-up, which then crashed).
+// `expected_bytes` (the payload) sizes the first allocation, so large files are not copied as
+// they grow.
+void write_file(const std::string& path, std::size_t expected_bytes,
+                const std::function<void(hid_t file)>& fill);
+// The same under <path>.tmp, renamed to `path` when complete: a crash never leaves a
+// valid-looking partial file.
+void write_file_then_rename(const std::string& path, std::size_t expected_bytes,
+                            const std::function<void(hid_t file)>& fill);
+// Writes buffered data of a file opened with create_file() to the OS.
 void flush(hid_t file);
 
 // The file name of any identifier, and "<file>:<object path>" for messages.
