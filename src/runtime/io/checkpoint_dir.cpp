@@ -2,7 +2,6 @@
 // The checkpoint directory's write protocol, `latest`, pruning and the newest-good search.
 #include "runtime/io/checkpoint_dir.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -99,9 +98,8 @@ void CheckpointDir::prepare() const {
   // Prove the whole write path (create, write, fsync, remove) now rather than at the first save.
   const std::string probe = (fs::path(dir_) / ".dptrain-write-probe").string();
   try {
-    write_whole_file(probe, "dptrain\n", /*sync=*/true);
+    write_whole_file(probe, "dptrain\n", /*sync=*/true);  // removes what it wrote on failure
   } catch (const Error& e) {
-    remove_quietly(probe);
     DPT_DIR_CHECK(false, "checkpoint directory ", dir_, " is not writable: ", e.message());
   }
   DPT_DIR_CHECK(::unlink(probe.c_str()) == 0, "checkpoint directory ", dir_,
@@ -131,18 +129,13 @@ std::string CheckpointDir::save(const CheckpointState& state, int keep_last) con
   try {
     write_checkpoint_file(tmp_path, state);
     fsync_path(tmp_path, /*directory=*/false);
+    crash_point(test_hooks::CheckpointPhase::kTmpWritten, tmp_path);
+    rename_file(tmp_path, final_path);
   } catch (const Error& e) {
     remove_quietly(tmp_path);
     DPT_DIR_CHECK(false, "checkpoint of step ", state.step, " not written (", e.message(),
                   "); removed ", tmp_path, ", the previous checkpoints and ", dir_,
                   "/latest are unchanged");
-  }
-  crash_point(test_hooks::CheckpointPhase::kTmpWritten, tmp_path);
-  try {
-    rename_file(tmp_path, final_path);
-  } catch (const Error&) {
-    remove_quietly(tmp_path);
-    throw;
   }
   fsync_path(dir_, /*directory=*/true);
   crash_point(test_hooks::CheckpointPhase::kRenamed, final_path);
