@@ -87,8 +87,9 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
   // whatever happens (and is what a resumed run relies on).
   ddp_->broadcast_parameters();
 
-  const std::int64_t steps_per_epoch = train_data_.size() / config_.batch_size;
-  std::int64_t total = steps_per_epoch * config_.epochs;
+  // Training drops the last partial batch (loader.h), so an epoch is this many steps on every rank.
+  steps_per_epoch_ = train_data_.size() / config_.batch_size;
+  std::int64_t total = steps_per_epoch_ * config_.epochs;
   if (config_.steps > 0) total = std::min(total, config_.steps);
   schedule_.kind = parse_schedule(config_.lr_schedule);
   schedule_.base_lr = config_.lr;
@@ -204,10 +205,9 @@ TrainPosition Trainer::resume() {
     DPT_CHECK_KIND(ErrorKind::kIo, state.seed == config_.seed, path, ": attribute 'seed' of / is ",
                    state.seed, " but this run has --seed ", config_.seed,
                    ": a resume keeps the seed (data order, dropout and augmentation depend on it)");
-    const std::int64_t steps_per_epoch = train_data_.size() / config_.batch_size;
-    DPT_CHECK_KIND(ErrorKind::kIo, state.step / steps_per_epoch == state.epoch, path,
+    DPT_CHECK_KIND(ErrorKind::kIo, state.step / steps_per_epoch_ == state.epoch, path,
                    ": step ", state.step, " is in epoch ", state.epoch,
-                   " there, but this run has ", steps_per_epoch,
+                   " there, but this run has ", steps_per_epoch_,
                    " steps per epoch (different --data or --train-samples?)");
     restore_checkpoint(state, path, model_, optimizer_.get());
     header[0] = 1;
@@ -288,17 +288,15 @@ double Trainer::train_step(const Tensor& images, const Tensor& labels, std::int6
   }
   const double finish_start = steady_now_seconds();
   times.comm_exposed_ms += ddp_->finish();
+  const bool trace = timeline_ && timeline_->recording();
+  if (trace) timeline_->add("wait for all-reduce", "allreduce", finish_start, steady_now_seconds());
   for (const BucketRecord& r : ddp_->records()) {
     times.comm_total_ms += (r.finished - r.started) * 1e3;
-  }
-  if (timeline_ && timeline_->recording()) {
-    timeline_->add("wait for all-reduce", "allreduce", finish_start, steady_now_seconds());
-    for (const BucketRecord& r : ddp_->records()) {
-      const BucketRecord& rec = r;
-      const GradBucket& b = ddp_->buckets()[static_cast<std::size_t>(rec.bucket)];
-      timeline_->add(detail::str("all-reduce bucket ", rec.bucket, " (", b.count * 4 / 1024, " KiB)"),
-                     "allreduce", rec.started, rec.finished, TimelineTrack::kCommunication);
-    }
+    if (!trace) continue;
+    const GradBucket& b = ddp_->buckets()[static_cast<std::size_t>(r.bucket)];
+    const std::int64_t kib = b.count * static_cast<std::int64_t>(sizeof(float)) / 1024;
+    timeline_->add(detail::str("all-reduce bucket ", r.bucket, " (", kib, " KiB)"), "allreduce",
+                   r.started, r.finished, TimelineTrack::kCommunication);
   }
   return loss_sum;
 }
@@ -311,18 +309,17 @@ TrainResult Trainer::run() {
   options.rank = comm_.rank();
   options.world_size = comm_.world_size();
   options.seed = config_.seed;
-  const std::int64_t steps_per_epoch = train_data_.size() / config_.batch_size;
-  options.first_epoch = start_.step / steps_per_epoch;
-  options.first_step_in_epoch = start_.step % steps_per_epoch;
+  options.first_epoch = start_.step / steps_per_epoch_;
+  options.first_step_in_epoch = start_.step % steps_per_epoch_;
   options.epochs = std::max<std::int64_t>(0, config_.epochs - options.first_epoch);
   options.augment_flip = config_.augment == "flip";
   io::Loader loader(train_data_, options);
-  DPT_ASSERT(loader.steps_per_epoch() == steps_per_epoch);
+  DPT_ASSERT(loader.steps_per_epoch() == steps_per_epoch_);
   const std::int64_t total_steps = schedule_.total_steps;
 
   log_rank0(LogLevel::kInfo, "model ", config_.model, " (", model_.num_parameters(),
             " parameters):\n", model_.summary());
-  log_rank0(LogLevel::kInfo, "data ", train_data_.identity(), "; ", steps_per_epoch,
+  log_rank0(LogLevel::kInfo, "data ", train_data_.identity(), "; ", steps_per_epoch_,
             " steps per epoch of ", config_.batch_size, "; running ", total_steps, " steps on ",
             comm_.world_size(), " rank(s) (", comm_.backend(), ", ", comm_.node_count(),
             " node(s)), ", dpt::to_string(ctx_.device()), " with ", ctx_.threads(),
@@ -337,6 +334,7 @@ TrainResult Trainer::run() {
   result.steps = start_.step;
   // A resumed run does not rewrite the checkpoint it started from.
   std::int64_t saved_step = config_.resume.empty() ? -1 : start_.step;
+  StepBreakdown totals;
   auto checkpoint = [&](std::int64_t epoch_of_next_step) {
     Stopwatch watch;
     const TimelineScope span(timeline_ ? &*timeline_ : nullptr, "checkpoint",
@@ -348,9 +346,8 @@ TrainResult Trainer::run() {
       progress.print(detail::str("checkpoint ", result.last_checkpoint, " (step ", result.steps,
                                  ", ", static_cast<long long>(ms), " ms)"));
     }
-    return ms;
+    totals.checkpoint_ms += ms;
   };
-  StepBreakdown totals;
   Stopwatch run_time;
   Stopwatch steady_time;  // restarted after the warm-up steps
   std::int64_t steady_from = 0;
@@ -456,22 +453,22 @@ TrainResult Trainer::run() {
       progress.update(line.str());
     }
     evaluated_last_step = false;
-    if (config_.eval && batch->step_in_epoch == steps_per_epoch - 1) {
+    if (config_.eval && batch->step_in_epoch == steps_per_epoch_ - 1) {
       run_eval(epoch, result.steps);
       evaluated_last_step = true;
     }
-    const std::int64_t next_epoch = result.steps / steps_per_epoch;
+    const std::int64_t next_epoch = result.steps / steps_per_epoch_;
     if (agreed_signal != 0) {
       result.stop_signal = agreed_signal;
       log_rank0(LogLevel::kWarning, "stopping after step ", result.steps, " on ",
                 agreed_signal == SIGTERM ? "SIGTERM" : "SIGUSR1",
                 checkpoints_ ? ": writing a checkpoint" : " (no --checkpoint-dir: nothing saved)");
-      if (checkpoints_) totals.checkpoint_ms += checkpoint(next_epoch);
+      if (checkpoints_) checkpoint(next_epoch);
       break;
     }
     if (checkpoints_ && config_.checkpoint_every > 0 &&
         result.steps % config_.checkpoint_every == 0 && result.steps < total_steps) {
-      totals.checkpoint_ms += checkpoint(next_epoch);
+      checkpoint(next_epoch);
     }
   }
   if (result.stop_signal == 0 && config_.eval && !evaluated_last_step &&
@@ -479,7 +476,7 @@ TrainResult Trainer::run() {
     run_eval(epoch, result.steps);
   }
   if (checkpoints_ && result.stop_signal == 0 && saved_step != result.steps) {
-    totals.checkpoint_ms += checkpoint(result.steps / steps_per_epoch);
+    checkpoint(result.steps / steps_per_epoch_);
   }
 
   const std::int64_t run_steps = result.steps - start_.step;

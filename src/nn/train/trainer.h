@@ -78,6 +78,7 @@ class Trainer {
   const Context& ctx_;
   comm::Communicator& comm_;
   std::int64_t micro_batch_ = 0;
+  std::int64_t steps_per_epoch_ = 0;
   io::DatasetSplit train_data_;
   std::optional<io::DatasetSplit> test_data_;
   Sequential model_;
