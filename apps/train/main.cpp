@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <memory>
+#include <string>
 
 #include "commands.h"
 #include "comm/communicator.h"
@@ -17,13 +19,27 @@
 
 namespace {
 
-int train(dpt::nn::TrainConfig config, dpt::comm::Communicator& comm) {
+// The device of this rank: the CPU, or GPU local_rank % count ("cuda", "auto" with a GPU), or the
+// GPU named by "cuda:N".
+dpt::Device device_of_rank(const dpt::nn::TrainConfig& config, const dpt::comm::Communicator& comm) {
+  const dpt::Device requested = dpt::resolve_device(config.device);
+  const bool explicit_index = config.device.find(':') != std::string::npos;
+  return dpt::device_for_local_rank(requested, explicit_index, comm.local_rank(),
+                                    comm.local_size(), config.allow_shared_gpu);
+}
+
+int train(dpt::nn::TrainConfig config, std::unique_ptr<dpt::comm::Communicator>& world) {
   if (config.threads == 0) {
     // The node's cores are shared by the ranks on it.
-    config.threads = std::max(1, dpt::available_cores() / comm.local_size());
+    config.threads = std::max(1, dpt::available_cores() / world->local_size());
   }
-  const dpt::Device device = dpt::resolve_device(config.device);
+  const dpt::Device device = device_of_rank(config, *world);
   const dpt::Context ctx = dpt::Context::create(device, config.threads);
+  if (device.type == dpt::DeviceType::kCuda) {
+    // Gradients live on the GPU: NCCL reduces them, the MPI world stays for host collectives.
+    world = dpt::comm::make_device_communicator(std::move(world), device.index);
+  }
+  dpt::comm::Communicator& comm = *world;
   dpt::nn::Trainer trainer(config, ctx, comm);
   const dpt::nn::TrainResult result = trainer.run();
   // Stopped by SIGTERM/SIGUSR1 after a checkpoint: the status a shell reports for that signal,
@@ -55,14 +71,14 @@ int main(int argc, char** argv) {
   std::signal(SIGXFSZ, SIG_IGN);
   int world_size = 1;
   try {
-    const auto comm = dpt::comm::make_communicator("auto");
+    auto comm = dpt::comm::make_communicator("auto");
     world_size = comm->world_size();
     const char* command = argc > 1 ? argv[1] : "";
     if (std::strcmp(command, "eval") == 0) return dpt::apps::run_eval(argc - 1, argv + 1, *comm);
     if (std::strcmp(command, "export") == 0) return dpt::apps::run_export(argc - 1, argv + 1, *comm);
     const auto config = dpt::nn::parse_train_args(argc, argv, /*print_help=*/comm->rank() == 0);
     if (!config) return 0;  // --help or --version
-    return train(*config, *comm);
+    return train(*config, comm);
   } catch (const std::exception& e) {
     dpt::log(dpt::LogLevel::kError, "train: ", e.what());
     // Other ranks may be blocked in a collective waiting for this one: end the whole job.

@@ -1,16 +1,21 @@
 // SPDX-License-Identifier: MIT
-// make_communicator() and abort_all(): the one place that names the implementations and the only
-// "#if DPT_HAVE_MPI" of comm/ (docs/STYLE.md: backends are chosen by files, not #if).
+// make_communicator(), make_device_communicator() and abort_all(): the one place that names the
+// implementations and the only "#if DPT_HAVE_MPI" / "#if DPT_HAVE_CUDA" of comm/ (docs/STYLE.md:
+// backends are chosen by files, not #if).
 #include "comm/communicator.h"
 
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 
 #include "comm/local_communicator.h"
 #include "runtime/check.h"
 #include "runtime/config.h"
 #if DPT_HAVE_MPI
 #include "comm/mpi/mpi_backend.h"
+#endif
+#if DPT_HAVE_CUDA
+#include "comm/nccl/nccl_backend.h"
 #endif
 
 namespace dpt::comm {
@@ -47,6 +52,19 @@ std::unique_ptr<Communicator> make_communicator(const std::string& kind) {
   // Errors and log lines name the rank from now on; a world of one is "not distributed".
   set_process_rank(use_mpi ? comm->rank() : -1);
   return comm;
+}
+
+std::unique_ptr<Communicator> make_device_communicator(std::unique_ptr<Communicator> host,
+                                                       int cuda_device) {
+  DPT_CHECK(host != nullptr, "make_device_communicator: the host communicator is null");
+#if DPT_HAVE_CUDA
+  // Uniform for every world size: NCCL also runs a world of one.
+  return nccl::make_communicator(std::move(host), cuda_device);
+#else
+  DPT_CHECK(false, "make_device_communicator(device ", cuda_device,
+            "): dptrain was built without CUDA (DPT_CUDA=OFF or CUDA/NCCL not found)");
+  return nullptr;
+#endif
 }
 
 void abort_all(int code) {

@@ -39,7 +39,7 @@ class Communicator {
   virtual int local_size() const = 0;
   // Number of distinct nodes.
   virtual int node_count() const = 0;
-  // "local" or "mpi".
+  // "local", "mpi" or "nccl".
   virtual std::string backend() const = 0;
 
   // Every rank must issue collectives in the same order with the same counts (elements, not
@@ -85,6 +85,13 @@ class Environment {
 // "auto": MPI when an Environment has initialised MPI, else the local world of one. "local" and
 // "mpi" force one ("mpi" without an initialised MPI is an error). Sets dpt::set_process_rank().
 std::unique_ptr<Communicator> make_communicator(const std::string& kind = "auto");
+
+// The communicator for training on cuda_device: NCCL over the host communicator's ranks when this
+// binary has CUDA; throws otherwise. Takes `host` (from make_communicator), which keeps serving
+// collectives on host memory and carries NCCL's unique id; rank r of host uses NCCL rank r.
+// Collective: every rank calls it. NCCL's timeout comes from DPT_NCCL_TIMEOUT_S (default 600 s).
+std::unique_ptr<Communicator> make_device_communicator(std::unique_ptr<Communicator> host,
+                                                       int cuda_device);
 
 // Ends every rank of the job with `code`: MPI_Abort when MPI runs, std::_Exit otherwise. Used by
 // main after logging a fatal error, so that no other rank waits forever in a collective.

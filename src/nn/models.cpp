@@ -67,10 +67,11 @@ std::vector<LayerSpec> reference_model(std::string_view name, float dropout) {
   return layers;
 }
 
-Sequential build_model(const std::vector<LayerSpec>& layers, const Shape& sample_shape) {
+Sequential build_model(const std::vector<LayerSpec>& layers, const Shape& sample_shape,
+                       Device device) {
   Sequential model;
   for (std::size_t i = 0; i < layers.size(); ++i) model.add(make_layer(layers[i], i));
-  model.finalize(sample_shape);
+  model.finalize(sample_shape, device);
   return model;
 }
 

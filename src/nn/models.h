@@ -27,6 +27,7 @@ std::vector<LayerSpec> reference_model(std::string_view name, float dropout = 0.
 // Names accepted by reference_model(), for --help and errors.
 std::vector<std::string> reference_model_names();
 
-Sequential build_model(const std::vector<LayerSpec>& layers, const Shape& sample_shape);
+Sequential build_model(const std::vector<LayerSpec>& layers, const Shape& sample_shape,
+                       Device device = Device::cpu());
 
 }  // namespace dpt::nn

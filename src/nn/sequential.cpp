@@ -16,7 +16,7 @@ void Sequential::add(std::unique_ptr<Module> module) {
   layers_.push_back(std::move(module));
 }
 
-void Sequential::finalize(const Shape& sample_shape) {
+void Sequential::finalize(const Shape& sample_shape, Device device) {
   DPT_CHECK(!finalized_, "Sequential: finalize() called twice");
   DPT_CHECK(!layers_.empty(), "Sequential: the model has no layers");
   for (std::size_t i = 1; i < layers_.size(); ++i) {
@@ -39,8 +39,8 @@ void Sequential::finalize(const Shape& sample_shape) {
     }
     layer_params_.push_back(std::move(indices));
   }
-  flat_params_ = Tensor::zeros({total});
-  flat_grads_ = Tensor::zeros({total});
+  flat_params_ = Tensor::zeros({total}, DType::kF32, device);
+  flat_grads_ = Tensor::zeros({total}, DType::kF32, device);
   std::int64_t offset = 0;
   for (Parameter* p : params_) {
     const Shape shape_of_p = p->value.shape();
@@ -54,14 +54,17 @@ void Sequential::finalize(const Shape& sample_shape) {
 
 void Sequential::init_parameters(std::uint64_t seed) {
   DPT_CHECK(finalized_, "Sequential: init_parameters() before finalize()");
+  // Drawn on the host (the same numbers on every device), then copied to the parameters' device.
   for (std::size_t i = 0; i < params_.size(); ++i) {
     Parameter& p = *params_[i];
     const float bound = 1.0f / std::sqrt(static_cast<float>(p.fan_in));
     const PhiloxStream stream{seed, RngPurpose::kInit, static_cast<std::uint32_t>(i), 0};
-    float* v = p.value.data<float>();
+    Tensor host = Tensor::empty(p.value.shape());
+    float* v = host.data<float>();
     for (std::int64_t e = 0; e < p.value.numel(); ++e) {
       v[e] = (2.0f * stream.uniform(static_cast<std::uint32_t>(e)) - 1.0f) * bound;
     }
+    p.value.copy_from(host);
   }
 }
 

@@ -24,8 +24,8 @@ class Sequential {
 
   // Fuses each ReLU into a preceding Linear/Conv2d, names the parameters, checks that every layer
   // accepts its input for samples of `sample_shape` ([C,H,W] or [features]) and places parameters
-  // and gradients in the flat buffers. Call once, after the last add().
-  void finalize(const Shape& sample_shape);
+  // and gradients in the flat buffers on `device`. Call once, after the last add().
+  void finalize(const Shape& sample_shape, Device device = Device::cpu());
   // PyTorch's default initialisation (uniform in +-1/sqrt(fan_in) for weights and biases of Linear
   // and Conv2d), from (seed, parameter index) only.
   void init_parameters(std::uint64_t seed);

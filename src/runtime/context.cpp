@@ -24,6 +24,8 @@ Context Context::create(Device device, int threads) {
   if (threads == 0) threads = available_cores();
   // OpenMP loops and oneDNN's OpenMP runtime both read this: one knob for all CPU compute.
   omp_set_num_threads(threads);
+  // One host thread drives one GPU: every later CUDA call of this thread goes to it.
+  activate_device(device);
   return Context(device, threads);
 }
 

@@ -3,6 +3,7 @@
 #include "runtime/device.h"
 
 #include <charconv>
+#include <cstdlib>
 
 #include "runtime/check.h"
 #include "runtime/config.h"
@@ -28,11 +29,17 @@ int cuda_device_count() {
 #endif
 }
 
+std::string cuda_unavailable_reason() {
+#if DPT_HAVE_CUDA
+  return cuda::no_device_reason();
+#else
+  return "this binary was built without the CUDA backend (configure with -DDPT_CUDA=ON)";
+#endif
+}
+
 Device resolve_device(std::string_view spec) {
   if (spec == "cpu") return Device::cpu();
-  // TODO(dpt): pick cuda:0 when a GPU is visible once the CUDA kernels exist; until then "auto"
-  // means the CPU so that a run on a GPU machine works instead of stopping.
-  if (spec == "auto") return Device::cpu();
+  if (spec == "auto") return cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu();
   if (spec.starts_with("cuda")) {
     int index = 0;
     if (spec.size() > 4) {
@@ -42,15 +49,38 @@ Device resolve_device(std::string_view spec) {
       DPT_CHECK(ec == std::errc() && end == digits.data() + digits.size() && index >= 0,
                 "device: expected cuda:N with N >= 0, got '", spec, "'");
     }
-    DPT_CHECK(cuda_built(), "device '", spec,
-              "': this build has no CUDA backend (configure with -DDPT_CUDA=ON)");
     const int count = cuda_device_count();
-    DPT_CHECK(index < count, "device '", spec, "': ", count, " CUDA device(s) visible");
-    // The CUDA kernels are not part of this release yet; refuse rather than fail mid-step.
-    DPT_CHECK(false, "device '", spec, "': the CUDA kernels are not implemented yet; use --device cpu");
+    DPT_CHECK_KIND(ErrorKind::kCuda, count > 0, "device '", spec, "': no usable GPU (",
+                   cuda_unavailable_reason(), "); use --device cpu");
+    DPT_CHECK_KIND(ErrorKind::kCuda, index < count, "device '", spec, "': only ", count,
+                   " CUDA device(s) visible (CUDA_VISIBLE_DEVICES='",
+                   std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES") : "",
+                   "'); use --device cpu or a smaller index");
+    return Device::cuda(index);
   }
   DPT_CHECK(false, "device: expected auto, cpu, cuda or cuda:N, got '", spec, "'");
   return Device::cpu();  // unreachable
+}
+
+void activate_device(const Device& device) {
+  if (device.type != DeviceType::kCuda) return;
+#if DPT_HAVE_CUDA
+  cuda::set_current_device(device.index);
+#else
+  DPT_CHECK(false, to_string(device), ": ", cuda_unavailable_reason());
+#endif
+}
+
+Device device_for_local_rank(const Device& requested, bool explicit_index, int local_rank,
+                             int local_size, bool allow_shared) {
+  if (requested.type != DeviceType::kCuda || explicit_index) return requested;
+  const int count = cuda_device_count();
+  DPT_CHECK_KIND(ErrorKind::kCuda, count > 0, "no usable GPU (", cuda_unavailable_reason(),
+                 "); use --device cpu");
+  DPT_CHECK(allow_shared || local_size <= count, local_size, " ranks on this node but only ",
+            count, " GPU(s) visible: ranks would share a GPU (start at most ", count,
+            " ranks per node, or pass --allow-shared-gpu)");
+  return Device::cuda(local_rank % count);
 }
 
 }  // namespace dpt

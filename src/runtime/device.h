@@ -21,8 +21,21 @@ struct Device {
 std::string to_string(const Device& device);
 
 // Resolves "auto" | "cpu" | "cuda" | "cuda:N". "auto" picks CUDA when this build has it and a GPU
-// is visible, the CPU otherwise. Asking for CUDA where it is missing is an error that says why.
+// is visible, the CPU otherwise. Asking for CUDA where it is missing is a kCuda error that says
+// what CUDA reported and ends with "use --device cpu".
 Device resolve_device(std::string_view spec);
+
+// The GPU of one rank: cuda:(local_rank % device count) for "cuda"/"auto", the named one for
+// "cuda:N" (explicit_index). More ranks on a node than GPUs is refused unless allow_shared.
+// CPU devices are returned unchanged.
+Device device_for_local_rank(const Device& requested, bool explicit_index, int local_rank,
+                             int local_size, bool allow_shared);
+
+// Makes `device` current for this thread when it is a GPU (cudaSetDevice); nothing for the CPU.
+void activate_device(const Device& device);
+
+// Why no CUDA device can be used, in CUDA's words ("" when one can).
+std::string cuda_unavailable_reason();
 
 // True when this binary was built with the CUDA backend (DPT_CUDA=ON or AUTO with a toolkit).
 bool cuda_built();

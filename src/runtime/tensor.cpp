@@ -7,6 +7,11 @@
 #include <sstream>
 
 #include "runtime/allocator.h"
+#include "runtime/config.h"
+
+#if DPT_HAVE_CUDA
+#include "runtime/cuda/device_memory.h"
+#endif
 
 namespace dpt {
 
@@ -28,13 +33,53 @@ std::string to_string(const Shape& shape) {
   return out.str();
 }
 
+namespace {
+
+bool on_cuda(const Device& device) { return device.type == DeviceType::kCuda; }
+
+// Copies between any two of host and CUDA memory; the CUDA side's compute stream orders it.
+void copy_bytes(void* dst, const Device& dst_device, const void* src, const Device& src_device,
+                std::size_t size_bytes) {
+  if (size_bytes == 0 || dst == src) return;
+  if (!on_cuda(dst_device) && !on_cuda(src_device)) {
+    std::memmove(dst, src, size_bytes);
+    return;
+  }
+#if DPT_HAVE_CUDA
+  DPT_CHECK(!on_cuda(dst_device) || !on_cuda(src_device) || dst_device == src_device,
+            "copy from ", to_string(src_device), " to ", to_string(dst_device),
+            ": copies between two GPUs are not supported");
+  const int device = on_cuda(dst_device) ? dst_device.index : src_device.index;
+  cuda::copy(dst, on_cuda(dst_device), src, on_cuda(src_device), size_bytes, device);
+#else
+  DPT_CHECK(false, "copy from ", to_string(src_device), " to ", to_string(dst_device),
+            ": CUDA is not built into this binary");
+#endif
+}
+
+}  // namespace
+
 Storage::Storage(std::size_t size_bytes, Device device) : size_bytes_(size_bytes), device_(device) {
-  DPT_CHECK(device.type == DeviceType::kCpu, "storage on ", to_string(device),
-            ": device memory is not built into this release");
+  if (on_cuda(device)) {
+#if DPT_HAVE_CUDA
+    data_ = cuda::allocate(size_bytes, device.index);
+#else
+    DPT_CHECK(false, "storage on ", to_string(device), ": CUDA is not built into this binary");
+#endif
+    return;
+  }
   data_ = HostAllocator::instance().allocate(size_bytes);
 }
 
-Storage::~Storage() { HostAllocator::instance().deallocate(data_, size_bytes_); }
+Storage::~Storage() {
+  if (on_cuda(device_)) {
+#if DPT_HAVE_CUDA
+    cuda::deallocate(data_, device_.index);
+#endif
+    return;
+  }
+  HostAllocator::instance().deallocate(data_, size_bytes_);
+}
 
 Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
   Tensor t;
@@ -102,32 +147,48 @@ Tensor Tensor::reshape(Shape shape) const {
   return t;
 }
 
-Tensor Tensor::clone() const {
-  Tensor t = empty(shape_, dtype_, device());
-  if (size_bytes() > 0) std::memcpy(t.raw_data(), raw_data(), size_bytes());
+Tensor Tensor::clone() const { return to(device()); }
+
+Tensor Tensor::to(Device target) const {
+  Tensor t = empty(shape_, dtype_, target);
+  copy_bytes(t.raw_data(), target, raw_data(), device(), size_bytes());
   return t;
 }
 
 void Tensor::copy_from(const Tensor& src) {
   DPT_CHECK(src.numel_ == numel_ && src.dtype_ == dtype_, "copy_from: ", to_string(src.shape_),
             " ", to_string(src.dtype_), " into ", to_string(shape_), " ", to_string(dtype_));
-  if (size_bytes() > 0 && raw_data() != src.raw_data()) {
-    std::memmove(raw_data(), src.raw_data(), size_bytes());
-  }
+  copy_bytes(raw_data(), device(), src.raw_data(), src.device(), size_bytes());
 }
 
 void Tensor::fill(float value) {
+  check_dtype(DType::kF32);
+  if (on_cuda(device())) {
+    // Fills happen at set-up (initial values), not per step: staging on the host is enough.
+    const std::vector<float> host(static_cast<std::size_t>(numel_), value);
+    copy_bytes(raw_data(), device(), host.data(), Device::cpu(), size_bytes());
+    return;
+  }
   float* p = data<float>();
   std::fill(p, p + numel_, value);
 }
 
 void Tensor::zero() {
-  if (size_bytes() > 0) std::memset(raw_data(), 0, size_bytes());
+  if (size_bytes() == 0) return;
+  if (on_cuda(device())) {
+#if DPT_HAVE_CUDA
+    cuda::zero(raw_data(), size_bytes(), device().index);
+#endif
+    return;
+  }
+  std::memset(raw_data(), 0, size_bytes());
 }
 
 std::vector<float> Tensor::to_vector() const {
-  const float* p = data<float>();
-  return std::vector<float>(p, p + numel_);
+  check_dtype(DType::kF32);
+  std::vector<float> values(static_cast<std::size_t>(numel_));
+  copy_bytes(values.data(), Device::cpu(), raw_data(), device(), size_bytes());
+  return values;
 }
 
 }  // namespace dpt

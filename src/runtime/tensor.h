@@ -75,9 +75,12 @@ class Tensor {
 
   // Same storage, new shape with the same number of elements.
   Tensor reshape(Shape shape) const;
-  // A new tensor with its own copy of the data.
+  // A new tensor with its own copy of the data (on the same device).
   Tensor clone() const;
-  // Copies src's elements into this tensor (same numel and dtype).
+  // A copy on `device` (host <-> GPU copies go through the GPU's compute stream and are complete,
+  // for the host side, when this returns).
+  Tensor to(Device device) const;
+  // Copies src's elements into this tensor (same numel and dtype; either may be on a GPU).
   void copy_from(const Tensor& src);
   void fill(float value);
   void zero();

@@ -6,7 +6,7 @@ namespace dpt::nn {
 
 Tensor ReLU::forward(const Context& ctx, const Tensor& x, const StepInfo& info) {
   if (fused_) return x;
-  Tensor y = Tensor::empty(x.shape());
+  Tensor y = Tensor::empty(x.shape(), DType::kF32, x.device());
   kernels::relu_forward(ctx, x, y);
   if (info.training) output_ = y;
   return y;
@@ -15,7 +15,7 @@ Tensor ReLU::forward(const Context& ctx, const Tensor& x, const StepInfo& info) 
 Tensor ReLU::backward(const Context& ctx, const Tensor& dy, const StepInfo&, bool need_dx) {
   if (fused_ || !need_dx) return need_dx ? dy : Tensor();
   DPT_CHECK(output_.defined(), "layer ", index(), " ReLU: backward without forward");
-  Tensor dx = Tensor::empty(dy.shape());
+  Tensor dx = Tensor::empty(dy.shape(), DType::kF32, dy.device());
   kernels::relu_backward(ctx, output_, dy, dx);
   output_ = Tensor();
   return dx;
@@ -40,7 +40,7 @@ Shape MaxPool2d::output_shape(const Shape& input) const {
 }
 
 Tensor MaxPool2d::forward(const Context& ctx, const Tensor& x, const StepInfo& info) {
-  Tensor y = Tensor::empty(output_shape(x.shape()));
+  Tensor y = Tensor::empty(output_shape(x.shape()), DType::kF32, x.device());
   Tensor workspace;
   kernels::max_pool2d_forward(ctx, x, y, workspace, params_);
   if (info.training) {
@@ -53,7 +53,7 @@ Tensor MaxPool2d::forward(const Context& ctx, const Tensor& x, const StepInfo& i
 Tensor MaxPool2d::backward(const Context& ctx, const Tensor& dy, const StepInfo&, bool need_dx) {
   if (!need_dx) return Tensor();
   DPT_CHECK(workspace_.defined(), "layer ", index(), " ", describe(), ": backward without forward");
-  Tensor dx = Tensor::empty(input_shape_);
+  Tensor dx = Tensor::empty(input_shape_, DType::kF32, dy.device());
   kernels::max_pool2d_backward(ctx, dy, workspace_, dx, params_);
   workspace_ = Tensor();
   return dx;
@@ -83,8 +83,8 @@ std::string Dropout::describe() const { return detail::str("Dropout(p=", p_, ")"
 
 Tensor Dropout::forward(const Context& ctx, const Tensor& x, const StepInfo& info) {
   if (!info.training || p_ == 0.0f) return x;
-  Tensor y = Tensor::empty(x.shape());
-  mask_ = Tensor::empty(x.shape());
+  Tensor y = Tensor::empty(x.shape(), DType::kF32, x.device());
+  mask_ = Tensor::empty(x.shape(), DType::kF32, x.device());
   const kernels::DropoutKey key{info.seed, info.step, static_cast<std::uint32_t>(index()),
                                 info.first_sample};
   kernels::dropout_forward(ctx, x, y, mask_, p_, key);
@@ -95,7 +95,7 @@ Tensor Dropout::backward(const Context& ctx, const Tensor& dy, const StepInfo&, 
   if (!need_dx) return Tensor();
   if (p_ == 0.0f) return dy;
   DPT_CHECK(mask_.defined(), "layer ", index(), " ", describe(), ": backward without forward");
-  Tensor dx = Tensor::empty(dy.shape());
+  Tensor dx = Tensor::empty(dy.shape(), DType::kF32, dy.device());
   kernels::dropout_backward(ctx, dy, mask_, dx);
   mask_ = Tensor();
   return dx;

@@ -13,7 +13,7 @@ WeightLayer::WeightLayer(Shape weight_shape, std::int64_t bias_size, bool bias,
 }
 
 Tensor WeightLayer::forward(const Context& ctx, const Tensor& x, const StepInfo& info) {
-  Tensor y = Tensor::empty(output_shape(x.shape()));
+  Tensor y = Tensor::empty(output_shape(x.shape()), DType::kF32, x.device());
   run_forward(ctx, x, y);
   if (info.training) {
     input_ = x;
@@ -29,13 +29,13 @@ Tensor WeightLayer::backward(const Context& ctx, const Tensor& dy_in, const Step
   if (relu_) {
     // The ReLU ran inside the forward kernel, so its gradient is applied here, into a buffer of
     // our own: dy_in belongs to the caller and stays unchanged.
-    dy = Tensor::empty(dy_in.shape());
+    dy = Tensor::empty(dy_in.shape(), DType::kF32, dy_in.device());
     kernels::relu_backward(ctx, output_, dy_in, dy);
   }
   run_backward_weights(ctx, input_, dy, weight_.grad, bias_.grad, info.accumulate_grads);
   Tensor dx;
   if (need_dx) {
-    dx = Tensor::empty(input_.shape());
+    dx = Tensor::empty(input_.shape(), DType::kF32, dy.device());
     run_backward_data(ctx, dy, dx);
   }
   input_ = Tensor();

@@ -10,8 +10,8 @@ namespace {
 
 class Sgd final : public Optimizer {
  public:
-  Sgd(const OptimizerConfig& c, std::int64_t numel) : config_(c) {
-    if (c.momentum > 0.0) momentum_ = Tensor::zeros({numel});
+  Sgd(const OptimizerConfig& c, std::int64_t numel, Device device) : config_(c) {
+    if (c.momentum > 0.0) momentum_ = Tensor::zeros({numel}, DType::kF32, device);
   }
   void step(const Context& ctx, Tensor& params, const Tensor& grads, double lr,
             double grad_scale) override {
@@ -38,8 +38,10 @@ class Sgd final : public Optimizer {
 
 class AdamW final : public Optimizer {
  public:
-  AdamW(const OptimizerConfig& c, std::int64_t numel)
-      : config_(c), exp_avg_(Tensor::zeros({numel})), exp_avg_sq_(Tensor::zeros({numel})) {}
+  AdamW(const OptimizerConfig& c, std::int64_t numel, Device device)
+      : config_(c),
+        exp_avg_(Tensor::zeros({numel}, DType::kF32, device)),
+        exp_avg_sq_(Tensor::zeros({numel}, DType::kF32, device)) {}
   void step(const Context& ctx, Tensor& params, const Tensor& grads, double lr,
             double grad_scale) override {
     const kernels::AdamWHyper h{lr,          config_.beta1,        config_.beta2,
@@ -62,7 +64,8 @@ class AdamW final : public Optimizer {
 
 }  // namespace
 
-std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, std::int64_t numel) {
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, std::int64_t numel,
+                                          Device device) {
   DPT_CHECK(config.weight_decay >= 0.0, "optimizer: weight decay must be >= 0, got ",
             config.weight_decay);
   switch (config.kind) {
@@ -71,13 +74,13 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, std::in
                 "sgd: momentum must be in [0, 1), got ", config.momentum);
       DPT_CHECK(!config.nesterov || (config.momentum > 0.0 && config.dampening == 0.0),
                 "sgd: nesterov needs momentum > 0 and dampening 0");
-      return std::make_unique<Sgd>(config, numel);
+      return std::make_unique<Sgd>(config, numel, device);
     case OptimizerKind::kAdamW:
       DPT_CHECK(config.beta1 >= 0.0 && config.beta1 < 1.0 && config.beta2 >= 0.0 &&
                     config.beta2 < 1.0,
                 "adamw: betas must be in [0, 1), got ", config.beta1, ", ", config.beta2);
       DPT_CHECK(config.eps > 0.0, "adamw: eps must be > 0, got ", config.eps);
-      return std::make_unique<AdamW>(config, numel);
+      return std::make_unique<AdamW>(config, numel, device);
   }
   DPT_CHECK(false, "optimizer: unknown kind");
   return nullptr;

@@ -46,7 +46,9 @@ class Optimizer {
   std::int64_t step_count_ = 0;
 };
 
-std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, std::int64_t numel);
+// State slots (momentum, moments) live on `device`, beside the parameters they update.
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, std::int64_t numel,
+                                          Device device = Device::cpu());
 
 // PyTorch's clip_grad_norm_ for the gradients g = grad_scale * grads: their global L2 norm and the
 // factor that brings it to at most max_norm (max_norm / (norm + 1e-6) when below 1, else 1). The

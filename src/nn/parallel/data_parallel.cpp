@@ -76,9 +76,10 @@ void DataParallel::broadcast_parameters() {
   comm_.broadcast(params.raw_data(), static_cast<std::int64_t>(params.size_bytes()), 0);
 }
 
-void DataParallel::prepare_backward(bool reduce) {
+void DataParallel::prepare_backward(bool reduce, std::int64_t step) {
   DPT_CHECK(!reducing_, "data parallel: prepare_backward() twice without finish()");
   reducing_ = reduce;
+  step_ = step;
   if (!reduce) return;
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     pending_[b] = buckets_[b].last_param - buckets_[b].first_param + 1;
@@ -120,7 +121,18 @@ double DataParallel::finish() {
   while (next_bucket_ < buckets_.size()) launch(next_bucket_++);
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     // Waiting in bucket order matches the order the communication thread runs them.
-    work_[b]->wait();
+    try {
+      work_[b]->wait();
+    } catch (const Error& e) {
+      reducing_ = false;
+      const GradBucket& bucket = buckets_[b];
+      detail::throw_error(e.kind(), "work->wait()",
+                          detail::str("gradient all-reduce of bucket ", b, " (", bucket.count,
+                                      " floats, parameters ", bucket.first_param, "..",
+                                      bucket.last_param, ") at step ", step_, " failed: ",
+                                      e.message()),
+                          __FILE__, __LINE__);
+    }
     records_[b].started = work_[b]->start_time();
     records_[b].finished = work_[b]->end_time();
     work_[b].reset();

@@ -54,7 +54,8 @@ class DataParallel {
   void broadcast_parameters();
   // Call before each backward. Only a backward with reduce = true (the last micro-batch of a
   // step) launches all-reduces; the others just accumulate locally.
-  void prepare_backward(bool reduce);
+  // `step` names the step in errors (a failed or timed-out all-reduce).
+  void prepare_backward(bool reduce, std::int64_t step = -1);
   // Waits until every bucket of this step is reduced (launching, in order, any not yet launched).
   // Afterwards the flat gradient buffer holds the sum over all ranks. Returns the milliseconds
   // spent waiting (communication not hidden behind backward).
@@ -79,6 +80,7 @@ class DataParallel {
   std::vector<BucketRecord> records_;
   std::size_t next_bucket_ = 0;         // Note [Gradient bucket order]
   bool reducing_ = false;
+  std::int64_t step_ = -1;
 };
 
 // Steady-clock seconds, the clock of comm::Work times.

@@ -19,11 +19,8 @@ std::int64_t offset_in(const Tensor& flat, const Tensor& view) {
   return static_cast<std::int64_t>(view.data<float>() - flat.data<float>());
 }
 
-Tensor copy_of(const Tensor& src) {
-  Tensor t = Tensor::empty(src.shape());
-  std::memcpy(t.data<float>(), src.data<float>(), src.size_bytes());
-  return t;
-}
+// A host copy (checkpoints are written from host memory whatever the training device).
+Tensor copy_of(const Tensor& src) { return src.to(Device::cpu()); }
 
 Tensor slice_copy(const Tensor& flat, std::int64_t offset, const Shape& shape) {
   return copy_of(Tensor::view_of(flat, offset, shape));
@@ -140,15 +137,15 @@ void restore_checkpoint(const io::CheckpointState& state, const std::string& pat
 
   // ---- then apply
   for (Parameter* p : model.parameters()) {
-    std::memcpy(p->value.data<float>(), stored.at(p->name)->data<float>(), p->value.size_bytes());
+    p->value.copy_from(*stored.at(p->name));
   }
   if (optimizer == nullptr) return;
   const Tensor& flat = model.flat_params();
   for (const std::string& slot : optimizer->slot_names()) {
     Tensor& dst = optimizer->slot(slot);
     for (const Parameter* p : model.parameters()) {
-      std::memcpy(dst.data<float>() + offset_in(flat, p->value),
-                  slots.at(p->name + "/" + slot)->data<float>(), p->value.size_bytes());
+      Tensor::view_of(dst, offset_in(flat, p->value), p->value.shape())
+          .copy_from(*slots.at(p->name + "/" + slot));
     }
   }
   optimizer->set_step_count(state.optimizer_steps);

@@ -178,7 +178,11 @@ const std::vector<Field>& fields() {
             "file"),
       field("seed", &TrainConfig::seed, "Seed of initialisation, data order and dropout"),
       field("threads", &TrainConfig::threads, "CPU threads (0 = all cores available)"),
-      field("device", &TrainConfig::device, "auto, cpu, cuda or cuda:N"),
+      field("device", &TrainConfig::device,
+            "auto (a GPU when one is visible, else the CPU), cpu, cuda (GPU local_rank % count) "
+            "or cuda:N"),
+      field("allow-shared-gpu", &TrainConfig::allow_shared_gpu,
+            "Allow more ranks on a node than GPUs (ranks then share GPUs)"),
       field("log-every", &TrainConfig::log_every, "Steps between progress lines and metrics"),
       field("metrics", &TrainConfig::metrics, "Write JSON-lines metrics to this file"),
       field("timeline", &TrainConfig::timeline,

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "kernels/ops.h"
+#include "runtime/batch_uploader.h"
 #include "runtime/io/loader.h"
 
 namespace dpt::nn {
@@ -26,19 +27,24 @@ EvalResult evaluate_model(const Context& ctx, comm::Communicator& comm, Sequenti
   options.rank = comm.rank();
   options.world_size = comm.world_size();
   io::Loader loader(split, options);
+  BatchUploader uploader(ctx.device());
   StepInfo info;
   info.training = false;
   double loss_sum = 0.0;
   std::int64_t correct = 0, samples = 0;
   while (auto batch = loader.next()) {
     if (batch->labels.numel() == 0) continue;  // a last batch smaller than the world
-    const Tensor out = model.forward(ctx, batch->images, info);
-    const kernels::LossResult r = kernels::softmax_cross_entropy(ctx, out, batch->labels, nullptr);
+    const Tensor images = uploader.upload(batch->images);
+    const Tensor labels = uploader.upload(batch->labels);
+    const Tensor out = model.forward(ctx, images, info);
+    const kernels::LossResult r = kernels::softmax_cross_entropy(ctx, out, labels, nullptr);
     loss_sum += r.loss_sum;
     correct += r.correct;
     samples += batch->labels.numel();
-    if (logits != nullptr)
-      logits->insert(logits->end(), out.data<float>(), out.data<float>() + out.numel());
+    if (logits != nullptr) {
+      const std::vector<float> values = out.to_vector();
+      logits->insert(logits->end(), values.begin(), values.end());
+    }
   }
   double sums[3] = {loss_sum, static_cast<double>(correct), static_cast<double>(samples)};
   comm.all_reduce(sums, 3, comm::ReduceOp::kSum);

@@ -61,6 +61,7 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
     : config_((validate(config), std::move(config))),
       ctx_(ctx),
       comm_(comm),
+      uploader_(ctx.device()),
       micro_batch_(config_.resolved_micro_batch(comm.world_size())),
       train_data_(io::DatasetSplit::load(config_.data, "train", config_.train_samples)) {
   if (config_.eval) test_data_ = io::DatasetSplit::load(config_.data, "test", config_.test_samples);
@@ -70,14 +71,14 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
 
   const Shape sample_shape{train_data_.channels(), train_data_.height(), train_data_.width()};
   layers_ = layers_of(config_);
-  model_ = build_model(layers_, sample_shape);
+  model_ = build_model(layers_, sample_shape, ctx_.device());
   const Shape out = model_.output_shape(1);
   DPT_CHECK(out.size() == 2 && out[1] == train_data_.meta().num_classes, "model '", config_.model,
             "' produces ", dpt::to_string(out), " for one sample but dataset '", config_.data, "' has ",
             train_data_.meta().num_classes, " classes: expected [1,",
             train_data_.meta().num_classes, "]");
   model_.init_parameters(config_.seed);
-  optimizer_ = make_optimizer(optimizer_config(config_), model_.num_parameters());
+  optimizer_ = make_optimizer(optimizer_config(config_), model_.num_parameters(), ctx_.device());
   DataParallelOptions ddp;
   ddp.bucket_mb = config_.bucket_mb;
   ddp.overlap = !config_.no_overlap;
@@ -274,7 +275,7 @@ double Trainer::train_step(const Tensor& images, const Tensor& labels, std::int6
 
     Stopwatch forward_time;
     const Tensor logits = model_.forward(ctx_, rows(images, start, count), info);
-    Tensor dlogits = Tensor::empty(logits.shape());
+    Tensor dlogits = Tensor::empty(logits.shape(), DType::kF32, logits.device());
     loss_sum += kernels::softmax_cross_entropy(ctx_, logits, rows(labels, start, count), &dlogits)
                     .loss_sum;
     times.forward_ms += forward_time.elapsed_ms();
@@ -282,7 +283,7 @@ double Trainer::train_step(const Tensor& images, const Tensor& labels, std::int6
     Stopwatch backward_time;
     // Only the last micro-batch's backward reduces (Note [Last micro-step]): the others add
     // into the local gradients, which that reduction then carries.
-    ddp_->prepare_backward(/*reduce=*/start + count == batch);
+    ddp_->prepare_backward(/*reduce=*/start + count == batch, step);
     model_.backward(ctx_, dlogits, info);
     times.backward_ms += backward_time.elapsed_ms();
   }
@@ -392,8 +393,10 @@ TrainResult Trainer::run() {
     times.data_wait_ms = wait_ms;
     if (timeline_) timeline_->add("data wait", "data", step_start, steady_now_seconds());
 
-    double loss_sum =
-        train_step(batch->images, batch->labels, step, batch->first_position, times);
+    // On a GPU the copy runs on the uploader's stream, overlapping the previous step's kernels.
+    const Tensor images = uploader_.upload(batch->images);
+    const Tensor labels = uploader_.upload(batch->labels);
+    double loss_sum = train_step(images, labels, step, batch->first_position, times);
     // Behind the gradient buckets in the communicator's order; every rank reports the global mean.
     // The same call tells every rank whether any rank received a stop signal, so that all stop
     // after this same step.

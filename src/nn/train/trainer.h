@@ -16,6 +16,7 @@
 #include "nn/train/checkpoint.h"
 #include "nn/train/config.h"
 #include "nn/train/evaluate.h"
+#include "runtime/batch_uploader.h"
 #include "runtime/io/checkpoint_dir.h"
 #include "runtime/io/dataset.h"
 
@@ -77,6 +78,7 @@ class Trainer {
   TrainConfig config_;
   const Context& ctx_;
   comm::Communicator& comm_;
+  BatchUploader uploader_;  // loader batches -> the training device
   std::int64_t micro_batch_ = 0;
   std::int64_t steps_per_epoch_ = 0;
   io::DatasetSplit train_data_;

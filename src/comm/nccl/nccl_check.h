@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+// DPT_NCCL_CHECK (throws a kComm dpt::Error with NCCL's name and text for the status plus
+// ncclGetLastError's message) and DPT_NCCL_CHECK_LOG (for destructors: logs and goes on), plus
+// UniqueNcclComm, the RAII owner of an ncclComm_t. Only comm/nccl/ includes <nccl.h>.
+#pragma once
+
+#include <nccl.h>
+
+#include <string>
+#include <utility>
+
+#include "runtime/check.h"
+#include "runtime/logging.h"
+
+namespace dpt::comm::nccl {
+
+// "ncclRemoteError: remote process exited or there was a network error (last NCCL error: ...)".
+// ncclGetLastError's message is process-wide (its comm argument is unused by NCCL 2.x), so no
+// communicator is needed; it may describe an earlier asynchronous failure.
+std::string error_string(ncclResult_t status);
+
+}  // namespace dpt::comm::nccl
+
+// For blocking calls only: on a non-blocking communicator (ours, see nccl_communicator.h) calls
+// that take the communicator may return ncclInProgress, which is not an error; those are checked
+// by NcclCommunicator itself.
+#define DPT_NCCL_CHECK(expr) \
+  DPT_CHECK_STATUS(expr, ncclSuccess, ::dpt::comm::nccl::error_string, ::dpt::ErrorKind::kComm)
+
+#define DPT_NCCL_CHECK_LOG(expr)                                                                   \
+  do {                                                                                             \
+    const ncclResult_t dpt_nccl_status_ = (expr);                                                  \
+    if (dpt_nccl_status_ != ncclSuccess) {                                                         \
+      ::dpt::log(::dpt::LogLevel::kWarning, #expr,                                                 \
+                 " failed: ", ::dpt::comm::nccl::error_string(dpt_nccl_status_), " at ", __FILE__, \
+                 ':', __LINE__);                                                                   \
+    }                                                                                              \
+  } while (false)
+
+namespace dpt::comm::nccl {
+
+// Owns an ncclComm_t of a non-blocking communicator; never throws. reset() ends it in order:
+// ncclCommFinalize (flushes the issued operations), polled with ncclCommGetAsyncError until it
+// leaves ncclInProgress or `finalize_timeout_s` passes, then ncclCommDestroy; should finalizing
+// fail or time out (a peer is gone), ncclCommAbort instead. abort() is for communicators that
+// failed or timed out: NCCL's own documentation says to abort after an error, since nothing can
+// be assumed of the operations in flight. The CUDA device of the communicator must be current.
+class UniqueNcclComm {
+ public:
+  UniqueNcclComm() = default;
+  UniqueNcclComm(ncclComm_t comm, double finalize_timeout_s) noexcept
+      : comm_(comm), finalize_timeout_s_(finalize_timeout_s) {}
+  UniqueNcclComm(UniqueNcclComm&& other) noexcept
+      : comm_(std::exchange(other.comm_, nullptr)),
+        finalize_timeout_s_(other.finalize_timeout_s_) {}
+  UniqueNcclComm& operator=(UniqueNcclComm&& other) noexcept {
+    if (this != &other) {
+      reset();
+      comm_ = std::exchange(other.comm_, nullptr);
+      finalize_timeout_s_ = other.finalize_timeout_s_;
+    }
+    return *this;
+  }
+  UniqueNcclComm(const UniqueNcclComm&) = delete;
+  UniqueNcclComm& operator=(const UniqueNcclComm&) = delete;
+  ~UniqueNcclComm() { reset(); }
+
+  ncclComm_t get() const noexcept { return comm_; }
+  explicit operator bool() const noexcept { return comm_ != nullptr; }
+
+  // Finalize + destroy (abort when that fails); nothing once the communicator is gone.
+  void reset() noexcept;
+  // ncclCommAbort: stops the operations still running on the device and frees the communicator.
+  void abort() noexcept;
+
+ private:
+  ncclComm_t comm_ = nullptr;
+  double finalize_timeout_s_ = 600.0;
+};
+
+}  // namespace dpt::comm::nccl

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+// Stream and Event owners; the per-device compute streams.
+#include "runtime/cuda/stream.h"
+
+#include <array>
+#include <mutex>
+
+#include "runtime/cuda/cuda_check.h"
+
+namespace dpt::cuda {
+
+Stream Stream::create(int priority) {
+  Stream s;
+  DPT_CUDA_CHECK(cudaStreamCreateWithPriority(&s.stream_, cudaStreamNonBlocking, priority));
+  return s;
+}
+
+void Stream::synchronize() const { DPT_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+void Stream::reset() noexcept {
+  if (stream_ == nullptr) return;
+  DPT_CUDA_CHECK_LOG(cudaStreamDestroy(stream_));
+  stream_ = nullptr;
+}
+
+Event Event::create() {
+  Event e;
+  DPT_CUDA_CHECK(cudaEventCreateWithFlags(&e.event_, cudaEventDisableTiming));
+  return e;
+}
+
+void Event::record(cudaStream_t stream) { DPT_CUDA_CHECK(cudaEventRecord(event_, stream)); }
+
+void Event::make_wait(cudaStream_t stream) const {
+  DPT_CUDA_CHECK(cudaStreamWaitEvent(stream, event_, 0));
+}
+
+bool Event::query() const {
+  const cudaError_t status = cudaEventQuery(event_);
+  if (status == cudaErrorNotReady) return false;
+  DPT_CUDA_CHECK(status);
+  return true;
+}
+
+void Event::synchronize() const { DPT_CUDA_CHECK(cudaEventSynchronize(event_)); }
+
+void Event::reset() noexcept {
+  if (event_ == nullptr) return;
+  DPT_CUDA_CHECK_LOG(cudaEventDestroy(event_));
+  event_ = nullptr;
+}
+
+cudaStream_t compute_stream(int device) {
+  constexpr int kMaxDevices = 64;
+  static std::array<cudaStream_t, kMaxDevices> streams{};
+  static std::mutex mutex;
+  DPT_CHECK(device >= 0 && device < kMaxDevices, "compute stream: device ", device,
+            " outside [0, ", kMaxDevices, ")");
+  std::lock_guard lock(mutex);
+  cudaStream_t& stream = streams[static_cast<std::size_t>(device)];
+  if (stream == nullptr) {
+    int previous = 0;
+    DPT_CUDA_CHECK(cudaGetDevice(&previous));
+    DPT_CUDA_CHECK(cudaSetDevice(device));
+    DPT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    DPT_CUDA_CHECK(cudaSetDevice(previous));
+  }
+  return stream;
+}
+
+}  // namespace dpt::cuda
