@@ -3,16 +3,22 @@
 // communication thread, as training uses it) beside the backend's own call (MPI_Allreduce), for
 // message sizes from 4 KB to 256 MB, with the bandwidth formulas of nccl-tests:
 //   algbw = bytes / time,  busbw = algbw * 2 (n - 1) / n   (n ranks)
-// Each time is the slowest rank's mean over the iterations. Run under mpirun:
-//   launch/dptrun -n 2 build/bin/dpt-bench allreduce
+// Each time is the slowest rank's mean over the iterations. With --device cuda the buffer is GPU
+// memory, the Communicator is NCCL's (event hand-over from the compute stream, polled wait) and the
+// baseline is a bare ncclAllReduce. Run under mpirun:
+//   launch/dptrun -n 2 build/bin/dpt-bench allreduce [--device cuda]
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <exception>
-#include <vector>
+#include <memory>
+#include <string>
 
 #include "comm/communicator.h"
+#include "runtime/context.h"
+#include "runtime/device.h"
 #include "runtime/logging.h"
+#include "runtime/tensor.h"
 #include "runtime/timeline.h"
 
 namespace {
@@ -22,6 +28,7 @@ struct Options {
   std::int64_t max_bytes = 256 << 20;
   int factor = 4;
   double seconds_per_size = 0.5;  // iterations per size: about this long, 3 to 200
+  std::string device = "cpu";     // where the buffer lives: cpu (MPI) or cuda / auto (NCCL)
 };
 
 // Slowest rank's value.
@@ -30,25 +37,28 @@ double max_over_ranks(dpt::comm::Communicator& comm, double value) {
   return value;
 }
 
-int run_allreduce(const Options& o, dpt::comm::Communicator& comm) {
+int run_allreduce(const Options& o, dpt::comm::Communicator& comm, dpt::Device device) {
   const int n = comm.world_size();
   const double bus_factor = n > 1 ? 2.0 * (n - 1) / n : 1.0;
   if (comm.rank() == 0) {
-    std::printf("# dpt-bench allreduce: %d rank(s), %d node(s), backend %s, float32 sum in place\n",
-                n, comm.node_count(), comm.backend().c_str());
+    std::printf(
+        "# dpt-bench allreduce: %d rank(s), %d node(s), backend %s, %s memory, float32 sum in "
+        "place\n",
+        n, comm.node_count(), comm.backend().c_str(), dpt::to_string(device).c_str());
     std::printf("# %12s %12s %6s | %11s %9s %9s | %11s %9s %9s | %7s\n", "bytes", "floats", "iters",
                 "comm us", "algbw", "busbw", "native us", "algbw", "busbw", "comm/native");
     std::printf("# %12s %12s %6s | %11s %9s %9s | %11s %9s %9s | %7s\n", "", "", "", "", "GB/s",
                 "GB/s", "", "GB/s", "GB/s", "busbw");
   }
-  std::vector<float> buffer(static_cast<std::size_t>(o.max_bytes / 4), 1.0f);
+  dpt::Tensor buffer_tensor = dpt::Tensor::full({o.max_bytes / 4}, 1.0f, device);
+  float* const buffer = buffer_tensor.data<float>();
   for (std::int64_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= o.factor) {
     const std::int64_t count = bytes / 4;
     // Size the iteration count from one warm-up call of each kind (the same on every rank).
     const double probe = max_over_ranks(comm, [&] {
       const double start = dpt::steady_now_seconds();
-      comm.all_reduce_async(buffer.data(), count, dpt::comm::ReduceOp::kSum)->wait();
-      comm.native_all_reduce_seconds(buffer.data(), count);
+      comm.all_reduce_async(buffer, count, dpt::comm::ReduceOp::kSum)->wait();
+      comm.native_all_reduce_seconds(buffer, count);
       return dpt::steady_now_seconds() - start;
     }());
     const int iters =
@@ -57,16 +67,16 @@ int run_allreduce(const Options& o, dpt::comm::Communicator& comm) {
     comm.barrier();
     const double start = dpt::steady_now_seconds();
     for (int i = 0; i < iters; ++i) {
-      comm.all_reduce_async(buffer.data(), count, dpt::comm::ReduceOp::kSum)->wait();
+      comm.all_reduce_async(buffer, count, dpt::comm::ReduceOp::kSum)->wait();
     }
     const double ours = max_over_ranks(comm, (dpt::steady_now_seconds() - start) / iters);
     comm.barrier();
     double native_sum = 0.0;
     for (int i = 0; i < iters; ++i)
-      native_sum += comm.native_all_reduce_seconds(buffer.data(), count);
+      native_sum += comm.native_all_reduce_seconds(buffer, count);
     const double native = max_over_ranks(comm, native_sum / iters);
     // Sums of ones grow by n each call; reset so the values stay finite for any iteration count.
-    std::fill(buffer.begin(), buffer.begin() + count, 1.0f);
+    dpt::Tensor::view_of(buffer_tensor, 0, {count}).fill(1.0f);
 
     if (comm.rank() == 0) {
       const double alg = static_cast<double>(bytes) / ours / 1e9;
@@ -87,7 +97,7 @@ int main(int argc, char** argv) {
   dpt::comm::Environment environment(&argc, &argv);
   int world_size = 1;
   try {
-    const auto comm = dpt::comm::make_communicator("auto");
+    auto comm = dpt::comm::make_communicator("auto");
     world_size = comm->world_size();
     CLI::App app{"dptrain micro-benchmarks", "dpt-bench"};
     app.require_subcommand(1);
@@ -99,6 +109,10 @@ int main(int argc, char** argv) {
     allreduce->add_option("--factor", o.factor, "Size step (multiplier)")->capture_default_str();
     allreduce->add_option("--seconds", o.seconds_per_size, "Time spent per size")
         ->capture_default_str();
+    allreduce
+        ->add_option("--device", o.device,
+                     "cpu (host buffer, MPI) or cuda / cuda:N / auto (GPU buffer, NCCL)")
+        ->capture_default_str();
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -106,7 +120,14 @@ int main(int argc, char** argv) {
     }
     DPT_CHECK(o.min_bytes >= 4 && o.min_bytes <= o.max_bytes && o.factor >= 2,
               "dpt-bench allreduce: need 4 <= --min-bytes <= --max-bytes and --factor >= 2");
-    return run_allreduce(o, *comm);
+    const dpt::Device device = dpt::device_for_local_rank(
+        dpt::resolve_device(o.device), o.device.find(':') != std::string::npos,
+        comm->local_rank(), comm->local_size(), /*allow_shared=*/false);
+    const dpt::Context ctx = dpt::Context::create(device, 1);  // makes the GPU current
+    if (device.type == dpt::DeviceType::kCuda) {
+      comm = dpt::comm::make_device_communicator(std::move(comm), device.index);
+    }
+    return run_allreduce(o, *comm, device);
   } catch (const std::exception& e) {
     dpt::log(dpt::LogLevel::kError, "dpt-bench: ", e.what());
     if (world_size > 1 || environment.mpi_active()) dpt::comm::abort_all(1);

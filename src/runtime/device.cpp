@@ -73,7 +73,13 @@ void activate_device(const Device& device) {
 
 Device device_for_local_rank(const Device& requested, bool explicit_index, int local_rank,
                              int local_size, bool allow_shared) {
-  if (requested.type != DeviceType::kCuda || explicit_index) return requested;
+  if (requested.type != DeviceType::kCuda) return requested;
+  if (explicit_index) {
+    DPT_CHECK(allow_shared || local_size <= 1, local_size, " ranks on this node would all use ",
+              to_string(requested), " (use --device cuda for one GPU per rank, or pass "
+              "--allow-shared-gpu)");
+    return requested;
+  }
   const int count = cuda_device_count();
   DPT_CHECK_KIND(ErrorKind::kCuda, count > 0, "no usable GPU (", cuda_unavailable_reason(),
                  "); use --device cpu");

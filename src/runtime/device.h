@@ -26,7 +26,8 @@ std::string to_string(const Device& device);
 Device resolve_device(std::string_view spec);
 
 // The GPU of one rank: cuda:(local_rank % device count) for "cuda"/"auto", the named one for
-// "cuda:N" (explicit_index). More ranks on a node than GPUs is refused unless allow_shared.
+// "cuda:N" (explicit_index). Ranks sharing a GPU (more ranks on a node than GPUs, or several
+// ranks given one cuda:N) are refused unless allow_shared.
 // CPU devices are returned unchanged.
 Device device_for_local_rank(const Device& requested, bool explicit_index, int local_rank,
                              int local_size, bool allow_shared);
