@@ -40,9 +40,14 @@ if(DPT_HAVE_CUDA)
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
     set(CMAKE_CUDA_ARCHITECTURES 80-real 90)
   endif()
-  # CMake 3.25 does not know that nvcc 12+ accepts C++20, so the dialect is passed directly.
-  string(APPEND CMAKE_CUDA_FLAGS " -std=c++20")
   enable_language(CUDA)
+  # CMake 3.25 knows no C++20 flag for nvcc, yet a target's CUDA dialect defaults to its
+  # CXX_STANDARD (20): "requires the language dialect CUDA20 ... does not support this". nvcc 12+
+  # accepts -std=c++20.
+  if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+  endif()
   find_package(CUDAToolkit REQUIRED)
   add_library(dpt::cudnn UNKNOWN IMPORTED)
   set_target_properties(dpt::cudnn PROPERTIES IMPORTED_LOCATION ${DPT_CUDNN_LIBRARY}

@@ -1,32 +1,38 @@
 // SPDX-License-Identifier: MIT
 // The one place in kernels/ that knows the backends: validates shapes, dtypes and devices with
-// messages naming the op, then calls the backend of ctx.device() (only the CPU one exists today).
+// messages naming the op, then calls the backend of ctx.device(): cpu:: always, cuda:: in builds
+// with DPT_HAVE_CUDA (the only #if of kernels/, STYLE.md Decision 3).
 #include <string>
 
 #include "kernels/cpu/kernels_cpu.h"
+#include "kernels/cuda/kernels_cuda.h"
 #include "kernels/ops.h"
 #include "runtime/check.h"
 #include "runtime/config.h"
 
+// The CUDA branch of an op: compiled into CUDA builds only; elsewhere is_cpu() has thrown before.
+#if DPT_HAVE_CUDA
+#define DPT_ON_CUDA(...) __VA_ARGS__
+#else
+#define DPT_ON_CUDA(...) static_cast<void>(0)
+#endif
+
 namespace dpt::kernels {
 namespace {
 
-// Every op but the CPU one ends here until the CUDA kernels land.
-[[noreturn]] void unsupported_device(const Context& ctx, const char* op) {
-#if DPT_HAVE_CUDA
-  DPT_CHECK(false, op, ": no CUDA kernel yet for device ", to_string(ctx.device()));
-#else
-  DPT_CHECK(false, op, ": device ", to_string(ctx.device()), " not built in");
-#endif
-  __builtin_unreachable();
-}
-
-bool is_cpu(const Context& ctx, const char* op) {
+// True for a CPU context, false for a CUDA one; a CUDA context in a build without CUDA throws.
+bool is_cpu(const Context& ctx, [[maybe_unused]] const char* op) {
   switch (ctx.device().type) {
     case DeviceType::kCpu: return true;
     case DeviceType::kCuda: break;
   }
-  unsupported_device(ctx, op);
+#if DPT_HAVE_CUDA
+  return false;
+#else
+  DPT_CHECK(false, op, ": device ", to_string(ctx.device()),
+            " is not built into this binary (configure with -DDPT_CUDA=ON)");
+  __builtin_unreachable();
+#endif
 }
 
 // A defined tensor of `dtype` on the context's device.
@@ -77,6 +83,13 @@ cpu::PoolShape pool_shape(const char* op, const Shape& x, const Pool2dParams& p)
                         p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w};
 }
 
+// Bytes of the argmax workspace of the context's backend (both write one byte per output today).
+std::int64_t pool_workspace_bytes(const Context& ctx, const char* op, const cpu::PoolShape& s) {
+  if (is_cpu(ctx, op)) return static_cast<std::int64_t>(cpu::max_pool2d_workspace_bytes(s));
+  DPT_ON_CUDA(return static_cast<std::int64_t>(cuda::max_pool2d_workspace_bytes(s)));
+  return 0;  // not reached: is_cpu() threw
+}
+
 }  // namespace
 
 // ---- dense layers -----------------------------------------------------------------------------
@@ -98,9 +111,13 @@ void linear_forward(const Context& ctx, const Tensor& x, const Tensor& w, const 
   }
   expect_shape(op, "y", y, {n, m});
   expect_distinct(op, "x", x, "y", y);
+  const float* bias = b.defined() ? b.data<float>() : nullptr;
   if (is_cpu(ctx, op)) {
-    cpu::linear_forward(ctx, x.data<float>(), w.data<float>(),
-                        b.defined() ? b.data<float>() : nullptr, y.data<float>(), n, k, m, relu);
+    cpu::linear_forward(ctx, x.data<float>(), w.data<float>(), bias, y.data<float>(), n, k, m,
+                        relu);
+  } else {
+    DPT_ON_CUDA(cuda::linear_forward(ctx, x.data<float>(), w.data<float>(), bias, y.data<float>(),
+                                     n, k, m, relu));
   }
 }
 
@@ -118,6 +135,9 @@ void linear_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
   expect_distinct(op, "dy", dy, "dx", dx);
   if (is_cpu(ctx, op)) {
     cpu::linear_backward_data(ctx, dy.data<float>(), w.data<float>(), dx.data<float>(), n, k, m);
+  } else {
+    DPT_ON_CUDA(cuda::linear_backward_data(ctx, dy.data<float>(), w.data<float>(), dx.data<float>(),
+                                           n, k, m));
   }
 }
 
@@ -137,9 +157,13 @@ void linear_backward_weights(const Context& ctx, const Tensor& x, const Tensor& 
     expect_tensor(ctx, op, "db", db);
     expect_shape(op, "db", db, {m});
   }
+  float* bias_grad = db.defined() ? db.data<float>() : nullptr;
   if (is_cpu(ctx, op)) {
     cpu::linear_backward_weights(ctx, x.data<float>(), dy.data<float>(), dw.data<float>(),
-                                 db.defined() ? db.data<float>() : nullptr, n, k, m, accumulate);
+                                 bias_grad, n, k, m, accumulate);
+  } else {
+    DPT_ON_CUDA(cuda::linear_backward_weights(ctx, x.data<float>(), dy.data<float>(),
+                                              dw.data<float>(), bias_grad, n, k, m, accumulate));
   }
 }
 
@@ -179,9 +203,12 @@ void conv2d_forward(const Context& ctx, const Tensor& x, const Tensor& w, const 
   }
   expect_shape(op, "y", y, {s.n, s.o, s.oh, s.ow});
   expect_distinct(op, "x", x, "y", y);
+  const float* bias = b.defined() ? b.data<float>() : nullptr;
   if (is_cpu(ctx, op)) {
-    cpu::conv2d_forward(ctx, s, x.data<float>(), w.data<float>(),
-                        b.defined() ? b.data<float>() : nullptr, y.data<float>(), relu);
+    cpu::conv2d_forward(ctx, s, x.data<float>(), w.data<float>(), bias, y.data<float>(), relu);
+  } else {
+    DPT_ON_CUDA(cuda::conv2d_forward(ctx, s, x.data<float>(), w.data<float>(), bias,
+                                     y.data<float>(), relu));
   }
 }
 
@@ -196,6 +223,9 @@ void conv2d_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
   expect_distinct(op, "dy", dy, "dx", dx);
   if (is_cpu(ctx, op)) {
     cpu::conv2d_backward_data(ctx, s, dy.data<float>(), w.data<float>(), dx.data<float>());
+  } else {
+    DPT_ON_CUDA(
+        cuda::conv2d_backward_data(ctx, s, dy.data<float>(), w.data<float>(), dx.data<float>()));
   }
 }
 
@@ -211,9 +241,13 @@ void conv2d_backward_weights(const Context& ctx, const Tensor& x, const Tensor& 
     expect_tensor(ctx, op, "db", db);
     expect_shape(op, "db", db, {s.o});
   }
+  float* bias_grad = db.defined() ? db.data<float>() : nullptr;
   if (is_cpu(ctx, op)) {
     cpu::conv2d_backward_weights(ctx, s, x.data<float>(), dy.data<float>(), dw.data<float>(),
-                                 db.defined() ? db.data<float>() : nullptr, accumulate);
+                                 bias_grad, accumulate);
+  } else {
+    DPT_ON_CUDA(cuda::conv2d_backward_weights(ctx, s, x.data<float>(), dy.data<float>(),
+                                              dw.data<float>(), bias_grad, accumulate));
   }
 }
 
@@ -252,13 +286,16 @@ void max_pool2d_forward(const Context& ctx, const Tensor& x, Tensor& y, Tensor& 
   const cpu::PoolShape s = pool_shape(op, x.shape(), p);
   expect_shape(op, "y", y, {s.n, s.c, s.oh, s.ow});
   expect_distinct(op, "x", x, "y", y);
+  const std::int64_t bytes = pool_workspace_bytes(ctx, op, s);
+  if (!workspace.defined() || workspace.dtype() != DType::kU8 || workspace.numel() != bytes ||
+      workspace.device() != ctx.device()) {
+    workspace = Tensor::empty({bytes}, DType::kU8, ctx.device());
+  }
   if (is_cpu(ctx, op)) {
-    const auto bytes = static_cast<std::int64_t>(cpu::max_pool2d_workspace_bytes(s));
-    if (!workspace.defined() || workspace.dtype() != DType::kU8 || workspace.numel() != bytes ||
-        workspace.device() != ctx.device()) {
-      workspace = Tensor::empty({bytes}, DType::kU8, ctx.device());
-    }
     cpu::max_pool2d_forward(s, x.data<float>(), y.data<float>(), workspace.data<std::uint8_t>());
+  } else {
+    DPT_ON_CUDA(cuda::max_pool2d_forward(ctx, s, x.data<float>(), y.data<float>(),
+                                         workspace.data<std::uint8_t>()));
   }
 }
 
@@ -271,12 +308,14 @@ void max_pool2d_backward(const Context& ctx, const Tensor& dy, const Tensor& wor
   const cpu::PoolShape s = pool_shape(op, dx.shape(), p);
   expect_shape(op, "dy", dy, {s.n, s.c, s.oh, s.ow});
   expect_distinct(op, "dy", dy, "dx", dx);
+  const std::int64_t bytes = pool_workspace_bytes(ctx, op, s);
+  DPT_CHECK(workspace.numel() == bytes, op, ": workspace has ", workspace.numel(),
+            " bytes, the forward of this shape writes ", bytes, " (pass the forward's workspace)");
   if (is_cpu(ctx, op)) {
-    const auto bytes = static_cast<std::int64_t>(cpu::max_pool2d_workspace_bytes(s));
-    DPT_CHECK(workspace.numel() == bytes, op, ": workspace has ", workspace.numel(),
-              " bytes, the forward of this shape writes ", bytes,
-              " (pass the forward's workspace)");
     cpu::max_pool2d_backward(s, dy.data<float>(), workspace.data<std::uint8_t>(), dx.data<float>());
+  } else {
+    DPT_ON_CUDA(cuda::max_pool2d_backward(ctx, s, dy.data<float>(), workspace.data<std::uint8_t>(),
+                                          dx.data<float>()));
   }
 }
 
@@ -287,7 +326,11 @@ void relu_forward(const Context& ctx, const Tensor& x, Tensor& y) {
   expect_tensor(ctx, op, "x", x);
   expect_tensor(ctx, op, "y", y);
   expect_shape(op, "y", y, x.shape());
-  if (is_cpu(ctx, op)) cpu::relu_forward(x.data<float>(), y.data<float>(), x.numel());
+  if (is_cpu(ctx, op)) {
+    cpu::relu_forward(x.data<float>(), y.data<float>(), x.numel());
+  } else {
+    DPT_ON_CUDA(cuda::relu_forward(ctx, x.data<float>(), y.data<float>(), x.numel()));
+  }
 }
 
 void relu_backward(const Context& ctx, const Tensor& y, const Tensor& dy, Tensor& dx) {
@@ -299,6 +342,9 @@ void relu_backward(const Context& ctx, const Tensor& y, const Tensor& dy, Tensor
   expect_shape(op, "dx", dx, y.shape());
   if (is_cpu(ctx, op)) {
     cpu::relu_backward(y.data<float>(), dy.data<float>(), dx.data<float>(), y.numel());
+  } else {
+    DPT_ON_CUDA(
+        cuda::relu_backward(ctx, y.data<float>(), dy.data<float>(), dx.data<float>(), y.numel()));
   }
 }
 
@@ -321,6 +367,9 @@ void dropout_forward(const Context& ctx, const Tensor& x, Tensor& y, Tensor& mas
   if (is_cpu(ctx, op)) {
     cpu::dropout_forward(x.data<float>(), y.data<float>(), mask.data<float>(), samples, per_sample,
                          p, key);
+  } else {
+    DPT_ON_CUDA(cuda::dropout_forward(ctx, x.data<float>(), y.data<float>(), mask.data<float>(),
+                                      samples, per_sample, p, key));
   }
 }
 
@@ -333,13 +382,20 @@ void dropout_backward(const Context& ctx, const Tensor& dy, const Tensor& mask, 
   expect_shape(op, "dx", dx, dy.shape());
   if (is_cpu(ctx, op)) {
     cpu::dropout_backward(dy.data<float>(), mask.data<float>(), dx.data<float>(), dy.numel());
+  } else {
+    DPT_ON_CUDA(cuda::dropout_backward(ctx, dy.data<float>(), mask.data<float>(), dx.data<float>(),
+                                       dy.numel()));
   }
 }
 
 void scale(const Context& ctx, Tensor& y, float alpha) {
   constexpr const char* op = "scale";
   expect_tensor(ctx, op, "y", y);
-  if (is_cpu(ctx, op)) cpu::scale(y.data<float>(), alpha, y.numel());
+  if (is_cpu(ctx, op)) {
+    cpu::scale(y.data<float>(), alpha, y.numel());
+  } else {
+    DPT_ON_CUDA(cuda::scale(ctx, y.data<float>(), alpha, y.numel()));
+  }
 }
 
 void axpy(const Context& ctx, float alpha, const Tensor& x, Tensor& y) {
@@ -348,14 +404,19 @@ void axpy(const Context& ctx, float alpha, const Tensor& x, Tensor& y) {
   expect_tensor(ctx, op, "y", y);
   expect_same_numel(op, "x", x, "y", y);
   expect_distinct(op, "x", x, "y", y);
-  if (is_cpu(ctx, op)) cpu::axpy(alpha, x.data<float>(), y.data<float>(), x.numel());
+  if (is_cpu(ctx, op)) {
+    cpu::axpy(alpha, x.data<float>(), y.data<float>(), x.numel());
+  } else {
+    DPT_ON_CUDA(cuda::axpy(ctx, alpha, x.data<float>(), y.data<float>(), x.numel()));
+  }
 }
 
 double sum_squares(const Context& ctx, const Tensor& x) {
   constexpr const char* op = "sum_squares";
   expect_tensor(ctx, op, "x", x);
   if (is_cpu(ctx, op)) return cpu::sum_squares(x.data<float>(), x.numel());
-  return 0.0;
+  DPT_ON_CUDA(return cuda::sum_squares(ctx, x.data<float>(), x.numel()));
+  return 0.0;  // not reached: is_cpu() threw
 }
 
 // ---- loss ---------------------------------------------------------------------------------------
@@ -380,7 +441,9 @@ LossResult softmax_cross_entropy(const Context& ctx, const Tensor& logits, const
     return cpu::softmax_cross_entropy(logits.data<float>(), labels.data<std::int32_t>(), grad, n,
                                       classes);
   }
-  return {};
+  DPT_ON_CUDA(return cuda::softmax_cross_entropy(ctx, logits.data<float>(),
+                                                 labels.data<std::int32_t>(), grad, n, classes));
+  return {};  // not reached: is_cpu() threw
 }
 
 // ---- optimizers ---------------------------------------------------------------------------------
@@ -404,6 +467,9 @@ void sgd_step(const Context& ctx, Tensor& param, const Tensor& grad, Tensor& mom
   }
   if (is_cpu(ctx, op)) {
     cpu::sgd_step(param.data<float>(), grad.data<float>(), buf, param.numel(), h, first_step);
+  } else {
+    DPT_ON_CUDA(cuda::sgd_step(ctx, param.data<float>(), grad.data<float>(), buf, param.numel(), h,
+                               first_step));
   }
 }
 
@@ -423,6 +489,10 @@ void adamw_step(const Context& ctx, Tensor& param, const Tensor& grad, Tensor& e
   if (is_cpu(ctx, op)) {
     cpu::adamw_step(param.data<float>(), grad.data<float>(), exp_avg.data<float>(),
                     exp_avg_sq.data<float>(), param.numel(), h, step_count);
+  } else {
+    DPT_ON_CUDA(cuda::adamw_step(ctx, param.data<float>(), grad.data<float>(),
+                                 exp_avg.data<float>(), exp_avg_sq.data<float>(), param.numel(), h,
+                                 step_count));
   }
 }
 

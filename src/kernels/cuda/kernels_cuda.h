@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+// dpt::kernels::cuda: the CUDA backend behind dispatch.cpp, the same list as kernels_cpu.h.
+// Inputs are already validated; pointers are device pointers on ctx.device(), sizes are elements.
+// Every function queues its work on the compute stream of ctx.device() and returns without
+// waiting, except where a result comes back to the host (sum_squares, softmax_cross_entropy) or
+// data must be checked on the host (the labels). No CUDA header here: dispatch.cpp includes it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/kernels_cpu.h"
+#include "kernels/ops.h"
+
+namespace dpt::kernels::cuda {
+
+// The shape records are the CPU backend's: dispatch.cpp builds one per call for either backend.
+using ConvShape = cpu::ConvShape;
+using PoolShape = cpu::PoolShape;
+
+// ---- cuBLASLt: dense -------------------------------------------------------------------------
+void linear_forward(const Context& ctx, const float* x, const float* w, const float* b, float* y,
+                    std::int64_t n, std::int64_t k, std::int64_t m, bool relu);
+void linear_backward_data(const Context& ctx, const float* dy, const float* w, float* dx,
+                          std::int64_t n, std::int64_t k, std::int64_t m);
+void linear_backward_weights(const Context& ctx, const float* x, const float* dy, float* dw,
+                             float* db, std::int64_t n, std::int64_t k, std::int64_t m,
+                             bool accumulate);
+
+// ---- cuDNN: convolution ------------------------------------------------------------------------
+void conv2d_forward(const Context& ctx, const ConvShape& s, const float* x, const float* w,
+                    const float* b, float* y, bool relu);
+void conv2d_backward_data(const Context& ctx, const ConvShape& s, const float* dy, const float* w,
+                          float* dx);
+void conv2d_backward_weights(const Context& ctx, const ConvShape& s, const float* x,
+                             const float* dy, float* dw, float* db, bool accumulate);
+
+// ---- own kernels: pooling (same workspace format as the CPU: one argmax byte per output) -----
+std::size_t max_pool2d_workspace_bytes(const PoolShape& s);
+void max_pool2d_forward(const Context& ctx, const PoolShape& s, const float* x, float* y,
+                        std::uint8_t* workspace);
+void max_pool2d_backward(const Context& ctx, const PoolShape& s, const float* dy,
+                         const std::uint8_t* workspace, float* dx);
+
+// ---- own kernels over elementwise_math.h / optim_math.h ---------------------------------------
+void relu_forward(const Context& ctx, const float* x, float* y, std::int64_t n);
+void relu_backward(const Context& ctx, const float* y, const float* dy, float* dx, std::int64_t n);
+// x holds `samples` rows of `per_sample` elements; row s is global sample key.first_sample + s.
+void dropout_forward(const Context& ctx, const float* x, float* y, float* mask,
+                     std::int64_t samples, std::int64_t per_sample, float p, const DropoutKey& key);
+void dropout_backward(const Context& ctx, const float* dy, const float* mask, float* dx,
+                      std::int64_t n);
+void scale(const Context& ctx, float* y, float alpha, std::int64_t n);
+void axpy(const Context& ctx, float alpha, const float* x, float* y, std::int64_t n);
+// Bitwise the CPU's result: same chunks, lanes and order (waits for the compute stream).
+double sum_squares(const Context& ctx, const float* x, std::int64_t n);
+
+// labels is a device pointer; it is copied to the host and checked before any kernel runs.
+// Waits for the compute stream (the loss and the count come back to the host).
+LossResult softmax_cross_entropy(const Context& ctx, const float* logits,
+                                 const std::int32_t* labels, float* dlogits, std::int64_t n,
+                                 std::int64_t classes);
+
+void sgd_step(const Context& ctx, float* param, const float* grad, float* momentum_buf,
+              std::int64_t n, const SgdHyper& h, bool first_step);
+void adamw_step(const Context& ctx, float* param, const float* grad, float* exp_avg,
+                float* exp_avg_sq, std::int64_t n, const AdamWHyper& h, std::int64_t step_count);
+
+}  // namespace dpt::kernels::cuda
