@@ -178,7 +178,7 @@ Shape conv_output(const char* op, const Shape& x, const Shape& w, const Conv2dPa
   DPT_CHECK(p.stride_h >= 1 && p.stride_w >= 1 && p.pad_h >= 0 && p.pad_w >= 0, op,
             ": strides must be >= 1 and paddings >= 0, found stride ", p.stride_h, "x",
             p.stride_w, " pad ", p.pad_h, "x", p.pad_w);
-  DPT_CHECK(w[0] >= 1 && w[2] >= 1 && w[3] >= 1, op, ": empty kernel ", to_string(w));
+  DPT_CHECK(w[0] >= 1 && w[1] >= 1 && w[2] >= 1 && w[3] >= 1, op, ": empty kernel ", to_string(w));
   const std::int64_t span_h = x[2] + 2 * p.pad_h - w[2], span_w = x[3] + 2 * p.pad_w - w[3];
   DPT_CHECK(span_h >= 0 && span_w >= 0, op, ": kernel ", w[2], "x", w[3],
             " does not fit the padded input ", x[2] + 2 * p.pad_h, "x", x[3] + 2 * p.pad_w);

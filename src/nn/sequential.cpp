@@ -28,25 +28,33 @@ void Sequential::finalize(const Shape& sample_shape, Device device) {
   shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
   for (auto& layer : layers_) shape = layer->output_shape(shape);
 
+  // Note [Parameter alignment]: each parameter starts at a multiple of kParamAlignment floats
+  // (256 bytes), as separately allocated tensors would. cuBLASLt's fused bias epilogue and
+  // cuDNN's vectorised kernels need aligned pointers; the gaps hold zeros in parameters,
+  // gradients and optimizer state, and stay zero under every optimizer update.
+  constexpr std::int64_t kParamAlignment = 64;
   std::int64_t total = 0;
+  std::vector<std::int64_t> offsets;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     std::vector<int> indices;
     for (Parameter* p : layers_[i]->parameters()) {
       p->name = "layers." + std::to_string(i) + "." + p->name;
       indices.push_back(static_cast<int>(params_.size()));
       params_.push_back(p);
+      total = (total + kParamAlignment - 1) / kParamAlignment * kParamAlignment;
+      offsets.push_back(total);
       total += p->value.numel();
+      num_parameters_ += p->value.numel();
     }
     layer_params_.push_back(std::move(indices));
   }
   flat_params_ = Tensor::zeros({total}, DType::kF32, device);
   flat_grads_ = Tensor::zeros({total}, DType::kF32, device);
-  std::int64_t offset = 0;
-  for (Parameter* p : params_) {
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    Parameter* p = params_[i];
     const Shape shape_of_p = p->value.shape();
-    p->value = Tensor::view_of(flat_params_, offset, shape_of_p);
-    p->grad = Tensor::view_of(flat_grads_, offset, shape_of_p);
-    offset += p->value.numel();
+    p->value = Tensor::view_of(flat_params_, offsets[i], shape_of_p);
+    p->grad = Tensor::view_of(flat_grads_, offsets[i], shape_of_p);
   }
   sample_shape_ = sample_shape;
   finalized_ = true;

@@ -39,7 +39,8 @@ class Sequential {
   const std::vector<Parameter*>& parameters() const { return params_; }
   Tensor& flat_params() { return flat_params_; }
   Tensor& flat_grads() { return flat_grads_; }
-  std::int64_t num_parameters() const { return flat_params_.numel(); }
+  // Trainable values (without the alignment gaps of the flat buffers, Note [Parameter alignment]).
+  std::int64_t num_parameters() const { return num_parameters_; }
   std::size_t num_layers() const { return layers_.size(); }
   Shape output_shape(std::int64_t batch) const;
   // One line per layer with its output shape and parameter count.
@@ -52,6 +53,7 @@ class Sequential {
   std::vector<std::unique_ptr<Module>> layers_;
   std::vector<Parameter*> params_;
   std::vector<std::vector<int>> layer_params_;  // parameter indices of each layer
+  std::int64_t num_parameters_ = 0;
   Shape sample_shape_;
   Tensor flat_params_, flat_grads_;
   std::function<void(int)> grad_ready_;

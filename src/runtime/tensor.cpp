@@ -59,11 +59,13 @@ void copy_bytes(void* dst, const Device& dst_device, const void* src, const Devi
 
 }  // namespace
 
-Storage::Storage(std::size_t size_bytes, Device device) : size_bytes_(size_bytes), device_(device) {
+Storage::Storage(std::size_t size_bytes, Device device, void* cuda_stream)
+    : size_bytes_(size_bytes), device_(device) {
   if (on_cuda(device)) {
 #if DPT_HAVE_CUDA
-    data_ = cuda::allocate(size_bytes, device.index);
+    data_ = cuda::allocate(size_bytes, device.index, cuda_stream);
 #else
+    (void)cuda_stream;
     DPT_CHECK(false, "storage on ", to_string(device), ": CUDA is not built into this binary");
 #endif
     return;
@@ -87,6 +89,16 @@ Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
   t.storage_ = std::make_shared<Storage>(t.size_bytes(), device);
+  return t;
+}
+
+Tensor Tensor::empty_on_stream(Shape shape, DType dtype, Device device, void* cuda_stream) {
+  DPT_CHECK(on_cuda(device), "empty_on_stream: ", to_string(device), " is not a GPU");
+  Tensor t;
+  t.numel_ = numel_of(shape);
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  t.storage_ = std::make_shared<Storage>(t.size_bytes(), device, cuda_stream);
   return t;
 }
 

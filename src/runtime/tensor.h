@@ -24,7 +24,9 @@ std::string to_string(const Shape& shape);
 // Move-only owner of one allocation.
 class Storage {
  public:
-  Storage(std::size_t size_bytes, Device device);
+  // cuda_stream: for GPU memory, the cudaStream_t whose order the allocation joins (default: the
+  // device's compute stream). It is always freed on the compute stream.
+  Storage(std::size_t size_bytes, Device device, void* cuda_stream = nullptr);
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   ~Storage();
@@ -45,6 +47,9 @@ class Tensor {
 
   // Uninitialised memory.
   static Tensor empty(Shape shape, DType dtype = DType::kF32, Device device = Device::cpu());
+  // GPU memory allocated in the order of `cuda_stream` (a cudaStream_t) instead of the compute
+  // stream: the batch uploader's copy stream fills it without waiting for queued kernels.
+  static Tensor empty_on_stream(Shape shape, DType dtype, Device device, void* cuda_stream);
   static Tensor zeros(Shape shape, DType dtype = DType::kF32, Device device = Device::cpu());
   static Tensor full(Shape shape, float value, Device device = Device::cpu());
   static Tensor from_vector(Shape shape, const std::vector<float>& values);

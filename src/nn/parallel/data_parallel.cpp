@@ -45,18 +45,23 @@ DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataPara
   };
   GradBucket current;
   current.last_param = n - 1;
+  // A parameter's span runs to the next one's start: buckets then also cover the alignment gaps
+  // (Note [Parameter alignment] in sequential.cpp) and stay contiguous.
+  std::int64_t span_end = model.flat_grads().numel();
   for (int i = n - 1; i >= 0; --i) {
     const Tensor& grad = params[static_cast<std::size_t>(i)]->grad;
     const std::int64_t offset = grad.data<float>() - base;
+    const std::int64_t span = span_end - offset;
+    span_end = offset;
     if (current.count > 0 && current.count >= options.min_bucket_elements &&
-        current.count + grad.numel() > cap_elements(buckets_.size())) {
+        current.count + span > cap_elements(buckets_.size())) {
       buckets_.push_back(current);
       current = GradBucket{};
       current.last_param = i;
     }
     current.offset = offset;
     current.first_param = i;
-    current.count += grad.numel();
+    current.count += span;
     bucket_of_param_[static_cast<std::size_t>(i)] = static_cast<int>(buckets_.size());
   }
   buckets_.push_back(current);

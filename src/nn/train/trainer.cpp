@@ -78,7 +78,8 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
             train_data_.meta().num_classes, " classes: expected [1,",
             train_data_.meta().num_classes, "]");
   model_.init_parameters(config_.seed);
-  optimizer_ = make_optimizer(optimizer_config(config_), model_.num_parameters(), ctx_.device());
+  optimizer_ = make_optimizer(optimizer_config(config_), model_.flat_params().numel(),
+                              ctx_.device());
   DataParallelOptions ddp;
   ddp.bucket_mb = config_.bucket_mb;
   ddp.overlap = !config_.no_overlap;

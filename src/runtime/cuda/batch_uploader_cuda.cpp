@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The GPU batch uploader: two pinned staging buffers used in turn, a copy stream, and events that
-// order (1) the allocation of the device tensor before the copy, (2) the copy before the compute
-// stream's first use, and (3) the previous copy out of a staging buffer before it is refilled.
+// The GPU batch uploader: two pinned staging buffers used in turn and a copy stream. The device
+// tensor is allocated in the copy stream's order, so the copy waits for nothing the compute stream
+// has queued; the compute stream waits for the copy (an event) before the batch's first kernel,
+// and the host waits for the copy that last read a staging buffer before refilling it. The tensor
+// is freed, later, on the compute stream, which by then is ordered after the copy.
 #include "runtime/cuda/batch_uploader_cuda.h"
 
 #include <array>
@@ -19,27 +21,27 @@ class CudaBatchUploader final : public BatchUploader::Impl {
   explicit CudaBatchUploader(int device) : device_(device) {
     set_current();
     copy_stream_ = Stream::create();
-    allocated_ = Event::create();
     for (auto& slot : slots_) slot.copied = Event::create();
   }
 
+  // Copies still in flight read the staging buffers: they must end before cudaFreeHost.
+  ~CudaBatchUploader() override { DPT_CUDA_CHECK_LOG(cudaStreamSynchronize(copy_stream_.get())); }
+
   Tensor upload(const Tensor& host) override {
     set_current();
+    Tensor device_tensor = Tensor::empty_on_stream(host.shape(), host.dtype(),
+                                                   Device::cuda(device_), copy_stream_.get());
+    if (host.size_bytes() == 0) return device_tensor;
     Slot& slot = slots_[next_slot_];
     next_slot_ = (next_slot_ + 1) % slots_.size();
-    // The copy that last read this staging buffer must be done before it is overwritten.
     if (slot.used) slot.copied.synchronize();
     if (slot.buffer.size_bytes() < host.size_bytes()) slot.buffer = PinnedBuffer(host.size_bytes());
-    if (host.size_bytes() > 0) std::memcpy(slot.buffer.data(), host.raw_data(), host.size_bytes());
+    std::memcpy(slot.buffer.data(), host.raw_data(), host.size_bytes());
 
-    Tensor device_tensor = Tensor::empty(host.shape(), host.dtype(), Device::cuda(device_));
-    const cudaStream_t compute = compute_stream(device_);
-    allocated_.record(compute);  // the stream-ordered allocation happened on the compute stream
-    allocated_.make_wait(copy_stream_.get());
     DPT_CUDA_CHECK(cudaMemcpyAsync(device_tensor.raw_data(), slot.buffer.data(), host.size_bytes(),
                                    cudaMemcpyHostToDevice, copy_stream_.get()));
     slot.copied.record(copy_stream_.get());
-    slot.copied.make_wait(compute);
+    slot.copied.make_wait(compute_stream(device_));
     slot.used = true;
     return device_tensor;
   }
@@ -55,7 +57,6 @@ class CudaBatchUploader final : public BatchUploader::Impl {
 
   int device_;
   Stream copy_stream_;
-  Event allocated_;
   std::array<Slot, 2> slots_;
   std::size_t next_slot_ = 0;
 };

@@ -29,11 +29,23 @@ void configure_pool(int device) {
 
 }  // namespace
 
-void* allocate(std::size_t size_bytes, int device) {
+void* allocate(std::size_t size_bytes, int device, void* stream) {
   configure_pool(device);
   void* ptr = nullptr;
   if (size_bytes == 0) return nullptr;
-  const cudaError_t status = cudaMallocAsync(&ptr, size_bytes, compute_stream(device));
+  const auto on = stream != nullptr ? static_cast<cudaStream_t>(stream) : compute_stream(device);
+  cudaError_t status = cudaMallocAsync(&ptr, size_bytes, on);
+  if (status == cudaErrorMemoryAllocation) {
+    // The pool keeps every freed block (release threshold unlimited); cuDNN, cuBLASLt and NCCL
+    // allocate outside it. Give the pool's free blocks back to the driver and try once more.
+    (void)cudaGetLastError();
+    cudaMemPool_t pool = nullptr;
+    DPT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+    DPT_CUDA_CHECK(cudaStreamSynchronize(on));
+    DPT_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+    status = cudaMallocAsync(&ptr, size_bytes, on);
+  }
+  if (status != cudaSuccess) (void)cudaGetLastError();  // handled here: not a later kernel's error
   DPT_CHECK_KIND(ErrorKind::kCuda, status == cudaSuccess, "cannot allocate ", size_bytes,
                  " bytes on cuda:", device, ": ", error_string(status));
   return ptr;

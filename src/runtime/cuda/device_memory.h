@@ -7,9 +7,11 @@
 
 namespace dpt::cuda {
 
-// cudaMallocAsync on the compute stream of `device`. The pool keeps freed memory (release
-// threshold: unlimited), so steps after the first allocate nothing from the driver.
-void* allocate(std::size_t size_bytes, int device);
+// cudaMallocAsync on the compute stream of `device`, or on `stream` (a cudaStream_t) when given.
+// The pool keeps freed memory (release threshold: unlimited), so steps after the first allocate
+// nothing from the driver; when it runs out, its free blocks go back to the driver and the
+// allocation is tried once more.
+void* allocate(std::size_t size_bytes, int device, void* stream = nullptr);
 // cudaFreeAsync on the compute stream: the memory is reused only by work queued after it.
 void deallocate(void* ptr, int device) noexcept;
 // Copies `size_bytes` on the compute stream of `device`. Returns when the host may use its side:

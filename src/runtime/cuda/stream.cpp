@@ -37,7 +37,12 @@ void Event::make_wait(cudaStream_t stream) const {
 
 bool Event::query() const {
   const cudaError_t status = cudaEventQuery(event_);
-  if (status == cudaErrorNotReady) return false;
+  if (status == cudaErrorNotReady) {
+    // The runtime also stores "not ready" as this thread's last error; a later launch check
+    // (cudaGetLastError) would report it as a failure of an unrelated kernel.
+    (void)cudaGetLastError();
+    return false;
+  }
   DPT_CUDA_CHECK(status);
   return true;
 }
