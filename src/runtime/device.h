@@ -22,7 +22,7 @@ std::string to_string(const Device& device);
 
 // Resolves "auto" | "cpu" | "cuda" | "cuda:N". "auto" picks CUDA when this build has it and a GPU
 // is visible, the CPU otherwise. Asking for CUDA where it is missing is a kCuda error that says
-// what CUDA reported and ends with "use --device cpu".
+// what CUDA reported and "use --device cpu".
 Device resolve_device(std::string_view spec);
 
 // The GPU of one rank: cuda:(local_rank % device count) for "cuda"/"auto", the named one for

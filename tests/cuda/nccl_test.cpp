@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: MIT
+// The NCCL communicator (comm::make_device_communicator over the MPI world, one GPU per rank; see
+// gpu_mpi_test_main.cpp) under mpiexec at 1 and 2 ranks:
+//  - every collective on device memory with closed-form answers from rank-dependent values, on odd
+//    sizes (1, 7, 1023, 2^20 + 3): all_reduce_async sum/max/min (also several in flight, and
+//    ordered against kernels queued before and after), broadcast from the first and the last rank
+//    (floats and odd byte counts), reduce_scatter sum/max, all_reduce of doubles (values a float
+//    cannot hold); the same calls on host memory go to the host communicator;
+//  - DataParallel over it: N ranks with B/N samples of a global batch each hold, after finish(),
+//    the gradients one rank computes on the whole batch (1e-4 of the largest magnitude), bit for
+//    bit the same on every rank, for several bucket layouts and with accumulation.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <iomanip>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "gpu_test_util.h"
+#include "kernels/ops.h"
+#include "nn/models.h"
+#include "nn/parallel/data_parallel.h"
+#include "testing/test_util.h"
+
+namespace dpt::comm {
+namespace {
+
+const std::vector<std::int64_t> kCounts = {1, 7, 1023, (std::int64_t{1} << 20) + 3};
+
+Device gpu() { return Device::cuda(test::gpu_device()); }
+
+const char* name_of(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum: return "sum";
+    case ReduceOp::kMax: return "max";
+    case ReduceOp::kMin: return "min";
+  }
+  return "?";
+}
+
+// Element i of rank r: small integers and halves, so every sum is exact in float. The sign of
+// (i % 13 - 6) makes max and min come from the first rank for some elements, the last for others.
+float value(int rank, std::int64_t i) {
+  return static_cast<float>(i % 13 - 6) * static_cast<float>(rank + 1) + 0.5f * static_cast<float>(rank);
+}
+
+float combine(ReduceOp op, float a, float b) {
+  switch (op) {
+    case ReduceOp::kSum: return a + b;
+    case ReduceOp::kMax: return std::max(a, b);
+    case ReduceOp::kMin: return std::min(a, b);
+  }
+  return 0.0f;
+}
+
+float reduced(ReduceOp op, int world_size, std::int64_t i) {
+  float result = value(0, i);
+  for (int r = 1; r < world_size; ++r) result = combine(op, result, value(r, i));
+  return result;
+}
+
+Tensor values_on_gpu(int rank, std::int64_t count, float factor = 1.0f) {
+  std::vector<float> host(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) host[static_cast<std::size_t>(i)] = value(rank, i) * factor;
+  return Tensor::from_vector({count}, host).to(gpu());
+}
+
+// got[i] == want(i) for every i, with the first mismatch and the number of them.
+template <typename Want>
+::testing::AssertionResult all_equal(const std::vector<float>& got, Want&& want) {
+  std::size_t mismatches = 0, first = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (got[i] != want(static_cast<std::int64_t>(i)) && mismatches++ == 0) first = i;
+  }
+  if (mismatches == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << mismatches << " of " << got.size()
+                                       << " elements wrong; first at " << first << ": got "
+                                       << got[first] << ", want "
+                                       << want(static_cast<std::int64_t>(first));
+}
+
+class Nccl : public ::testing::Test {
+ protected:
+  Communicator& comm_ = test::device_world();
+  const int rank_ = comm_.rank();
+  const int size_ = comm_.world_size();
+  Context ctx_ = Context::create(gpu(), 1);
+};
+
+TEST_F(Nccl, IsTheNcclBackendOverTheHostRanks) {
+  EXPECT_EQ(comm_.backend(), "nccl");
+  EXPECT_GE(size_, 1);
+  EXPECT_LT(rank_, size_);
+  EXPECT_LT(comm_.local_rank(), comm_.local_size());
+  EXPECT_EQ(test::gpu_device(), comm_.local_rank() % cuda_device_count());
+}
+
+TEST_F(Nccl, AllReduceAsyncSumMaxMinOnDeviceMemory) {
+  for (const ReduceOp op : {ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kMin}) {
+    for (const std::int64_t count : kCounts) {
+      SCOPED_TRACE(::testing::Message() << name_of(op) << ", " << count << " floats");
+      Tensor t = values_on_gpu(rank_, count);
+      std::unique_ptr<Work> work = comm_.all_reduce_async(t.data<float>(), count, op);
+      ASSERT_NE(work, nullptr);
+      work->wait();
+      EXPECT_TRUE(work->test());
+      EXPECT_TRUE(all_equal(t.to_vector(), [&](std::int64_t i) { return reduced(op, size_, i); }));
+      // The blocking form.
+      Tensor u = values_on_gpu(rank_, count);
+      comm_.all_reduce(u.data<float>(), count, op);
+      EXPECT_TRUE(all_equal(u.to_vector(), [&](std::int64_t i) { return reduced(op, size_, i); }))
+          << "blocking all_reduce";
+    }
+  }
+}
+
+TEST_F(Nccl, SeveralAllReducesInFlightCompleteInOrder) {
+  // As DataParallel issues its buckets: all launched, then waited for in order.
+  std::vector<Tensor> buffers;
+  std::vector<std::unique_ptr<Work>> works;
+  for (const std::int64_t count : kCounts) buffers.push_back(values_on_gpu(rank_, count));
+  for (Tensor& b : buffers) works.push_back(comm_.all_reduce_async(b.data<float>(), b.numel(), ReduceOp::kSum));
+  for (std::size_t k = 0; k < works.size(); ++k) {
+    works[k]->wait();
+    EXPECT_TRUE(all_equal(buffers[k].to_vector(),
+                          [&](std::int64_t i) { return reduced(ReduceOp::kSum, size_, i); }))
+        << "buffer " << k << " (" << buffers[k].numel() << " floats)";
+  }
+}
+
+TEST_F(Nccl, AllReduceIsOrderedAfterEarlierKernelsAndBeforeLaterOnes) {
+  // Note [NCCL stream ordering]: the values are only complete once a kernel queued just before
+  // the call has run, and a kernel queued after wait() must see the reduced values. No
+  // synchronisation in between: a missing event shows up as a wrong sum (most likely on the
+  // large buffer).
+  for (const std::int64_t count : kCounts) {
+    SCOPED_TRACE(::testing::Message() << count << " floats");
+    Tensor t = values_on_gpu(rank_, count, 0.5f);  // halves of the values: exact
+    kernels::scale(ctx_, t, 2.0f);
+    std::unique_ptr<Work> work = comm_.all_reduce_async(t.data<float>(), count, ReduceOp::kSum);
+    work->wait();
+    kernels::scale(ctx_, t, 4.0f);
+    EXPECT_TRUE(all_equal(t.to_vector(),
+                          [&](std::int64_t i) { return 4.0f * reduced(ReduceOp::kSum, size_, i); }));
+  }
+}
+
+TEST_F(Nccl, BroadcastFromFirstAndLastRank) {
+  for (const int root : {0, size_ - 1}) {
+    for (const std::int64_t count : kCounts) {
+      SCOPED_TRACE(::testing::Message() << "root " << root << ", " << count << " floats");
+      Tensor t = values_on_gpu(rank_, count);
+      comm_.broadcast(t.raw_data(), count * static_cast<std::int64_t>(sizeof(float)), root);
+      EXPECT_TRUE(all_equal(t.to_vector(), [&](std::int64_t i) { return value(root, i); }));
+    }
+    // Byte counts that are not a multiple of 4.
+    for (const std::int64_t bytes : {std::int64_t{1}, std::int64_t{7}, std::int64_t{1023}}) {
+      SCOPED_TRACE(::testing::Message() << "root " << root << ", " << bytes << " bytes");
+      Tensor host = Tensor::empty({bytes}, DType::kU8);
+      for (std::int64_t i = 0; i < bytes; ++i) {
+        host.data<std::uint8_t>()[i] = static_cast<std::uint8_t>(i * 31 + rank_ * 7);
+      }
+      // One more byte after the range: a broadcast of `bytes` must not touch it.
+      Tensor padded = Tensor::empty({bytes + 1}, DType::kU8);
+      std::memcpy(padded.raw_data(), host.raw_data(), static_cast<std::size_t>(bytes));
+      padded.data<std::uint8_t>()[bytes] = 0xA5;
+      Tensor t = padded.to(gpu());
+      comm_.broadcast(t.raw_data(), bytes, root);
+      const Tensor back = t.to(Device::cpu());
+      std::int64_t wrong = 0;
+      for (std::int64_t i = 0; i < bytes; ++i) {
+        wrong += back.data<std::uint8_t>()[i] != static_cast<std::uint8_t>(i * 31 + root * 7);
+      }
+      EXPECT_EQ(wrong, 0);
+      EXPECT_EQ(back.data<std::uint8_t>()[bytes], 0xA5) << "the byte after the range changed";
+    }
+  }
+}
+
+TEST_F(Nccl, ReduceScatterSumAndMax) {
+  for (const ReduceOp op : {ReduceOp::kSum, ReduceOp::kMax}) {
+    for (const std::int64_t block : kCounts) {
+      SCOPED_TRACE(::testing::Message() << name_of(op) << ", blocks of " << block << " floats");
+      Tensor t = values_on_gpu(rank_, block * size_);
+      comm_.reduce_scatter(t.data<float>(), block, op);
+      const std::vector<float> all = t.to_vector();
+      const std::vector<float> mine(all.begin() + rank_ * block, all.begin() + (rank_ + 1) * block);
+      EXPECT_TRUE(all_equal(mine, [&](std::int64_t j) { return reduced(op, size_, rank_ * block + j); }));
+    }
+  }
+}
+
+// i * 2^-40 + r: exact in double, not in float (a reduction done in float shows).
+double double_value(int rank, std::int64_t i) { return std::ldexp(static_cast<double>(i), -40) + rank; }
+
+TEST_F(Nccl, AllReduceOfDoublesOnDeviceMemory) {
+  for (const ReduceOp op : {ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kMin}) {
+    for (const std::int64_t count : kCounts) {
+      SCOPED_TRACE(::testing::Message() << name_of(op) << ", " << count << " doubles");
+      std::vector<double> host(static_cast<std::size_t>(count));
+      for (std::int64_t i = 0; i < count; ++i) host[static_cast<std::size_t>(i)] = double_value(rank_, i);
+      // Device memory for `count` doubles: a float tensor of twice the elements.
+      Tensor staging = Tensor::empty({2 * count});
+      std::memcpy(staging.raw_data(), host.data(), host.size() * sizeof(double));
+      Tensor t = staging.to(gpu());
+      comm_.all_reduce(static_cast<double*>(t.raw_data()), count, op);
+      const Tensor back = t.to(Device::cpu());
+      std::vector<double> got(host.size());
+      std::memcpy(got.data(), back.raw_data(), got.size() * sizeof(double));
+      std::size_t wrong = 0, first = 0;
+      double want_first = 0.0;
+      for (std::int64_t i = 0; i < count; ++i) {
+        const double base = std::ldexp(static_cast<double>(i), -40);
+        const double want = op == ReduceOp::kSum ? size_ * base + size_ * (size_ - 1) / 2.0
+                            : op == ReduceOp::kMax ? base + (size_ - 1)
+                                                   : base;
+        if (got[static_cast<std::size_t>(i)] != want && wrong++ == 0) {
+          first = static_cast<std::size_t>(i);
+          want_first = want;
+        }
+      }
+      EXPECT_EQ(wrong, 0u) << "first at " << first << ": got " << std::setprecision(17)
+                           << got[first] << ", want " << want_first;
+    }
+  }
+}
+
+TEST_F(Nccl, HostMemoryGoesToTheHostCommunicator) {
+  const std::int64_t count = 1023;
+  std::vector<float> f(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) f[static_cast<std::size_t>(i)] = value(rank_, i);
+  comm_.all_reduce_async(f.data(), count, ReduceOp::kSum)->wait();
+  EXPECT_TRUE(all_equal(f, [&](std::int64_t i) { return reduced(ReduceOp::kSum, size_, i); }))
+      << "all_reduce_async";
+
+  std::vector<double> d(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) d[static_cast<std::size_t>(i)] = double_value(rank_, i);
+  comm_.all_reduce(d.data(), count, ReduceOp::kMax);
+  for (std::int64_t i = 0; i < count; ++i) {
+    ASSERT_EQ(d[static_cast<std::size_t>(i)], std::ldexp(static_cast<double>(i), -40) + (size_ - 1))
+        << "double all_reduce, element " << i;
+  }
+
+  for (std::int64_t i = 0; i < count; ++i) f[static_cast<std::size_t>(i)] = value(rank_, i);
+  comm_.broadcast(f.data(), count * static_cast<std::int64_t>(sizeof(float)), size_ - 1);
+  EXPECT_TRUE(all_equal(f, [&](std::int64_t i) { return value(size_ - 1, i); })) << "broadcast";
+
+  std::vector<float> blocks(static_cast<std::size_t>(7 * size_));
+  for (std::size_t i = 0; i < blocks.size(); ++i) blocks[i] = value(rank_, static_cast<std::int64_t>(i));
+  comm_.reduce_scatter(blocks.data(), 7, ReduceOp::kSum);
+  const std::vector<float> mine(blocks.begin() + 7 * rank_, blocks.begin() + 7 * (rank_ + 1));
+  EXPECT_TRUE(all_equal(mine, [&](std::int64_t j) { return reduced(ReduceOp::kSum, size_, 7 * rank_ + j); }))
+      << "reduce_scatter";
+
+  const std::vector<std::string> names = comm_.all_gather("rank " + std::to_string(rank_));
+  ASSERT_EQ(names.size(), static_cast<std::size_t>(size_));
+  for (int r = 0; r < size_; ++r) EXPECT_EQ(names[static_cast<std::size_t>(r)], "rank " + std::to_string(r));
+  comm_.barrier();
+}
+
+}  // namespace
+}  // namespace dpt::comm
+
+namespace dpt::nn {
+namespace {
+
+// Seeds of tests/cuda/cuda_model_test.cpp: Note [Seeds away from ties] there.
+constexpr std::uint64_t kInitSeed = 3;
+constexpr std::uint64_t kDataSeed = 105;
+constexpr std::int64_t kGlobalBatch = 8;
+
+struct Batch {
+  Tensor images, labels;
+};
+
+Batch global_batch_on(Device device) {
+  Tensor images = test::random_tensor({kGlobalBatch, 1, 28, 28}, kDataSeed, -1.0f, 2.0f);
+  Tensor labels = Tensor::empty({kGlobalBatch}, DType::kI32);
+  for (std::int64_t i = 0; i < kGlobalBatch; ++i) {
+    labels.data<std::int32_t>()[i] = static_cast<std::int32_t>((i * 7 + 3) % 10);
+  }
+  return {images.to(device), labels.to(device)};
+}
+
+Tensor rows(const Tensor& t, std::int64_t first, std::int64_t count) {
+  Shape shape = t.shape();
+  const std::int64_t row = t.numel() / shape[0];
+  shape[0] = count;
+  return Tensor::view_of(t, first * row, shape);
+}
+
+void forward_backward(const Context& ctx, Sequential& model, const Batch& batch, std::int64_t first,
+                      std::int64_t count, bool accumulate) {
+  StepInfo info;
+  info.first_sample = first;
+  info.accumulate_grads = accumulate;
+  const Tensor logits = model.forward(ctx, rows(batch.images, first, count), info);
+  Tensor dlogits = Tensor::empty(logits.shape(), DType::kF32, logits.device());
+  kernels::softmax_cross_entropy(ctx, logits, rows(batch.labels, first, count), &dlogits);
+  model.backward(ctx, dlogits, info);
+}
+
+std::string bytes_of(const Tensor& t) {
+  const std::vector<float> v = t.to_vector();
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+}
+
+struct Layout {
+  const char* name;
+  DataParallelOptions options;
+};
+
+TEST(NcclDataParallel, NRanksEqualOneRankOnTheWholeBatch) {
+  comm::Communicator& world = test::device_world();
+  const int r = world.rank(), n = world.world_size();
+  if (kGlobalBatch % n != 0) GTEST_SKIP() << "the global batch of " << kGlobalBatch << " does not split over " << n << " ranks";
+  const Device device = Device::cuda(test::gpu_device());
+  const Context ctx = Context::create(device, 1);
+  const Batch batch = global_batch_on(device);
+  const std::vector<LayerSpec> layers = reference_model("cnn");
+  const Shape sample{1, 28, 28};
+
+  // The 1-rank reference, computed by every rank on the whole batch without communication.
+  Sequential reference = build_model(layers, sample, device);
+  reference.init_parameters(kInitSeed);
+  forward_backward(ctx, reference, batch, 0, kGlobalBatch, false);
+
+  const std::int64_t share = kGlobalBatch / n;
+  const std::vector<Layout> layouts = {
+      {"default", {}},
+      {"one bucket per parameter", {1e-9, 1e-9, true, 4, /*min_bucket_elements=*/0}},
+      {"one bucket", {1e6, 1e6, true, /*min_buckets=*/1}},
+      {"default without overlap", {25.0, 1.0, false}},
+  };
+  for (const Layout& layout : layouts) {
+    for (const int micro_steps : {1, 2}) {
+      if (share % micro_steps != 0) continue;
+      SCOPED_TRACE(::testing::Message() << layout.name << ", " << micro_steps << " micro-step(s), rank "
+                                        << r << " of " << n);
+      Sequential model = build_model(layers, sample, device);
+      model.init_parameters(kInitSeed);
+      DataParallel ddp(model, world, layout.options);
+      ddp.broadcast_parameters();  // on device memory: NCCL
+      EXPECT_TRUE(bytes_of(model.flat_params()) == bytes_of(reference.flat_params()))
+          << "broadcast changed parameters that were already equal";
+      const std::int64_t micro = share / micro_steps;
+      for (int m = 0; m < micro_steps; ++m) {
+        ddp.prepare_backward(/*reduce=*/m == micro_steps - 1, /*step=*/0);
+        forward_backward(ctx, model, batch, r * share + m * micro, micro, m > 0);
+      }
+      ddp.finish();
+      for (std::size_t p = 0; p < model.parameters().size(); ++p) {
+        const Parameter& got = *model.parameters()[p];
+        const Tensor want = reference.parameters()[p]->grad.to(Device::cpu());
+        double max_abs = 0.0;
+        for (const float v : want.to_vector()) max_abs = std::max(max_abs, static_cast<double>(std::abs(v)));
+        EXPECT_TRUE(test::all_close(got.grad.to(Device::cpu()), want, 0.0, std::max(1e-4 * max_abs, 1e-30)))
+            << "summed gradient of " << got.name;
+      }
+      // Every rank holds the same bits (NCCL's all-reduce result is the same everywhere).
+      const std::vector<std::string> all = world.all_gather(bytes_of(model.flat_grads()));
+      for (int k = 1; k < n; ++k) {
+        EXPECT_TRUE(all[static_cast<std::size_t>(k)] == all[0]) << "rank " << k << "'s gradients differ from rank 0's";
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dpt::nn
