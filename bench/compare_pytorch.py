@@ -45,12 +45,13 @@ with h5py.File({args.data!r}, "r") as f:
     images = f["train/images"][:n].astype(np.float32) / 255.0
     labels = f["train/labels"][:n].astype(np.int64)
     mean, std = float(f.attrs["mean"]), float(f.attrs["std"])
-x_all = torch.from_numpy((images - mean) / std)
-y_all = torch.from_numpy(labels)
+device = torch.device("cuda" if {args.device!r} != "cpu" else "cpu")
+x_all = torch.from_numpy((images - mean) / std).to(device)
+y_all = torch.from_numpy(labels).to(device)
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location("bench", {os.path.abspath(__file__)!r})
 bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
-model = bench.torch_model({model_name!r}, nn)
+model = bench.torch_model({model_name!r}, nn).to(device)
 if {args.optimizer!r} == "adamw":
     opt = torch.optim.AdamW(model.parameters(), lr={args.lr}, weight_decay=0.01)
 else:
@@ -58,6 +59,8 @@ else:
 loss_fn = nn.CrossEntropyLoss()
 for step in range({args.steps}):
     if step == {WARMUP_STEPS}:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
     x = x_all[step * {args.batch}:(step + 1) * {args.batch}]
     y = y_all[step * {args.batch}:(step + 1) * {args.batch}]
@@ -65,6 +68,8 @@ for step in range({args.steps}):
     loss = loss_fn(model(x), y)
     loss.backward()
     opt.step()
+if device.type == "cuda":
+    torch.cuda.synchronize()
 elapsed = time.perf_counter() - start
 print(({args.steps} - {WARMUP_STEPS}) * {args.batch} / elapsed)
 """
@@ -97,7 +102,8 @@ def run_dptrain(args, model_name):
         cmd = [os.path.join(args.bin_dir, "train"), "--data", args.data, "--model", model_name,
                "--steps", str(args.steps), "--batch-size", str(args.batch), "--threads",
                str(args.threads), "--optimizer", args.optimizer, "--lr", str(args.lr),
-               "--seed", "0", "--eval=false", "--quiet", "--metrics", metrics]
+               "--seed", "0", "--eval=false", "--quiet", "--metrics", metrics,
+               "--device", args.device]
         if args.optimizer == "sgd":
             cmd += ["--momentum", "0.9"]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -117,6 +123,8 @@ def main():
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="cpu",
+                   help="cpu, or cuda for both dptrain and PyTorch on the first GPU")
     p.add_argument("--out", help="also append the markdown table to this file")
     args = p.parse_args()
     if not os.path.exists(args.data):

@@ -29,7 +29,7 @@ def run(args, model, ranks, batch):
                os.path.join(args.bin_dir, "train"), "--data", args.data, "--model", model,
                "--steps", str(args.steps), "--batch-size", str(batch), "--threads", "1",
                "--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9", "--eval=false",
-               "--quiet", "--metrics", metrics]
+               "--quiet", "--metrics", metrics, "--device", args.device]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         with open(metrics) as f:
             summary = [json.loads(line) for line in f if line.strip()][-1]
@@ -47,6 +47,8 @@ def main():
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="scaling.png", help="PNG to write")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (1 thread per rank) or cuda (rank r on GPU local_rank %% count)")
     args = p.parse_args()
 
     results = {}  # (model, mode, ranks) -> (median samples/s, overlap, exposed ms)

@@ -4,6 +4,8 @@
 # Idempotent: only missing packages are installed. PyTorch (python3-torch) is the reference the
 # checkpoint test loads checkpoints into; matplotlib draws scripts/dpt-plot's and the benchmarks'
 # pictures. --bench is accepted for compatibility (everything is in the default set).
+# The CUDA toolkit, cuDNN and NCCL are not Debian packages this script installs: where they are
+# present (/usr/local/cuda), `cmake --preset release` builds the CUDA backend as well.
 set -euo pipefail
 
 packages=(
