@@ -140,17 +140,29 @@ TEST(DataParallel, OverlapStartsAllReducesDuringBackwardAndNoOverlapDoesNot) {
     model.init_parameters(1);
     DataParallel ddp(model, world, {1.0, 1.0, overlap});
     const std::int64_t share = kGlobalBatch / world.world_size();
-    ddp.prepare_backward(true);
-    forward_backward(ctx, model, batch, world.rank() * share, share, false);
-    const double backward_end = steady_seconds();
-    ddp.finish();
+    // With more ranks than cores (np4 on 2) the communication thread may not be scheduled
+    // before backward ends, once in a while: overlap must show in one of a few steps on every
+    // rank. Ranks agree on each attempt's outcome so that they run the same collectives.
+    constexpr int kAttempts = 5;
     int started_during_backward = 0;
-    for (const BucketRecord& rec : ddp.records()) {
-      EXPECT_LE(rec.started, rec.finished);
-      started_during_backward += rec.started < backward_end;
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+      ddp.prepare_backward(true);
+      forward_backward(ctx, model, batch, world.rank() * share, share, false);
+      const double backward_end = steady_seconds();
+      ddp.finish();
+      started_during_backward = 0;
+      for (const BucketRecord& rec : ddp.records()) {
+        EXPECT_LE(rec.started, rec.finished);
+        started_during_backward += rec.started < backward_end;
+      }
+      if (!overlap) break;
+      double everywhere = started_during_backward >= 1 ? 1.0 : 0.0;
+      world.all_reduce(&everywhere, 1, comm::ReduceOp::kMin);
+      if (everywhere == 1.0) break;
     }
     if (overlap) {
-      EXPECT_GE(started_during_backward, 1) << "no all-reduce began before backward finished";
+      EXPECT_GE(started_during_backward, 1)
+          << "no all-reduce began before backward finished in " << kAttempts << " steps";
     } else {
       EXPECT_EQ(started_during_backward, 0);
     }
