@@ -5,14 +5,12 @@
 
 #include <algorithm>
 #include <charconv>
-#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string_view>
-#include <thread>
 
 #include "comm/mpi/mpi_backend.h"
 #include "comm/work_clock.h"
@@ -112,24 +110,9 @@ std::int64_t max_chunk_count_from_env() {
   return value;
 }
 
-// DPT_COMM_POLL_US=n (Note [Polling wait]): all-reduces become MPI_Iallreduce, tested every n
-// microseconds with the communication thread asleep in between. 0 or unset: MPI_Allreduce.
-int poll_us_from_env() {
-  const char* text = std::getenv("DPT_COMM_POLL_US");
-  if (text == nullptr || *text == '\0') return 0;
-  const std::string_view view(text);
-  int value = 0;
-  const auto [end, ec] = std::from_chars(view.data(), view.data() + view.size(), value);
-  DPT_CHECK(ec == std::errc() && end == view.data() + view.size() && value >= 0 &&
-                value <= 100000,
-            "DPT_COMM_POLL_US='", view, "' is not an integer in [0, 100000] (microseconds)");
-  return value;
-}
-
 }  // namespace
 
-MpiCommunicator::MpiCommunicator()
-    : max_chunk_count_(max_chunk_count_from_env()), poll_us_(poll_us_from_env()) {
+MpiCommunicator::MpiCommunicator() : max_chunk_count_(max_chunk_count_from_env()) {
   int provided = MPI_THREAD_SINGLE;
   DPT_MPI_CHECK(MPI_Query_thread(&provided));
   DPT_CHECK_KIND(ErrorKind::kComm, provided >= MPI_THREAD_SERIALIZED,
@@ -222,33 +205,10 @@ void MpiCommunicator::all_reduce_chunked(void* data, std::int64_t count, MPI_Dat
   auto* bytes = static_cast<char*>(data);
   for (std::int64_t done = 0; done < count;) {
     const int n = static_cast<int>(std::min(count - done, max_chunk_count_));
-    void* chunk = bytes + done * static_cast<std::int64_t>(element_bytes);
-    if (poll_us_ > 0) {
-      MPI_Request request = MPI_REQUEST_NULL;
-      DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, chunk, n, type, op, comm_.get(), &request));
-      wait_polling(request);
-    } else {
-      DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, chunk, n, type, op, comm_.get()));
-    }
+    DPT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE,
+                                bytes + done * static_cast<std::int64_t>(element_bytes), n, type,
+                                op, comm_.get()));
     done += n;
-  }
-}
-
-// Note [Polling wait]
-// ~~~~~~~~~~~~~~~~~~~
-// MPI_Allreduce spins in Open MPI's progress loop until it completes: while it overlaps backward,
-// the communication thread takes a core from the compute thread. Where ranks have no spare core
-// (2 ranks on 2 cores, or a TCP link so slow that the all-reduce outlasts backward), the spin
-// slows backward as much as the overlap saves. With DPT_COMM_POLL_US the thread sleeps between
-// MPI_Test calls: the kernel's socket buffers keep the transfer going meanwhile, and MPI_Test
-// moves the collective on. On shared memory (where progress is the copy itself) it costs
-// bandwidth, so it is off by default.
-void MpiCommunicator::wait_polling(MPI_Request& request) const {
-  for (;;) {
-    int done = 0;
-    DPT_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
-    if (done) return;
-    std::this_thread::sleep_for(std::chrono::microseconds(poll_us_));
   }
 }
 

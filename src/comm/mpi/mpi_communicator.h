@@ -65,7 +65,6 @@ class MpiCommunicator final : public Communicator {
   void thread_main() noexcept;
 
   // MPI helpers; called on the communication thread only.
-  void wait_polling(MPI_Request& request) const;
   void all_reduce_chunked(void* data, std::int64_t count, MPI_Datatype type,
                           std::size_t element_bytes, MPI_Op op) const;
   void broadcast_chunked(void* data, std::int64_t count_bytes, int root) const;
@@ -77,7 +76,6 @@ class MpiCommunicator final : public Communicator {
   int local_size_ = 1;
   int node_count_ = 1;
   std::int64_t max_chunk_count_;
-  int poll_us_ = 0;  // Note [Polling wait] in mpi_communicator.cpp
 
   // Guards queue_ and stopping_; queue_cv_ wakes the thread for a new job or for shutdown.
   std::mutex queue_mutex_;
