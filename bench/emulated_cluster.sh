@@ -6,9 +6,9 @@
 # with Open MPI's defaults and with its TCP transport's emulated put off ("no put", see
 # launch/emulated-cluster). About 6 minutes at 40 steps.
 #
-#   bench/emulated_cluster.sh [--steps 40] [--rate 1gbit] [--data data/fmnist.h5] [--bin build/bin]
+#   bench/emulated_cluster.sh [--steps 40] [--batch 128] [--rate 1gbit] [--data data/fmnist.h5] [--bin build/bin]
 #
-# Model mlp (10.0 M parameters: 40 MB of gradients per step), global batch 128, SGD momentum 0.9,
+# Model mlp (10.0 M parameters: 40 MB of gradients per step), global batch 128 (--batch), SGD momentum 0.9,
 # lr 0.01, 1 thread per rank, no evaluation. Figures come from the metrics summary (the last line,
 # event "summary", which leaves out the first 5 warm-up steps): samples_per_sec, step_ms.comm_total
 # (all-reducing per step), step_ms.comm_exposed (the step's wait for it after backward) and overlap.
@@ -17,6 +17,7 @@
 set -euo pipefail
 
 usage() { sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+batch=128
 root=$(cd "$(dirname "$0")/.." && pwd)
 steps=40
 rate=1gbit
@@ -26,6 +27,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --steps) steps="$2"; shift 2 ;;
     --rate) rate="$2"; shift 2 ;;
+    --batch) batch="$2"; shift 2 ;;
     --data) data="$2"; shift 2 ;;
     --bin) bin="$2"; shift 2 ;;
     -h|--help) usage 0 ;;
@@ -47,7 +49,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/dpt-emu-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-common=(--data "$data_arg" --model mlp --batch-size 128 --optimizer sgd --momentum 0.9 --lr 0.01
+common=(--data "$data_arg" --model mlp --batch-size "$batch" --optimizer sgd --momentum 0.9 --lr 0.01
         --threads 1 --steps "$steps" --eval=false --log-every 10 --quiet)
 
 # quote WORD...: the words as a shell command line (quotes only where needed).
@@ -139,7 +141,7 @@ done
 cat <<EOF
 ## mlp across 2 emulated nodes at $rate
 
-mlp (10.0 M parameters, 40 MB of gradients per step), global batch 128, SGD momentum 0.9, lr 0.01,
+mlp (10.0 M parameters, 40 MB of gradients per step), global batch $batch, SGD momentum 0.9, lr 0.01,
 1 thread per rank, $steps steps (the first 5 are warm-up and not counted), on $(nproc) cores of
 $(uname -n) ($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)). Emulated nodes: launch/emulated-cluster
 (one network namespace per node, tbf at $rate on each direction of its link, TCP between nodes).
