@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Elementwise math written once (relu, dropout mask, softmax cross-entropy of one sample) as
-// DPT_HOST_DEVICE functions: the CPU loops call them today and the CUDA kernels will call the same.
+// DPT_HOST_DEVICE functions: the CPU loops and the CUDA kernels call the same.
 #pragma once
 
 #include <cmath>

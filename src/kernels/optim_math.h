@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Per-element optimizer updates with PyTorch semantics (torch.optim.SGD and torch.optim.AdamW,
-// single-tensor path), written once for the CPU loops and the future CUDA kernels.
+// single-tensor path), written once for the CPU loops and the CUDA kernels (kernels/cuda/optim.cu).
 #pragma once
 
 #include <cmath>
