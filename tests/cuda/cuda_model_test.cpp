@@ -19,12 +19,16 @@
 #include "nn/optim/optimizer.h"
 #include "runtime/batch_uploader.h"
 #include "runtime/error.h"
+#include "gpu_compare.h"
 #include "testing/test_util.h"
 
 namespace dpt::nn {
 namespace {
 
 const Device kGpu = Device::cuda(0);
+using test::bitwise_equal;
+using test::close_to_max;
+using test::on_gpu;
 const Shape kSample{1, 28, 28};
 constexpr std::int64_t kBatch = 8;
 constexpr double kRtol = 1e-4;
@@ -66,39 +70,6 @@ Batch host_batch(std::uint64_t seed) {
     b.labels.data<std::int32_t>()[i] = static_cast<std::int32_t>((i * 7 + 3) % 10);
   }
   return b;
-}
-
-::testing::AssertionResult on_gpu(const Tensor& t) {
-  if (!t.defined()) return ::testing::AssertionFailure() << "tensor is undefined";
-  if (t.device() != kGpu) {
-    return ::testing::AssertionFailure() << "tensor is on " << to_string(t.device())
-                                         << ", expected cuda:0";
-  }
-  return ::testing::AssertionSuccess();
-}
-
-::testing::AssertionResult bitwise_equal(const Tensor& gpu, const Tensor& cpu) {
-  if (auto r = on_gpu(gpu); !r) return r;
-  if (gpu.shape() != cpu.shape()) {
-    return ::testing::AssertionFailure() << "shape " << to_string(gpu.shape()) << " vs "
-                                         << to_string(cpu.shape());
-  }
-  const std::vector<float> a = gpu.to_vector(), e = cpu.to_vector();
-  if (std::memcmp(a.data(), e.data(), a.size() * sizeof(float)) == 0) {
-    return ::testing::AssertionSuccess();
-  }
-  std::size_t i = 0;
-  while (std::memcmp(&a[i], &e[i], sizeof(float)) == 0) ++i;
-  return ::testing::AssertionFailure() << "first difference at " << i << ": cuda "
-                                       << std::setprecision(9) << a[i] << " cpu " << e[i];
-}
-
-// |gpu - cpu| <= rtol * max |cpu| for every element.
-::testing::AssertionResult close_to_max(const Tensor& gpu, const Tensor& cpu, double rtol) {
-  if (auto r = on_gpu(gpu); !r) return r;
-  double max_abs = 0.0;
-  for (const float v : cpu.to_vector()) max_abs = std::max(max_abs, static_cast<double>(std::abs(v)));
-  return test::all_close(gpu.to(Device::cpu()), cpu, 0.0, std::max(rtol * max_abs, 1e-30));
 }
 
 struct Pass {

@@ -28,17 +28,21 @@
 
 #include "kernels/ops.h"
 #include "runtime/error.h"
+#include "gpu_compare.h"
 #include "testing/test_util.h"
 
 namespace dpt::kernels {
 namespace {
 
 using test::random_tensor;
+using test::bitwise_equal;
+using test::close;
+using test::close_to_max;
+using test::on_gpu;
 
 const Device kGpu = Device::cuda(0);
 
 Tensor up(const Tensor& t) { return t.to(kGpu); }
-Tensor down(const Tensor& t) { return t.to(Device::cpu()); }
 
 // Values offset + step * k with k uniform in [0, levels): many exact ties, and sums of a few of
 // them are exact in float whatever the order of addition.
@@ -55,50 +59,6 @@ Tensor labels_tensor(std::int64_t n, std::int64_t classes) {
   Tensor t = Tensor::empty({n}, DType::kI32);
   for (std::int64_t i = 0; i < n; ++i) t.data<std::int32_t>()[i] = static_cast<std::int32_t>((i * 7 + 3) % classes);
   return t;
-}
-
-::testing::AssertionResult on_gpu(const Tensor& t) {
-  if (!t.defined()) return ::testing::AssertionFailure() << "tensor is undefined";
-  if (t.device() != kGpu) {
-    return ::testing::AssertionFailure() << "tensor is on " << to_string(t.device())
-                                         << ", expected cuda:0";
-  }
-  return ::testing::AssertionSuccess();
-}
-
-// The GPU tensor holds bit for bit the CPU tensor's floats.
-::testing::AssertionResult bitwise_equal(const Tensor& gpu, const Tensor& cpu) {
-  if (auto r = on_gpu(gpu); !r) return r;
-  if (gpu.shape() != cpu.shape()) {
-    return ::testing::AssertionFailure() << "shape " << to_string(gpu.shape()) << " vs "
-                                         << to_string(cpu.shape());
-  }
-  const std::vector<float> a = gpu.to_vector(), e = cpu.to_vector();
-  std::size_t mismatches = 0, first = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    std::uint32_t ua = 0, ue = 0;
-    std::memcpy(&ua, &a[i], sizeof ua);
-    std::memcpy(&ue, &e[i], sizeof ue);
-    if (ua != ue && mismatches++ == 0) first = i;
-  }
-  if (mismatches == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << mismatches << " of " << a.size() << " elements differ; first at " << first
-         << ": cuda " << std::setprecision(9) << a[first] << " cpu " << e[first];
-}
-
-// Elementwise |gpu - cpu| <= atol + rtol * |cpu|.
-::testing::AssertionResult close(const Tensor& gpu, const Tensor& cpu, double rtol, double atol) {
-  if (auto r = on_gpu(gpu); !r) return r;
-  return test::all_close(down(gpu), cpu, rtol, atol);
-}
-
-// |gpu - cpu| <= rtol * max |cpu| for every element: for sums of products (GEMM, convolution),
-// whose rounding error scales with the magnitude of the terms, not of the result.
-::testing::AssertionResult close_to_max(const Tensor& gpu, const Tensor& cpu, double rtol) {
-  double max_abs = 0.0;
-  for (const float v : cpu.to_vector()) max_abs = std::max(max_abs, static_cast<double>(std::abs(v)));
-  return close(gpu, cpu, 0.0, std::max(rtol * max_abs, 1e-30));
 }
 
 // Linear/conv tolerance relative to the largest magnitude (cuBLAS/cuDNN sum in another order; TF32

@@ -17,6 +17,7 @@
 #include "runtime/error.h"
 #include "runtime/logging.h"
 #include "testing/mpi_test_util.h"
+#include "testing/rank_failure_printer.h"
 #include "testing/test_util.h"
 
 namespace dpt::test {
@@ -25,27 +26,6 @@ namespace {
 // Plain pointers to what main owns (no resource in static storage).
 dpt::comm::Communicator* g_world = nullptr;
 int g_device = -1;
-
-// Replaces GoogleTest's printer on ranks other than 0: silent unless something fails.
-class FailurePrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit FailurePrinter(int rank) : rank_(rank) {}
-  void OnTestPartResult(const ::testing::TestPartResult& result) override {
-    if (!result.failed()) return;
-    std::cout << "[rank " << rank_ << "] " << (result.file_name() ? result.file_name() : "?") << ':'
-              << result.line_number() << ": failure\n"
-              << result.message() << std::endl;
-  }
-  void OnTestEnd(const ::testing::TestInfo& info) override {
-    if (info.result()->Failed()) {
-      std::cout << "[rank " << rank_ << "] FAILED " << info.test_suite_name() << '.' << info.name()
-                << std::endl;
-    }
-  }
-
- private:
-  int rank_;
-};
 
 // Why this rank cannot run the suite ("" when it can).
 std::string skip_reason(const dpt::comm::Communicator& host) {
@@ -113,7 +93,7 @@ int main(int argc, char** argv) {
       if (rank != 0) {
         ::testing::TestEventListeners& listeners = ::testing::UnitTest::GetInstance()->listeners();
         delete listeners.Release(listeners.default_result_printer());
-        listeners.Append(new dpt::test::FailurePrinter(rank));
+        listeners.Append(new dpt::test::RankFailurePrinter(rank));
       }
       dpt::set_log_sink([](dpt::LogLevel level, const std::string& message) {
         if (level >= dpt::LogLevel::kWarning && !dpt::test::warnings_allowed()) {

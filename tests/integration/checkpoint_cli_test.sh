@@ -69,21 +69,24 @@ else
   tail -15 "$work/stop.log"
 fi
 
-# ---- resume auto finishes the run from there
-out=$(timeout 300 "${mpi[@]}" "${train[@]}" --epochs 2 --checkpoint-dir "$ckpt" --resume auto 2>&1)
+# ---- resume auto finishes the run from there: two epochs (of 50 steps) past the stop, wherever
+# the signal caught the first run (on an idle machine it may be well past step 20)
+epochs=$(( ${stopped_at:-0} / 50 + 2 ))
+final=$(( epochs * 50 ))
+out=$(timeout 300 "${mpi[@]}" "${train[@]}" --epochs "$epochs" --checkpoint-dir "$ckpt" --resume auto 2>&1)
 rc=$?
 if [[ $rc -eq 0 ]] && grep -q "resuming from $ckpt/step-$stopped_at.h5 at step $stopped_at" <<<"$out" &&
-  grep -q '^test accuracy' <<<"$out" && [[ $(cat "$ckpt/latest") == "step-100.h5" ]]; then
-  ok "resume auto continued from step $stopped_at to step 100"
+  grep -q '^test accuracy' <<<"$out" && [[ $(cat "$ckpt/latest") == "step-$final.h5" ]]; then
+  ok "resume auto continued from step $stopped_at to step $final"
 else
   fail "resume auto: exit $rc"; echo "$out" | tail -15
 fi
 
 # ---- eval and export
 eval_ckpt=$("$bin/train" eval --checkpoint "$ckpt" --data "$work/fm.h5" --samples 500 2>&1)
-"$bin/train" export --checkpoint "$ckpt/step-100.h5" --out "$work/model.h5" >/dev/null 2>&1
+"$bin/train" export --checkpoint "$ckpt/step-$final.h5" --out "$work/model.h5" >/dev/null 2>&1
 eval_model=$("$bin/train" eval --checkpoint "$work/model.h5" --data "$work/fm.h5" --samples 500 2>&1)
-if [[ "${eval_ckpt#*step 100}" == "${eval_model#*step 100}" ]] && grep -q 'accuracy 0\.[5-9]' <<<"$eval_ckpt"; then
+if [[ "${eval_ckpt#*step $final}" == "${eval_model#*step $final}" ]] && grep -q 'accuracy 0\.[5-9]' <<<"$eval_ckpt"; then
   ok "train eval of the checkpoint and of its export agree: ${eval_ckpt#*: }"
 else
   fail "eval/export disagree:"; echo "$eval_ckpt"; echo "$eval_model"
