@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Fails when a file includes a layer above its own, or a backend header outside its folder.
+# Fails when a file includes a layer above its own, or a backend header outside its folder:
+# CUDA, cuDNN, cuBLAS only under */cuda/, NCCL only in comm/nccl/, MPI only in comm/mpi/, HDF5
+# only in runtime/io/.
 set -u
 root=${1:-.}
 cd "$root" || exit 2
@@ -16,18 +18,18 @@ while IFS= read -r f; do
   if hits=$(grep -nE "^[[:space:]]*#[[:space:]]*include[[:space:]]*$bad" "$f"); then
     report "$f includes a higher or sibling layer: $hits"
   fi
-done < <(find src -name '*.h' -o -name '*.cpp' -o -name '*.cu' | sort)
+done < <(find src -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' | sort)
 while IFS= read -r f; do
   while IFS= read -r hit; do
     [[ -z "$hit" ]] && continue
     case "$f:$hit" in
-      */cuda/*) ;;
-      src/comm/nccl/*) ;;
+      */cuda/*:*\<cuda*|*/cuda/*:*\<cudnn*|*/cuda/*:*\<cublas*|*/cuda/*:*\<curand*) ;;
+      src/comm/nccl/*:*\<nccl*|src/comm/nccl/*:*\<cuda*) ;;
       src/comm/mpi/*:*mpi*) ;;
       src/runtime/io/*:*hdf5*|src/runtime/io/*:*H5*) ;;
       *) report "$f: backend header outside its folder: $hit" ;;
     esac
   done < <(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*<(cuda|cudnn|cublas|curand|nccl|mpi|hdf5|H5)[^>]*>' "$f")
-done < <(find src apps -name '*.h' -o -name '*.cpp' -o -name '*.cu' | sort)
+done < <(find src apps -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' | sort)
 [[ $status -eq 0 ]] && echo "layering: ok"
 exit $status
