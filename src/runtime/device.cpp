@@ -62,6 +62,15 @@ Device resolve_device(std::string_view spec) {
   return Device::cpu();  // unreachable
 }
 
+std::string describe(const Device& device) {
+  if (device.type != DeviceType::kCuda) return to_string(device);
+#if DPT_HAVE_CUDA
+  return to_string(device) + " (" + cuda::describe_device(device.index) + ")";
+#else
+  return to_string(device);
+#endif
+}
+
 void activate_device(const Device& device) {
   if (device.type != DeviceType::kCuda) return;
 #if DPT_HAVE_CUDA

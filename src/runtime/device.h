@@ -32,6 +32,9 @@ Device resolve_device(std::string_view spec);
 Device device_for_local_rank(const Device& requested, bool explicit_index, int local_rank,
                              int local_size, bool allow_shared);
 
+// "cpu", or "cuda:1 (NVIDIA H100 80GB HBM3, compute capability 9.0, 79.1 GiB)".
+std::string describe(const Device& device);
+
 // Makes `device` current for this thread when it is a GPU (cudaSetDevice); nothing for the CPU.
 void activate_device(const Device& device);
 

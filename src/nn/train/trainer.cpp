@@ -9,6 +9,7 @@
 #include <csignal>
 #include <iomanip>
 #include <sstream>
+#include <unistd.h>
 
 #include "kernels/ops.h"
 #include "nn/train/metrics.h"
@@ -259,6 +260,21 @@ std::string Trainer::save_checkpoint(const TrainPosition& position) {
   return path;
 }
 
+// On GPUs, which rank drives which device of which node: rank 0 prints the all-gathered list
+// (the first 16 ranks of a larger job), so that a wrong mapping shows before training starts.
+void Trainer::log_devices() {
+  if (ctx_.device().type != DeviceType::kCuda) return;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const std::vector<std::string> devices =
+      comm_.all_gather(detail::str(host, " ", describe(ctx_.device())));
+  std::string lines;
+  const std::size_t shown = std::min<std::size_t>(devices.size(), 16);
+  for (std::size_t r = 0; r < shown; ++r) lines += detail::str("\n  rank ", r, ": ", devices[r]);
+  if (shown < devices.size()) lines += detail::str("\n  ... and ", devices.size() - shown, " more");
+  log_rank0(LogLevel::kInfo, "devices:", lines);
+}
+
 double Trainer::train_step(const Tensor& images, const Tensor& labels, std::int64_t step,
                            std::int64_t first_position, StepBreakdown& times) {
   const std::int64_t batch = images.dim(0);
@@ -319,6 +335,7 @@ TrainResult Trainer::run() {
   DPT_ASSERT(loader.steps_per_epoch() == steps_per_epoch_);
   const std::int64_t total_steps = schedule_.total_steps;
 
+  log_devices();
   log_rank0(LogLevel::kInfo, "model ", config_.model, " (", model_.num_parameters(),
             " parameters):\n", model_.summary());
   log_rank0(LogLevel::kInfo, "data ", train_data_.identity(), "; ", steps_per_epoch_,

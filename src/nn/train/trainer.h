@@ -60,6 +60,7 @@ class Trainer {
 
  private:
   // Forward and backward of one global batch in micro-batches; returns the loss sum.
+  void log_devices();
   double train_step(const Tensor& images, const Tensor& labels, std::int64_t step,
                     std::int64_t first_position, StepBreakdown& times);
   // Stops every rank with one error when their configs, models, data or builds differ.
