@@ -145,8 +145,10 @@ TEST_F(CheckpointResume, StopSignalWritesACheckpointAndResumeContinuesBitwise) {
   io::test_hooks::set_loader_fault_hook(nullptr);
   clear_stop_request();
   EXPECT_EQ(stopped.stop_signal, SIGTERM);
-  // The loader prefetches two batches ahead, so the stop lands a few steps after it was asked.
-  EXPECT_GE(stopped.steps, 10);
+  // The loader prefetches two batches ahead and the trainer takes the next step's batch before
+  // computing (Note [Upload one step ahead]), so the stop lands a few steps before the batch whose
+  // loading asked for it.
+  EXPECT_GE(stopped.steps, 9);
   EXPECT_LT(stopped.steps, 40);
   EXPECT_THAT(stopped.last_checkpoint, HasSubstr(io::checkpoint_file_name(stopped.steps)));
 
