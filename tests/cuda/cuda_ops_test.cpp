@@ -14,6 +14,7 @@
 //     backward data and weights (accumulate on/off, bias gradient undefined or not).
 // Outputs start as garbage (123) so that an output the kernel fails to write is caught. Finally:
 // a CPU tensor given to an op on a CUDA context, and the reverse, throw dpt::Error.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -423,6 +424,30 @@ TEST_F(CudaOps, SoftmaxCrossEntropyMatchesCpu) {
     const LossResult undefined_grad = softmax_cross_entropy(gpu_, logits_g, labels_g, &undefined);
     EXPECT_NEAR(undefined_grad.loss_sum, want.loss_sum, 1e-9 * std::abs(want.loss_sum) + 1e-300);
     EXPECT_FALSE(undefined.defined());
+  }
+}
+
+// A label outside [0, classes) is refused with the CPU backend's words, naming the first such
+// sample (the kernel flags it; nothing reads a logit at that label).
+TEST_F(CudaOps, SoftmaxCrossEntropyRefusesBadLabelsLikeTheCpu) {
+  const Tensor logits = random_tensor({6, 4}, 5, -1.0f, 1.0f);
+  for (const std::int32_t bad : {4, -1, 1000}) {
+    Tensor labels = labels_tensor(6, 4);
+    labels.data<std::int32_t>()[3] = bad;
+    labels.data<std::int32_t>()[5] = bad;
+    std::string cpu_message, gpu_message;
+    try {
+      (void)softmax_cross_entropy(cpu_, logits, labels, nullptr);
+    } catch (const Error& e) {
+      cpu_message = e.message();
+    }
+    try {
+      (void)softmax_cross_entropy(gpu_, up(logits), labels.to(kGpu), nullptr);
+    } catch (const Error& e) {
+      gpu_message = e.message();
+    }
+    EXPECT_THAT(cpu_message, ::testing::HasSubstr("label " + std::to_string(bad) + " of sample 3"));
+    EXPECT_EQ(gpu_message, cpu_message);
   }
 }
 

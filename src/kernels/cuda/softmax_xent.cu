@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Softmax cross-entropy: one thread per row calling softmax_xent_row (elementwise_math.h), the
-// per-row losses and hit flags copied back and summed on the host in row order, as the CPU does.
-// The labels are data: copied to the host and checked before any kernel runs.
+// per-row losses and hit flags copied back in one device-to-host copy (the step's only
+// synchronisation for the loss) and summed on the host in row order, as the CPU does. The labels
+// are data: a row whose label is outside [0, classes) is flagged by the kernel (it reads no logit
+// for it), and the host then reports the first such sample with the CPU backend's message.
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cuda/grid.cuh"
@@ -15,10 +18,17 @@
 namespace dpt::kernels::cuda {
 namespace {
 
+constexpr std::int32_t kBadLabel = -1;  // a hit flag is 0 or 1 otherwise
+
 __global__ void softmax_xent_kernel(const float* logits, const std::int32_t* labels, float* dlogits,
                                     std::int64_t n, std::int64_t classes, double* row_loss,
                                     std::int32_t* hit) {
   for (std::int64_t i = grid_start(); i < n; i += grid_stride()) {
+    if (labels[i] < 0 || labels[i] >= classes) {
+      row_loss[i] = 0.0;
+      hit[i] = kBadLabel;
+      continue;
+    }
     std::int64_t argmax = 0;
     row_loss[i] = softmax_xent_row(logits + i * classes, classes, labels[i],
                                    dlogits != nullptr ? dlogits + i * classes : nullptr, &argmax);
@@ -34,14 +44,7 @@ LossResult softmax_cross_entropy(const Context& ctx, const float* logits,
   if (n == 0) return {};
   const int device = ctx.device().index;
   const auto rows = static_cast<std::size_t>(n);
-  std::vector<std::int32_t> host_labels(rows);
-  ::dpt::cuda::copy(host_labels.data(), false, labels, true, rows * sizeof(std::int32_t), device);
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::int32_t label = host_labels[static_cast<std::size_t>(i)];
-    DPT_CHECK(label >= 0 && label < classes, "softmax_cross_entropy: label ", label, " of sample ",
-              i, " is outside [0, ", classes, ")");
-  }
-  // Scratch: n row losses (double), then n hit flags (int32).
+  // Scratch: n row losses (double), then n hit flags (int32): one copy brings both back.
   const std::size_t bytes = rows * (sizeof(double) + sizeof(std::int32_t));
   auto* row_loss = static_cast<double*>(scratch(ctx, bytes));
   auto* hit = reinterpret_cast<std::int32_t*>(row_loss + n);
@@ -50,9 +53,18 @@ LossResult softmax_cross_entropy(const Context& ctx, const float* logits,
   DPT_CUDA_CHECK_LAUNCH();
   std::vector<double> losses(rows);
   std::vector<std::int32_t> hits(rows);
-  // Device-to-host copies synchronise the compute stream: the kernel has finished.
-  ::dpt::cuda::copy(losses.data(), false, row_loss, true, rows * sizeof(double), device);
-  ::dpt::cuda::copy(hits.data(), false, hit, true, rows * sizeof(std::int32_t), device);
+  std::vector<unsigned char> back(bytes);
+  // A device-to-host copy synchronises the compute stream: the kernel has finished.
+  ::dpt::cuda::copy(back.data(), false, row_loss, true, bytes, device);
+  std::memcpy(losses.data(), back.data(), rows * sizeof(double));
+  std::memcpy(hits.data(), back.data() + rows * sizeof(double), rows * sizeof(std::int32_t));
+  for (std::size_t i = 0; i < rows; ++i) {
+    if (hits[i] != kBadLabel) continue;
+    std::int32_t label = 0;  // the error path only: fetch the label for the message
+    ::dpt::cuda::copy(&label, false, labels + i, true, sizeof label, device);
+    DPT_CHECK(false, "softmax_cross_entropy: label ", label, " of sample ", i, " is outside [0, ",
+              classes, ")");
+  }
   LossResult result;
   for (double v : losses) result.loss_sum += v;  // row order, as the CPU
   for (std::int32_t h : hits) result.correct += h;
