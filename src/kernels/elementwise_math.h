@@ -41,6 +41,24 @@ DPT_HOST_DEVICE float dropout_mask(std::uint32_t bits, float p, float keep_scale
   return uniform_from_bits(bits) >= p ? keep_scale : 0.0f;
 }
 
+// Dropout of elements [4 * block, 4 * block + 4) of batch row `row` (global sample
+// first_sample + row), each row holding per_sample elements: the loop body of both backends, so
+// that their masks agree bit for bit. keep_scale = 1 / (1 - p).
+DPT_HOST_DEVICE void dropout_block(const float* x, float* y, float* mask, std::int64_t row,
+                                   std::int64_t block, std::int64_t per_sample, float p,
+                                   float keep_scale, std::uint64_t seed, std::uint32_t step,
+                                   std::uint32_t layer, std::int64_t first_sample) {
+  const Philox4 bits =
+      dropout_bits(seed, step, layer, first_sample + row, static_cast<std::uint32_t>(block));
+  const std::int64_t base = row * per_sample + block * 4;
+  const std::int64_t lanes = per_sample - block * 4 < 4 ? per_sample - block * 4 : 4;
+  for (std::int64_t l = 0; l < lanes; ++l) {
+    const float m = dropout_mask(bits.v[l], p, keep_scale);
+    mask[base + l] = m;
+    y[base + l] = x[base + l] * m;
+  }
+}
+
 // Softmax cross-entropy of one sample with `classes` logits. Numerically stable (log-sum-exp around
 // the max). Returns -log softmax(logits)[label] and writes softmax - onehot into dlogits when it is
 // not null; *argmax gets the first index of the largest logit.

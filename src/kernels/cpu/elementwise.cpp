@@ -31,15 +31,8 @@ void dropout_forward(const float* x, float* y, float* mask, std::int64_t samples
 #pragma omp parallel for collapse(2) schedule(static) if (samples * per_sample >= kParallelMin)
   for (std::int64_t s = 0; s < samples; ++s) {
     for (std::int64_t blk = 0; blk < blocks; ++blk) {
-      const Philox4 bits = dropout_bits(key.seed, key.step, key.layer, key.first_sample + s,
-                                        static_cast<std::uint32_t>(blk));
-      const std::int64_t base = s * per_sample + blk * 4;
-      const std::int64_t lanes = per_sample - blk * 4 < 4 ? per_sample - blk * 4 : 4;
-      for (std::int64_t l = 0; l < lanes; ++l) {
-        const float m = dropout_mask(bits.v[l], p, keep_scale);
-        mask[base + l] = m;
-        y[base + l] = x[base + l] * m;
-      }
+      dropout_block(x, y, mask, s, blk, per_sample, p, keep_scale, key.seed, key.step, key.layer,
+                    key.first_sample);
     }
   }
 }

@@ -29,22 +29,15 @@ __global__ void relu_backward_kernel(const float* y, const float* dy, float* dx,
   for (std::int64_t i = grid_start(); i < n; i += grid_stride()) dx[i] = relu_grad(y[i], dy[i]);
 }
 
-// One thread per (sample, block of 4 elements): the body of the CPU loop, unchanged.
+// One thread per (sample, block of 4 elements), running the CPU loop's body (dropout_block).
 __global__ void dropout_forward_kernel(const float* x, float* y, float* mask, std::int64_t samples,
                                        std::int64_t per_sample, std::int64_t blocks, float p,
                                        float keep_scale, DropoutKey key) {
   const std::int64_t total = samples * blocks;
   for (std::int64_t t = grid_start(); t < total; t += grid_stride()) {
     const std::int64_t s = t / blocks, blk = t - s * blocks;
-    const Philox4 bits = dropout_bits(key.seed, key.step, key.layer, key.first_sample + s,
-                                      static_cast<std::uint32_t>(blk));
-    const std::int64_t base = s * per_sample + blk * 4;
-    const std::int64_t lanes = per_sample - blk * 4 < 4 ? per_sample - blk * 4 : 4;
-    for (std::int64_t l = 0; l < lanes; ++l) {
-      const float m = dropout_mask(bits.v[l], p, keep_scale);
-      mask[base + l] = m;
-      y[base + l] = x[base + l] * m;
-    }
+    dropout_block(x, y, mask, s, blk, per_sample, p, keep_scale, key.seed, key.step, key.layer,
+                  key.first_sample);
   }
 }
 
