@@ -67,8 +67,9 @@ void log_message(LogLevel level, const std::string& message) {
     return;
   }
   const int rank = process_rank();
-  if (rank >= 0) {
-    logger().log(to_spdlog(level), "[rank {}] {}", rank, message);
+  // Errors always say which rank failed; a process outside a distributed job is rank 0.
+  if (rank >= 0 || level == LogLevel::kError) {
+    logger().log(to_spdlog(level), "[rank {}] {}", rank >= 0 ? rank : 0, message);
   } else {
     logger().log(to_spdlog(level), "{}", message);
   }

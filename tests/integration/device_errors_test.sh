@@ -92,6 +92,10 @@ else
     if [[ -n "$line" ]] && ! grep -q -E "'$spec'.*\(.+\); use --device cpu" <<<"$line"; then
       fail "--device $spec without a GPU: the line does not name the spec and CUDA's reason: $line"
     fi
+    # A single process is rank 0 of a world of one: its error line says so too.
+    if [[ -n "$line" ]] && ! grep -q -F "[rank 0]" <<<"$line"; then
+      fail "--device $spec without a GPU: the error line does not name the rank: $line"
+    fi
   done
 
   # Under mpirun every rank fails the same way before any collective; the first abort ends the
