@@ -84,16 +84,15 @@ Storage::~Storage() {
 }
 
 Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
-  Tensor t;
-  t.numel_ = numel_of(shape);
-  t.shape_ = std::move(shape);
-  t.dtype_ = dtype;
-  t.storage_ = std::make_shared<Storage>(t.size_bytes(), device);
-  return t;
+  return allocate(std::move(shape), dtype, device, nullptr);
 }
 
 Tensor Tensor::empty_on_stream(Shape shape, DType dtype, Device device, void* cuda_stream) {
   DPT_CHECK(on_cuda(device), "empty_on_stream: ", to_string(device), " is not a GPU");
+  return allocate(std::move(shape), dtype, device, cuda_stream);
+}
+
+Tensor Tensor::allocate(Shape shape, DType dtype, Device device, void* cuda_stream) {
   Tensor t;
   t.numel_ = numel_of(shape);
   t.shape_ = std::move(shape);

@@ -95,6 +95,8 @@ class Tensor {
   bool shares_storage_with(const Tensor& other) const noexcept { return storage_ == other.storage_; }
 
  private:
+  // empty() and empty_on_stream(): a new storage of shape's size.
+  static Tensor allocate(Shape shape, DType dtype, Device device, void* cuda_stream);
   void check_dtype(DType expected) const;
 
   std::shared_ptr<Storage> storage_;
