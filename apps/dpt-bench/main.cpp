@@ -120,9 +120,9 @@ int main(int argc, char** argv) {
     }
     DPT_CHECK(o.min_bytes >= 4 && o.min_bytes <= o.max_bytes && o.factor >= 2,
               "dpt-bench allreduce: need 4 <= --min-bytes <= --max-bytes and --factor >= 2");
-    const dpt::Device device = dpt::device_for_local_rank(
-        dpt::resolve_device(o.device), o.device.find(':') != std::string::npos,
-        comm->local_rank(), comm->local_size(), /*allow_shared=*/false);
+    const dpt::Device device = dpt::device_for_local_rank(o.device, comm->local_rank(),
+                                                          comm->local_size(),
+                                                          /*allow_shared=*/false);
     const dpt::Context ctx = dpt::Context::create(device, 1);  // makes the GPU current
     if (device.type == dpt::DeviceType::kCuda) {
       comm = dpt::comm::make_device_communicator(std::move(comm), device.index);

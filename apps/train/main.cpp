@@ -7,7 +7,6 @@
 #include <cstring>
 #include <exception>
 #include <memory>
-#include <string>
 
 #include "commands.h"
 #include "comm/communicator.h"
@@ -19,21 +18,14 @@
 
 namespace {
 
-// The device of this rank: the CPU, or GPU local_rank % count ("cuda", "auto" with a GPU), or the
-// GPU named by "cuda:N".
-dpt::Device device_of_rank(const dpt::nn::TrainConfig& config, const dpt::comm::Communicator& comm) {
-  const dpt::Device requested = dpt::resolve_device(config.device);
-  const bool explicit_index = config.device.find(':') != std::string::npos;
-  return dpt::device_for_local_rank(requested, explicit_index, comm.local_rank(),
-                                    comm.local_size(), config.allow_shared_gpu);
-}
-
 int train(dpt::nn::TrainConfig config, std::unique_ptr<dpt::comm::Communicator>& world) {
   if (config.threads == 0) {
     // The node's cores are shared by the ranks on it.
     config.threads = std::max(1, dpt::available_cores() / world->local_size());
   }
-  const dpt::Device device = device_of_rank(config, *world);
+  // The CPU, GPU local_rank % count ("cuda", "auto" with a GPU) or the GPU named by "cuda:N".
+  const dpt::Device device = dpt::device_for_local_rank(
+      config.device, world->local_rank(), world->local_size(), config.allow_shared_gpu);
   const dpt::Context ctx = dpt::Context::create(device, config.threads);
   if (device.type == dpt::DeviceType::kCuda) {
     // Gradients live on the GPU: NCCL reduces them, the MPI world stays for host collectives.

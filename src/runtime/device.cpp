@@ -37,6 +37,16 @@ std::string cuda_unavailable_reason() {
 #endif
 }
 
+namespace {
+
+// The one "no GPU" error: what CUDA (or the build) says, and the way out.
+void require_gpus(int count, std::string_view spec) {
+  DPT_CHECK_KIND(ErrorKind::kCuda, count > 0, "device '", spec, "': no usable GPU (",
+                 cuda_unavailable_reason(), "); use --device cpu");
+}
+
+}  // namespace
+
 Device resolve_device(std::string_view spec) {
   if (spec == "cpu") return Device::cpu();
   if (spec == "auto") return cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu();
@@ -50,8 +60,7 @@ Device resolve_device(std::string_view spec) {
                 "device: expected cuda:N with N >= 0, got '", spec, "'");
     }
     const int count = cuda_device_count();
-    DPT_CHECK_KIND(ErrorKind::kCuda, count > 0, "device '", spec, "': no usable GPU (",
-                   cuda_unavailable_reason(), "); use --device cpu");
+    require_gpus(count, spec);
     DPT_CHECK_KIND(ErrorKind::kCuda, index < count, "device '", spec, "': only ", count,
                    " CUDA device(s) visible (CUDA_VISIBLE_DEVICES='",
                    std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES") : "",
@@ -90,12 +99,17 @@ Device device_for_local_rank(const Device& requested, bool explicit_index, int l
     return requested;
   }
   const int count = cuda_device_count();
-  DPT_CHECK_KIND(ErrorKind::kCuda, count > 0, "no usable GPU (", cuda_unavailable_reason(),
-                 "); use --device cpu");
+  require_gpus(count, "cuda");
   DPT_CHECK(allow_shared || local_size <= count, local_size, " ranks on this node but only ",
             count, " GPU(s) visible: ranks would share a GPU (start at most ", count,
             " ranks per node, or pass --allow-shared-gpu)");
   return Device::cuda(local_rank % count);
+}
+
+Device device_for_local_rank(std::string_view spec, int local_rank, int local_size,
+                             bool allow_shared) {
+  return device_for_local_rank(resolve_device(spec), spec.find(':') != std::string_view::npos,
+                               local_rank, local_size, allow_shared);
 }
 
 }  // namespace dpt

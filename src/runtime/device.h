@@ -31,6 +31,9 @@ Device resolve_device(std::string_view spec);
 // CPU devices are returned unchanged.
 Device device_for_local_rank(const Device& requested, bool explicit_index, int local_rank,
                              int local_size, bool allow_shared);
+// The same from a --device spec: resolve_device(spec), explicit when the spec names an index.
+Device device_for_local_rank(std::string_view spec, int local_rank, int local_size,
+                             bool allow_shared);
 
 // "cpu", or "cuda:1 (NVIDIA H100 80GB HBM3, compute capability 9.0, 79.1 GiB)".
 std::string describe(const Device& device);
