@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "kernels/ops.h"
-#include "runtime/batch_uploader.h"
+#include "nn/train/batch_on_device.h"
 #include "runtime/io/loader.h"
 
 namespace dpt::nn {
@@ -32,15 +32,14 @@ EvalResult evaluate_model(const Context& ctx, comm::Communicator& comm, Sequenti
   info.training = false;
   double loss_sum = 0.0;
   std::int64_t correct = 0, samples = 0;
-  while (auto batch = loader.next()) {
-    if (batch->labels.numel() == 0) continue;  // a last batch smaller than the world
-    const Tensor images = uploader.upload(batch->images);
-    const Tensor labels = uploader.upload(batch->labels);
-    const Tensor out = model.forward(ctx, images, info);
-    const kernels::LossResult r = kernels::softmax_cross_entropy(ctx, out, labels, nullptr);
+  while (auto host = loader.next()) {
+    if (host->labels.numel() == 0) continue;  // a last batch smaller than the world
+    const io::Batch batch = on_device(uploader, std::move(*host));
+    const Tensor out = model.forward(ctx, batch.images, info);
+    const kernels::LossResult r = kernels::softmax_cross_entropy(ctx, out, batch.labels, nullptr);
     loss_sum += r.loss_sum;
     correct += r.correct;
-    samples += batch->labels.numel();
+    samples += batch.labels.numel();
     if (logits != nullptr) {
       const std::vector<float> values = out.to_vector();
       logits->insert(logits->end(), values.begin(), values.end());

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "kernels/ops.h"
+#include "nn/train/batch_on_device.h"
 #include "nn/train/metrics.h"
 #include "nn/train/timeline_writer.h"
 #include "runtime/config.h"
@@ -55,15 +56,6 @@ Tensor rows(const Tensor& t, std::int64_t first, std::int64_t count) {
   shape[0] = count;
   return Tensor::view_of(t, first * row_numel, shape);
 }
-
-// A step's batch on the training device (Note [Upload one step ahead]).
-struct DeviceBatch {
-  Tensor images;
-  Tensor labels;
-  std::int64_t epoch = 0;
-  std::int64_t step_in_epoch = 0;
-  std::int64_t first_position = 0;
-};
 
 }  // namespace
 
@@ -408,19 +400,18 @@ TrainResult Trainer::run() {
   // Note [Upload one step ahead]: each step takes its batch, already on the device, and starts
   // the upload of the next step's before computing, so that on a GPU that copy (on the
   // uploader's stream) runs while this step's kernels do. On the CPU the upload is the identity.
-  std::optional<DeviceBatch> ahead;
-  const auto fetch = [&]() -> std::optional<DeviceBatch> {
+  std::optional<io::Batch> ahead;
+  const auto fetch = [&]() -> std::optional<io::Batch> {
     std::optional<io::Batch> host = loader.next();
     if (!host) return std::nullopt;
-    return DeviceBatch{uploader_.upload(host->images), uploader_.upload(host->labels), host->epoch,
-                       host->step_in_epoch, host->first_position};
+    return on_device(uploader_, std::move(*host));
   };
   while (result.steps < total_steps) {
     if (timeline_) timeline_->set_recording(result.steps - start_.step < config_.timeline_steps);
     const double step_start = steady_now_seconds();
     Stopwatch step_time;
     Stopwatch wait_time;
-    std::optional<DeviceBatch> batch = ahead ? std::move(ahead) : fetch();
+    std::optional<io::Batch> batch = ahead ? std::move(ahead) : fetch();
     ahead.reset();
     if (batch && result.steps + 1 < total_steps) ahead = fetch();
     const double wait_ms = wait_time.elapsed_ms();
