@@ -15,10 +15,8 @@
 #include "gpu_test_util.h"
 #include "runtime/device.h"
 #include "runtime/error.h"
-#include "runtime/logging.h"
 #include "testing/mpi_test_util.h"
-#include "testing/rank_failure_printer.h"
-#include "testing/test_util.h"
+#include "testing/run_on_ranks.h"
 
 namespace dpt::test {
 namespace {
@@ -90,29 +88,11 @@ int main(int argc, char** argv) {
       dpt::activate_device(dpt::Device::cuda(device));
       std::unique_ptr<dpt::comm::Communicator> comm =
           dpt::comm::make_device_communicator(std::move(host), device);
-      if (rank != 0) {
-        ::testing::TestEventListeners& listeners = ::testing::UnitTest::GetInstance()->listeners();
-        delete listeners.Release(listeners.default_result_printer());
-        listeners.Append(new dpt::test::RankFailurePrinter(rank));
-      }
-      dpt::set_log_sink([](dpt::LogLevel level, const std::string& message) {
-        if (level >= dpt::LogLevel::kWarning && !dpt::test::warnings_allowed()) {
-          ADD_FAILURE() << "unexpected log warning: " << message;
-        }
-      });
       dpt::test::g_world = comm.get();
       dpt::test::g_device = device;
-      status = RUN_ALL_TESTS();
+      status = dpt::test::run_all_tests_on_ranks(*comm);
       dpt::test::g_world = nullptr;
       dpt::test::g_device = -1;
-      // Every rank returns the job's verdict (a host buffer: the host communicator reduces it).
-      double failed = status != 0 ? 1.0 : 0.0;
-      comm->all_reduce(&failed, 1, dpt::comm::ReduceOp::kMax);
-      if (failed != 0.0 && status == 0) {
-        std::cout << "[rank " << rank << "] another rank failed" << std::endl;
-        status = 1;
-      }
-      dpt::set_log_sink(nullptr);
     }  // the communicators are destroyed before MPI_Finalize (the Environment's destructor)
     return status;
   } catch (const std::exception& e) {

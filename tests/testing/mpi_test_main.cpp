@@ -8,10 +8,9 @@
 #include <iostream>
 
 #include "comm/communicator.h"
-#include "runtime/logging.h"
+#include "runtime/error.h"
 #include "testing/mpi_test_util.h"
-#include "testing/rank_failure_printer.h"
-#include "testing/test_util.h"
+#include "testing/run_on_ranks.h"
 
 namespace dpt::test {
 namespace {
@@ -38,29 +37,9 @@ int main(int argc, char** argv) {
     int status = 0;
     {
       std::unique_ptr<dpt::comm::Communicator> comm = dpt::comm::make_communicator();
-      if (comm->rank() != 0) {
-        ::testing::TestEventListeners& listeners = ::testing::UnitTest::GetInstance()->listeners();
-        delete listeners.Release(listeners.default_result_printer());
-        listeners.Append(new dpt::test::RankFailurePrinter(comm->rank()));
-      }
-      dpt::set_log_sink([](dpt::LogLevel level, const std::string& message) {
-        if (level >= dpt::LogLevel::kWarning && !dpt::test::warnings_allowed()) {
-          ADD_FAILURE() << "unexpected log warning: " << message;
-        }
-      });
       dpt::test::g_world = comm.get();
-      status = RUN_ALL_TESTS();
+      status = dpt::test::run_all_tests_on_ranks(*comm);
       dpt::test::g_world = nullptr;
-      // Every rank returns the job's verdict, not only its own: a rank that passed must not
-      // report success for a job where another rank failed. (mpiexec would fail the job anyway
-      // when any rank exits non-zero; this also makes each rank's log say so.)
-      double failed = status != 0 ? 1.0 : 0.0;
-      comm->all_reduce(&failed, 1, dpt::comm::ReduceOp::kMax);
-      if (failed != 0.0 && status == 0) {
-        std::cout << "[rank " << comm->rank() << "] another rank failed" << std::endl;
-        status = 1;
-      }
-      dpt::set_log_sink(nullptr);
     }  // the communicator is destroyed before MPI_Finalize (the Environment's destructor)
     return status;
   } catch (const std::exception& e) {
