@@ -15,6 +15,7 @@
 // passes, the fallback is the implicit-GEMM algorithm of each pass, deterministic and supported for
 // every NCHW FP32 shape.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,8 +38,7 @@ struct ConvPlan : CacheEntry {
   CudnnFilterDesc w;
   CudnnConvDesc conv;
   // Chosen on the first call of each pass.
-  bool have_fwd = false, have_bwd_data = false, have_bwd_filter = false;
-  Algo fwd, bwd_data, bwd_filter;
+  std::optional<Algo> fwd, bwd_data, bwd_filter;  // chosen on first use
 };
 
 int to_int(const char* op, const char* what, std::int64_t v) {
@@ -110,7 +110,7 @@ Algo choose(bool deterministic, const std::vector<Perf>& perf, AlgoT fallback,
 }
 
 const Algo& forward_algo(CudaBackendState& st, ConvPlan& p) {
-  if (!p.have_fwd) {
+  if (!p.fwd) {
     cudnnHandle_t h = st.cudnn();
     int max_count = 0;
     DPT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
@@ -124,13 +124,12 @@ const Algo& forward_algo(CudaBackendState& st, ConvPlan& p) {
                      return cudnnGetConvolutionForwardWorkspaceSize(
                          h, p.x.get(), p.w.get(), p.conv.get(), p.y.get(), a, bytes);
                    });
-    p.have_fwd = true;
   }
-  return p.fwd;
+  return *p.fwd;
 }
 
 const Algo& backward_data_algo(CudaBackendState& st, ConvPlan& p) {
-  if (!p.have_bwd_data) {
+  if (!p.bwd_data) {
     cudnnHandle_t h = st.cudnn();
     int max_count = 0;
     DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
@@ -144,13 +143,12 @@ const Algo& backward_data_algo(CudaBackendState& st, ConvPlan& p) {
                           return cudnnGetConvolutionBackwardDataWorkspaceSize(
                               h, p.w.get(), p.y.get(), p.conv.get(), p.x.get(), a, bytes);
                         });
-    p.have_bwd_data = true;
   }
-  return p.bwd_data;
+  return *p.bwd_data;
 }
 
 const Algo& backward_filter_algo(CudaBackendState& st, ConvPlan& p) {
-  if (!p.have_bwd_filter) {
+  if (!p.bwd_filter) {
     cudnnHandle_t h = st.cudnn();
     int max_count = 0;
     DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
@@ -164,9 +162,8 @@ const Algo& backward_filter_algo(CudaBackendState& st, ConvPlan& p) {
                             return cudnnGetConvolutionBackwardFilterWorkspaceSize(
                                 h, p.x.get(), p.y.get(), p.conv.get(), p.w.get(), a, bytes);
                           });
-    p.have_bwd_filter = true;
   }
-  return p.bwd_filter;
+  return *p.bwd_filter;
 }
 
 }  // namespace
