@@ -334,22 +334,34 @@ NcclCommunicator::NcclCommunicator(std::unique_ptr<Communicator> host, int cuda_
   state_->poll(what, [](ncclResult_t s) { return s == ncclSuccess; });
 }
 
+namespace {
+
+// In-place ncclAllReduce of `count` elements of `type` ("floats", "doubles" in messages).
+std::unique_ptr<NcclWork> launch_all_reduce(const std::shared_ptr<State>& state, void* data,
+                                            std::int64_t count, ncclDataType_t type,
+                                            const char* unit, ReduceOp op) {
+  const ncclRedOp_t nccl_op = to_nccl(op);
+  return launch(
+      state,
+      [&](std::uint64_t seq) {
+        return ::dpt::detail::str("NCCL all_reduce of ", count, " ", unit, " (collective #", seq,
+                                  ')');
+      },
+      [&](ncclComm_t comm, cudaStream_t stream) {
+        return ncclAllReduce(data, data, static_cast<std::size_t>(count), type, nccl_op, comm,
+                             stream);
+      });
+}
+
+}  // namespace
+
 NcclCommunicator::~NcclCommunicator() = default;  // State's destructor frees the communicator
 
 std::unique_ptr<Work> NcclCommunicator::all_reduce_async(float* data, std::int64_t count,
                                                          ReduceOp op) {
   check_buffer("all_reduce", data, count);
   if (!on_device(data, count)) return host_->all_reduce_async(data, count, op);
-  const ncclRedOp_t nccl_op = to_nccl(op);
-  return launch(
-      state_,
-      [&](std::uint64_t seq) {
-        return ::dpt::detail::str("NCCL all_reduce of ", count, " floats (collective #", seq, ')');
-      },
-      [&](ncclComm_t comm, cudaStream_t stream) {
-        return ncclAllReduce(data, data, static_cast<std::size_t>(count), ncclFloat, nccl_op, comm,
-                             stream);
-      });
+  return launch_all_reduce(state_, data, count, ncclFloat, "floats", op);
 }
 
 void NcclCommunicator::all_reduce(double* data, std::int64_t count, ReduceOp op) {
@@ -358,17 +370,7 @@ void NcclCommunicator::all_reduce(double* data, std::int64_t count, ReduceOp op)
     host_->all_reduce(data, count, op);
     return;
   }
-  const ncclRedOp_t nccl_op = to_nccl(op);
-  launch(
-      state_,
-      [&](std::uint64_t seq) {
-        return ::dpt::detail::str("NCCL all_reduce of ", count, " doubles (collective #", seq, ')');
-      },
-      [&](ncclComm_t comm, cudaStream_t stream) {
-        return ncclAllReduce(data, data, static_cast<std::size_t>(count), ncclDouble, nccl_op, comm,
-                             stream);
-      })
-      ->wait();
+  launch_all_reduce(state_, data, count, ncclDouble, "doubles", op)->wait();
 }
 
 void NcclCommunicator::broadcast(void* data, std::int64_t count_bytes, int root) {
