@@ -3,7 +3,6 @@
 #include "nn/train/checkpoint.h"
 
 #include <algorithm>
-#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 
