@@ -5,9 +5,9 @@
 // than the pooling itself. The workspace holds, per output, the argmax's offset in its window
 // (a * kernel_w + b) as one byte.
 #include <algorithm>
-#include <limits>
 
 #include "kernels/cpu/kernels_cpu.h"
+#include "kernels/pool_math.h"
 
 namespace dpt::kernels::cpu {
 namespace {
@@ -36,12 +36,7 @@ void forward_plane_2x2(const float* x, float* y, std::uint8_t* at, std::int64_t 
     std::uint8_t* ar = at + i * ow;
 #pragma omp simd
     for (std::int64_t j = 0; j < ow; ++j) {
-      const float v0 = r0[2 * j], v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1];
-      const float m01 = v1 > v0 ? v1 : v0, m23 = v3 > v2 ? v3 : v2;
-      yr[j] = m23 > m01 ? m23 : m01;
-      // The argmax as arithmetic on 0/1 flags (a nested select defeats if-conversion).
-      const int c01 = v1 > v0, c23 = v3 > v2, c = m23 > m01;
-      ar[j] = static_cast<std::uint8_t>(c01 + c * (2 + c23 - c01));
+      max_2x2(r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1], &yr[j], &ar[j]);
     }
   }
 }
@@ -49,23 +44,8 @@ void forward_plane_2x2(const float* x, float* y, std::uint8_t* at, std::int64_t 
 void forward_plane(const float* x, float* y, std::uint8_t* at, const PoolShape s) {
   for (std::int64_t i = 0; i < s.oh; ++i) {
     for (std::int64_t j = 0; j < s.ow; ++j) {
-      float best = -std::numeric_limits<float>::infinity();
-      std::int64_t arg = -1;
-      for (std::int64_t a = 0; a < s.kh; ++a) {
-        const std::int64_t h = i * s.sh - s.ph + a;
-        if (h < 0 || h >= s.h) continue;
-        for (std::int64_t b = 0; b < s.kw; ++b) {
-          const std::int64_t w = j * s.sw - s.pw + b;
-          if (w < 0 || w >= s.w) continue;
-          // arg < 0: the first in-bounds value wins even if it is -inf or NaN.
-          if (arg < 0 || x[h * s.w + w] > best) {
-            best = x[h * s.w + w];
-            arg = a * s.kw + b;
-          }
-        }
-      }
-      y[i * s.ow + j] = best;
-      at[i * s.ow + j] = static_cast<std::uint8_t>(arg);
+      max_window(x, i, j, s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, &y[i * s.ow + j],
+                 &at[i * s.ow + j]);
     }
   }
 }

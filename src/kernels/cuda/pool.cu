@@ -19,6 +19,7 @@
 #include "kernels/cuda/grid.cuh"
 #include "kernels/cuda/kernels_cuda.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/pool_math.h"
 
 namespace dpt::kernels::cuda {
 namespace {
@@ -39,31 +40,10 @@ __global__ void max_pool_forward_kernel(PoolShape s, bool plain_2x2, const float
     if (plain_2x2) {
       const float* r0 = xp + 2 * i * s.w;
       const float* r1 = r0 + s.w;
-      const float v0 = r0[2 * j], v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1];
-      const float m01 = v1 > v0 ? v1 : v0, m23 = v3 > v2 ? v3 : v2;
-      y[o] = m23 > m01 ? m23 : m01;
-      const int c01 = v1 > v0, c23 = v3 > v2, c = m23 > m01;
-      workspace[o] = static_cast<std::uint8_t>(c01 + c * (2 + c23 - c01));
+      max_2x2(r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1], &y[o], &workspace[o]);
       continue;
     }
-    float best = -INFINITY;
-    std::int64_t arg = -1;
-    for (std::int64_t a = 0; a < s.kh; ++a) {
-      const std::int64_t h = i * s.sh - s.ph + a;
-      if (h < 0 || h >= s.h) continue;
-      for (std::int64_t b = 0; b < s.kw; ++b) {
-        const std::int64_t w = j * s.sw - s.pw + b;
-        if (w < 0 || w >= s.w) continue;
-        // arg < 0: the first in-bounds value wins even if it is -inf or NaN (as the CPU).
-        const float v = xp[h * s.w + w];
-        if (arg < 0 || v > best) {
-          best = v;
-          arg = a * s.kw + b;
-        }
-      }
-    }
-    y[o] = best;
-    workspace[o] = static_cast<std::uint8_t>(arg);
+    max_window(xp, i, j, s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, &y[o], &workspace[o]);
   }
 }
 
