@@ -332,7 +332,7 @@ TEST(NcclDataParallel, NRanksEqualOneRankOnTheWholeBatch) {
 
   const std::int64_t share = kGlobalBatch / n;
   const std::vector<Layout> layouts = {
-      {"default", {}},
+      {"automatic", DataParallelOptions::automatic_layout()},
       {"one bucket per parameter", {1e-9, 1e-9, true, 4, /*min_bucket_elements=*/0}},
       {"one bucket", {1e6, 1e6, true, /*min_buckets=*/1}},
       {"default without overlap", {25.0, 1.0, false}},

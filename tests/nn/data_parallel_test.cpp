@@ -60,7 +60,7 @@ struct Layout {
 
 std::vector<Layout> layouts() {
   return {{"one bucket per parameter", {1e-9, 1e-9, true, 4, /*min_bucket_elements=*/0}},
-          {"default", {25.0, 1.0, true}},
+          {"automatic", DataParallelOptions::automatic_layout()},
           {"one bucket", {1e6, 1e6, true, /*min_buckets=*/1}},
           {"default without overlap", {25.0, 1.0, false}}};
 }
@@ -92,7 +92,7 @@ TEST_P(DataParallelGrad, NRanksEqualOneRankForEveryBucketLayoutAndWithAccumulati
       if (std::string(layout.name) == "one bucket") {
         EXPECT_EQ(ddp.buckets().size(), 1u);
       }
-      if (std::string(layout.name) == "default") {
+      if (std::string(layout.name) == "automatic") {
         // Several buckets even for the 350 KB cnn (at most a quarter of the gradients each, never
         // a bias alone), so that its all-reduces overlap backward.
         EXPECT_GE(ddp.buckets().size(), 3u);
@@ -127,6 +127,54 @@ TEST(DataParallel, BucketsAreContiguousReverseOrderRangesCoveringEveryGradient) 
   EXPECT_EQ(next_param, -1);
   // The first bucket holds the last layers and stays near 1 MiB unless one parameter is larger.
   EXPECT_LE(ddp.buckets()[0].count, (1 << 20) / 4 + 2048 * 10 + 10);
+}
+
+// A given cap governs: each bucket is at most the cap unless it is one parameter larger than
+// the cap, and is closed only because the next parameter would take it past the cap. So `mlp`
+// (16 MB weights) gets a different layout for 1, 25 and 100 MiB.
+TEST(DataParallel, GivenBucketCapGovernsTheLayout) {
+  Sequential model = build_model(reference_model("mlp"), {1, 28, 28});
+  const auto& params = model.parameters();
+  const std::int64_t total = model.flat_grads().numel();
+  const float* base = model.flat_grads().data<float>();
+  // Elements from parameter i's start to the next one's (or the end): what a bucket spans.
+  auto span = [&](int i) {
+    const std::int64_t end = i + 1 < static_cast<int>(params.size())
+                                 ? params[static_cast<std::size_t>(i) + 1]->grad.data<float>() - base
+                                 : total;
+    return end - (params[static_cast<std::size_t>(i)]->grad.data<float>() - base);
+  };
+  std::vector<std::size_t> counts;
+  for (double mb : {1.0, 25.0, 100.0}) {
+    DataParallelOptions options;
+    options.bucket_mb = mb;
+    DataParallel ddp(model, test::world(), options);
+    const auto& buckets = ddp.buckets();
+    counts.push_back(buckets.size());
+    for (std::size_t b = 0; b < buckets.size(); ++b) {
+      const double cap_mb = b == 0 ? std::min(1.0, mb) : mb;
+      const auto cap = static_cast<std::int64_t>(cap_mb * 1024 * 1024 / sizeof(float));
+      const GradBucket& g = buckets[b];
+      // Over the cap only as one parameter larger than it, with at most a bias (under 16 KiB)
+      // that may not be a bucket of its own.
+      if (g.count > cap) {
+        EXPECT_LT(g.count - span(g.first_param), options.min_bucket_elements)
+            << "bucket " << b << " at --bucket-mb " << mb;
+      }
+      if (b + 1 < buckets.size()) {  // closed because the next parameter did not fit
+        EXPECT_GT(g.count + span(g.first_param - 1), cap) << "bucket " << b << " at " << mb;
+      }
+    }
+  }
+  // 1 MiB: every weight apart (with the bias before it); 25 MiB: the two 16 MiB weights apart,
+  // the 6 MiB first layer with the second; 100 MiB: all but the 1 MiB first bucket together.
+  EXPECT_EQ(counts, (std::vector<std::size_t>{4, 3, 2}));
+  // Not given (automatic): at most a quarter of the gradients per bucket, more than at 25 MiB.
+  DataParallel automatic(model, test::world(), DataParallelOptions::automatic_layout());
+  EXPECT_EQ(automatic.buckets().size(), 4u);
+  EXPECT_NE(describe_buckets(model, automatic.buckets()).find("layers.7.bias .. layers.5.bias (parameters 5..7)"),
+            std::string::npos)
+      << describe_buckets(model, automatic.buckets());
 }
 
 TEST(DataParallel, OverlapStartsAllReducesDuringBackwardAndNoOverlapDoesNot) {

@@ -110,6 +110,44 @@ TEST(Trainer, SameSeedIsBitwiseIdenticalAndMicroBatchesMatch) {
   EXPECT_NE(o.model().flat_params().to_vector(), a.model().flat_params().to_vector());
 }
 
+// Note [Training throughput]: samples/s counts the steps after the warm-up and their time only;
+// evaluation and checkpoints are timed apart. The evaluation here (4096 samples after every
+// 8-step epoch) costs more than the training steps, so counting it would show.
+TEST(Trainer, ThroughputLeavesOutEvaluationAndCheckpoints) {
+  test::TempDir dir;
+  const Context ctx = Context::create(Device::cpu(), 1);
+  const auto world = comm::make_communicator("local");
+  TrainConfig c = small_config(write_quadrants(dir, 128, 4096));
+  c.epochs = 3;
+  c.checkpoint_dir = (dir / "ckpt").string();
+  c.checkpoint_every = 4;
+  c.metrics = (dir / "m.jsonl").string();
+  Trainer t(c, ctx, *world);
+  const TrainResult r = t.run();
+  ASSERT_EQ(r.steps, 24);
+  EXPECT_EQ(r.timed_steps, 24 - 5);
+  EXPECT_GT(r.eval_seconds, 0.0);
+  EXPECT_GT(r.checkpoint_seconds, 0.0);
+  EXPECT_GT(r.train_seconds, 0.0);
+  // The three never overlap: were evaluation or checkpoints inside train_seconds, this would not
+  // hold (both run after the warm-up, between timed steps).
+  EXPECT_LE(r.train_seconds + r.eval_seconds + r.checkpoint_seconds, r.wall_seconds);
+  EXPECT_DOUBLE_EQ(r.samples_per_sec, 19.0 * 16.0 / r.train_seconds);
+
+  std::ifstream in(c.metrics);
+  nlohmann::json summary;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.at("event") == "summary") summary = j;
+  }
+  ASSERT_FALSE(summary.is_null());
+  EXPECT_EQ(summary.at("timed_steps").get<int>(), 19);
+  EXPECT_DOUBLE_EQ(summary.at("eval_s").get<double>(), r.eval_seconds);
+  EXPECT_DOUBLE_EQ(summary.at("checkpoint_s").get<double>(), r.checkpoint_seconds);
+  EXPECT_DOUBLE_EQ(summary.at("train_s").get<double>(), r.train_seconds);
+  EXPECT_FALSE(summary.at("step_ms").contains("checkpoint"));
+}
+
 TEST(Trainer, StepsLimitStopsEarly) {
   test::TempDir dir;
   const Context ctx = Context::create(Device::cpu(), 1);

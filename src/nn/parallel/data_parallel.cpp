@@ -2,6 +2,10 @@
 // Bucket assignment, readiness counting and in-order launch of the gradient all-reduces.
 #include "nn/parallel/data_parallel.h"
 
+#include <algorithm>
+#include <iomanip>
+#include <sstream>
+
 #include "runtime/check.h"
 #include "runtime/timeline.h"
 #include "runtime/timer.h"
@@ -24,6 +28,23 @@ namespace dpt::nn {
 
 double steady_seconds() { return steady_now_seconds(); }
 
+std::string describe_buckets(const Sequential& model, const std::vector<GradBucket>& buckets) {
+  const auto& params = model.parameters();
+  std::ostringstream out;
+  out << std::fixed;
+  for (std::size_t b = 0; b < buckets.size(); ++b) {
+    const GradBucket& g = buckets[b];
+    const double mib = static_cast<double>(g.count) * sizeof(float) / (1024.0 * 1024.0);
+    out << (b == 0 ? "" : "\n") << "  bucket " << b << ": " << std::setprecision(mib < 0.1 ? 3 : 2)
+        << mib << " MiB, " << params[static_cast<std::size_t>(g.last_param)]->name;
+    if (g.first_param != g.last_param) {
+      out << " .. " << params[static_cast<std::size_t>(g.first_param)]->name;
+    }
+    out << " (parameters " << g.first_param << ".." << g.last_param << ")";
+  }
+  return out.str();
+}
+
 DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataParallelOptions options)
     : model_(model), comm_(comm), options_(options) {
   DPT_CHECK(options.bucket_mb > 0.0 && options.first_bucket_mb > 0.0,
@@ -36,11 +57,15 @@ DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataPara
   // whenever the cap is reached yields contiguous ranges: no gradient is ever copied.
   bucket_of_param_.assign(static_cast<std::size_t>(n), -1);
   const float* base = model.flat_grads().data<float>();
+  DPT_CHECK(options.min_buckets >= 1 && options.min_bucket_elements >= 0,
+            "data parallel: min_buckets must be >= 1 and min_bucket_elements >= 0");
+  // With min_buckets 1 this is at least the whole buffer: no limit.
   const std::int64_t share_cap = std::max<std::int64_t>(
       (64 << 10) / static_cast<std::int64_t>(sizeof(float)),
-      model.flat_grads().numel() / std::max(1, options.min_buckets));
+      model.flat_grads().numel() / options.min_buckets);
   auto cap_elements = [&](std::size_t bucket) {
-    const double mb = bucket == 0 ? options.first_bucket_mb : options.bucket_mb;
+    const double mb =
+        bucket == 0 ? std::min(options.first_bucket_mb, options.bucket_mb) : options.bucket_mb;
     return std::min(share_cap, static_cast<std::int64_t>(mb * 1024.0 * 1024.0 / sizeof(float)));
   };
   GradBucket current;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -14,17 +15,28 @@
 
 namespace dpt::nn {
 
+// How the flat gradient buffer is cut into buckets. The defaults cut exactly at the caps: walking
+// the parameters backwards, a bucket closes before a parameter that would take it past its cap (a
+// parameter larger than the cap is a bucket of its own). automatic_layout() is what `train` uses
+// when --bucket-mb is not given.
 struct DataParallelOptions {
   double bucket_mb = 25.0;       // cap of each bucket (MiB of float gradients)
-  double first_bucket_mb = 1.0;  // the first bucket (last layers) is small: communication starts early
+  double first_bucket_mb = 1.0;  // the first bucket (last layers) is cut at min(this, bucket_mb),
+                                 // so that communication starts early
   bool overlap = true;           // false: every all-reduce starts after backward (for comparison)
-  // Every cap is also at most 1/min_buckets of all gradients (not below 64 KiB), so that a small
-  // model (cnn: 350 KB) still forms several buckets whose all-reduces overlap backward, instead
-  // of one that can only start when backward has finished.
-  int min_buckets = 4;
-  // A bucket holding fewer elements than this (16 KiB: a bias) is not cut off on its own: it would
-  // cost an MPI call and become ready no earlier than the weight written with it.
+  // Every cap is also at most 1/min_buckets of all gradients (not below 64 KiB). 1: no limit.
+  int min_buckets = 1;
+  // A bucket holding fewer elements than this (16 KiB: a bias) is not closed on its own: it would
+  // cost an MPI call and become ready no earlier than the weight written with it. 0: no limit.
   std::int64_t min_bucket_elements = 4096;
+
+  // 25 MiB buckets, but a small model (cnn: 350 KB) is still split into about four, whose
+  // all-reduces overlap backward, instead of one that can only start when backward has finished.
+  static DataParallelOptions automatic_layout() {
+    DataParallelOptions o;
+    o.min_buckets = 4;
+    return o;
+  }
 };
 
 // A contiguous range of the flat gradient buffer holding whole parameters.
@@ -82,6 +94,9 @@ class DataParallel {
   bool reducing_ = false;
   std::int64_t step_ = -1;
 };
+
+// The layout for a start-up log: one line per bucket (MiB, parameter names and indices).
+std::string describe_buckets(const Sequential& model, const std::vector<GradBucket>& buckets);
 
 // Steady-clock seconds, the clock of comm::Work times.
 double steady_seconds();

@@ -145,8 +145,9 @@ const std::vector<Field>& fields() {
             "Samples per forward/backward on a rank (0 = the rank's share / accumulate)"),
       field("accumulate", &TrainConfig::accumulate,
             "Micro-batches per step on each rank; gradients are all-reduced after the last"),
-      field("bucket-mb", &TrainConfig::bucket_mb,
-            "Gradient all-reduce bucket size in MiB (the first bucket is 1 MiB)"),
+      optional_field("bucket-mb", &TrainConfig::bucket_mb,
+                     "Gradient all-reduce bucket cap in MiB (the first bucket: at most 1 MiB); "
+                     "not given: 25 MiB, and small models are split into about 4 buckets"),
       field("no-overlap", &TrainConfig::no_overlap,
             "All-reduce gradients after backward instead of overlapping it (for comparison)"),
       field("log-all-ranks", &TrainConfig::log_all_ranks,
@@ -183,7 +184,8 @@ const std::vector<Field>& fields() {
             "or cuda:N"),
       field("allow-shared-gpu", &TrainConfig::allow_shared_gpu,
             "Allow more ranks on a node than GPUs (ranks then share GPUs)"),
-      field("log-every", &TrainConfig::log_every, "Steps between progress lines and metrics"),
+      field("log-every", &TrainConfig::log_every,
+            "Steps between progress lines (--metrics gets a line every step)"),
       field("metrics", &TrainConfig::metrics, "Write JSON-lines metrics to this file"),
       field("timeline", &TrainConfig::timeline,
             "Write a Chrome trace (chrome://tracing, Perfetto) of every rank's layers, all-reduces, "
@@ -301,6 +303,9 @@ void validate(const TrainConfig& c) {
             "config: model 'custom' needs a [model] table with layers in the config file");
   DPT_CHECK(c.dropout >= 0.0 && c.dropout < 1.0, "config: 'dropout' must be in [0, 1), got ",
             c.dropout);
+  DPT_CHECK(c.model != "custom" || c.dropout == 0.0, "config: 'dropout' (", c.dropout,
+            ") applies to the cnn and mlp models only; a custom model places its own: "
+            "{ type = \"dropout\", p = ", c.dropout, " } in the [model] layers");
   DPT_CHECK(c.train_samples >= 0, "config: 'train-samples' must be >= 0, got ", c.train_samples);
   DPT_CHECK(c.test_samples >= 0, "config: 'test-samples' must be >= 0, got ", c.test_samples);
   DPT_CHECK(c.augment == "none" || c.augment == "flip",
@@ -313,8 +318,8 @@ void validate(const TrainConfig& c) {
             c.micro_batch);
   DPT_CHECK(c.accumulate >= 1, "config: 'accumulate' must be >= 1, got ", c.accumulate);
   (void)c.resolved_micro_batch(1);
-  DPT_CHECK(c.bucket_mb > 0.0 && c.bucket_mb <= 4096.0,
-            "config: 'bucket-mb' must be in (0, 4096], got ", c.bucket_mb);
+  DPT_CHECK(!c.bucket_mb || (*c.bucket_mb > 0.0 && *c.bucket_mb <= 4096.0),
+            "config: 'bucket-mb' must be in (0, 4096], got ", c.bucket_mb.value_or(0.0));
   DPT_CHECK(c.optimizer == "sgd" || c.optimizer == "adamw",
             "config: 'optimizer' must be sgd or adamw, got '", c.optimizer, "'");
   DPT_CHECK(c.lr > 0.0 && c.lr < 100.0, "config: 'lr' must be in (0, 100), got ", c.lr);

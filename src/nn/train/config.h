@@ -29,7 +29,9 @@ struct TrainConfig {
   std::int64_t micro_batch = 0;     // samples per forward/backward; 0: local batch / accumulate
   std::int64_t accumulate = 1;      // micro-batches per step on each rank (all-reduce after the last)
   // data parallel
-  double bucket_mb = 25.0;          // gradient bucket cap; the first bucket is 1 MB
+  // Gradient bucket cap in MiB. Given: every bucket is cut at this size (the first at
+  // min(1 MiB, cap)). Not given: DataParallel's automatic layout (nn/parallel/data_parallel.h).
+  std::optional<double> bucket_mb;
   bool no_overlap = false;          // all-reduce after backward instead of during it
   bool log_all_ranks = false;       // every rank prints, prefixed with its rank
   // optimizer

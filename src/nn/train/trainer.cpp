@@ -82,8 +82,13 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
   model_.init_parameters(config_.seed);
   optimizer_ = make_optimizer(optimizer_config(config_), model_.flat_params().numel(),
                               ctx_.device());
-  DataParallelOptions ddp;
-  ddp.bucket_mb = config_.bucket_mb;
+  // --bucket-mb, when given, governs the cut exactly; otherwise the automatic layout splits small
+  // models (the start-up log says which).
+  DataParallelOptions ddp = DataParallelOptions::automatic_layout();
+  if (config_.bucket_mb) {
+    ddp = DataParallelOptions{};
+    ddp.bucket_mb = *config_.bucket_mb;
+  }
   ddp.overlap = !config_.no_overlap;
   ddp_ = std::make_unique<DataParallel>(model_, comm_, ddp);
   check_ranks_agree();
@@ -343,8 +348,14 @@ TrainResult Trainer::run() {
             " steps per epoch of ", config_.batch_size, "; running ", total_steps, " steps on ",
             comm_.world_size(), " rank(s) (", comm_.backend(), ", ", comm_.node_count(),
             " node(s)), ", dpt::to_string(ctx_.device()), " with ", ctx_.threads(),
-            " thread(s) per rank, micro-batch ", micro_batch_, ", ",
-            ddp_->buckets().size(), " gradient bucket(s)");
+            " thread(s) per rank, micro-batch ", micro_batch_);
+  log_rank0(LogLevel::kInfo, ddp_->buckets().size(), " gradient bucket(s), ",
+            config_.bucket_mb
+                ? detail::str("--bucket-mb ", *config_.bucket_mb, " (the first bucket at most ",
+                              std::min(1.0, *config_.bucket_mb), " MiB)")
+                : std::string("automatic (--bucket-mb not given: 25 MiB, the first 1 MiB, at most "
+                              "a quarter of the gradients each, no bias alone)"),
+            ", in all-reduce order:\n", describe_buckets(model_, ddp_->buckets()));
 
   MetricsWriter metrics(comm_.rank() == 0 ? config_.metrics : std::string());
   ProgressLine progress(config_.quiet || !prints(),
@@ -366,11 +377,14 @@ TrainResult Trainer::run() {
       progress.print(detail::str("checkpoint ", result.last_checkpoint, " (step ", result.steps,
                                  ", ", static_cast<long long>(ms), " ms)"));
     }
-    totals.checkpoint_ms += ms;
+    result.checkpoint_seconds += ms * 1e-3;
   };
   Stopwatch run_time;
-  Stopwatch steady_time;  // restarted after the warm-up steps
-  std::int64_t steady_from = 0;
+  // Note [Training throughput]: samples/s is the samples of the steps after the warm-up divided
+  // by the wall time of those steps, each timed from taking its batch to its metrics line.
+  // Evaluation and checkpoints run between steps and are timed on their own, so neither an
+  // evaluation nor a checkpoint every so often changes the figure.
+  double all_steps_s = 0.0;
   std::int64_t epoch = 0;
   bool evaluated_last_step = false;
   if (start_.step >= total_steps) {
@@ -380,7 +394,9 @@ TrainResult Trainer::run() {
 
   auto run_eval = [&](std::int64_t eval_epoch, std::int64_t step) {
     if (!test_data_) return;
+    Stopwatch watch;
     const EvalResult e = evaluate(*test_data_);
+    result.eval_seconds += watch.elapsed_s();
     result.last_eval = e;
     std::ostringstream line;
     line << std::fixed << std::setprecision(4) << "epoch " << eval_epoch << " step " << step
@@ -462,10 +478,6 @@ TrainResult Trainer::run() {
     totals.comm_total_ms += times.comm_total_ms;
     totals.optimizer_ms += times.optimizer_ms;
     totals.data_wait_ms += times.data_wait_ms;
-    if (run_steps + 1 == kWarmupSteps) {
-      steady_time.restart();
-      steady_from = run_steps + 1;
-    }
 
     const double elapsed = run_time.elapsed_s();
     const double samples_per_sec =
@@ -481,6 +493,12 @@ TrainResult Trainer::run() {
            << std::fixed << std::setprecision(4) << loss << "  " << std::setprecision(1)
            << samples_per_sec << " samples/s  ETA " << format_duration(eta);
       progress.update(line.str());
+    }
+    const double step_s = step_time.elapsed_s();
+    all_steps_s += step_s;
+    if (run_steps >= kWarmupSteps) {
+      result.train_seconds += step_s;
+      ++result.timed_steps;
     }
     evaluated_last_step = false;
     if (config_.eval && batch->step_in_epoch == steps_per_epoch_ - 1) {
@@ -510,15 +528,17 @@ TrainResult Trainer::run() {
   }
 
   const std::int64_t run_steps = result.steps - start_.step;
-  const std::int64_t steady_steps = run_steps - steady_from;
-  const double steady_s = steady_from > 0 ? steady_time.elapsed_s() : run_time.elapsed_s();
-  result.samples_per_sec =
-      static_cast<double>(steady_steps * config_.batch_size) / std::max(steady_s, 1e-9);
+  if (result.timed_steps == 0) {  // a run no longer than the warm-up: time all its steps
+    result.timed_steps = run_steps;
+    result.train_seconds = all_steps_s;
+  }
+  result.samples_per_sec = static_cast<double>(result.timed_steps * config_.batch_size) /
+                           std::max(result.train_seconds, 1e-9);
+  result.wall_seconds = run_time.elapsed_s();
   const double n = static_cast<double>(std::max<std::int64_t>(1, run_steps));
   result.breakdown = StepBreakdown{totals.forward_ms / n,      totals.backward_ms / n,
                                    totals.comm_exposed_ms / n,  totals.comm_total_ms / n,
-                                   totals.optimizer_ms / n,     totals.data_wait_ms / n,
-                                   totals.checkpoint_ms / n};
+                                   totals.optimizer_ms / n,     totals.data_wait_ms / n};
   nlohmann::json summary = {
       {"event", "summary"},
       {"steps", result.steps},
@@ -529,8 +549,13 @@ TrainResult Trainer::run() {
         {"comm_exposed", result.breakdown.comm_exposed_ms},
         {"comm_total", result.breakdown.comm_total_ms},
         {"optimizer", result.breakdown.optimizer_ms},
-        {"data_wait", result.breakdown.data_wait_ms},
-        {"checkpoint", result.breakdown.checkpoint_ms}}},
+        {"data_wait", result.breakdown.data_wait_ms}}},
+      {"timed_steps", result.timed_steps},
+      {"train_s", result.train_seconds},
+      {"eval_s", result.eval_seconds},
+      {"checkpoint_s", result.checkpoint_seconds},
+      {"wall_s", result.wall_seconds},
+      {"bucket_layout", config_.bucket_mb ? "bucket-mb" : "automatic"},
       {"first_step", result.first_step},
       {"final_loss", result.last_loss},
       {"threads", ctx_.threads()},
@@ -545,11 +570,18 @@ TrainResult Trainer::run() {
         1.0 - result.breakdown.comm_exposed_ms / result.breakdown.comm_total_ms, 0.0, 1.0);
   }
   if (!result.last_checkpoint.empty()) summary["checkpoint"] = result.last_checkpoint;
+  nlohmann::json bucket_mib = nlohmann::json::array();
+  for (const GradBucket& b : ddp_->buckets()) {
+    bucket_mib.push_back(static_cast<double>(b.count) * sizeof(float) / (1024.0 * 1024.0));
+  }
+  summary["bucket_mib"] = bucket_mib;
   metrics.write_line(summary.dump());
   std::ostringstream done;
   done << std::fixed << std::setprecision(1) << "done: " << result.steps << " steps in "
-       << format_duration(run_time.elapsed_s()) << ", " << result.samples_per_sec
-       << " samples/s (after " << kWarmupSteps << " warm-up steps); per step forward "
+       << format_duration(result.wall_seconds) << " (training " << all_steps_s << " s, evaluation " << result.eval_seconds
+       << " s, checkpoints " << result.checkpoint_seconds << " s), " << result.samples_per_sec
+       << " samples/s over " << result.timed_steps << " steps (after " << kWarmupSteps
+       << " warm-up steps, without evaluation and checkpoints); per step forward "
        << result.breakdown.forward_ms << " ms, backward " << result.breakdown.backward_ms
        << " ms, exposed communication " << result.breakdown.comm_exposed_ms << " ms (of "
        << result.breakdown.comm_total_ms << " ms all-reducing), optimizer "

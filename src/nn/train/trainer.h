@@ -30,7 +30,6 @@ struct StepBreakdown {
   double comm_total_ms = 0.0;    // all-reduces executing (on the communication thread)
   double optimizer_ms = 0.0;
   double data_wait_ms = 0.0;
-  double checkpoint_ms = 0.0;  // writing checkpoints (every rank waits for rank 0's write)
 };
 
 struct TrainResult {
@@ -38,7 +37,14 @@ struct TrainResult {
   std::int64_t steps = 0;        // optimizer steps done, counting those before a resume
   double first_loss = 0.0;
   double last_loss = 0.0;
-  double samples_per_sec = 0.0;  // leaves out the first 5 steps (warm-up)
+  // Training throughput: samples of the timed steps / their wall time. Leaves out the first 5
+  // steps (warm-up) and everything between steps (evaluation, checkpoints).
+  double samples_per_sec = 0.0;
+  std::int64_t timed_steps = 0;     // steps samples_per_sec is measured over
+  double train_seconds = 0.0;       // wall time of those steps
+  double eval_seconds = 0.0;        // evaluation, in all
+  double checkpoint_seconds = 0.0;  // checkpoint writes, in all (every rank waits for rank 0's)
+  double wall_seconds = 0.0;        // the whole run() from the first step to the summary
   StepBreakdown breakdown;
   std::optional<EvalResult> last_eval;
   int stop_signal = 0;           // SIGTERM/SIGUSR1 that ended training early; 0: it ran to the end
