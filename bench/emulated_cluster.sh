@@ -60,6 +60,12 @@ quote() {
 }
 rate_bps=$(awk -v r="$rate" 'BEGIN { v = r + 0; u = r; sub(/^[0-9.]+/, "", u)
   m = (u == "kbit") ? 1e3 : (u == "mbit") ? 1e6 : (u == "gbit") ? 1e9 : (u == "tbit") ? 1e12 : 1; printf "%.0f", v * m }')
+# The widest x86 vector ISA of this CPU, as every figure must name it.
+isa() {
+  if grep -qw avx512f /proc/cpuinfo; then echo "AVX-512"
+  elif grep -qw avx2 /proc/cpuinfo; then echo "AVX2, no AVX-512"
+  else uname -m; fi
+}
 rows=()
 base_sps=""
 n_run=0
@@ -80,7 +86,7 @@ run() {
   shown=${shown//"$metrics"/m.jsonl}
   if [[ $rc -ne 0 ]]; then
     tail -5 "$work/run$n_run.log" >&2
-    rows+=("| $label | $ranks | failed (exit $rc) | | | | | | \`$shown\` |")
+    rows+=("| $label | $ranks | | failed (exit $rc) | | | | | | \`$shown\` |")
     return
   fi
   local fields
@@ -95,17 +101,18 @@ for line in open(sys.argv[1]):
             summary = record
 s = summary.get("step_ms", {})  # one rank: no communication fields
 print(summary["samples_per_sec"], 1000.0 * summary["batch_size"] / summary["samples_per_sec"],
-      s.get("comm_total", 0.0), s.get("comm_exposed", 0.0), 100.0 * summary.get("overlap", 0.0))
+      s.get("comm_total", 0.0), s.get("comm_exposed", 0.0), 100.0 * summary.get("overlap", 0.0),
+      "/".join(f"{m:.1f}" for m in summary["bucket_mib"]))
 EOF
 )
-  local sps step total exposed overlap
-  read -r sps step total exposed overlap <<<"$fields"
+  local sps step total exposed overlap buckets
+  read -r sps step total exposed overlap buckets <<<"$fields"
   [[ -n "$base_sps" ]] || base_sps=$sps
   local eff
   eff=$(awk -v s="$sps" -v b="$base_sps" -v n="$ranks" 'BEGIN { printf "%.0f%%", 100 * s / (n * b) }')
   # shellcheck disable=SC2016  # backquotes for markdown
-  rows+=("$(printf '| %s | %s | %.1f | %.0f | %.0f | %.0f | %.0f%% | %s | `%s` |' "$label" "$ranks" \
-    "$sps" "$step" "$total" "$exposed" "$overlap" "$eff" "$shown")")
+  rows+=("$(printf '| %s | %s | %s | %.1f | %.0f | %.0f | %.0f | %.0f%% | %s | `%s` |' "$label" "$ranks" \
+    "$buckets" "$sps" "$step" "$total" "$exposed" "$overlap" "$eff" "$shown")")
   echo "    $(printf '%.1f samples/s, %.0f ms/step, comm %.0f ms (exposed %.0f ms), %ds' \
     "$sps" "$step" "$total" "$exposed" $((SECONDS - t0)))" >&2
 }
@@ -123,7 +130,7 @@ shm_bw=$("${shm_cmd[@]}" 2>/dev/null | busbw)
 run "1 rank" 1 ::
 run "1 node x 2 ranks (shared memory)" 2 "$dptrun" -n 2 ::
 emu=("$ec" --nodes 2 --ranks-per-node 1 --rate "$rate" --)
-run "2 nodes x 1, overlap on (default: bucket 25)" 2 "${emu[@]}" ::
+run "2 nodes x 1, overlap on (automatic buckets)" 2 "${emu[@]}" ::
 run "2 nodes x 1, overlap off" 2 "${emu[@]}" :: --no-overlap
 for mb in 1 5 25 100; do
   run "2 nodes x 1, overlap on, bucket $mb MiB" 2 "${emu[@]}" :: --bucket-mb "$mb"
@@ -132,9 +139,9 @@ done
 # one emulated put (which makes the two directions of an exchange take turns; launch/emulated-cluster).
 noput=("$ec" --nodes 2 --ranks-per-node 1 --rate "$rate"
        --mpi-args "--mca btl_tcp_flags send,inplace,need-ack,need-csum,hetero-rdma" --)
-run "2 nodes x 1, no put, overlap on (bucket 25)" 2 "${noput[@]}" ::
+run "2 nodes x 1, no put, overlap on (automatic buckets)" 2 "${noput[@]}" ::
 run "2 nodes x 1, no put, overlap off" 2 "${noput[@]}" :: --no-overlap
-for mb in 1 5 100; do
+for mb in 1 5 25 100; do
   run "2 nodes x 1, no put, overlap on, bucket $mb MiB" 2 "${noput[@]}" :: --bucket-mb "$mb"
 done
 
@@ -143,7 +150,7 @@ cat <<EOF
 
 mlp (10.0 M parameters, 40 MB of gradients per step), global batch $batch, SGD momentum 0.9, lr 0.01,
 1 thread per rank, $steps steps (the first 5 are warm-up and not counted), on $(nproc) cores of
-$(uname -n) ($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)). Emulated nodes: launch/emulated-cluster
+$(uname -n) ($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(isa)). Emulated nodes: launch/emulated-cluster
 (one network namespace per node, tbf at $rate on each direction of its link, TCP between nodes).
 Efficiency = samples/s / (ranks x samples/s of 1 rank). Times are per step; comm = all-reducing,
 exposed = waited for after backward; overlap = share of comm hidden behind backward.
@@ -157,8 +164,8 @@ Link check, 16 MB all-reduce bus bandwidth (link: $rate = $(awk -v r="$rate_bps"
 - 2 emulated nodes, no put: ${noput_bw:-?} \`$(quote "${noput_cmd[@]}")\`
 - 1 node x 2 ranks (shared memory): ${shm_bw:-?} \`${shm_cmd[*]}\`
 
-| run | ranks | samples/s | step ms | comm ms | exposed ms | overlap | efficiency | command |
-|---|---|---|---|---|---|---|---|---|
+| run | ranks | buckets (MiB, all-reduce order) | samples/s | step ms | comm ms | exposed ms | overlap | efficiency | command |
+|---|---|---|---|---|---|---|---|---|---|
 EOF
 printf '%s\n' "${rows[@]}"
 echo
