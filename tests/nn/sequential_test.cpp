@@ -157,7 +157,8 @@ TEST(Sequential, WholeModelGradientMatchesFiniteDifferences) {
       const double numeric =
           (up - down) / (static_cast<double>(saved + h) - static_cast<double>(saved - h));
       largest = std::max(largest, std::abs(numeric));
-      EXPECT_NEAR(analytic[i], numeric, 2e-3 + 2e-2 * std::abs(numeric)) << p->name << " element " << e;
+      EXPECT_NEAR(analytic[i], numeric, 2e-3 + 2e-2 * std::abs(numeric))
+          << p->name << " element " << e;
     }
     // A parameter whose loss does not move would check nothing.
     EXPECT_GT(largest, 1e-2) << p->name << ": every finite difference is ~0";
