@@ -112,6 +112,7 @@ for via in jq python; do
     continue
   fi
   (
+    # shellcheck disable=SC2034  # read by summary.sh
     [[ $via == jq ]] || summary_jq=""
     source "$src/tests/integration/summary.sh"
     fails=0

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 # Sourced by the shell tests that launch N ranks: reads the run summary (the last line of a
 # `train --metrics` file, event "summary") so that a test can check the job really had N ranks. A
@@ -16,6 +17,7 @@ summary_field() {
   [[ -s "$file" ]] || { echo "no metrics file $file" >&2; return 1; }
   last=$(tail -n 1 "$file")
   if [[ -n "$summary_jq" ]] && command -v "$summary_jq" >/dev/null; then
+    # shellcheck disable=SC2016  # $key is a jq variable
     "$summary_jq" -e -r --arg key "$key" 'if .event == "summary" and has($key) then .[$key] else error("") end' \
       <<<"$last" 2>/dev/null || { echo "$file: the last line is not a summary with '$key': $last" >&2; return 1; }
   else
