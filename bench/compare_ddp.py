@@ -4,13 +4,14 @@
 beside PyTorch DistributedDataParallel (gloo), launched the same way: N processes on this node,
 one thread each, each pinned to its own core, the same model, global batch, optimizer and data.
 
-    python3 bench/compare_ddp.py --data data/fmnist.h5 --ranks 2 --steps 60 --repeats 3
+    scripts/python bench/compare_ddp.py --data data/fmnist.h5 --ranks 2 --steps 60 --repeats 3
 
 Also reports each model's scaling efficiency against dptrain's own 1-rank, 1-thread run, the
 exposed communication time (the step's wait for the all-reduce after backward) as a share of the
 step, and the machine's ceiling: N independent 1-rank runs of batch B/N at the same time, each
 pinned to its own core, with no communication at all. Their summed samples/s bound what any
-data-parallel run of N ranks can reach here (the cores share caches and memory bandwidth). Needs python3-torch (scripts/install-deps.sh).
+data-parallel run of N ranks can reach here (the cores share caches and memory bandwidth). Needs
+torch, numpy and h5py (scripts/install-deps.sh); scripts/python finds an interpreter with them.
 """
 import argparse
 import os
@@ -23,6 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from compare_pytorch import WARMUP_STEPS, emit_table, read_summary  # noqa: E402
+from requires import require  # noqa: E402
 
 
 def run_dptrain(args, model, ranks):
@@ -34,7 +36,7 @@ def run_dptrain(args, model, ranks):
                  "--eval=false", "--quiet", "--metrics", metrics]
         cmd = [os.path.join(HERE, "..", "launch", "dptrun"), "-n", str(ranks)] + train
         subprocess.run(cmd, check=True, capture_output=True, text=True)
-        summary = read_summary(metrics)
+        summary = read_summary(metrics, world_size=ranks)
         return summary["samples_per_sec"], summary["step_ms"]
 
 
@@ -117,6 +119,7 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", help="also append the markdown table to this file")
     args = p.parse_args()
+    require("torch", "numpy", "h5py")  # the DDP workers (child processes of this interpreter) import them
     if not os.path.exists(args.data):
         raise SystemExit(f"{args.data} not found: build/bin/dpt-data import-fashion-mnist {args.data}")
     import torch

@@ -3,11 +3,11 @@
 """Training throughput of dptrain beside PyTorch on the same model, data, batch, optimizer and
 thread count, run alternately in one session so both see the same machine load.
 
-    python3 bench/compare_pytorch.py --data data/fmnist.h5 --threads 1 --batch 128 --steps 60
+    scripts/python bench/compare_pytorch.py --data data/fmnist.h5 --threads 1 --batch 128 --steps 60
 
 Reports samples/s (steps after the first 5, as dptrain's metrics summary does) and the ratio
-dptrain / PyTorch, the median of --repeats runs of each. Needs Debian's python3-torch and
-python3-h5py (scripts/install-deps.sh).
+dptrain / PyTorch, the median of --repeats runs of each. Needs torch, numpy and h5py (Debian's
+python3-torch, -numpy, -h5py: scripts/install-deps.sh); scripts/python finds an interpreter with them.
 """
 import argparse
 import json
@@ -81,10 +81,14 @@ print(({args.steps} - {WARMUP_STEPS}) * {args.batch} / elapsed)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def read_summary(metrics_path):
-    """The summary line of a dptrain metrics file."""
+def read_summary(metrics_path, world_size=1):
+    """The summary line of a dptrain metrics file, from a job of `world_size` ranks (N separate
+    one-rank jobs would each write one too)."""
     with open(metrics_path) as f:
-        return [json.loads(l) for l in f if '"summary"' in l][-1]
+        summary = [json.loads(l) for l in f if '"summary"' in l][-1]
+    if summary.get("world_size") != world_size:
+        raise SystemExit(f"{metrics_path}: a job of {summary.get('world_size')} rank(s), expected {world_size}")
+    return summary
 
 
 def emit_table(lines, out_path):
@@ -127,10 +131,12 @@ def main():
                    help="cpu, or cuda for both dptrain and PyTorch on the first GPU")
     p.add_argument("--out", help="also append the markdown table to this file")
     args = p.parse_args()
+    from requires import require  # here, not at the top: the PyTorch child loads this file too
+    require("torch", "numpy", "h5py")  # the PyTorch runs (child processes of this interpreter) import them
     if not os.path.exists(args.data):
         raise SystemExit(f"{args.data} not found: build/bin/dpt-data import-fashion-mnist {args.data}")
 
-    import torch  # noqa: F401  (fail early with a clear error when python3-torch is missing)
+    import torch
 
     rows = []
     for model_name in args.models:

@@ -13,7 +13,8 @@
 # event "summary", which leaves out the first 5 warm-up steps): samples_per_sec, step_ms.comm_total
 # (all-reducing per step), step_ms.comm_exposed (the step's wait for it after backward) and overlap.
 # Scaling efficiency = samples/s of N ranks / (N x samples/s of 1 rank). Needs root (the emulated
-# nodes) and python3 (reads the JSON). Prints a markdown table with the exact commands.
+# nodes) and a python3 (reads the JSON; scripts/python finds one). Prints a markdown table with the
+# exact commands.
 set -euo pipefail
 
 usage() { sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -36,7 +37,8 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $(id -u) -eq 0 ]] || { echo "emulated_cluster.sh: needs root (launch/emulated-cluster)" >&2; exit 2; }
 [[ -r "$data" ]] || { echo "emulated_cluster.sh: no dataset '$data' ($bin/dpt-data import-fashion-mnist $data)" >&2; exit 2; }
-command -v python3 >/dev/null || { echo "emulated_cluster.sh: needs python3" >&2; exit 2; }
+python=("$root/scripts/python" --needs json)
+"${python[@]}" --which >/dev/null || exit 2
 
 cd "$root"
 rel() { local p=$1; echo "${p#"$root"/}"; }
@@ -90,7 +92,8 @@ run() {
     return
   fi
   local fields
-  fields=$(python3 - "$metrics" <<'EOF'
+  # The summary must come from one job of $ranks ranks (not $ranks separate one-rank jobs).
+  if ! fields=$("${python[@]}" - "$metrics" "$ranks" <<'EOF'
 import json, sys
 summary = None
 for line in open(sys.argv[1]):
@@ -99,12 +102,17 @@ for line in open(sys.argv[1]):
         record = json.loads(line)
         if record.get("event") == "summary":
             summary = record
+if summary is None or summary.get("world_size") != int(sys.argv[2]):
+    sys.exit(f"{sys.argv[1]}: expected the summary of a {sys.argv[2]}-rank job, found {summary}")
 s = summary.get("step_ms", {})  # one rank: no communication fields
 print(summary["samples_per_sec"], 1000.0 * summary["batch_size"] / summary["samples_per_sec"],
       s.get("comm_total", 0.0), s.get("comm_exposed", 0.0), 100.0 * summary.get("overlap", 0.0),
       "/".join(f"{m:.1f}" for m in summary["bucket_mib"]))
 EOF
-)
+); then
+    rows+=("| $label | $ranks | | no summary of a $ranks-rank job | | | | | | \`$shown\` |")
+    return
+  fi
   local sps step total exposed overlap buckets
   read -r sps step total exposed overlap buckets <<<"$fields"
   [[ -n "$base_sps" ]] || base_sps=$sps

@@ -3,10 +3,12 @@
 """Draws a `train --timeline` trace as a PNG (one row per rank and track), for documents; for
 interactive use open the JSON in https://ui.perfetto.dev or chrome://tracing.
 
-    /usr/bin/python3 bench/plot_timeline.py trace.json timeline.png [--steps 2-4]
+    scripts/python --needs matplotlib bench/plot_timeline.py trace.json timeline.png [--steps 2-4]
 """
 import argparse
 import json
+
+from requires import require
 
 COLORS = {"forward": "#4C72B0", "backward": "#DD8452", "allreduce": "#C44E52", "optimizer": "#55A868",
           "data": "#8172B3", "checkpoint": "#937860"}
@@ -18,6 +20,7 @@ def main():
     p.add_argument("out")
     p.add_argument("--steps", default="", help="first-last step to draw (default: all recorded)")
     args = p.parse_args()
+    require("matplotlib")
     with open(args.trace) as f:
         events = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X"]
     window = None

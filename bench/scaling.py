@@ -5,7 +5,7 @@ each, through launch/dptrun), strong scaling (global batch fixed at --batch) and
 fixed --per-rank batch, so the global batch grows with the ranks). Writes a markdown table and a
 PNG of throughput and efficiency.
 
-    /usr/bin/python3 bench/scaling.py --data data/fmnist.h5 --out docs/images/scaling.png
+    scripts/python --needs matplotlib bench/scaling.py --data data/fmnist.h5 --out docs/images/scaling.png
 
 Efficiency is samples/s on N ranks over N times the 1-rank samples/s of the same per-step work
 (strong: the same global batch; weak: the per-rank batch). More ranks than cores oversubscribe
@@ -18,6 +18,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+
+from requires import require
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -33,6 +35,9 @@ def run(args, model, ranks, batch):
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         with open(metrics) as f:
             summary = [json.loads(line) for line in f if line.strip()][-1]
+        if summary.get("event") != "summary" or summary.get("world_size") != ranks:
+            raise SystemExit(f"expected the summary of a {ranks}-rank job as the last line of the metrics, "
+                             f"found {summary}")
         return summary["samples_per_sec"], summary
 
 
@@ -50,6 +55,7 @@ def main():
     p.add_argument("--device", default="cpu",
                    help="cpu (1 thread per rank) or cuda (rank r on GPU local_rank %% count)")
     args = p.parse_args()
+    require("matplotlib")  # for the PNG at the end: fail now, not after the runs
 
     results = {}  # (model, mode, ranks) -> (median samples/s, overlap, exposed ms)
     for model in args.models:

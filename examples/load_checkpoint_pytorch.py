@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 """Load a dptrain checkpoint (or a model file written by `train export`) into PyTorch.
 
-    python3 examples/load_checkpoint_pytorch.py ckpt/step-468.h5
-    python3 examples/load_checkpoint_pytorch.py ckpt/ --data data/fmnist.h5 --samples 1000 \\
+    scripts/python examples/load_checkpoint_pytorch.py ckpt/step-468.h5
+    scripts/python examples/load_checkpoint_pytorch.py ckpt/ --data data/fmnist.h5 --samples 1000 \\
         --logits logits.npy
 
 The file's group /model holds the network: its attribute "layers" is a JSON list of layer specs
@@ -18,7 +18,8 @@ x = (pixel / 255 - mean) / std in float32 as dptrain's loader does, and prints a
 (compare with `train eval --checkpoint FILE --data FILE.h5 --samples N`). With --logits it also
 saves the logits [N, classes] as float32 .npy.
 
-Needs python3-torch, python3-h5py and python3-numpy (Debian), or torch, h5py and numpy from pip.
+Needs python3-torch, python3-h5py and python3-numpy (Debian), or torch, h5py and numpy from pip;
+scripts/python runs it with an interpreter that has them (or the one DPT_PYTHON names).
 """
 import argparse
 import json

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Installs the Debian packages dptrain builds and tests with (DESIGN.md "Dependencies").
-# Idempotent: only missing packages are installed. PyTorch (python3-torch) is the reference the
-# checkpoint test loads checkpoints into; matplotlib draws scripts/dpt-plot's and the benchmarks'
-# pictures. --bench is accepted for compatibility (everything is in the default set).
+# Installs the Debian packages dptrain builds, tests and benchmarks with (DESIGN.md
+# "Dependencies"). Idempotent: only missing packages are installed. One set serves all three: the
+# benchmarks (bench/) need nothing the tests do not (PyTorch, h5py and numpy are the reference the
+# checkpoint test loads checkpoints into, matplotlib draws scripts/dpt-plot's and the benchmarks'
+# pictures, iproute2's ip and tc build launch/emulated-cluster's nodes for its test).
 # The CUDA toolkit, cuDNN and NCCL are not Debian packages this script installs: where they are
 # present (/usr/local/cuda), `cmake --preset release` builds the CUDA backend as well.
+# Usage: scripts/install-deps.sh [--list]   (--list: print the packages, install nothing)
 set -euo pipefail
 
 packages=(
@@ -17,7 +19,15 @@ packages=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   dataset-fashion-mnist
   python3 python3-numpy python3-h5py python3-torch python3-matplotlib
+  iproute2
 )
+
+[[ $# -le 1 ]] || { echo "install-deps: one argument at most (usage: scripts/install-deps.sh [--list])" >&2; exit 2; }
+case "${1:-}" in
+  "") ;;
+  --list) printf '%s\n' "${packages[@]}"; exit 0 ;;
+  *) echo "install-deps: unknown argument '$1' (usage: scripts/install-deps.sh [--list])" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
   dpt::comm::Environment environment(&argc, &argv);
   std::unique_ptr<dpt::comm::Communicator> comm = dpt::comm::make_communicator();
   try {
-    DPT_CHECK_KIND(dpt::ErrorKind::kComm, comm->rank() != 1, "rank 1 fails on purpose");
+    DPT_CHECK_KIND(dpt::ErrorKind::kComm, comm->rank() != 1, "rank 1 of ", comm->world_size(),
+                   " fails on purpose");
     comm->barrier();
     std::cout << "rank " << comm->rank() << " passed a barrier rank 1 never entered" << std::endl;
     return 0;

@@ -4,10 +4,12 @@
 # every rank; SIGUSR1 to mpirun stops both ranks after one step with a checkpoint and exit 138, and
 # --resume auto finishes the run; a truncated newest checkpoint is passed over with a warning; a
 # malformed `latest` is refused; a file-size limit (disk full) fails the write cleanly and leaves
-# the previous checkpoint and `latest` as they were; `train eval` and `train export` agree.
+# the previous checkpoint and `latest` as they were; `train eval` and `train export` agree. The
+# two-rank runs' summaries say world_size 2.
 # Usage: checkpoint_cli_test.sh BIN_DIR
 set -uo pipefail
 bin=${1:?usage: checkpoint_cli_test.sh BIN_DIR}
+source "$(dirname "$0")/summary.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -51,7 +53,7 @@ fi
 ckpt="$work/ckpt"
 # The signal goes to mpirun itself (Open MPI forwards SIGUSR1 to every rank), so no `timeout`
 # wrapper here; the loop below gives up after 60 s.
-"${mpi[@]}" "${train[@]}" --epochs 50 --checkpoint-dir "$ckpt" >"$work/stop.log" 2>&1 &
+"${mpi[@]}" "${train[@]}" --epochs 50 --checkpoint-dir "$ckpt" --metrics "$work/stop.jsonl" >"$work/stop.log" 2>&1 &
 job=$!
 for _ in $(seq 600); do
   grep -q '^step 20/' "$work/stop.log" 2>/dev/null && break
@@ -62,7 +64,7 @@ wait "$job"
 rc=$?
 stopped_at=$(sed -n 's/.*stopping after step \([0-9]*\) on SIGUSR1.*/\1/p' "$work/stop.log")
 if [[ $rc -eq 138 && -n "$stopped_at" && $(cat "$ckpt/latest" 2>/dev/null) == "step-$stopped_at.h5" ]] &&
-  no_crash "$(cat "$work/stop.log")"; then
+  no_crash "$(cat "$work/stop.log")" && expect_world_size "$work/stop.jsonl" 2; then
   ok "SIGUSR1 stopped both ranks after step $stopped_at with a checkpoint (exit $rc)"
 else
   fail "SIGUSR1: exit $rc, stopped at '${stopped_at}', latest '$(cat "$ckpt/latest" 2>/dev/null)'"
@@ -73,10 +75,12 @@ fi
 # the signal caught the first run (on an idle machine it may be well past step 20)
 epochs=$(( ${stopped_at:-0} / 50 + 2 ))
 final=$(( epochs * 50 ))
-out=$(timeout 300 "${mpi[@]}" "${train[@]}" --epochs "$epochs" --checkpoint-dir "$ckpt" --resume auto 2>&1)
+out=$(timeout 300 "${mpi[@]}" "${train[@]}" --epochs "$epochs" --checkpoint-dir "$ckpt" --resume auto \
+  --metrics "$work/resume.jsonl" 2>&1)
 rc=$?
 if [[ $rc -eq 0 ]] && grep -q "resuming from $ckpt/step-$stopped_at.h5 at step $stopped_at" <<<"$out" &&
-  grep -q '^test accuracy' <<<"$out" && [[ $(cat "$ckpt/latest") == "step-$final.h5" ]]; then
+  grep -q '^test accuracy' <<<"$out" && [[ $(cat "$ckpt/latest") == "step-$final.h5" ]] &&
+  expect_world_size "$work/resume.jsonl" 2; then
   ok "resume auto continued from step $stopped_at to step $final"
 else
   fail "resume auto: exit $rc"; echo "$out" | tail -15

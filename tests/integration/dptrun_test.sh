@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # launch/dptrun: starts the ranks (bound to cores when they fit, oversubscribed when they do not),
-# passes the command through, and rejects bad arguments with a message.
+# passes the command through (train on 2 ranks: one job, world_size 2 in its summary), and rejects
+# bad arguments with a message.
 # Usage: dptrun_test.sh SOURCE_DIR BIN_DIR
 set -uo pipefail
 src=${1:?usage: dptrun_test.sh SOURCE_DIR BIN_DIR}
 bin=${2:?usage: dptrun_test.sh SOURCE_DIR BIN_DIR}
+source "$(dirname "$0")/summary.sh"
 dptrun="$src/launch/dptrun"
 failures=0
 check() {  # check NAME CONDITION-STATUS DETAIL
@@ -22,9 +24,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$bin/dpt-data" import-fashion-mnist "$work/fm.h5" >/dev/null
 out=$(timeout 300 "$dptrun" -n 2 "$bin/train" --data "$work/fm.h5" --model mlp --steps 3 \
-      --batch-size 64 --train-samples 640 --test-samples 100 --log-every 1 2>&1)
+      --batch-size 64 --train-samples 640 --test-samples 100 --log-every 1 --metrics "$work/m.jsonl" 2>&1)
 status=$?
-[[ $status -eq 0 ]] && grep -q "running 3 steps on 2 rank(s) (mpi" <<<"$out" && grep -q "test accuracy" <<<"$out"
+[[ $status -eq 0 ]] && grep -q "running 3 steps on 2 rank(s) (mpi" <<<"$out" && grep -q "test accuracy" <<<"$out" &&
+  expect_world_size "$work/m.jsonl" 2
 check "train on 2 ranks through dptrun" $? "$out"
 out=$("$dptrun" -n zero true 2>&1)
 [[ $? -eq 2 ]] && grep -q "positive integer" <<<"$out"

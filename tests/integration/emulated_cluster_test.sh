@@ -9,6 +9,7 @@ set -uo pipefail
 src=${1:?usage: emulated_cluster_test.sh SOURCE_DIR BIN_DIR}
 bin=${2:?usage: emulated_cluster_test.sh SOURCE_DIR BIN_DIR}
 ec="$src/launch/emulated-cluster"
+source "$(dirname "$0")/summary.sh"
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "SKIP: emulated_cluster_test needs root (network namespaces, bridge, veth, tc)"; exit 77
@@ -76,7 +77,7 @@ if [[ ! -r "$data" ]]; then
 fi
 out=$(timeout 180 "$ec" --nodes 2 --rate 1gbit -- "$bin/train" --data "$data" --model mlp --steps 5 \
       --threads 1 --eval=false --quiet --metrics "$work/metrics.jsonl" 2>&1); rc=$?
-[[ $rc -eq 0 ]] && grep -q '"world_size":2' "$work/metrics.jsonl"
+[[ $rc -eq 0 ]] && expect_world_size "$work/metrics.jsonl" 2
 check "train mlp on 2 nodes" $? "exit $rc: $out"
 prefix=$(prefix_of "$out")
 left=$(leftovers "$prefix")

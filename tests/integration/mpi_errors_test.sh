@@ -39,8 +39,9 @@ expect_failure "batch not divisible by ranks x micro-batch" "ranks x 'micro-batc
 expect_failure "dataset smaller than one global batch" "fewer than one global batch" \
   "${mpi[@]}" -np 2 "$bin/train" --data "$work/fm.h5" --train-samples 100 --batch-size 128 "${common[@]}"
 # MPMD: rank 0 gets the good file, rank 1 a missing one. Rank 0 reaches the start-up all-gather
-# and waits there; rank 1's error must still end both.
-expect_failure "one rank fails" "/nonexistent/fm.h5" \
+# and waits there; rank 1's error must still end both. The error must come from rank 1: two
+# separate one-rank jobs would fail too, as rank 0.
+expect_failure "one rank fails" "\[rank 1\] train: cannot open /nonexistent/fm.h5" \
   "${mpi[@]}" -np 1 "$bin/train" --data "$work/fm.h5" "${common[@]}" : \
   -np 1 "$bin/train" --data /nonexistent/fm.h5 "${common[@]}"
 expect_failure "ranks disagree" "ranks disagree on their set-up" \

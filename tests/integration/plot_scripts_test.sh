@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # scripts/dpt-plot draws a PNG from a real metrics file (and rejects a file that is not one);
-# bench/plot_timeline.py draws a PNG from a real --timeline trace. Skipped (77) without
-# python3-matplotlib.
+# bench/plot_timeline.py draws a PNG from a real --timeline trace. Both run as the README says
+# (scripts/dpt-plot, scripts/python), whatever `python3` is on PATH. Skipped (77) where no
+# interpreter has matplotlib.
 # Usage: plot_scripts_test.sh SOURCE_DIR BIN_DIR
 set -uo pipefail
 src=${1:?usage: plot_scripts_test.sh SOURCE_DIR BIN_DIR}
 bin=${2:?usage: plot_scripts_test.sh SOURCE_DIR BIN_DIR}
-python=/usr/bin/python3
-[[ -x $python ]] || python=python3
-if ! $python -c "import matplotlib" 2>/dev/null; then
-  echo "SKIP: no python3 with matplotlib (scripts/install-deps.sh installs python3-matplotlib)"
+if ! why=$("$src/scripts/python" --needs matplotlib --which 2>&1); then
+  echo "SKIP: $why"
   exit 77
 fi
 work=$(mktemp -d)
@@ -21,16 +20,16 @@ trap 'rm -rf "$work"' EXIT
   >/dev/null 2>&1 || { echo "FAIL: training"; exit 1; }
 is_png() { [[ -s "$1" && $(head -c 8 "$1" | od -An -tx1 | tr -d ' \n') == 89504e470d0a1a0a ]]; }
 failures=0
-$python "$src/scripts/dpt-plot" "$work/m.jsonl" "$work/curves.png" && is_png "$work/curves.png" &&
+"$src/scripts/dpt-plot" "$work/m.jsonl" "$work/curves.png" && is_png "$work/curves.png" &&
   echo "ok   dpt-plot wrote a PNG" || { echo "FAIL dpt-plot"; failures=$((failures + 1)); }
-$python "$src/scripts/dpt-plot" "$work/m.jsonl" "$work/m.jsonl" --labels a b -o "$work/two.png" &&
+"$src/scripts/dpt-plot" "$work/m.jsonl" "$work/m.jsonl" --labels a b -o "$work/two.png" &&
   is_png "$work/two.png" && echo "ok   dpt-plot overlays two files" ||
   { echo "FAIL dpt-plot overlay"; failures=$((failures + 1)); }
 echo "not json" >"$work/bad.jsonl"
-out=$($python "$src/scripts/dpt-plot" "$work/bad.jsonl" "$work/bad.png" 2>&1)
+out=$("$src/scripts/dpt-plot" "$work/bad.jsonl" "$work/bad.png" 2>&1)
 [[ $? -ne 0 ]] && grep -q "bad.jsonl:1: not JSON" <<<"$out" && echo "ok   dpt-plot rejects a bad file" ||
   { echo "FAIL dpt-plot accepted a bad file: $out"; failures=$((failures + 1)); }
-$python "$src/bench/plot_timeline.py" "$work/t.json" "$work/timeline.png" --steps 2-3 &&
+"$src/scripts/python" --needs matplotlib "$src/bench/plot_timeline.py" "$work/t.json" "$work/timeline.png" --steps 2-3 &&
   is_png "$work/timeline.png" && echo "ok   plot_timeline wrote a PNG" ||
   { echo "FAIL plot_timeline"; failures=$((failures + 1)); }
 exit $((failures > 0))

@@ -4,7 +4,7 @@
 # /model's "layers", load_state_dict(strict=True)) and computes the logits that `train eval`
 # writes: `cnn` and `mlp` (with dropout), 5 training steps each, the first 256 test images, max
 # |difference| <= 1e-4 relative to max(1, |logit|). The same for the model file of `train export`.
-# Skips (77) without a python3 that imports torch and h5py.
+# Skips (77) where scripts/python finds no interpreter that imports torch, numpy and h5py.
 # Usage: pytorch_checkpoint_test.sh SOURCE_DIR BIN_DIR
 set -euo pipefail
 src=${1:?usage: pytorch_checkpoint_test.sh SOURCE_DIR BIN_DIR}
@@ -13,16 +13,8 @@ example="$src/examples/load_checkpoint_pytorch.py"
 samples=256
 tolerance=1e-4
 
-python=""
-for candidate in /usr/bin/python3 "$(command -v python3 || true)"; do
-  if [[ -n $candidate ]] && "$candidate" -c "import torch, h5py" 2>/dev/null; then
-    python=$candidate
-    break
-  fi
-done
-if [[ -z $python ]]; then
-  echo "SKIP: neither /usr/bin/python3 nor python3 on PATH imports torch and h5py" \
-       "(Debian: scripts/install-deps.sh --bench)"
+if ! python=$("$src/scripts/python" --which 2>&1); then
+  echo "SKIP: $python"
   exit 77
 fi
 

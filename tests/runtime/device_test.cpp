@@ -51,7 +51,13 @@ TEST(Device, CudaBuiltMatchesTheBuildConfiguration) {
   if (!cuda_built()) {
     EXPECT_EQ(cuda_device_count(), 0);
   }
-  EXPECT_GE(cuda_device_count(), 0);
+  // Every counted device can be described, and the index after the last is refused.
+  const int count = cuda_device_count();
+  for (int i = 0; i < count; ++i) {
+    EXPECT_TRUE(describe(Device::cuda(i)).starts_with("cuda:" + std::to_string(i) + " ("))
+        << describe(Device::cuda(i));
+  }
+  EXPECT_THROW(resolve_device("cuda:" + std::to_string(count)), Error);
   // A reason exactly when no GPU can be used.
   EXPECT_EQ(cuda_unavailable_reason().empty(), has_gpu()) << "'" << cuda_unavailable_reason() << "'";
 }
