@@ -24,6 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from compare_pytorch import WARMUP_STEPS, emit_table, read_summary  # noqa: E402
+from machine import cpu_description  # noqa: E402
 from requires import require  # noqa: E402
 
 
@@ -145,7 +146,8 @@ def main():
               f"({[round(v) for v in ceiling]})", flush=True)
     table = [f"Data-parallel throughput, {args.ranks} ranks x 1 thread on one node, global batch "
              f"{args.batch}, SGD momentum 0.9, {args.steps} steps (first {WARMUP_STEPS} left out), "
-             f"median of {args.repeats} ({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, gloo)", "",
+             f"median of {args.repeats} ({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, gloo); "
+             f"{cpu_description()}", "",
              "| model | dptrain samples/s | PyTorch DDP samples/s | ratio | dptrain 1 rank | scaling efficiency | exposed comm / step | no-comm ceiling (ratio to DDP, efficiency) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for model, o, t, o1, eff, exposed, c, c_eff in rows:

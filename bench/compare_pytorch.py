@@ -131,6 +131,7 @@ def main():
                    help="cpu, or cuda for both dptrain and PyTorch on the first GPU")
     p.add_argument("--out", help="also append the markdown table to this file")
     args = p.parse_args()
+    from machine import cpu_description
     from requires import require  # here, not at the top: the PyTorch child loads this file too
     require("torch", "numpy", "h5py")  # the PyTorch runs (child processes of this interpreter) import them
     if not os.path.exists(args.data):
@@ -153,7 +154,7 @@ def main():
 
     table = [f"Training throughput, batch {args.batch}, {args.threads} thread(s), {args.optimizer}, "
              f"{args.steps} steps (first {WARMUP_STEPS} left out), median of {args.repeats} "
-             f"({time.strftime('%Y-%m-%d')}, torch {torch.__version__})", "",
+             f"({time.strftime('%Y-%m-%d')}, torch {torch.__version__}); {cpu_description()}", "",
              "| model | dptrain samples/s | PyTorch samples/s | ratio | dptrain step ms (fwd / bwd / opt / data) |",
              "|---|---:|---:|---:|---|"]
     for name, o, t, r, s in rows:

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 
+from machine import cpu_description
 from requires import require
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -76,7 +77,7 @@ def main():
 
     lines = [f"Scaling on one node ({os.cpu_count()} cores), 1 thread per rank, SGD momentum 0.9, "
              f"{args.steps} steps (first 5 left out), median of {args.repeats} ({time.strftime('%Y-%m-%d')}); "
-             f"strong: global batch {args.batch}; weak: {args.per_rank} per rank", "",
+             f"strong: global batch {args.batch}; weak: {args.per_rank} per rank; {cpu_description()}", "",
              "| model | scaling | ranks | global batch | samples/s | efficiency | overlap | exposed comm ms/step |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for (model, mode, ranks), (sps, overlap, exposed) in results.items():

@@ -9,7 +9,7 @@
 #   lib/        every shared library they need except glibc's and CUDA's (oneDNN, OpenBLAS, HDF5
 #               and theirs, libstdc++, libgomp, ... and Open MPI's when the build has MPI)
 #   data/       fmnist-small.h5: the first 12800 training and 2000 test images of Fashion-MNIST
-#   bench/compare_pytorch.py, scripts/gpu-first-run.sh, gpu-kit-tests.sh, gpu-kit-env.sh,
+#   bench/compare_pytorch.py (+ requires.py, machine.py), scripts/gpu-first-run.sh, gpu-kit-tests.sh, gpu-kit-env.sh,
 #   MANIFEST.txt (build settings, where each library came from, the newest glibc symbol needed)
 #
 # Usage: scripts/gpu-kit.sh [--from-build DIR] OUT_DIR
@@ -179,7 +179,7 @@ for prefix, n in (("train", 12800), ("t10k", 2000)):
 EOF
 "$build/bin/dpt-data" import-fashion-mnist --src "$staging/fmnist" "$kit/data/fmnist-small.h5"
 
-cp "$repo/bench/compare_pytorch.py" "$kit/bench/"
+cp "$repo/bench/compare_pytorch.py" "$repo/bench/requires.py" "$repo/bench/machine.py" "$kit/bench/"
 cp "$repo/scripts/gpu-first-run.sh" "$repo/scripts/gpu-kit-tests.sh" "$repo/scripts/gpu-kit-env.sh" \
    "$kit/scripts/"
 

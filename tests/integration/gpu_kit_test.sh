@@ -38,7 +38,8 @@ mkdir "$tmp/unpacked"
 tar -C "$tmp/unpacked" -xf "${archives[0]}" || { fail "cannot unpack ${archives[0]}"; exit 1; }
 kit=$(cd "$tmp/unpacked/dptrain-gpu-kit" && pwd -P)
 for f in bin/train bin/dpt-bench bin/dpt-data libexec/train tests.tsv MANIFEST.txt \
-         data/fmnist-small.h5 bench/compare_pytorch.py scripts/gpu-first-run.sh; do
+         data/fmnist-small.h5 bench/compare_pytorch.py bench/requires.py bench/machine.py \
+         scripts/gpu-first-run.sh; do
   [[ -e "$kit/$f" ]] || fail "the kit lacks $f"
 done
 # The same library path the kit's programs use.
