@@ -16,13 +16,15 @@ namespace dpt::comm::mpi {
 // "MPI error <class>: <MPI_Error_string text>", plus the world rank while dpt::process_rank() is
 // not yet set (throw_error appends it once it is).
 std::string error_string(int code);
+inline bool succeeded(int code) noexcept { return code == MPI_SUCCESS; }
 
 }  // namespace dpt::comm::mpi
 
 // Only meaningful on communicators with MPI_ERRORS_RETURN (docs/STYLE.md decision 2): with the
 // default MPI_ERRORS_ARE_FATAL a failing call never returns.
-#define DPT_MPI_CHECK(expr) \
-  DPT_CHECK_STATUS(expr, MPI_SUCCESS, ::dpt::comm::mpi::error_string, ::dpt::ErrorKind::kComm)
+#define DPT_MPI_CHECK(expr)                                                    \
+  DPT_CHECK_STATUS(::dpt::ErrorKind::kComm, expr, ::dpt::comm::mpi::succeeded, \
+                   ::dpt::comm::mpi::error_string)
 
 #define DPT_MPI_CHECK_LOG(expr)                                                                  \
   do {                                                                                           \

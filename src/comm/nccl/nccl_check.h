@@ -18,14 +18,16 @@ namespace dpt::comm::nccl {
 // ncclGetLastError's message is process-wide (its comm argument is unused by NCCL 2.x), so no
 // communicator is needed; it may describe an earlier asynchronous failure.
 std::string error_string(ncclResult_t status);
+inline bool succeeded(ncclResult_t status) noexcept { return status == ncclSuccess; }
 
 }  // namespace dpt::comm::nccl
 
 // For blocking calls only: on a non-blocking communicator (ours, see nccl_communicator.h) calls
 // that take the communicator may return ncclInProgress, which is not an error; those are checked
 // by NcclCommunicator itself.
-#define DPT_NCCL_CHECK(expr) \
-  DPT_CHECK_STATUS(expr, ncclSuccess, ::dpt::comm::nccl::error_string, ::dpt::ErrorKind::kComm)
+#define DPT_NCCL_CHECK(expr)                                                     \
+  DPT_CHECK_STATUS(::dpt::ErrorKind::kComm, expr, ::dpt::comm::nccl::succeeded, \
+                   ::dpt::comm::nccl::error_string)
 
 #define DPT_NCCL_CHECK_LOG(expr)                                                                   \
   do {                                                                                             \

@@ -23,15 +23,17 @@ inline std::string cudnn_status_string(cudnnStatus_t status) {
 inline std::string cublas_status_string(cublasStatus_t status) {
   return detail::str(cublasLtGetStatusName(status), ": ", cublasLtGetStatusString(status));
 }
+inline bool succeeded(cudnnStatus_t status) noexcept { return status == CUDNN_STATUS_SUCCESS; }
+inline bool succeeded(cublasStatus_t status) noexcept { return status == CUBLAS_STATUS_SUCCESS; }
 }  // namespace dpt::kernels::cuda
 
-#define DPT_CUDNN_CHECK(expr)                                                             \
-  DPT_CHECK_STATUS(expr, CUDNN_STATUS_SUCCESS, ::dpt::kernels::cuda::cudnn_status_string, \
-                   ::dpt::ErrorKind::kCuda)
+#define DPT_CUDNN_CHECK(expr)                                                    \
+  DPT_CHECK_STATUS(::dpt::ErrorKind::kCuda, expr, ::dpt::kernels::cuda::succeeded, \
+                   ::dpt::kernels::cuda::cudnn_status_string)
 
-#define DPT_CUBLAS_CHECK(expr)                                                              \
-  DPT_CHECK_STATUS(expr, CUBLAS_STATUS_SUCCESS, ::dpt::kernels::cuda::cublas_status_string, \
-                   ::dpt::ErrorKind::kCuda)
+#define DPT_CUBLAS_CHECK(expr)                                                   \
+  DPT_CHECK_STATUS(::dpt::ErrorKind::kCuda, expr, ::dpt::kernels::cuda::succeeded, \
+                   ::dpt::kernels::cuda::cublas_status_string)
 
 #define DPT_CUDNN_CHECK_LOG(expr)                                                           \
   do {                                                                                      \

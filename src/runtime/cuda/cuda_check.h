@@ -14,10 +14,11 @@
 namespace dpt::cuda {
 // "cudaErrorMemoryAllocation: out of memory".
 std::string error_string(cudaError_t status);
+inline bool succeeded(cudaError_t status) noexcept { return status == cudaSuccess; }
 }  // namespace dpt::cuda
 
 #define DPT_CUDA_CHECK(expr) \
-  DPT_CHECK_STATUS(expr, cudaSuccess, ::dpt::cuda::error_string, ::dpt::ErrorKind::kCuda)
+  DPT_CHECK_STATUS(::dpt::ErrorKind::kCuda, expr, ::dpt::cuda::succeeded, ::dpt::cuda::error_string)
 
 #define DPT_CUDA_CHECK_LOG(expr)                                                              \
   do {                                                                                        \
