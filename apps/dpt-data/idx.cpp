@@ -30,8 +30,8 @@ std::size_t read_some(gzFile f, const std::string& path, void* out, std::size_t 
     if (got < 0) {
       int code = 0;
       const char* message = gzerror(f, &code);
-      DPT_CHECK_KIND(ErrorKind::kIo, false, path, ": cannot decompress: ",
-                     message ? message : "zlib error");
+      DPT_FAIL_KIND(ErrorKind::kIo, path,
+                    ": cannot decompress: ", message ? message : "zlib error");
     }
     if (got == 0) break;
     done += static_cast<std::size_t>(got);

@@ -28,7 +28,7 @@ bool parse(CLI::App& app, int argc, const char* const* argv, bool print_help) {
     if (print_help) app.exit(e);
     return false;
   } catch (const CLI::ParseError& e) {
-    DPT_CHECK(false, "command line: ", e.what(), " (run `", app.get_name(), " --help`)");
+    DPT_FAIL("command line: ", e.what(), " (run `", app.get_name(), " --help`)");
   }
   return true;
 }

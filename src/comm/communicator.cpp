@@ -36,8 +36,7 @@ std::unique_ptr<Communicator> make_mpi() {
             "dpt::comm::Environment in main and start the program with mpirun");
   return mpi::make_communicator();
 #else
-  DPT_CHECK(false, "make_communicator(\"mpi\"): dptrain was built with DPT_MPI=OFF");
-  return nullptr;
+  DPT_FAIL("make_communicator(\"mpi\"): dptrain was built with DPT_MPI=OFF");
 #endif
 }
 
@@ -61,9 +60,8 @@ std::unique_ptr<Communicator> make_device_communicator(std::unique_ptr<Communica
   // Uniform for every world size: NCCL also runs a world of one.
   return nccl::make_communicator(std::move(host), cuda_device);
 #else
-  DPT_CHECK(false, "make_device_communicator(device ", cuda_device,
-            "): dptrain was built without CUDA (DPT_CUDA=OFF or CUDA/NCCL not found)");
-  return nullptr;
+  DPT_FAIL("make_device_communicator(device ", cuda_device,
+           "): dptrain was built without CUDA (DPT_CUDA=OFF or CUDA/NCCL not found)");
 #endif
 }
 

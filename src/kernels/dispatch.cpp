@@ -7,6 +7,7 @@
 #include "kernels/cpu/kernels_cpu.h"
 #include "kernels/cuda/kernels_cuda.h"
 #include "kernels/ops.h"
+#include "kernels/shapes.h"
 #include "runtime/check.h"
 #include "runtime/config.h"
 
@@ -29,9 +30,8 @@ bool is_cpu(const Context& ctx, [[maybe_unused]] const char* op) {
 #if DPT_HAVE_CUDA
   return false;
 #else
-  DPT_CHECK(false, op, ": device ", to_string(ctx.device()),
-            " is not built into this binary (configure with -DDPT_CUDA=ON)");
-  __builtin_unreachable();
+  DPT_FAIL(op, ": device ", to_string(ctx.device()),
+           " is not built into this binary (configure with -DDPT_CUDA=ON)");
 #endif
 }
 
@@ -71,20 +71,20 @@ void expect_distinct(const char* op, const char* a_name, const Tensor& a, const 
 Shape conv_output(const char* op, const Shape& x, const Shape& w, const Conv2dParams& p);
 Shape pool_output(const char* op, const Shape& x, const Pool2dParams& p);
 
-cpu::ConvShape conv_shape(const char* op, const Shape& x, const Shape& w, const Conv2dParams& p) {
+ConvShape conv_shape(const char* op, const Shape& x, const Shape& w, const Conv2dParams& p) {
   const Shape y = conv_output(op, x, w, p);
-  return cpu::ConvShape{x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3],
-                        p.stride_h, p.stride_w, p.pad_h, p.pad_w};
+  return ConvShape{x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3],
+                   p.stride_h, p.stride_w, p.pad_h, p.pad_w};
 }
 
-cpu::PoolShape pool_shape(const char* op, const Shape& x, const Pool2dParams& p) {
+PoolShape pool_shape(const char* op, const Shape& x, const Pool2dParams& p) {
   const Shape y = pool_output(op, x, p);
-  return cpu::PoolShape{x[0], x[1], x[2], x[3], y[2], y[3],
-                        p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w};
+  return PoolShape{x[0], x[1], x[2], x[3], y[2], y[3],
+                   p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w};
 }
 
 // Bytes of the argmax workspace of the context's backend (both write one byte per output today).
-std::int64_t pool_workspace_bytes(const Context& ctx, const char* op, const cpu::PoolShape& s) {
+std::int64_t pool_workspace_bytes(const Context& ctx, const char* op, const PoolShape& s) {
   if (is_cpu(ctx, op)) return static_cast<std::int64_t>(cpu::max_pool2d_workspace_bytes(s));
   DPT_ON_CUDA(return static_cast<std::int64_t>(cuda::max_pool2d_workspace_bytes(s)));
   return 0;  // not reached: is_cpu() threw
@@ -196,7 +196,7 @@ void conv2d_forward(const Context& ctx, const Tensor& x, const Tensor& w, const 
   expect_tensor(ctx, op, "x", x);
   expect_tensor(ctx, op, "w", w);
   expect_tensor(ctx, op, "y", y);
-  const cpu::ConvShape s = conv_shape(op, x.shape(), w.shape(), p);
+  const ConvShape s = conv_shape(op, x.shape(), w.shape(), p);
   if (b.defined()) {
     expect_tensor(ctx, op, "b", b);
     expect_shape(op, "b", b, {s.o});
@@ -218,7 +218,7 @@ void conv2d_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
   expect_tensor(ctx, op, "dy", dy);
   expect_tensor(ctx, op, "w", w);
   expect_tensor(ctx, op, "dx", dx);
-  const cpu::ConvShape s = conv_shape(op, dx.shape(), w.shape(), p);
+  const ConvShape s = conv_shape(op, dx.shape(), w.shape(), p);
   expect_shape(op, "dy", dy, {s.n, s.o, s.oh, s.ow});
   expect_distinct(op, "dy", dy, "dx", dx);
   if (is_cpu(ctx, op)) {
@@ -235,7 +235,7 @@ void conv2d_backward_weights(const Context& ctx, const Tensor& x, const Tensor& 
   expect_tensor(ctx, op, "x", x);
   expect_tensor(ctx, op, "dy", dy);
   expect_tensor(ctx, op, "dw", dw);
-  const cpu::ConvShape s = conv_shape(op, x.shape(), dw.shape(), p);
+  const ConvShape s = conv_shape(op, x.shape(), dw.shape(), p);
   expect_shape(op, "dy", dy, {s.n, s.o, s.oh, s.ow});
   if (db.defined()) {
     expect_tensor(ctx, op, "db", db);
@@ -283,7 +283,7 @@ void max_pool2d_forward(const Context& ctx, const Tensor& x, Tensor& y, Tensor& 
   constexpr const char* op = "max_pool2d_forward";
   expect_tensor(ctx, op, "x", x);
   expect_tensor(ctx, op, "y", y);
-  const cpu::PoolShape s = pool_shape(op, x.shape(), p);
+  const PoolShape s = pool_shape(op, x.shape(), p);
   expect_shape(op, "y", y, {s.n, s.c, s.oh, s.ow});
   expect_distinct(op, "x", x, "y", y);
   const std::int64_t bytes = pool_workspace_bytes(ctx, op, s);
@@ -305,7 +305,7 @@ void max_pool2d_backward(const Context& ctx, const Tensor& dy, const Tensor& wor
   expect_tensor(ctx, op, "dy", dy);
   expect_tensor(ctx, op, "dx", dx);
   expect_tensor(ctx, op, "workspace", workspace, DType::kU8);
-  const cpu::PoolShape s = pool_shape(op, dx.shape(), p);
+  const PoolShape s = pool_shape(op, dx.shape(), p);
   expect_shape(op, "dy", dy, {s.n, s.c, s.oh, s.ow});
   expect_distinct(op, "dy", dy, "dx", dx);
   const std::int64_t bytes = pool_workspace_bytes(ctx, op, s);

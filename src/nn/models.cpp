@@ -39,9 +39,8 @@ std::unique_ptr<Module> make_layer(const LayerSpec& s, std::size_t index) {
   if (s.type == "relu") return std::make_unique<ReLU>();
   if (s.type == "flatten") return std::make_unique<Flatten>();
   if (s.type == "dropout") return std::make_unique<Dropout>(s.p);
-  DPT_CHECK(false, where(), ": unknown layer type '", s.type,
-            "' (expected linear, conv2d, maxpool2d, relu, flatten or dropout)");
-  return nullptr;
+  DPT_FAIL(where(), ": unknown layer type '", s.type,
+           "' (expected linear, conv2d, maxpool2d, relu, flatten or dropout)");
 }
 
 }  // namespace
@@ -61,8 +60,8 @@ std::vector<LayerSpec> reference_model(std::string_view name, float dropout) {
     if (dropout > 0.0f) layers.push_back(LayerSpec{"dropout", 0, 0, 0, 0, 0, dropout, true});
     layers.push_back(linear(2048, 10));
   } else {
-    DPT_CHECK(false, "model: unknown name '", name, "' (expected cnn, mlp, or a [model] table "
-              "with [[model.layers]] in the config)");
+    DPT_FAIL("model: unknown name '", name, "' (expected cnn, mlp, or a [model] table "
+             "with [[model.layers]] in the config)");
   }
   return layers;
 }

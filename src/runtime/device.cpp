@@ -67,8 +67,7 @@ Device resolve_device(std::string_view spec) {
                    "'); use --device cpu or a smaller index");
     return Device::cuda(index);
   }
-  DPT_CHECK(false, "device: expected auto, cpu, cuda or cuda:N, got '", spec, "'");
-  return Device::cpu();  // unreachable
+  DPT_FAIL("device: expected auto, cpu, cuda or cuda:N, got '", spec, "'");
 }
 
 std::string describe(const Device& device) {

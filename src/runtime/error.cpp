@@ -25,14 +25,20 @@ void set_process_rank(int rank) noexcept { g_rank.store(rank); }
 int process_rank() noexcept { return g_rank.load(); }
 
 namespace detail {
-void throw_error(ErrorKind kind, const char* expr, const std::string& message, const char* file,
-                 int line) {
+std::string format_error(ErrorKind kind, const char* expr, const std::string& message,
+                         const char* file, int line) {
   std::ostringstream out;
-  out << message << " [" << to_string(kind) << " error: `" << expr << "` at " << file << ':'
-      << line;
+  out << message << " [" << to_string(kind) << " error";
+  if (expr != nullptr) out << ": `" << expr << '`';
+  out << " at " << file << ':' << line;
   if (process_rank() >= 0) out << ", rank " << process_rank();
   out << ']';
-  throw Error(kind, out.str(), message);
+  return out.str();
+}
+
+void throw_error(ErrorKind kind, const char* expr, const std::string& message, const char* file,
+                 int line) {
+  throw Error(kind, format_error(kind, expr, message, file, line), message);
 }
 }  // namespace detail
 

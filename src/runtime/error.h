@@ -32,9 +32,17 @@ void set_process_rank(int rank) noexcept;
 int process_rank() noexcept;
 
 namespace detail {
-// Formats "<message> [<kind> error: `expr` at file:line, rank r]" and throws dpt::Error.
+// "<message> [<kind> error: `expr` at file:line, rank r]"; without "`expr`" when expr is null
+// (DPT_FAIL: there is no condition to show), without the rank before one is set.
+std::string format_error(ErrorKind kind, const char* expr, const std::string& message,
+                         const char* file, int line);
+// Throws dpt::Error with format_error()'s text.
 [[noreturn]] void throw_error(ErrorKind kind, const char* expr, const std::string& message,
                               const char* file, int line);
+// Logs format_error()'s text as a warning and returns: for destructors and clean-up paths, which
+// must go on (defined with the logger, in logging.cpp).
+void log_error(ErrorKind kind, const char* expr, const std::string& message, const char* file,
+               int line) noexcept;
 }  // namespace detail
 
 }  // namespace dpt

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <string_view>
+#include <utility>
 
 namespace dpt {
 namespace {
@@ -51,9 +52,10 @@ spdlog::logger& logger() {
 
 void set_log_level(LogLevel level) { logger().set_level(to_spdlog(level)); }
 
-void set_log_sink(std::function<void(LogLevel, const std::string&)> sink) {
+std::function<void(LogLevel, const std::string&)> set_log_sink(
+    std::function<void(LogLevel, const std::string&)> sink) {
   std::lock_guard lock(g_mutex);
-  g_sink = std::move(sink);
+  return std::exchange(g_sink, std::move(sink));
 }
 
 void log_message(LogLevel level, const std::string& message) {
@@ -74,5 +76,15 @@ void log_message(LogLevel level, const std::string& message) {
     logger().log(to_spdlog(level), "{}", message);
   }
 }
+
+namespace detail {
+void log_error(ErrorKind kind, const char* expr, const std::string& message, const char* file,
+               int line) noexcept {
+  try {
+    log_message(LogLevel::kWarning, format_error(kind, expr, message, file, line));
+  } catch (...) {  // out of memory, or a test sink that throws: clean-up must still go on
+  }
+}
+}  // namespace detail
 
 }  // namespace dpt

@@ -13,8 +13,10 @@ namespace dpt {
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
 void set_log_level(LogLevel level);
-// Tests install a sink to turn warnings into failures; nullptr restores the default.
-void set_log_sink(std::function<void(LogLevel, const std::string&)> sink);
+// Tests install a sink to turn warnings into failures; nullptr restores the default. Returns the
+// sink it replaces, so a test can capture lines for a while and then put the previous one back.
+std::function<void(LogLevel, const std::string&)> set_log_sink(
+    std::function<void(LogLevel, const std::string&)> sink);
 void log_message(LogLevel level, const std::string& message);
 
 template <typename... Parts>

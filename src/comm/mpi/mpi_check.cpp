@@ -6,6 +6,7 @@
 
 #include "comm/mpi/mpi_backend.h"
 #include "runtime/error.h"
+#include "runtime/logging.h"
 
 namespace dpt::comm::mpi {
 
@@ -26,6 +27,19 @@ std::string error_string(int code) {
     out += detail::str(" (MPI_COMM_WORLD rank ", rank, ')');
   }
   return out;
+}
+
+void CommTraits::close(MPI_Comm comm) noexcept {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (finalized) {
+    try {
+      log(LogLevel::kWarning, "an MPI communicator outlived MPI_Finalize and was leaked");
+    } catch (...) {  // called from destructors: nothing may get out
+    }
+  } else {
+    DPT_MPI_CHECK_LOG(MPI_Comm_free(&comm));
+  }
 }
 
 bool is_running() noexcept {

@@ -14,6 +14,7 @@
 
 #include "comm/mpi/mpi_backend.h"
 #include "comm/work_clock.h"
+#include "runtime/logging.h"
 
 namespace dpt::comm::mpi {
 
@@ -88,8 +89,7 @@ MPI_Op to_mpi(ReduceOp op) {
     case ReduceOp::kMin:
       return MPI_MIN;
   }
-  DPT_CHECK(false, "unknown ReduceOp ", static_cast<int>(op));
-  return MPI_OP_NULL;
+  DPT_FAIL("unknown ReduceOp ", static_cast<int>(op));
 }
 
 void check_buffer(const char* op, const void* data, std::int64_t count) {

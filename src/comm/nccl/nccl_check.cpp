@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "comm/work_clock.h"
+#include "runtime/logging.h"
 
 namespace dpt::comm::nccl {
 namespace {
@@ -45,33 +46,33 @@ std::string error_string(ncclResult_t status) {
   return out;
 }
 
-void UniqueNcclComm::reset() noexcept {
-  if (comm_ == nullptr) return;
-  ncclResult_t state = ncclCommFinalize(comm_);
+void CommTraits::close(ncclComm_t comm) const noexcept {
+  ncclResult_t state = ncclCommFinalize(comm);
   const double start = detail::steady_seconds();
-  while (state == ncclInProgress && detail::steady_seconds() - start < finalize_timeout_s_) {
+  while (state == ncclInProgress && detail::steady_seconds() - start < finalize_timeout_s) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    if (ncclCommGetAsyncError(comm_, &state) != ncclSuccess) state = ncclInternalError;
+    if (ncclCommGetAsyncError(comm, &state) != ncclSuccess) state = ncclInternalError;
   }
   if (state == ncclSuccess) {
-    DPT_NCCL_CHECK_LOG(ncclCommDestroy(comm_));
-    comm_ = nullptr;
+    DPT_NCCL_CHECK_LOG(ncclCommDestroy(comm));
     return;
   }
-  if (state == ncclInProgress) {
-    log(LogLevel::kWarning, "NcclCommunicator: ncclCommFinalize did not finish within ",
-        finalize_timeout_s_, " s; aborting the communicator");
-  } else {
-    log(LogLevel::kWarning, "NcclCommunicator: ncclCommFinalize failed: ", error_string(state),
-        "; aborting the communicator");
+  try {
+    if (state == ncclInProgress) {
+      log(LogLevel::kWarning, "NcclCommunicator: ncclCommFinalize did not finish within ",
+          finalize_timeout_s, " s; aborting the communicator");
+    } else {
+      log(LogLevel::kWarning, "NcclCommunicator: ncclCommFinalize failed: ", error_string(state),
+          "; aborting the communicator");
+    }
+  } catch (...) {  // the abort below must happen whatever logging does
   }
-  abort();
+  DPT_NCCL_CHECK_LOG(ncclCommAbort(comm));
 }
 
 void UniqueNcclComm::abort() noexcept {
-  if (comm_ == nullptr) return;
-  DPT_NCCL_CHECK_LOG(ncclCommAbort(comm_));
-  comm_ = nullptr;
+  if (!comm_) return;
+  DPT_NCCL_CHECK_LOG(ncclCommAbort(comm_.release()));
 }
 
 }  // namespace dpt::comm::nccl

@@ -25,6 +25,7 @@
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_memory.h"
 #include "runtime/cuda/stream.h"
+#include "runtime/logging.h"
 
 namespace dpt::comm::nccl {
 namespace {
@@ -68,8 +69,7 @@ ncclRedOp_t to_nccl(ReduceOp op) {
     case ReduceOp::kMin:
       return ncclMin;
   }
-  DPT_CHECK(false, "unknown ReduceOp ", static_cast<int>(op));
-  return ncclSum;
+  DPT_FAIL("unknown ReduceOp ", static_cast<int>(op));
 }
 
 void check_buffer(const char* op, const void* data, std::int64_t count) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "kernels/ops.h"
+#include "kernels/shapes.h"
 
 namespace dpt::kernels::cpu {
 
@@ -19,12 +20,6 @@ void linear_backward_weights(const Context& ctx, const float* x, const float* dy
                              float* db, std::int64_t n, std::int64_t k, std::int64_t m,
                              bool accumulate);
 
-struct ConvShape {
-  std::int64_t n, c, h, w;      // input
-  std::int64_t o, kh, kw;       // weights [o, c, kh, kw]
-  std::int64_t oh, ow;          // output
-  std::int64_t sh, sw, ph, pw;  // stride and symmetric padding
-};
 void conv2d_forward(const Context& ctx, const ConvShape& s, const float* x, const float* w,
                     const float* b, float* y, bool relu);
 void conv2d_backward_data(const Context& ctx, const ConvShape& s, const float* dy, const float* w,
@@ -32,10 +27,6 @@ void conv2d_backward_data(const Context& ctx, const ConvShape& s, const float* d
 void conv2d_backward_weights(const Context& ctx, const ConvShape& s, const float* x,
                              const float* dy, float* dw, float* db, bool accumulate);
 
-struct PoolShape {
-  std::int64_t n, c, h, w, oh, ow;
-  std::int64_t kh, kw, sh, sw, ph, pw;
-};
 // Bytes of the argmax workspace the forward writes and the backward reads (one per output).
 std::size_t max_pool2d_workspace_bytes(const PoolShape& s);
 void max_pool2d_forward(const PoolShape& s, const float* x, float* y, std::uint8_t* workspace);

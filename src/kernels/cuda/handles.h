@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// RAII owners of every cuDNN and cuBLASLt object the backend creates: unique_ptr over the opaque
-// handle with the library's destroy call as deleter (failures there are logged, never thrown).
+// Owners of every cuDNN and cuBLASLt object the backend creates: UniqueHandle over the opaque
+// handle with the library's destroy call (failures there are logged, never thrown).
 // make_*() create them and throw a kCuda dpt::Error naming the call when creation fails.
 #pragma once
 
@@ -8,28 +8,29 @@
 #include <cudnn.h>
 
 #include <cstdint>
-#include <memory>
 #include <type_traits>
 
 #include "kernels/cuda/library_check.h"
+#include "runtime/unique_handle.h"
 
 namespace dpt::kernels::cuda {
 
 namespace handles_detail {
-template <auto Destroy>
-struct Deleter {
-  template <typename Ptr>
-  void operator()(Ptr p) const noexcept {
-    if constexpr (std::is_same_v<decltype(Destroy(p)), cudnnStatus_t>) {
-      DPT_CUDNN_CHECK_LOG(Destroy(p));
+// Handle types are pointers to opaque structs, freed by the library's destroy call.
+template <typename Handle, auto Destroy>
+struct LibraryTraits {
+  using handle_type = Handle;
+  static Handle null() noexcept { return nullptr; }
+  static void close(Handle handle) noexcept {
+    if constexpr (std::is_same_v<decltype(Destroy(handle)), cudnnStatus_t>) {
+      DPT_CUDNN_CHECK_LOG(Destroy(handle));
     } else {
-      DPT_CUBLAS_CHECK_LOG(Destroy(p));
+      DPT_CUBLAS_CHECK_LOG(Destroy(handle));
     }
   }
 };
-// Handle types are pointers to incomplete structs: unique_ptr<Struct, Deleter> holds them.
 template <typename Handle, auto Destroy>
-using Owner = std::unique_ptr<std::remove_pointer_t<Handle>, Deleter<Destroy>>;
+using Owner = UniqueHandle<LibraryTraits<Handle, Destroy>>;
 }  // namespace handles_detail
 
 using CudnnHandle = handles_detail::Owner<cudnnHandle_t, cudnnDestroy>;

@@ -9,14 +9,10 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/cpu/kernels_cpu.h"
 #include "kernels/ops.h"
+#include "kernels/shapes.h"
 
 namespace dpt::kernels::cuda {
-
-// The shape records are the CPU backend's: dispatch.cpp builds one per call for either backend.
-using ConvShape = cpu::ConvShape;
-using PoolShape = cpu::PoolShape;
 
 // ---- cuBLASLt: dense -------------------------------------------------------------------------
 void linear_forward(const Context& ctx, const float* x, const float* w, const float* b, float* y,

@@ -11,7 +11,6 @@
 #include <string>
 
 #include "runtime/check.h"
-#include "runtime/logging.h"
 
 namespace dpt::kernels::cuda {
 // cuDNN's name of the status ("CUDNN_STATUS_BAD_PARAM...") and its number.
@@ -23,32 +22,22 @@ inline std::string cudnn_status_string(cudnnStatus_t status) {
 inline std::string cublas_status_string(cublasStatus_t status) {
   return detail::str(cublasLtGetStatusName(status), ": ", cublasLtGetStatusString(status));
 }
+inline bool succeeded(cudnnStatus_t status) noexcept { return status == CUDNN_STATUS_SUCCESS; }
+inline bool succeeded(cublasStatus_t status) noexcept { return status == CUBLAS_STATUS_SUCCESS; }
 }  // namespace dpt::kernels::cuda
 
-#define DPT_CUDNN_CHECK(expr)                                                             \
-  DPT_CHECK_STATUS(expr, CUDNN_STATUS_SUCCESS, ::dpt::kernels::cuda::cudnn_status_string, \
-                   ::dpt::ErrorKind::kCuda)
+#define DPT_CUDNN_CHECK(expr)                                                    \
+  DPT_CHECK_STATUS(::dpt::ErrorKind::kCuda, expr, ::dpt::kernels::cuda::succeeded, \
+                   ::dpt::kernels::cuda::cudnn_status_string)
 
-#define DPT_CUBLAS_CHECK(expr)                                                              \
-  DPT_CHECK_STATUS(expr, CUBLAS_STATUS_SUCCESS, ::dpt::kernels::cuda::cublas_status_string, \
-                   ::dpt::ErrorKind::kCuda)
+#define DPT_CUBLAS_CHECK(expr)                                                   \
+  DPT_CHECK_STATUS(::dpt::ErrorKind::kCuda, expr, ::dpt::kernels::cuda::succeeded, \
+                   ::dpt::kernels::cuda::cublas_status_string)
 
-#define DPT_CUDNN_CHECK_LOG(expr)                                                           \
-  do {                                                                                      \
-    const cudnnStatus_t dpt_cudnn_status_ = (expr);                                         \
-    if (dpt_cudnn_status_ != CUDNN_STATUS_SUCCESS) {                                        \
-      ::dpt::log(::dpt::LogLevel::kWarning, #expr,                                          \
-                 " failed: ", ::dpt::kernels::cuda::cudnn_status_string(dpt_cudnn_status_), \
-                 " at ", __FILE__, ':', __LINE__);                                          \
-    }                                                                                       \
-  } while (false)
+#define DPT_CUDNN_CHECK_LOG(expr)                                                      \
+  DPT_CHECK_STATUS_LOG(::dpt::ErrorKind::kCuda, expr, ::dpt::kernels::cuda::succeeded, \
+                       ::dpt::kernels::cuda::cudnn_status_string)
 
-#define DPT_CUBLAS_CHECK_LOG(expr)                                                            \
-  do {                                                                                        \
-    const cublasStatus_t dpt_cublas_status_ = (expr);                                         \
-    if (dpt_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                        \
-      ::dpt::log(::dpt::LogLevel::kWarning, #expr,                                            \
-                 " failed: ", ::dpt::kernels::cuda::cublas_status_string(dpt_cublas_status_), \
-                 " at ", __FILE__, ':', __LINE__);                                            \
-    }                                                                                         \
-  } while (false)
+#define DPT_CUBLAS_CHECK_LOG(expr)                                                     \
+  DPT_CHECK_STATUS_LOG(::dpt::ErrorKind::kCuda, expr, ::dpt::kernels::cuda::succeeded, \
+                       ::dpt::kernels::cuda::cublas_status_string)

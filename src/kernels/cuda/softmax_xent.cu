@@ -62,8 +62,8 @@ LossResult softmax_cross_entropy(const Context& ctx, const float* logits,
     if (hits[i] != kBadLabel) continue;
     std::int32_t label = 0;  // the error path only: fetch the label for the message
     ::dpt::cuda::copy(&label, false, labels + i, true, sizeof label, device);
-    DPT_CHECK(false, "softmax_cross_entropy: label ", label, " of sample ", i, " is outside [0, ",
-              classes, ")");
+    DPT_FAIL("softmax_cross_entropy: label ", label, " of sample ", i, " is outside [0, ", classes,
+             ")");
   }
   LossResult result;
   for (double v : losses) result.loss_sum += v;  // row order, as the CPU

@@ -82,8 +82,7 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, std::in
       DPT_CHECK(config.eps > 0.0, "adamw: eps must be > 0, got ", config.eps);
       return std::make_unique<AdamW>(config, numel, device);
   }
-  DPT_CHECK(false, "optimizer: unknown kind");
-  return nullptr;
+  DPT_FAIL("optimizer: unknown kind");
 }
 
 GradClip clip_grad_norm(const Context& ctx, const Tensor& grads, double grad_scale,

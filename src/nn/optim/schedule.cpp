@@ -14,8 +14,7 @@ ScheduleKind parse_schedule(std::string_view name) {
   if (name == "constant") return ScheduleKind::kConstant;
   if (name == "cosine") return ScheduleKind::kCosine;
   if (name == "step") return ScheduleKind::kStep;
-  DPT_CHECK(false, "lr-schedule: expected constant, cosine or step, got '", name, "'");
-  return ScheduleKind::kConstant;
+  DPT_FAIL("lr-schedule: expected constant, cosine or step, got '", name, "'");
 }
 
 std::string to_string(ScheduleKind kind) {

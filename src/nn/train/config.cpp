@@ -38,18 +38,15 @@ template <typename T>
 T toml_value(const toml::node& node, const std::string& key, const std::string& origin) {
   if constexpr (std::is_same_v<T, bool>) {
     if (auto v = node.value_exact<bool>()) return *v;
-    DPT_CHECK(false, where(origin, node), ": key '", key, "' expects true or false, found ",
-              node.type());
+    DPT_FAIL(where(origin, node), ": key '", key, "' expects true or false, found ", node.type());
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (auto v = node.value_exact<std::string>()) return *v;
-    DPT_CHECK(false, where(origin, node), ": key '", key, "' expects a string, found ",
-              node.type());
+    DPT_FAIL(where(origin, node), ": key '", key, "' expects a string, found ", node.type());
   } else if constexpr (std::is_floating_point_v<T>) {
     if (auto v = node.value<double>(); v && (node.is_floating_point() || node.is_integer())) {
       return static_cast<T>(*v);
     }
-    DPT_CHECK(false, where(origin, node), ": key '", key, "' expects a number, found ",
-              node.type());
+    DPT_FAIL(where(origin, node), ": key '", key, "' expects a number, found ", node.type());
   } else {
     if (auto v = node.value_exact<std::int64_t>()) {
       DPT_CHECK(std::in_range<T>(*v), where(origin, node), ": key '", key, "' must be in [",
@@ -57,10 +54,8 @@ T toml_value(const toml::node& node, const std::string& key, const std::string& 
                 *v);
       return static_cast<T>(*v);
     }
-    DPT_CHECK(false, where(origin, node), ": key '", key, "' expects an integer, found ",
-              node.type());
+    DPT_FAIL(where(origin, node), ": key '", key, "' expects an integer, found ", node.type());
   }
-  return T{};
 }
 
 template <typename T>
@@ -228,8 +223,8 @@ std::vector<LayerSpec> parse_layers(const toml::node& node, const std::string& o
       else if (key == "p") spec.p = toml_value<float>(v, name, origin);
       else if (key == "bias") spec.bias = toml_value<bool>(v, name, origin);
       else
-        DPT_CHECK(false, where(origin, v), ": unknown key '", name,
-                  "' (expected type, in, out, kernel, stride, padding, p, bias)");
+        DPT_FAIL(where(origin, v), ": unknown key '", name,
+                 "' (expected type, in, out, kernel, stride, padding, p, bias)");
     }
     DPT_CHECK(!spec.type.empty(), where(origin, item), ": model.layers[", i, "] has no 'type'");
     layers.push_back(spec);
@@ -269,8 +264,8 @@ void apply_toml(const std::string& toml_text, const std::string& origin, TrainCo
   try {
     root = toml::parse(toml_text, origin);
   } catch (const toml::parse_error& e) {
-    DPT_CHECK(false, origin, ':', e.source().begin.line, ':', e.source().begin.column,
-              ": TOML syntax error: ", e.description());
+    DPT_FAIL(origin, ':', e.source().begin.line, ':', e.source().begin.column,
+             ": TOML syntax error: ", e.description());
   }
   for (auto&& [k, v] : root) {
     const std::string key(k.str());
@@ -281,8 +276,8 @@ void apply_toml(const std::string& toml_text, const std::string& origin, TrainCo
           config.layers = parse_layers(mv, origin);
           config.model = "custom";
         } else {
-          DPT_CHECK(false, where(origin, mv), ": unknown key 'model.", mkey,
-                    "' (the [model] table takes 'layers')");
+          DPT_FAIL(where(origin, mv), ": unknown key 'model.", mkey,
+                   "' (the [model] table takes 'layers')");
         }
       }
       continue;
@@ -401,7 +396,7 @@ std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv, b
     if (print_help) app.exit(e);
     return std::nullopt;
   } catch (const CLI::ParseError& e) {
-    DPT_CHECK(false, "command line: ", e.what(), " (run `train --help`)");
+    DPT_FAIL("command line: ", e.what(), " (run `train --help`)");
   }
 
   TrainConfig config;

@@ -168,7 +168,7 @@ void Trainer::on_rank0_agreed(const std::function<void()>& work) {
   const std::vector<std::string> all = comm_.all_gather(failure);
   if (all[0].empty()) return;
   if (comm_.rank() == 0) throw Error(kind, all[0]);
-  DPT_CHECK_KIND(kind, false, "rank 0 failed: ", all[0]);
+  DPT_FAIL_KIND(kind, "rank 0 failed: ", all[0]);
 }
 
 namespace {

@@ -9,21 +9,21 @@
 #include <string>
 
 #include "runtime/check.h"
-#include "runtime/logging.h"
 
 namespace dpt::cuda {
 // "cudaErrorMemoryAllocation: out of memory".
 std::string error_string(cudaError_t status);
+inline bool succeeded(cudaError_t status) noexcept { return status == cudaSuccess; }
+// For clean-up: once the CUDA runtime is unloading at process exit, whatever it owned is gone
+// with it, so that is not worth a warning.
+inline bool freed_or_unloading(cudaError_t status) noexcept {
+  return status == cudaSuccess || status == cudaErrorCudartUnloading;
+}
 }  // namespace dpt::cuda
 
 #define DPT_CUDA_CHECK(expr) \
-  DPT_CHECK_STATUS(expr, cudaSuccess, ::dpt::cuda::error_string, ::dpt::ErrorKind::kCuda)
+  DPT_CHECK_STATUS(::dpt::ErrorKind::kCuda, expr, ::dpt::cuda::succeeded, ::dpt::cuda::error_string)
 
-#define DPT_CUDA_CHECK_LOG(expr)                                                              \
-  do {                                                                                        \
-    const cudaError_t dpt_cuda_status_ = (expr);                                              \
-    if (dpt_cuda_status_ != cudaSuccess && dpt_cuda_status_ != cudaErrorCudartUnloading) {    \
-      ::dpt::log(::dpt::LogLevel::kWarning, #expr, " failed: ",                              \
-                 ::dpt::cuda::error_string(dpt_cuda_status_), " at ", __FILE__, ':', __LINE__); \
-    }                                                                                         \
-  } while (false)
+#define DPT_CUDA_CHECK_LOG(expr)                                                       \
+  DPT_CHECK_STATUS_LOG(::dpt::ErrorKind::kCuda, expr, ::dpt::cuda::freed_or_unloading, \
+                       ::dpt::cuda::error_string)

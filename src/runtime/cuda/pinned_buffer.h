@@ -4,34 +4,28 @@
 #pragma once
 
 #include <cstddef>
-#include <utility>
+
+#include "runtime/unique_handle.h"
 
 namespace dpt::cuda {
+
+struct PinnedTraits {
+  using handle_type = void*;
+  static void* null() noexcept { return nullptr; }
+  static void close(void* data) noexcept;  // cudaFreeHost
+};
 
 class PinnedBuffer {
  public:
   PinnedBuffer() = default;
   explicit PinnedBuffer(std::size_t size_bytes);
-  PinnedBuffer(PinnedBuffer&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), size_bytes_(std::exchange(other.size_bytes_, 0)) {}
-  PinnedBuffer& operator=(PinnedBuffer&& other) noexcept {
-    if (this != &other) {
-      reset();
-      data_ = std::exchange(other.data_, nullptr);
-      size_bytes_ = std::exchange(other.size_bytes_, 0);
-    }
-    return *this;
-  }
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  ~PinnedBuffer() { reset(); }
 
-  void* data() const noexcept { return data_; }
-  std::size_t size_bytes() const noexcept { return size_bytes_; }
+  void* data() const noexcept { return data_.get(); }
+  // 0 once moved from: the size belongs to the allocation.
+  std::size_t size_bytes() const noexcept { return data_ ? size_bytes_ : 0; }
 
  private:
-  void reset() noexcept;
-  void* data_ = nullptr;
+  UniqueHandle<PinnedTraits> data_;
   std::size_t size_bytes_ = 0;
 };
 

@@ -9,34 +9,38 @@
 
 namespace dpt::cuda {
 
+void StreamTraits::close(cudaStream_t stream) noexcept {
+  DPT_CUDA_CHECK_LOG(cudaStreamDestroy(stream));
+}
+
+void EventTraits::close(cudaEvent_t event) noexcept { DPT_CUDA_CHECK_LOG(cudaEventDestroy(event)); }
+
 Stream Stream::create(int priority) {
+  cudaStream_t stream = nullptr;
+  DPT_CUDA_CHECK(cudaStreamCreateWithPriority(&stream, cudaStreamNonBlocking, priority));
   Stream s;
-  DPT_CUDA_CHECK(cudaStreamCreateWithPriority(&s.stream_, cudaStreamNonBlocking, priority));
+  s.stream_.reset(stream);
   return s;
 }
 
-void Stream::synchronize() const { DPT_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
-
-void Stream::reset() noexcept {
-  if (stream_ == nullptr) return;
-  DPT_CUDA_CHECK_LOG(cudaStreamDestroy(stream_));
-  stream_ = nullptr;
-}
+void Stream::synchronize() const { DPT_CUDA_CHECK(cudaStreamSynchronize(get())); }
 
 Event Event::create() {
+  cudaEvent_t event = nullptr;
+  DPT_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
   Event e;
-  DPT_CUDA_CHECK(cudaEventCreateWithFlags(&e.event_, cudaEventDisableTiming));
+  e.event_.reset(event);
   return e;
 }
 
-void Event::record(cudaStream_t stream) { DPT_CUDA_CHECK(cudaEventRecord(event_, stream)); }
+void Event::record(cudaStream_t stream) { DPT_CUDA_CHECK(cudaEventRecord(get(), stream)); }
 
 void Event::make_wait(cudaStream_t stream) const {
-  DPT_CUDA_CHECK(cudaStreamWaitEvent(stream, event_, 0));
+  DPT_CUDA_CHECK(cudaStreamWaitEvent(stream, get(), 0));
 }
 
 bool Event::query() const {
-  const cudaError_t status = cudaEventQuery(event_);
+  const cudaError_t status = cudaEventQuery(get());
   if (status == cudaErrorNotReady) {
     // The runtime also stores "not ready" as this thread's last error; a later launch check
     // (cudaGetLastError) would report it as a failure of an unrelated kernel.
@@ -47,13 +51,7 @@ bool Event::query() const {
   return true;
 }
 
-void Event::synchronize() const { DPT_CUDA_CHECK(cudaEventSynchronize(event_)); }
-
-void Event::reset() noexcept {
-  if (event_ == nullptr) return;
-  DPT_CUDA_CHECK_LOG(cudaEventDestroy(event_));
-  event_ = nullptr;
-}
+void Event::synchronize() const { DPT_CUDA_CHECK(cudaEventSynchronize(get())); }
 
 cudaStream_t compute_stream(int device) {
   constexpr int kMaxDevices = 64;

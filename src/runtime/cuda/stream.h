@@ -5,9 +5,20 @@
 
 #include <cuda_runtime_api.h>
 
-#include <utility>
+#include "runtime/unique_handle.h"
 
 namespace dpt::cuda {
+
+struct StreamTraits {
+  using handle_type = cudaStream_t;
+  static cudaStream_t null() noexcept { return nullptr; }
+  static void close(cudaStream_t stream) noexcept;
+};
+struct EventTraits {
+  using handle_type = cudaEvent_t;
+  static cudaEvent_t null() noexcept { return nullptr; }
+  static void close(cudaEvent_t event) noexcept;
+};
 
 class Stream {
  public:
@@ -15,24 +26,12 @@ class Stream {
   // A non-blocking stream (no implicit ordering with the legacy default stream) on the current
   // device; a lower `priority` number runs first (NCCL's stream gets the highest priority).
   static Stream create(int priority = 0);
-  Stream(Stream&& other) noexcept : stream_(std::exchange(other.stream_, nullptr)) {}
-  Stream& operator=(Stream&& other) noexcept {
-    if (this != &other) {
-      reset();
-      stream_ = std::exchange(other.stream_, nullptr);
-    }
-    return *this;
-  }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  ~Stream() { reset(); }
 
-  cudaStream_t get() const noexcept { return stream_; }
+  cudaStream_t get() const noexcept { return stream_.get(); }
   void synchronize() const;
 
  private:
-  void reset() noexcept;
-  cudaStream_t stream_ = nullptr;
+  UniqueHandle<StreamTraits> stream_;
 };
 
 class Event {
@@ -40,19 +39,8 @@ class Event {
   Event() = default;
   // Timing off: recording and waiting stay cheap (cudaEventDisableTiming).
   static Event create();
-  Event(Event&& other) noexcept : event_(std::exchange(other.event_, nullptr)) {}
-  Event& operator=(Event&& other) noexcept {
-    if (this != &other) {
-      reset();
-      event_ = std::exchange(other.event_, nullptr);
-    }
-    return *this;
-  }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  ~Event() { reset(); }
 
-  cudaEvent_t get() const noexcept { return event_; }
+  cudaEvent_t get() const noexcept { return event_.get(); }
   void record(cudaStream_t stream);
   // Work queued on `stream` after this call waits for the work before the last record().
   void make_wait(cudaStream_t stream) const;
@@ -61,8 +49,7 @@ class Event {
   void synchronize() const;
 
  private:
-  void reset() noexcept;
-  cudaEvent_t event_ = nullptr;
+  UniqueHandle<EventTraits> event_;
 };
 
 // The compute stream of `device`, created on first use and kept for the life of the process

@@ -13,6 +13,7 @@
 
 #include "runtime/check.h"
 #include "runtime/tensor.h"
+#include "runtime/unique_handle.h"
 
 namespace dpt::io {
 
@@ -31,12 +32,29 @@ namespace detail {
                                  const std::string& h5_detail, const char* file, int line);
 }  // namespace detail
 
+namespace h5 {
+// hid_t, herr_t and htri_t all say failure with a negative value.
+template <typename Status>
+bool succeeded(Status status) noexcept {
+  return status >= 0;
+}
+// "HDF5 call failed: <error_detail()>" (just the first part when the stack is empty).
+std::string describe_failure(long long status);
+}  // namespace h5
+
 // Checks an HDF5 return value (hid_t, herr_t, htri_t: negative means failure) and throws an
 // IoError carrying HDF5's own explanation from its error stack.
-#define DPT_H5_CHECK(expr) DPT_H5_CHECK_MSG(expr, "HDF5 call failed")
+#define DPT_H5_CHECK(expr)                                                \
+  DPT_CHECK_STATUS(::dpt::ErrorKind::kIo, expr, ::dpt::io::h5::succeeded, \
+                   ::dpt::io::h5::describe_failure)
+// The same as a warning, for destructors.
+#define DPT_H5_CHECK_LOG(expr)                                                \
+  DPT_CHECK_STATUS_LOG(::dpt::ErrorKind::kIo, expr, ::dpt::io::h5::succeeded, \
+                       ::dpt::io::h5::describe_failure)
 
-// Same, with a message saying what was being done ("cannot read dataset f.h5:/train/images"). The
-// stack is read before the message is built: building it may call HDF5, which clears the stack.
+// Same as DPT_H5_CHECK, with a message saying what was being done ("cannot read dataset
+// f.h5:/train/images"). The stack is read before the message is built: building it may call
+// HDF5, which clears the stack.
 #define DPT_H5_CHECK_MSG(expr, ...)                                                             \
   do {                                                                                          \
     if ((expr) < 0) {                                                                           \
@@ -46,33 +64,38 @@ namespace detail {
     }                                                                                           \
   } while (false)
 
-// Owns one HDF5 identifier (file, group, dataset, attribute, dataspace, type, property list).
-// Move-only; closes through H5Idec_ref, which works for every identifier type.
+namespace h5 {
+// Every HDF5 identifier (file, group, dataset, attribute, dataspace, type, property list) is
+// closed through H5Idec_ref, which works for all of them.
+struct IdTraits {
+  using handle_type = hid_t;
+  static hid_t null() noexcept { return H5I_INVALID_HID; }
+  static void close(hid_t id) noexcept { DPT_H5_CHECK_LOG(H5Idec_ref(id)); }
+};
+}  // namespace h5
+
+// Owns one HDF5 identifier; move-only. The constructors check the id, so a failed HDF5 call that
+// returned one is an IoError where it happened.
 class H5Handle {
  public:
   H5Handle() = default;
-  explicit H5Handle(hid_t id) : id_(id) { DPT_H5_CHECK(id_); }
-  // With what was being done, for the error message ("f.h5:/train/images: dataspace").
-  H5Handle(hid_t id, const std::string& what) : id_(id) { DPT_H5_CHECK_MSG(id_, what); }
-  H5Handle(H5Handle&& other) noexcept : id_(std::exchange(other.id_, H5I_INVALID_HID)) {}
-  H5Handle& operator=(H5Handle&& other) noexcept {
-    if (this != &other) {
-      reset();
-      id_ = std::exchange(other.id_, H5I_INVALID_HID);
-    }
-    return *this;
+  explicit H5Handle(hid_t id) {
+    DPT_H5_CHECK(id);
+    id_.reset(id);
   }
-  H5Handle(const H5Handle&) = delete;
-  H5Handle& operator=(const H5Handle&) = delete;
-  ~H5Handle() { reset(); }
+  // With what was being done, for the error message ("f.h5:/train/images: dataspace").
+  H5Handle(hid_t id, const std::string& what) {
+    DPT_H5_CHECK_MSG(id, what);
+    id_.reset(id);
+  }
 
-  hid_t get() const noexcept { return id_; }
-  bool valid() const noexcept { return id_ >= 0; }
+  hid_t get() const noexcept { return id_.get(); }
+  bool valid() const noexcept { return static_cast<bool>(id_); }
   // Closes now; logs (never throws) if HDF5 refuses, as destructors must.
-  void reset() noexcept;
+  void reset() noexcept { id_.reset(); }
 
  private:
-  hid_t id_ = H5I_INVALID_HID;
+  UniqueHandle<h5::IdTraits> id_;
 };
 
 namespace h5 {
