@@ -2,22 +2,12 @@
 #include "runtime/batch_uploader.h"
 
 #include "runtime/check.h"
-#include "runtime/config.h"
-
-#if DPT_HAVE_CUDA
-#include "runtime/cuda/batch_uploader_cuda.h"
-#endif
+#include "runtime/gpu_backend.h"
 
 namespace dpt {
 
 BatchUploader::BatchUploader(Device device) : device_(device) {
-  if (device.type == DeviceType::kCuda) {
-#if DPT_HAVE_CUDA
-    impl_ = cuda::make_batch_uploader(device.index);
-#else
-    DPT_CHECK(false, "batch uploader: ", to_string(device), " is not built into this binary");
-#endif
-  }
+  if (device.type == DeviceType::kCuda) impl_ = gpu_backend::make_batch_uploader(device.index);
 }
 
 BatchUploader::~BatchUploader() = default;

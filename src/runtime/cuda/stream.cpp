@@ -29,6 +29,18 @@ Event Event::create() {
   return e;
 }
 
+Event Event::create_timed() {
+  Event e;
+  DPT_CUDA_CHECK(cudaEventCreateWithFlags(&e.event_, cudaEventDefault));
+  return e;
+}
+
+float Event::elapsed_ms_since(const Event& start) const {
+  float ms = 0.0f;
+  DPT_CUDA_CHECK(cudaEventElapsedTime(&ms, start.event_, event_));
+  return ms;
+}
+
 void Event::record(cudaStream_t stream) { DPT_CUDA_CHECK(cudaEventRecord(event_, stream)); }
 
 void Event::make_wait(cudaStream_t stream) const {

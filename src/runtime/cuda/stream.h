@@ -40,6 +40,8 @@ class Event {
   Event() = default;
   // Timing off: recording and waiting stay cheap (cudaEventDisableTiming).
   static Event create();
+  // Timing on, for elapsed_ms() (DeviceTimer, the NCCL collectives' durations).
+  static Event create_timed();
   Event(Event&& other) noexcept : event_(std::exchange(other.event_, nullptr)) {}
   Event& operator=(Event&& other) noexcept {
     if (this != &other) {
@@ -59,6 +61,8 @@ class Event {
   // True when the recorded work has completed; throws on a failed kernel.
   bool query() const;
   void synchronize() const;
+  // Milliseconds between the completion of `start` and of this event; both timed and complete.
+  float elapsed_ms_since(const Event& start) const;
 
  private:
   void reset() noexcept;
