@@ -353,7 +353,11 @@ TEST(NcclDataParallel, NRanksEqualOneRankOnTheWholeBatch) {
         ddp.prepare_backward(/*reduce=*/m == micro_steps - 1, /*step=*/0);
         forward_backward(ctx, model, batch, r * share + m * micro, micro, m > 0);
       }
-      ddp.finish();
+      ddp.finish();  // on a GPU: stream waits only (Note [Device-side finish])
+      ddp.complete();
+      for (const BucketRecord& record : ddp.records()) {
+        EXPECT_GT(record.duration_ms, 0.0) << "bucket " << record.bucket << " timed by its events";
+      }
       for (std::size_t p = 0; p < model.parameters().size(); ++p) {
         const Parameter& got = *model.parameters()[p];
         const Tensor want = reference.parameters()[p]->grad.to(Device::cpu());
