@@ -21,7 +21,10 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "comm/local_communicator.h"
+#include "comm/nccl/nccl_communicator.h"
 #include "gpu_test_util.h"
+#include "runtime/error.h"
 #include "kernels/ops.h"
 #include "nn/models.h"
 #include "nn/parallel/data_parallel.h"
@@ -228,6 +231,29 @@ TEST_F(Nccl, AllReduceOfDoublesOnDeviceMemory) {
                            << got[first] << ", want " << want_first;
     }
   }
+}
+
+// Communicator::abort (Note [Abort on unwind]): after it a pending collective fails at once when
+// waited for, later collectives fail at once, and destruction does not wait. A world of one of
+// its own, so the job's communicator stays usable.
+TEST_F(Nccl, AbortMakesPendingAndLaterCollectivesFailFast) {
+  nccl::NcclCommunicator own(std::make_unique<LocalCommunicator>(), test::gpu_device());
+  Tensor buf = Tensor::full({1 << 20}, 1.0f, gpu());
+  std::unique_ptr<Work> pending = own.all_reduce_async(buf.data<float>(), buf.numel(), ReduceOp::kSum);
+  own.abort();
+  try {
+    pending->wait();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kComm) << e.what();
+  }
+  try {
+    own.all_reduce(buf.data<float>(), buf.numel(), ReduceOp::kSum);
+    FAIL() << "an all-reduce on an aborted communicator returned";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kComm) << e.what();
+    EXPECT_NE(e.message().find("aborted"), std::string::npos) << e.message();
+  }
+  pending.reset();  // returns at once: the communicator is gone
 }
 
 TEST_F(Nccl, HostMemoryGoesToTheHostCommunicator) {

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// Softmax cross-entropy: one thread per row calling softmax_xent_row (elementwise_math.h), the
-// per-row losses and hit flags copied back in one device-to-host copy (the step's only
-// synchronisation for the loss) and summed on the host in row order, as the CPU does. The labels
-// are data: a row whose label is outside [0, classes) is flagged by the kernel (it reads no logit
-// for it), and the host then reports the first such sample with the CPU backend's message.
+// Softmax cross-entropy: one thread per row calling softmax_xent_row (elementwise_math.h), writing
+// per-row losses and hit flags. softmax_cross_entropy_rows leaves them in the caller's device
+// buffer (training reads a step's rows once: nn/train/step_loss.h); softmax_cross_entropy
+// (evaluation) copies them back at once and sums them on the host in row order, as the CPU does.
+// The labels are data: a row whose label is outside [0, classes) is flagged by the kernel (it
+// reads no logit for it), and the host then reports the first such sample with the CPU backend's
+// message.
 #include <cstdint>
 #include <cstring>
 #include <vector>
