@@ -6,7 +6,9 @@
 include_guard(GLOBAL)
 include(CheckLanguage)
 
-function(dpt_cuda_missing what)
+# dpt_cuda_missing(part...): what is missing or too old, in parts that are joined.
+function(dpt_cuda_missing)
+  string(CONCAT what ${ARGN})
   if(DPT_CUDA STREQUAL "ON")
     message(FATAL_ERROR "DPT_CUDA=ON but ${what} (set CUDAToolkit_ROOT / CMAKE_PREFIX_PATH)")
   endif()
