@@ -76,6 +76,10 @@ int main(int argc, char** argv) {
       const int rank = host->rank();
       // Every rank must agree: a rank that runs the tests alone would wait forever in the first
       // collective. 0 run, 1 skip, 2 fail; the job takes the worst.
+      static_assert(static_cast<int>(dpt::test::GpuSuiteVerdict::kRun) <
+                        static_cast<int>(dpt::test::GpuSuiteVerdict::kSkip) &&
+                    static_cast<int>(dpt::test::GpuSuiteVerdict::kSkip) <
+                        static_cast<int>(dpt::test::GpuSuiteVerdict::kFail));
       const dpt::test::GpuSuiteDecision decision = dpt::test::decide(*host);
       double verdict = static_cast<double>(decision.verdict);
       host->all_reduce(&verdict, 1, dpt::comm::ReduceOp::kMax);
