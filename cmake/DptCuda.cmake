@@ -1,17 +1,30 @@
 # SPDX-License-Identifier: MIT
-# Finds what the CUDA backend needs (nvcc, cudart, cuBLAS/cuBLASLt, cuDNN 9, NCCL 2) and sets
-# DPT_HAVE_CUDA. With DPT_CUDA=ON a missing piece is fatal and named; with AUTO it is reported and
+# Finds what the CUDA backend needs (nvcc, cudart, cuBLAS/cuBLASLt, cuDNN >= 8.0, NCCL >= 2.14) and
+# sets DPT_HAVE_CUDA. With DPT_CUDA=ON a missing piece is fatal and named; with AUTO it is reported and
 # the build stays CPU-only. Defines the imported targets dpt::cudnn and dpt::nccl (neither ships a
 # CMake package).
 include_guard(GLOBAL)
 include(CheckLanguage)
 
-function(dpt_cuda_missing what)
+# dpt_cuda_missing(part...): what is missing or too old, in parts that are joined.
+function(dpt_cuda_missing)
+  string(CONCAT what ${ARGN})
   if(DPT_CUDA STREQUAL "ON")
     message(FATAL_ERROR "DPT_CUDA=ON but ${what} (set CUDAToolkit_ROOT / CMAKE_PREFIX_PATH)")
   endif()
   message(STATUS "dptrain: DPT_CUDA=AUTO and ${what}: CPU-only build")
 endfunction()
+
+# The oldest releases whose API the backend uses:
+# - cuDNN 8.0: CUDNN_FMA_MATH (kernels/cuda/conv.cpp pins FP32 math with it); the legacy
+#   convolution calls (cudnnGetConvolution*Algorithm_v7, cudnnConvolution*) are in 8.x and 9.x.
+# - NCCL 2.14: non-blocking communicators (ncclCommInitRankConfig with ncclConfig_t::blocking = 0,
+#   NCCL_CONFIG_INITIALIZER, ncclInProgress) and ncclCommFinalize; ncclGetLastError and
+#   ncclRemoteError are from 2.13.
+set(DPT_CUDNN_MIN_VERSION 8.0)
+set(DPT_NCCL_MIN_VERSION 2.14)
+
+include(DptHeaderVersion)
 
 set(DPT_HAVE_CUDA 0)
 check_language(CUDA)
@@ -30,7 +43,27 @@ else()
   elseif(NOT DPT_NCCL_INCLUDE_DIR OR NOT DPT_NCCL_LIBRARY)
     dpt_cuda_missing("NCCL (nccl.h, libnccl) was not found")
   else()
-    set(DPT_HAVE_CUDA 1)
+    # cuDNN 8 and 9 keep the version in cudnn_version.h, NCCL in nccl.h.
+    dpt_header_version(DPT_CUDNN_VERSION "${DPT_CUDNN_INCLUDE_DIR}/cudnn_version.h" CUDNN
+                       CUDNN_PATCHLEVEL)
+    dpt_header_version(DPT_NCCL_VERSION "${DPT_NCCL_INCLUDE_DIR}/nccl.h" NCCL NCCL_PATCH)
+    if(NOT DPT_CUDNN_VERSION)
+      dpt_cuda_missing("cuDNN at ${DPT_CUDNN_INCLUDE_DIR} has no cudnn_version.h with "
+                       "CUDNN_MAJOR/MINOR/PATCHLEVEL (cuDNN older than 8?); dptrain needs cuDNN "
+                       ">= ${DPT_CUDNN_MIN_VERSION}")
+    elseif(DPT_CUDNN_VERSION VERSION_LESS DPT_CUDNN_MIN_VERSION)
+      dpt_cuda_missing("cuDNN ${DPT_CUDNN_VERSION} (${DPT_CUDNN_INCLUDE_DIR}/cudnn_version.h) is "
+                       "older than ${DPT_CUDNN_MIN_VERSION}, the oldest with the API dptrain uses")
+    elseif(NOT DPT_NCCL_VERSION)
+      dpt_cuda_missing("${DPT_NCCL_INCLUDE_DIR}/nccl.h has no NCCL_MAJOR/MINOR/PATCH; dptrain "
+                       "needs NCCL >= ${DPT_NCCL_MIN_VERSION}")
+    elseif(DPT_NCCL_VERSION VERSION_LESS DPT_NCCL_MIN_VERSION)
+      dpt_cuda_missing("NCCL ${DPT_NCCL_VERSION} (${DPT_NCCL_INCLUDE_DIR}/nccl.h) is older than "
+                       "${DPT_NCCL_MIN_VERSION}, the oldest with non-blocking communicators "
+                       "(ncclCommInitRankConfig) and ncclCommFinalize")
+    else()
+      set(DPT_HAVE_CUDA 1)
+    endif()
   endif()
 endif()
 
@@ -60,5 +93,6 @@ if(DPT_HAVE_CUDA)
     set(CMAKE_CUDA_COMPILER_LAUNCHER ${DPT_CCACHE_FOR_CUDA})
   endif()
   message(STATUS "dptrain: CUDA ${CUDAToolkit_VERSION} backend (architectures "
-                 "${CMAKE_CUDA_ARCHITECTURES}), cuDNN ${DPT_CUDNN_LIBRARY}, NCCL ${DPT_NCCL_LIBRARY}")
+                 "${CMAKE_CUDA_ARCHITECTURES}), cuDNN ${DPT_CUDNN_VERSION} ${DPT_CUDNN_LIBRARY}, "
+                 "NCCL ${DPT_NCCL_VERSION} ${DPT_NCCL_LIBRARY}")
 endif()

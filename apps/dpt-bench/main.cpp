@@ -15,6 +15,7 @@
 #include <string>
 
 #include "comm/communicator.h"
+#include "comm/gpu_placement.h"
 #include "runtime/context.h"
 #include "runtime/device.h"
 #include "runtime/logging.h"
@@ -120,9 +121,8 @@ int main(int argc, char** argv) {
     }
     DPT_CHECK(o.min_bytes >= 4 && o.min_bytes <= o.max_bytes && o.factor >= 2,
               "dpt-bench allreduce: need 4 <= --min-bytes <= --max-bytes and --factor >= 2");
-    const dpt::Device device = dpt::device_for_local_rank(o.device, comm->local_rank(),
-                                                          comm->local_size(),
-                                                          /*allow_shared=*/false);
+    const dpt::Device device = dpt::device_for_local_rank(o.device, comm->local_rank());
+    dpt::comm::check_one_rank_per_gpu(*comm, device);
     const dpt::Context ctx = dpt::Context::create(device, 1);  // makes the GPU current
     if (device.type == dpt::DeviceType::kCuda) {
       comm = dpt::comm::make_device_communicator(std::move(comm), device.index);

@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "comm/communicator.h"
+#include "comm/gpu_placement.h"
 #include "nn/train/config.h"
 #include "nn/train/trainer.h"
 #include "runtime/context.h"
@@ -24,8 +25,9 @@ int train(dpt::nn::TrainConfig config, std::unique_ptr<dpt::comm::Communicator>&
     config.threads = std::max(1, dpt::available_cores() / world->local_size());
   }
   // The CPU, GPU local_rank % count ("cuda", "auto" with a GPU) or the GPU named by "cuda:N".
-  const dpt::Device device = dpt::device_for_local_rank(
-      config.device, world->local_rank(), world->local_size(), config.allow_shared_gpu);
+  const dpt::Device device = dpt::device_for_local_rank(config.device, world->local_rank());
+  // One GPU per rank, decided by the GPUs' identities (two ranks on one GPU cannot run NCCL).
+  dpt::comm::check_one_rank_per_gpu(*world, device);
   const dpt::Context ctx = dpt::Context::create(device, config.threads);
   if (device.type == dpt::DeviceType::kCuda) {
     // Gradients live on the GPU: NCCL reduces them, the MPI world stays for host collectives.

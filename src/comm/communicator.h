@@ -22,6 +22,15 @@ class Work {
   virtual ~Work() = default;
   virtual void wait() = 0;
   virtual bool test() = 0;
+  // (optional) Orders the work the caller queues on the device's compute stream from now on after
+  // this collective, without blocking the host (a stream wait on the collective's completion
+  // event), and returns true; wait() must still be called later, and is what reports a failure or
+  // a timeout. Returns false where the collective has no device-side completion (host
+  // collectives): the caller then waits with wait() before using the buffer.
+  virtual bool order_on_device() { return false; }
+  // (optional) Milliseconds the collective took where it ran, once it has completed: the time
+  // between its start and completion events on a GPU, end_time() - start_time() otherwise.
+  virtual double duration_ms() const { return (end_time() - start_time()) * 1e3; }
   // Steady-clock seconds (since an arbitrary epoch, the same for every Work of a process) when the
   // collective started and finished executing; 0 until then. Used for overlap records.
   virtual double start_time() const = 0;
@@ -59,6 +68,13 @@ class Communicator {
   // rank's block (index rank()) holds the reduction of everyone's block. Other blocks undefined.
   virtual void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) = 0;
   virtual void barrier() = 0;
+  // (optional) For a rank that is failing with an error in flight: ends this rank's part of the
+  // communicator at once (ncclCommAbort for NCCL), so that the collectives still pending fail fast
+  // and destroying them, and the communicator, no longer waits for peers that will never come
+  // (each up to the NCCL timeout). Every later collective fails. Never throws. The default does
+  // nothing: host collectives (MPI) end with the job, in abort_all(). See Note [Abort on unwind]
+  // in src/nn/parallel/data_parallel.cpp.
+  virtual void abort() noexcept {}
   // Benchmark baseline (dpt-bench allreduce): one in-place sum with the backend's own call
   // (MPI_Allreduce), run in order with the other collectives, returning the seconds that call
   // alone took, without the queueing and hand-over that all_reduce_async adds.

@@ -421,22 +421,31 @@ double sum_squares(const Context& ctx, const Tensor& x) {
 
 // ---- loss ---------------------------------------------------------------------------------------
 
-LossResult softmax_cross_entropy(const Context& ctx, const Tensor& logits, const Tensor& labels,
-                                 Tensor* dlogits) {
-  constexpr const char* op = "softmax_cross_entropy";
+namespace {
+
+// The checks both loss entries share; returns dlogits' data (null when not asked for).
+float* check_softmax_cross_entropy(const Context& ctx, const char* op, const Tensor& logits,
+                                   const Tensor& labels, Tensor* dlogits) {
   expect_tensor(ctx, op, "logits", logits);
   expect_tensor(ctx, op, "labels", labels, DType::kI32);
   expect_rank(op, "logits", logits, 2);
   const std::int64_t n = logits.dim(0), classes = logits.dim(1);
   DPT_CHECK(classes >= 1, op, ": logits ", to_string(logits.shape()), " has no classes");
   expect_shape(op, "labels", labels, {n});
-  float* grad = nullptr;
-  if (dlogits != nullptr && dlogits->defined()) {
-    expect_tensor(ctx, op, "dlogits", *dlogits);
-    expect_shape(op, "dlogits", *dlogits, logits.shape());
-    expect_distinct(op, "logits", logits, "dlogits", *dlogits);
-    grad = dlogits->data<float>();
-  }
+  if (dlogits == nullptr || !dlogits->defined()) return nullptr;
+  expect_tensor(ctx, op, "dlogits", *dlogits);
+  expect_shape(op, "dlogits", *dlogits, logits.shape());
+  expect_distinct(op, "logits", logits, "dlogits", *dlogits);
+  return dlogits->data<float>();
+}
+
+}  // namespace
+
+LossResult softmax_cross_entropy(const Context& ctx, const Tensor& logits, const Tensor& labels,
+                                 Tensor* dlogits) {
+  constexpr const char* op = "softmax_cross_entropy";
+  float* grad = check_softmax_cross_entropy(ctx, op, logits, labels, dlogits);
+  const std::int64_t n = logits.dim(0), classes = logits.dim(1);
   if (is_cpu(ctx, op)) {
     return cpu::softmax_cross_entropy(logits.data<float>(), labels.data<std::int32_t>(), grad, n,
                                       classes);
@@ -444,6 +453,23 @@ LossResult softmax_cross_entropy(const Context& ctx, const Tensor& logits, const
   DPT_ON_CUDA(return cuda::softmax_cross_entropy(ctx, logits.data<float>(),
                                                  labels.data<std::int32_t>(), grad, n, classes));
   return {};  // not reached: is_cpu() threw
+}
+
+void softmax_cross_entropy_rows(const Context& ctx, const Tensor& logits, const Tensor& labels,
+                                Tensor* dlogits, LossRows rows) {
+  constexpr const char* op = "softmax_cross_entropy_rows";
+  float* grad = check_softmax_cross_entropy(ctx, op, logits, labels, dlogits);
+  const std::int64_t n = logits.dim(0), classes = logits.dim(1);
+  DPT_CHECK(n == 0 || (rows.loss != nullptr && rows.hit != nullptr), op,
+            ": null LossRows for ", n, " samples");
+  if (is_cpu(ctx, op)) {
+    cpu::softmax_cross_entropy_rows(logits.data<float>(), labels.data<std::int32_t>(), grad, n,
+                                    classes, rows.loss, rows.hit);
+    return;
+  }
+  DPT_ON_CUDA(cuda::softmax_cross_entropy_rows(ctx, logits.data<float>(),
+                                               labels.data<std::int32_t>(), grad, n, classes,
+                                               rows.loss, rows.hit));
 }
 
 // ---- optimizers ---------------------------------------------------------------------------------

@@ -94,6 +94,20 @@ struct LossResult {
 LossResult softmax_cross_entropy(const Context& ctx, const Tensor& logits, const Tensor& labels,
                                  Tensor* dlogits);
 
+// Where softmax_cross_entropy_rows writes its per-sample results: memory of ctx's device, at least
+// N entries each.
+struct LossRows {
+  double* loss = nullptr;        // -log softmax(logits)[label] per sample
+  std::int32_t* hit = nullptr;   // 1 when argmax == label, 0 otherwise, -1 for a bad label
+};
+// The same math per sample, without reading anything back: for a training step whose loss is
+// read once, at its end (on a GPU a read per micro-batch would stall the host). The loss of the
+// rows, summed in row order from 0 in double, is bitwise softmax_cross_entropy's loss_sum. On the
+// CPU a label outside [0, C) is an error at once; on a GPU the sample is flagged (hit -1) and the
+// reader reports it.
+void softmax_cross_entropy_rows(const Context& ctx, const Tensor& logits, const Tensor& labels,
+                                Tensor* dlogits, LossRows rows);
+
 // ---- optimizers (PyTorch semantics, see src/kernels/optim_math.h) -----------------------------
 // Hyper-parameters are doubles, as Python floats are in torch.optim: derived constants such as
 // 1 - beta2 are computed in double and rounded once (1 - 0.999f in float is off by 1.3e-5).

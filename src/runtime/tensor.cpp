@@ -7,11 +7,7 @@
 #include <sstream>
 
 #include "runtime/allocator.h"
-#include "runtime/config.h"
-
-#if DPT_HAVE_CUDA
-#include "runtime/cuda/device_memory.h"
-#endif
+#include "runtime/gpu_backend.h"
 
 namespace dpt {
 
@@ -45,16 +41,11 @@ void copy_bytes(void* dst, const Device& dst_device, const void* src, const Devi
     std::memmove(dst, src, size_bytes);
     return;
   }
-#if DPT_HAVE_CUDA
   DPT_CHECK(!on_cuda(dst_device) || !on_cuda(src_device) || dst_device == src_device,
             "copy from ", to_string(src_device), " to ", to_string(dst_device),
             ": copies between two GPUs are not supported");
   const int device = on_cuda(dst_device) ? dst_device.index : src_device.index;
-  cuda::copy(dst, on_cuda(dst_device), src, on_cuda(src_device), size_bytes, device);
-#else
-  DPT_CHECK(false, "copy from ", to_string(src_device), " to ", to_string(dst_device),
-            ": CUDA is not built into this binary");
-#endif
+  gpu_backend::copy(dst, on_cuda(dst_device), src, on_cuda(src_device), size_bytes, device);
 }
 
 }  // namespace
@@ -62,12 +53,7 @@ void copy_bytes(void* dst, const Device& dst_device, const void* src, const Devi
 Storage::Storage(std::size_t size_bytes, Device device, void* cuda_stream)
     : size_bytes_(size_bytes), device_(device) {
   if (on_cuda(device)) {
-#if DPT_HAVE_CUDA
-    data_ = cuda::allocate(size_bytes, device.index, cuda_stream);
-#else
-    (void)cuda_stream;
-    DPT_CHECK(false, "storage on ", to_string(device), ": CUDA is not built into this binary");
-#endif
+    data_ = gpu_backend::allocate(size_bytes, device.index, cuda_stream);
     return;
   }
   data_ = HostAllocator::instance().allocate(size_bytes);
@@ -75,9 +61,7 @@ Storage::Storage(std::size_t size_bytes, Device device, void* cuda_stream)
 
 Storage::~Storage() {
   if (on_cuda(device_)) {
-#if DPT_HAVE_CUDA
-    cuda::deallocate(data_, device_.index);
-#endif
+    gpu_backend::deallocate(data_, device_.index);
     return;
   }
   HostAllocator::instance().deallocate(data_, size_bytes_);
@@ -187,9 +171,7 @@ void Tensor::fill(float value) {
 void Tensor::zero() {
   if (size_bytes() == 0) return;
   if (on_cuda(device())) {
-#if DPT_HAVE_CUDA
-    cuda::zero(raw_data(), size_bytes(), device().index);
-#endif
+    gpu_backend::zero(raw_data(), size_bytes(), device().index);
     return;
   }
   std::memset(raw_data(), 0, size_bytes());

@@ -17,7 +17,9 @@
 #include "kernels/ops.h"
 #include "nn/models.h"
 #include "nn/optim/optimizer.h"
+#include "nn/train/step_loss.h"
 #include "runtime/batch_uploader.h"
+#include "runtime/device_timer.h"
 #include "runtime/error.h"
 #include "gpu_compare.h"
 #include "testing/test_util.h"
@@ -212,8 +214,14 @@ TEST(CudaBatchUploader, UploadedBatchesEqualTheHostBatchesWhileTheHostBufferIsRe
       }
       want_images.push_back(images.clone());
       want_labels.push_back(labels.clone());
-      got_images.push_back(uploader.upload(images));
-      got_labels.push_back(uploader.upload(labels));
+      Upload up_images = uploader.upload(images);
+      Upload up_labels = uploader.upload(labels);
+      EXPECT_TRUE(up_images.ready.pending()) << "upload() made the compute stream wait already";
+      up_images.ready.wait_on_device();
+      up_labels.ready.wait_on_device();
+      EXPECT_FALSE(up_images.ready.pending());
+      got_images.push_back(up_images.tensor);
+      got_labels.push_back(up_labels.tensor);
     }
     for (std::size_t k = 0; k < got_images.size(); ++k) {
       SCOPED_TRACE(::testing::Message() << "batch " << k);
@@ -228,9 +236,11 @@ TEST(CudaBatchUploader, UploadedBatchesEqualTheHostBatchesWhileTheHostBufferIsRe
           << "labels";
     }
   }
-  // Kernels on the compute stream see the uploaded data (the copy stream is waited for).
+  // Kernels on the compute stream queued after the fence's wait see the uploaded data.
   const Tensor x = test::random_tensor({kBatch, 37}, 300);
-  Tensor xg = uploader.upload(x);
+  Upload up = uploader.upload(x);
+  Tensor xg = up.tensor;
+  up.ready.wait_on_device();
   kernels::scale(gpu_ctx, xg, 2.0f);
   Tensor doubled = x.clone();
   for (std::int64_t i = 0; i < doubled.numel(); ++i) doubled.data<float>()[i] *= 2.0f;
@@ -238,7 +248,73 @@ TEST(CudaBatchUploader, UploadedBatchesEqualTheHostBatchesWhileTheHostBufferIsRe
 
   EXPECT_THROW(uploader.upload(xg), Error) << "a batch already on the GPU";
   BatchUploader on_cpu(Device::cpu());
-  EXPECT_TRUE(on_cpu.upload(x).shares_storage_with(x)) << "the CPU uploader hands the batch back";
+  EXPECT_TRUE(on_cpu.upload(x).tensor.shares_storage_with(x)) << "the CPU uploader hands the batch back";
+  EXPECT_FALSE(on_cpu.upload(x).ready.pending()) << "nothing to wait for on the CPU";
+}
+
+// ---- the step's loss and timing on the device -------------------------------------------------
+
+// One read per step: per-sample losses stay on the GPU and come back, summed per micro-batch, as
+// bitwise the sum of the GPU's per-micro-batch softmax_cross_entropy (the same device math).
+TEST(CudaStepLoss, OneReadEqualsThePerMicroBatchSums) {
+  const Context gpu_ctx = Context::create(kGpu);
+  constexpr std::int64_t kRows = 37, kClasses = 10;
+  const Tensor logits = test::random_tensor({kRows, kClasses}, 400, -4.0f, 4.0f).to(kGpu);
+  Tensor labels_host = Tensor::empty({kRows}, DType::kI32);
+  for (std::int64_t i = 0; i < kRows; ++i) {
+    labels_host.data<std::int32_t>()[i] = static_cast<std::int32_t>((i * 3) % kClasses);
+  }
+  const Tensor labels = labels_host.to(kGpu);
+  const auto rows = [](const Tensor& t, std::int64_t first, std::int64_t count) {
+    Shape shape = t.shape();
+    const std::int64_t row = t.numel() / shape[0];
+    shape[0] = count;
+    return Tensor::view_of(t, first * row, shape);
+  };
+  StepLoss step_loss(kGpu);
+  step_loss.begin_step(kRows);
+  double before = 0.0;
+  for (std::int64_t start = 0; start < kRows; start += 8) {
+    const std::int64_t count = std::min<std::int64_t>(8, kRows - start);
+    before += kernels::softmax_cross_entropy(gpu_ctx, rows(logits, start, count),
+                                             rows(labels, start, count), nullptr)
+                  .loss_sum;
+    kernels::softmax_cross_entropy_rows(gpu_ctx, rows(logits, start, count),
+                                        rows(labels, start, count), nullptr,
+                                        step_loss.micro_batch(start, count));
+  }
+  EXPECT_EQ(step_loss.read(labels, kClasses), before);
+
+  // A bad label is flagged on the device and reported by the read, with its value.
+  labels_host.data<std::int32_t>()[5] = 42;
+  const Tensor bad = labels_host.to(kGpu);
+  step_loss.begin_step(kRows);
+  kernels::softmax_cross_entropy_rows(gpu_ctx, logits, bad, nullptr, step_loss.micro_batch(0, kRows));
+  try {
+    step_loss.read(bad, kClasses);
+    FAIL() << "no error for label 42";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("label 42 of sample 5"), std::string::npos) << e.message();
+  }
+}
+
+// The device timer measures the kernels between begin() and end(), read once: a scale of 64 M
+// floats takes time on any GPU, an empty interval next to it much less.
+TEST(CudaDeviceTimer, EventPairsTimeTheWorkBetweenThem) {
+  const Context gpu_ctx = Context::create(kGpu);
+  Tensor x = Tensor::full({64 << 20}, 1.0f, kGpu);
+  DeviceTimer busy(kGpu), idle(kGpu);
+  idle.begin();
+  idle.end();
+  busy.begin();
+  for (int i = 0; i < 10; ++i) kernels::scale(gpu_ctx, x, 1.0f);
+  busy.end();
+  const double busy_ms = busy.take_ms();
+  const double idle_ms = idle.take_ms();
+  EXPECT_GT(busy_ms, 0.0);
+  EXPECT_GE(idle_ms, 0.0);
+  EXPECT_GT(busy_ms, idle_ms) << "ten passes over 256 MiB took no longer than nothing";
+  EXPECT_EQ(busy.take_ms(), 0.0) << "take_ms() resets";
 }
 
 }  // namespace

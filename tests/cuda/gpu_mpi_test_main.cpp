@@ -2,8 +2,10 @@
 // GoogleTest main of the multi-rank GPU suites (labels gpu and mpi): tests/testing/mpi_test_main.cpp
 // plus a GPU per rank. Each rank takes CUDA device local_rank % cuda_device_count(), and the job's
 // communicator is comm::make_device_communicator over the MPI world (NCCL for device memory).
-// Without a GPU, or with fewer GPUs on a node than ranks on it (NCCL needs one GPU per rank),
-// every rank returns 77 (CTest's SKIP_RETURN_CODE; mpiexec passes it on) after saying why.
+// Without a GPU, or when two ranks of a node would use one physical GPU (NCCL needs one GPU per
+// rank; decided by GPU identity, so ranks that each see their own GPU run), every rank returns 77
+// (CTest's SKIP_RETURN_CODE; mpiexec passes it on) after saying why; any other CUDA error, or
+// DPT_REQUIRE_GPU=1 with a skip, makes every rank fail (testing/gpu_suite.h).
 #include <gtest/gtest.h>
 
 #include <exception>
@@ -12,6 +14,7 @@
 #include <string>
 
 #include "comm/communicator.h"
+#include "comm/gpu_placement.h"
 #include "gpu_test_util.h"
 #include "runtime/device.h"
 #include "runtime/error.h"
@@ -25,17 +28,20 @@ namespace {
 dpt::comm::Communicator* g_world = nullptr;
 int g_device = -1;
 
-// Why this rank cannot run the suite ("" when it can).
-std::string skip_reason(const dpt::comm::Communicator& host) {
-  const int count = dpt::cuda_device_count();
-  if (count == 0) return no_gpu_message();
-  if (count < host.local_size()) {
-    return "SKIPPED: " + std::to_string(host.local_size()) + " ranks on this node but only " +
-           std::to_string(count) +
-           " CUDA device(s) visible; NCCL needs a GPU of its own per rank: run this suite on a "
-           "machine with enough GPUs (ctest -L gpu)";
+// Whether this rank can run the suite. Every rank gathers the placements, so the shared-GPU
+// check sees the whole job.
+GpuSuiteDecision decide(dpt::comm::Communicator& host) {
+  const bool require = require_gpu_from_environment();
+  GpuSuiteDecision decision = gpu_suite_decision(dpt::probe_gpus(), require);
+  // Collective: every rank takes part, with the CPU as its "device" when it has no GPU.
+  const dpt::Device device = decision.verdict == GpuSuiteVerdict::kRun
+                                 ? dpt::Device::cuda(host.local_rank() % dpt::cuda_device_count())
+                                 : dpt::Device::cpu();
+  const std::string shared = dpt::shared_gpu_error(dpt::comm::gather_gpu_placements(host, device));
+  if (decision.verdict == GpuSuiteVerdict::kRun && !shared.empty()) {
+    decision = gpu_suite_cannot_run("not enough GPUs for one per rank: " + shared, require);
   }
-  return "";
+  return decision;
 }
 
 }  // namespace
@@ -68,21 +74,27 @@ int main(int argc, char** argv) {
     {
       std::unique_ptr<dpt::comm::Communicator> host = dpt::comm::make_communicator();
       const int rank = host->rank();
-      // Every rank must agree on skipping: a rank that runs the tests alone would wait forever in
-      // the first collective.
-      const std::string why = dpt::test::skip_reason(*host);
-      double skip = why.empty() ? 0.0 : 1.0;
-      host->all_reduce(&skip, 1, dpt::comm::ReduceOp::kMax);
-      if (skip != 0.0) {
+      // Every rank must agree: a rank that runs the tests alone would wait forever in the first
+      // collective. 0 run, 1 skip, 2 fail; the job takes the worst.
+      static_assert(static_cast<int>(dpt::test::GpuSuiteVerdict::kRun) <
+                        static_cast<int>(dpt::test::GpuSuiteVerdict::kSkip) &&
+                    static_cast<int>(dpt::test::GpuSuiteVerdict::kSkip) <
+                        static_cast<int>(dpt::test::GpuSuiteVerdict::kFail));
+      const dpt::test::GpuSuiteDecision decision = dpt::test::decide(*host);
+      double verdict = static_cast<double>(decision.verdict);
+      host->all_reduce(&verdict, 1, dpt::comm::ReduceOp::kMax);
+      const auto job = static_cast<dpt::test::GpuSuiteVerdict>(static_cast<int>(verdict));
+      if (job != dpt::test::GpuSuiteVerdict::kRun) {
         const std::string prefix =
             host->world_size() > 1 ? "[rank " + std::to_string(rank) + "] " : std::string();
-        if (!why.empty()) {
-          std::cout << prefix << why << std::endl;
+        if (decision.verdict != dpt::test::GpuSuiteVerdict::kRun) {
+          std::cout << prefix << decision.message << std::endl;
         } else if (rank == 0) {
-          std::cout << prefix << "SKIPPED: another rank has no usable GPU (see its line)"
-                    << std::endl;
+          std::cout << prefix << "another rank cannot run this suite (see its line)" << std::endl;
         }
-        return dpt::test::kSkipReturnCode;  // the communicator and MPI end in order first
+        // The communicator and MPI end in order first.
+        return job == dpt::test::GpuSuiteVerdict::kSkip ? dpt::test::kSkipReturnCode
+                                                        : dpt::test::kGpuFailureReturnCode;
       }
       const int device = host->local_rank() % dpt::cuda_device_count();
       dpt::activate_device(dpt::Device::cuda(device));

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// GoogleTest main of the single-process GPU suites (label gpu): without a usable CUDA device the
-// whole binary is skipped with exit status 77 (CTest's SKIP_RETURN_CODE), so a machine without a
-// GPU reports these suites as skipped, never as passed. Otherwise as tests/testing/test_main.cpp:
-// warnings logged during a test fail it.
+// GoogleTest main of the single-process GPU suites (label gpu): on a machine without a GPU (no
+// driver library, no device) the whole binary is skipped with exit status 77 (CTest's
+// SKIP_RETURN_CODE), never passed; any other CUDA error, or DPT_REQUIRE_GPU=1 without a GPU,
+// fails it (testing/gpu_suite.h). Otherwise as tests/testing/test_main.cpp: warnings logged during
+// a test fail it.
 #include <gtest/gtest.h>
 
 #include <iostream>
@@ -14,9 +15,11 @@
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  if (dpt::cuda_device_count() == 0) {
-    std::cout << dpt::test::no_gpu_message() << std::endl;
-    return dpt::test::kSkipReturnCode;
+  const dpt::test::GpuSuiteDecision decision = dpt::test::gpu_suite_decision(
+      dpt::probe_gpus(), dpt::test::require_gpu_from_environment());
+  if (decision.verdict != dpt::test::GpuSuiteVerdict::kRun) {
+    std::cout << decision.message << std::endl;
+    return dpt::test::exit_status(decision);
   }
   dpt::set_log_sink([](dpt::LogLevel level, const std::string& message) {
     if (level >= dpt::LogLevel::kWarning && !dpt::test::warnings_allowed()) {

@@ -21,7 +21,10 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "comm/local_communicator.h"
+#include "comm/nccl/nccl_communicator.h"
 #include "gpu_test_util.h"
+#include "runtime/error.h"
 #include "kernels/ops.h"
 #include "nn/models.h"
 #include "nn/parallel/data_parallel.h"
@@ -230,6 +233,29 @@ TEST_F(Nccl, AllReduceOfDoublesOnDeviceMemory) {
   }
 }
 
+// Communicator::abort (Note [Abort on unwind]): after it a pending collective fails at once when
+// waited for, later collectives fail at once, and destruction does not wait. A world of one of
+// its own, so the job's communicator stays usable.
+TEST_F(Nccl, AbortMakesPendingAndLaterCollectivesFailFast) {
+  nccl::NcclCommunicator own(std::make_unique<LocalCommunicator>(), test::gpu_device());
+  Tensor buf = Tensor::full({1 << 20}, 1.0f, gpu());
+  std::unique_ptr<Work> pending = own.all_reduce_async(buf.data<float>(), buf.numel(), ReduceOp::kSum);
+  own.abort();
+  try {
+    pending->wait();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kComm) << e.what();
+  }
+  try {
+    own.all_reduce(buf.data<float>(), buf.numel(), ReduceOp::kSum);
+    FAIL() << "an all-reduce on an aborted communicator returned";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kComm) << e.what();
+    EXPECT_NE(e.message().find("aborted"), std::string::npos) << e.message();
+  }
+  pending.reset();  // returns at once: the communicator is gone
+}
+
 TEST_F(Nccl, HostMemoryGoesToTheHostCommunicator) {
   const std::int64_t count = 1023;
   std::vector<float> f(static_cast<std::size_t>(count));
@@ -353,7 +379,11 @@ TEST(NcclDataParallel, NRanksEqualOneRankOnTheWholeBatch) {
         ddp.prepare_backward(/*reduce=*/m == micro_steps - 1, /*step=*/0);
         forward_backward(ctx, model, batch, r * share + m * micro, micro, m > 0);
       }
-      ddp.finish();
+      ddp.finish();  // on a GPU: stream waits only (Note [Device-side finish])
+      ddp.complete();
+      for (const BucketRecord& record : ddp.records()) {
+        EXPECT_GT(record.duration_ms, 0.0) << "bucket " << record.bucket << " timed by its events";
+      }
       for (std::size_t p = 0; p < model.parameters().size(); ++p) {
         const Parameter& got = *model.parameters()[p];
         const Tensor want = reference.parameters()[p]->grad.to(Device::cpu());

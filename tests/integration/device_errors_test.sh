@@ -4,7 +4,9 @@
 # exits non-zero with exactly one error line that says what CUDA reported and "use --device cpu",
 # never a crash; under mpirun -np 2 the job ends non-zero within 60 s, each rank's line naming its
 # rank. `--device auto` trains on the CPU there and says so; `--device bogus` and `cuda:x` are
-# refused with the accepted values; --allow-shared-gpu is accepted. The no-GPU cases hide the GPUs
+# refused with the accepted values; --allow-shared-gpu no longer exists (two ranks on one GPU cannot
+# work under NCCL: sharing is refused by GPU identity, tests/runtime/device_test.cpp), so it is
+# refused as an unknown option. The no-GPU cases hide the GPUs
 # with CUDA_VISIBLE_DEVICES=-1, so they also run on GPU machines (skipped, with a message, if that
 # does not hide them); there, `--device cuda:99` is refused as well.
 # Usage: device_errors_test.sh BIN_DIR [HAVE_MPI]   (HAVE_MPI 0: a DPT_MPI=OFF build, no mpirun case)
@@ -52,7 +54,7 @@ expect_refused() {
   last_out=$out
 }
 
-# ---- --device auto and cpu train here; --allow-shared-gpu is accepted
+# ---- --device auto and cpu train here
 out=$(timeout 120 "$bin/train" --device auto "${common[@]}" 2>&1)
 rc=$?
 visible=$(device_of "$out")
@@ -61,13 +63,15 @@ if [[ $rc -eq 0 && -n "$visible" ]]; then
 else
   fail "--device auto: exit $rc, device '$visible'"; echo "$out" | tail -10
 fi
-out=$(timeout 120 "$bin/train" --device cpu --allow-shared-gpu "${common[@]}" 2>&1)
+out=$(timeout 120 "$bin/train" --device cpu "${common[@]}" 2>&1)
 rc=$?
 if [[ $rc -eq 0 && $(device_of "$out") == cpu ]]; then
-  ok "--device cpu --allow-shared-gpu trains on cpu"
+  ok "--device cpu trains on cpu"
 else
-  fail "--device cpu --allow-shared-gpu: exit $rc, device '$(device_of "$out")'"; echo "$out" | tail -10
+  fail "--device cpu: exit $rc, device '$(device_of "$out")'"; echo "$out" | tail -10
 fi
+expect_refused "--allow-shared-gpu (removed)" "not expected: --allow-shared-gpu" \
+  "$bin/train" --device cpu --allow-shared-gpu "${common[@]}"
 
 # ---- malformed specs, on any machine
 expect_refused "--device bogus" "expected auto, cpu, cuda or cuda:N, got 'bogus'" \

@@ -2,10 +2,14 @@
 // --device resolution and the GPU of each rank, on whatever this machine has: "cpu" always works;
 // "auto" is the CPU without a GPU; "cuda"/"cuda:N" without a GPU are kCuda errors that say what
 // CUDA reported and end with "use --device cpu"; malformed specs are kInvalidArgument whatever the
-// machine; device_for_local_rank leaves the CPU alone and refuses ranks sharing a GPU (more ranks
-// than GPUs, or several ranks given one cuda:N) unless sharing is allowed. A CPU-only build refuses CUDA tensors and contexts with a dpt::Error.
+// machine; device_for_local_rank leaves the CPU alone and spreads ranks over the visible GPUs;
+// shared_gpu_error refuses two ranks of one node on one physical GPU (by identity, never by
+// counting ranks against visible GPUs); the decision of a GPU suite's main (run, skip only without
+// a GPU, fail otherwise or under DPT_REQUIRE_GPU=1). A CPU-only build refuses CUDA tensors and
+// contexts with a dpt::Error.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "runtime/config.h"
@@ -13,6 +17,7 @@
 #include "runtime/device.h"
 #include "runtime/error.h"
 #include "runtime/tensor.h"
+#include "testing/gpu_suite.h"
 
 namespace dpt {
 namespace {
@@ -98,40 +103,123 @@ TEST(Device, MalformedSpecsAreInvalidArgumentsOnAnyMachine) {
 }
 
 TEST(Device, DeviceForLocalRankLeavesTheCpuAndExplicitIndicesAlone) {
-  EXPECT_EQ(device_for_local_rank(Device::cpu(), false, 0, 1, false), Device::cpu());
-  EXPECT_EQ(device_for_local_rank(Device::cpu(), false, 5, 8, false), Device::cpu());
-  EXPECT_EQ(device_for_local_rank(Device::cpu(), true, 3, 4, true), Device::cpu());
-  // cuda:N given explicitly: that GPU (resolve_device checked it exists), for a single rank on
-  // the node, or for all of them when sharing is allowed.
-  EXPECT_EQ(device_for_local_rank(Device::cuda(1), true, 0, 1, false), Device::cuda(1));
-  EXPECT_EQ(device_for_local_rank(Device::cuda(1), true, 2, 4, true), Device::cuda(1));
-}
-
-TEST(Device, SeveralRanksOnOneExplicitGpuAreRefusedUnlessAllowed) {
-  const Error e = error_of([] { device_for_local_rank(Device::cuda(1), true, 0, 4, false); });
-  EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument) << e.what();
-  EXPECT_NE(e.message().find("--allow-shared-gpu"), std::string::npos) << e.message();
+  EXPECT_EQ(device_for_local_rank(Device::cpu(), false, 0), Device::cpu());
+  EXPECT_EQ(device_for_local_rank(Device::cpu(), false, 5), Device::cpu());
+  EXPECT_EQ(device_for_local_rank(Device::cpu(), true, 3), Device::cpu());
+  // cuda:N given explicitly: that GPU (resolve_device checked it exists), on every local rank;
+  // whether ranks then share a GPU is shared_gpu_error's call, by identity.
+  EXPECT_EQ(device_for_local_rank(Device::cuda(1), true, 0), Device::cuda(1));
+  EXPECT_EQ(device_for_local_rank(Device::cuda(1), true, 2), Device::cuda(1));
 }
 
 TEST(Device, DeviceForLocalRankWithoutAGpuIsACudaError) {
   if (has_gpu()) GTEST_SKIP() << "a GPU is visible here";
-  const Error e = error_of([] { device_for_local_rank(Device::cuda(0), false, 0, 1, false); });
+  const Error e = error_of([] { device_for_local_rank(Device::cuda(0), false, 0); });
   EXPECT_EQ(e.kind(), ErrorKind::kCuda) << e.what();
   EXPECT_TRUE(e.message().ends_with("use --device cpu")) << e.message();
 }
 
-TEST(Device, DeviceForLocalRankSpreadsRanksAndRefusesSharingUnlessAllowed) {
+TEST(Device, DeviceForLocalRankSpreadsRanksOverTheVisibleGpus) {
   if (!has_gpu()) GTEST_SKIP() << "no GPU here: " << cuda_unavailable_reason();
   const int count = cuda_device_count();
-  for (int rank = 0; rank < count; ++rank) {
-    EXPECT_EQ(device_for_local_rank(Device::cuda(0), false, rank, count, false), Device::cuda(rank));
+  for (int rank = 0; rank < 2 * count; ++rank) {
+    EXPECT_EQ(device_for_local_rank(Device::cuda(0), false, rank), Device::cuda(rank % count));
   }
-  const Error e = error_of([&] { device_for_local_rank(Device::cuda(0), false, count, count + 1, false); });
-  EXPECT_NE(e.kind(), ErrorKind::kInternal) << e.what();
-  EXPECT_NE(e.message().find("--allow-shared-gpu"), std::string::npos) << e.message();
-  EXPECT_EQ(device_for_local_rank(Device::cuda(0), false, count, count + 1, true), Device::cuda(0));
-  EXPECT_EQ(device_for_local_rank(Device::cuda(0), false, count + 1, count + 2, true),
-            Device::cuda(1 % count));
+}
+
+// Placements as ranks report them: node, GPU identity, device name.
+GpuPlacement at(const char* host, const char* gpu, const char* device = "cuda:0") {
+  return GpuPlacement{host, gpu, device};
+}
+
+TEST(SharedGpu, RanksThatEachSeeTheirOwnGpuAreAccepted) {
+  // SLURM --gpus-per-task=1 or CUDA_VISIBLE_DEVICES per rank: every rank sees one GPU, cuda:0,
+  // and local ranks outnumber the GPUs each one sees; the identities differ, so all is well.
+  EXPECT_EQ(shared_gpu_error({at("n1", "GPU-aaaa"), at("n1", "GPU-bbbb"), at("n1", "GPU-cccc"),
+                              at("n1", "GPU-dddd")}),
+            "");
+  // One GPU each on two nodes whose GPUs happen to share nothing but the local index.
+  EXPECT_EQ(shared_gpu_error({at("n1", "GPU-aaaa"), at("n2", "GPU-bbbb")}), "");
+  // The same identity on two nodes is two GPUs (a node is part of the key).
+  EXPECT_EQ(shared_gpu_error({at("n1", "GPU-aaaa"), at("n2", "GPU-aaaa")}), "");
+  // Ranks on the CPU share nothing.
+  EXPECT_EQ(shared_gpu_error({at("n1", "", "cpu"), at("n1", "", "cpu")}), "");
+  EXPECT_EQ(shared_gpu_error({}), "");
+}
+
+TEST(SharedGpu, TwoRanksOfANodeOnOneGpuAreRefusedByName) {
+  const std::string e =
+      shared_gpu_error({at("n1", "GPU-aaaa", "cuda:0"), at("n1", "GPU-bbbb", "cuda:1"),
+                        at("n2", "GPU-cccc", "cuda:0"), at("n2", "GPU-cccc", "cuda:1")});
+  ASSERT_FALSE(e.empty());
+  EXPECT_NE(e.find("ranks 2 (cuda:0) and 3 (cuda:1) on node n2"), std::string::npos) << e;
+  EXPECT_NE(e.find("GPU-cccc"), std::string::npos) << e;
+  EXPECT_NE(e.find("NCCL"), std::string::npos) << "says why: " << e;
+  EXPECT_EQ(e.find("--allow-shared-gpu"), std::string::npos) << "offers no way to share: " << e;
+  // More ranks than GPUs with every rank seeing all of them: rank 2 wraps onto rank 0's GPU.
+  const std::string wrapped = shared_gpu_error(
+      {at("n1", "GPU-aaaa", "cuda:0"), at("n1", "GPU-bbbb", "cuda:1"), at("n1", "GPU-aaaa", "cuda:0")});
+  EXPECT_NE(wrapped.find("ranks 0 (cuda:0) and 2 (cuda:0) on node n1"), std::string::npos)
+      << wrapped;
+}
+
+TEST(GpuSuite, SkipsOnlyWithoutAGpu) {
+  using test::GpuSuiteVerdict;
+  const auto verdict = [](GpuProbeStatus status, bool require) {
+    return test::gpu_suite_decision(GpuProbe{status, status == GpuProbeStatus::kAvailable ? 1 : 0,
+                                             "what CUDA said"},
+                                    require);
+  };
+  EXPECT_EQ(verdict(GpuProbeStatus::kAvailable, false).verdict, GpuSuiteVerdict::kRun);
+  EXPECT_EQ(verdict(GpuProbeStatus::kAvailable, true).verdict, GpuSuiteVerdict::kRun);
+  for (GpuProbeStatus none :
+       {GpuProbeStatus::kNoDriver, GpuProbeStatus::kNoDevice, GpuProbeStatus::kNotBuilt}) {
+    SCOPED_TRACE(to_string(none));
+    const test::GpuSuiteDecision skip = verdict(none, false);
+    EXPECT_EQ(skip.verdict, GpuSuiteVerdict::kSkip);
+    EXPECT_EQ(test::exit_status(skip), 77);
+    EXPECT_TRUE(skip.message.starts_with("SKIPPED: ")) << skip.message;
+    EXPECT_NE(skip.message.find("what CUDA said"), std::string::npos) << skip.message;
+    // DPT_REQUIRE_GPU=1: the same machine fails.
+    const test::GpuSuiteDecision required = verdict(none, true);
+    EXPECT_EQ(required.verdict, GpuSuiteVerdict::kFail);
+    EXPECT_NE(test::exit_status(required), 77);
+    EXPECT_NE(test::exit_status(required), 0);
+    EXPECT_NE(required.message.find("DPT_REQUIRE_GPU"), std::string::npos) << required.message;
+  }
+  // A driver that cannot use its GPUs (too old, system not ready) fails with CUDA's words.
+  for (bool require : {false, true}) {
+    const test::GpuSuiteDecision broken = verdict(GpuProbeStatus::kError, require);
+    EXPECT_EQ(broken.verdict, GpuSuiteVerdict::kFail);
+    EXPECT_NE(test::exit_status(broken), 77);
+    EXPECT_NE(broken.message.find("what CUDA said"), std::string::npos) << broken.message;
+  }
+}
+
+TEST(GpuSuite, ARankThatCannotRunSkipsUnlessAGpuIsRequired) {
+  EXPECT_EQ(test::gpu_suite_cannot_run("2 ranks, 1 GPU", false).verdict, test::GpuSuiteVerdict::kSkip);
+  EXPECT_EQ(test::gpu_suite_cannot_run("2 ranks, 1 GPU", true).verdict, test::GpuSuiteVerdict::kFail);
+}
+
+TEST(GpuSuite, RequireGpuComesFromTheEnvironment) {
+  const char* saved = std::getenv("DPT_REQUIRE_GPU");
+  const std::string before = saved ? saved : "";
+  setenv("DPT_REQUIRE_GPU", "1", 1);
+  EXPECT_TRUE(test::require_gpu_from_environment());
+  setenv("DPT_REQUIRE_GPU", "0", 1);
+  EXPECT_FALSE(test::require_gpu_from_environment());
+  unsetenv("DPT_REQUIRE_GPU");
+  EXPECT_FALSE(test::require_gpu_from_environment());
+  if (saved) setenv("DPT_REQUIRE_GPU", before.c_str(), 1);
+}
+
+TEST(Device, ProbeAgreesWithTheDeviceCount) {
+  const GpuProbe probe = probe_gpus();
+  EXPECT_EQ(probe.status == GpuProbeStatus::kAvailable, cuda_device_count() > 0);
+  EXPECT_EQ(probe.count, cuda_device_count());
+  if (!cuda_built()) {
+    EXPECT_EQ(probe.status, GpuProbeStatus::kNotBuilt);
+  }
 }
 
 TEST(Device, CpuContextAndActivationNeedNoGpu) {

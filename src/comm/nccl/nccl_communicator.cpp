@@ -192,6 +192,18 @@ struct NcclCommunicator::State {
     return !comm;
   }
 
+  // Aborts without throwing (NcclCommunicator::abort, destruction while unwinding).
+  void abort_quietly(const std::string& why) noexcept {
+    const ScopedDevice scoped(device, std::nothrow);
+    std::lock_guard lock(mutex);
+    if (!comm) return;
+    comm.abort();
+    try {
+      abort_reason = why;
+    } catch (...) {  // no memory for the reason: the abort itself is done
+    }
+  }
+
   const int device;
   const double timeout_s;
   cuda::Stream stream;  // the NCCL stream; declared before comm, so it outlives it
@@ -211,8 +223,13 @@ using State = NcclCommunicator::State;
 // time): its own fields are not locked.
 class NcclWork final : public Work {
  public:
-  NcclWork(std::shared_ptr<State> state, cuda::Event done, std::string what, double start)
-      : state_(std::move(state)), done_(std::move(done)), what_(std::move(what)), start_(start) {}
+  NcclWork(std::shared_ptr<State> state, cuda::Event started, cuda::Event done, std::string what,
+           double start)
+      : state_(std::move(state)),
+        started_(std::move(started)),
+        done_(std::move(done)),
+        what_(std::move(what)),
+        start_(start) {}
   NcclWork(const NcclWork&) = delete;
   NcclWork& operator=(const NcclWork&) = delete;
   // The collective may still write the caller's buffer: wait for it, never throwing. Not after an
@@ -244,6 +261,21 @@ class NcclWork final : public Work {
     }
   }
 
+  // Kernels queued on the compute stream from now on (the optimizer) run after the collective;
+  // the host goes on. wait() later polls for errors and the timeout.
+  bool order_on_device() override {
+    if (error_) std::rethrow_exception(error_);
+    done_.make_wait(cuda::compute_stream(state_->device));
+    return true;
+  }
+
+  // When the NCCL stream reached the collective (its inputs were ready) to when it completed, on
+  // the device's clock: what the collective itself took, whenever the host looked.
+  double duration_ms() const override {
+    if (!waited_) return 0.0;
+    return static_cast<double>(done_.elapsed_ms_since(started_));
+  }
+
   bool test() override {
     if (waited_ || error_) return true;
     const bool done = done_.query();  // throws when a kernel before it failed
@@ -259,7 +291,8 @@ class NcclWork final : public Work {
 
  private:
   std::shared_ptr<State> state_;
-  cuda::Event done_;
+  cuda::Event started_;  // timed, recorded on the NCCL stream just before the collective
+  cuda::Event done_;     // timed, recorded after it
   std::string what_;
   double start_;
   double end_ = 0.0;
@@ -273,7 +306,8 @@ template <typename Describe, typename Enqueue>
 std::unique_ptr<NcclWork> launch(const std::shared_ptr<State>& state, Describe describe,
                                  Enqueue enqueue) {
   const ScopedDevice scoped(state->device);
-  cuda::Event done = cuda::Event::create();
+  cuda::Event started = cuda::Event::create_timed();
+  cuda::Event done = cuda::Event::create_timed();
   std::string what;
   double start = 0.0;
   ncclResult_t status = ncclSuccess;
@@ -285,6 +319,7 @@ std::unique_ptr<NcclWork> launch(const std::shared_ptr<State>& state, Describe d
     // launch (recorded and waited on under the lock).
     state->ready.record(cuda::compute_stream(state->device));
     state->ready.make_wait(state->stream.get());
+    started.record(state->stream.get());
     start = detail::steady_seconds();
     status = enqueue(state->comm.get(), state->stream.get());
   }
@@ -296,14 +331,18 @@ std::unique_ptr<NcclWork> launch(const std::shared_ptr<State>& state, Describe d
     state->fail(what, status);
   }
   done.record(state->stream.get());
-  return std::make_unique<NcclWork>(state, std::move(done), std::move(what), start);
+  return std::make_unique<NcclWork>(state, std::move(started), std::move(done), std::move(what),
+                                    start);
 }
 
 }  // namespace
 
 NcclCommunicator::NcclCommunicator(std::unique_ptr<Communicator> host, int cuda_device,
                                    NcclOptions options)
-    : host_(std::move(host)), device_(cuda_device), options_(options) {
+    : host_(std::move(host)),
+      device_(cuda_device),
+      options_(options),
+      uncaught_at_construction_(std::uncaught_exceptions()) {
   DPT_CHECK(host_ != nullptr, "NcclCommunicator: the host communicator is null");
   DPT_CHECK(device_ >= 0, "NcclCommunicator: CUDA device ", device_, " is negative");
   DPT_CHECK(std::isfinite(options_.timeout_s) && options_.timeout_s > 0.0,
@@ -355,7 +394,16 @@ std::unique_ptr<NcclWork> launch_all_reduce(const std::shared_ptr<State>& state,
 
 }  // namespace
 
-NcclCommunicator::~NcclCommunicator() = default;  // State's destructor frees the communicator
+NcclCommunicator::~NcclCommunicator() {
+  // Note [Abort on unwind] (src/nn/parallel/data_parallel.cpp): destroyed by an error's unwinding,
+  // this rank will issue no more collectives, and finalizing would wait for the peers' matching
+  // ones. Otherwise State's destructor finalizes once the last Work is gone.
+  if (std::uncaught_exceptions() > uncaught_at_construction_) abort();
+}
+
+void NcclCommunicator::abort() noexcept {
+  if (state_) state_->abort_quietly("this rank aborted the communicator after an error");
+}
 
 std::unique_ptr<Work> NcclCommunicator::all_reduce_async(float* data, std::int64_t count,
                                                          ReduceOp op) {

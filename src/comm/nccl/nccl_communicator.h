@@ -58,7 +58,8 @@ class NcclCommunicator final : public Communicator {
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
   // Frees the NCCL communicator once the last Work handed out is gone (finalize, destroy; abort
-  // when that fails or times out); never throws.
+  // when that fails or times out); never throws. Destroyed while an exception unwinds the stack
+  // (this rank is failing), it aborts instead: finalizing would wait for peers.
   ~NcclCommunicator() override;
 
   int rank() const override { return host_->rank(); }
@@ -89,6 +90,8 @@ class NcclCommunicator final : public Communicator {
   // Device memory: one ncclAllReduce (sum) timed on the host from launch to observed completion,
   // after the compute stream has drained (not timed). Host memory: the host communicator's.
   double native_all_reduce_seconds(float* data, std::int64_t count) override;
+  // ncclCommAbort now: pending Works then fail at once (wait) or are dropped (destructor).
+  void abort() noexcept override;
 
   // Shared by the communicator and its Works (so a Work outliving nothing dangles).
   struct State;
@@ -98,6 +101,7 @@ class NcclCommunicator final : public Communicator {
   int device_;
   NcclOptions options_;
   std::shared_ptr<State> state_;
+  int uncaught_at_construction_ = 0;  // std::uncaught_exceptions() then: see the destructor
 };
 
 }  // namespace dpt::comm::nccl

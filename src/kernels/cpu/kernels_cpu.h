@@ -46,6 +46,9 @@ double sum_squares(const float* x, std::int64_t n);
 
 LossResult softmax_cross_entropy(const float* logits, const std::int32_t* labels, float* dlogits,
                                  std::int64_t n, std::int64_t classes);
+void softmax_cross_entropy_rows(const float* logits, const std::int32_t* labels, float* dlogits,
+                                std::int64_t n, std::int64_t classes, double* row_loss,
+                                std::int32_t* row_hit);
 
 void sgd_step(float* param, const float* grad, float* momentum_buf, std::int64_t n,
               const SgdHyper& h, bool first_step);

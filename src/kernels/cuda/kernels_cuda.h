@@ -56,6 +56,10 @@ double sum_squares(const Context& ctx, const float* x, std::int64_t n);
 LossResult softmax_cross_entropy(const Context& ctx, const float* logits,
                                  const std::int32_t* labels, float* dlogits, std::int64_t n,
                                  std::int64_t classes);
+// Per-row losses and hit flags into device memory; no synchronisation.
+void softmax_cross_entropy_rows(const Context& ctx, const float* logits,
+                                const std::int32_t* labels, float* dlogits, std::int64_t n,
+                                std::int64_t classes, double* row_loss, std::int32_t* row_hit);
 
 void sgd_step(const Context& ctx, float* param, const float* grad, float* momentum_buf,
               std::int64_t n, const SgdHyper& h, bool first_step);

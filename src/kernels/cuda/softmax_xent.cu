@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// Softmax cross-entropy: one thread per row calling softmax_xent_row (elementwise_math.h), the
-// per-row losses and hit flags copied back in one device-to-host copy (the step's only
-// synchronisation for the loss) and summed on the host in row order, as the CPU does. The labels
-// are data: a row whose label is outside [0, classes) is flagged by the kernel (it reads no logit
-// for it), and the host then reports the first such sample with the CPU backend's message.
+// Softmax cross-entropy: one thread per row calling softmax_xent_row (elementwise_math.h), writing
+// per-row losses and hit flags. softmax_cross_entropy_rows leaves them in the caller's device
+// buffer (training reads a step's rows once: nn/train/step_loss.h); softmax_cross_entropy
+// (evaluation) copies them back at once and sums them on the host in row order, as the CPU does.
+// The labels are data: a row whose label is outside [0, classes) is flagged by the kernel (it
+// reads no logit for it), and the host then reports the first such sample with the CPU backend's
+// message.
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -38,6 +40,15 @@ __global__ void softmax_xent_kernel(const float* logits, const std::int32_t* lab
 
 }  // namespace
 
+void softmax_cross_entropy_rows(const Context& ctx, const float* logits,
+                                const std::int32_t* labels, float* dlogits, std::int64_t n,
+                                std::int64_t classes, double* row_loss, std::int32_t* row_hit) {
+  if (n == 0) return;  // a zero-block grid is a launch error
+  softmax_xent_kernel<<<blocks_for(n), kThreads, 0, stream_of(ctx)>>>(logits, labels, dlogits, n,
+                                                                      classes, row_loss, row_hit);
+  DPT_CUDA_CHECK_LAUNCH();
+}
+
 LossResult softmax_cross_entropy(const Context& ctx, const float* logits,
                                  const std::int32_t* labels, float* dlogits, std::int64_t n,
                                  std::int64_t classes) {
@@ -48,9 +59,7 @@ LossResult softmax_cross_entropy(const Context& ctx, const float* logits,
   const std::size_t bytes = rows * (sizeof(double) + sizeof(std::int32_t));
   auto* row_loss = static_cast<double*>(scratch(ctx, bytes));
   auto* hit = reinterpret_cast<std::int32_t*>(row_loss + n);
-  softmax_xent_kernel<<<blocks_for(n), kThreads, 0, stream_of(ctx)>>>(logits, labels, dlogits, n,
-                                                                      classes, row_loss, hit);
-  DPT_CUDA_CHECK_LAUNCH();
+  softmax_cross_entropy_rows(ctx, logits, labels, dlogits, n, classes, row_loss, hit);
   std::vector<double> losses(rows);
   std::vector<std::int32_t> hits(rows);
   std::vector<unsigned char> back(bytes);

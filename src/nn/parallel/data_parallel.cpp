@@ -3,6 +3,7 @@
 #include "nn/parallel/data_parallel.h"
 
 #include <algorithm>
+#include <exception>
 #include <iomanip>
 #include <sstream>
 
@@ -95,8 +96,21 @@ DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataPara
   model_.set_grad_ready_hook([this](int param_index) { on_grad_ready(param_index); });
 }
 
+// Note [Abort on unwind]
+// ~~~~~~~~~~~~~~~~~~~~~~
+// When an error unwinds the stack of a rank (a failed kernel, a peer's all-reduce that timed out,
+// a bad file), destructors run before main's catch can call comm::abort_all(). A collective still
+// pending then waits in its destructor for peers that may never issue theirs (an NCCL one polls
+// up to DPT_NCCL_TIMEOUT_S, 600 s by default, then finalizing the communicator waits again): a
+// failing rank would keep the whole job alive for ten minutes or more. So a DataParallel destroyed
+// by unwinding with collectives pending aborts the communicator first (Communicator::abort:
+// ncclCommAbort), and the pending Works then end at once; NcclCommunicator's own destructor does
+// the same when unwinding. Outside unwinding nothing changes: pending collectives are waited for.
 DataParallel::~DataParallel() {
   model_.set_grad_ready_hook(nullptr);
+  const bool pending =
+      std::any_of(work_.begin(), work_.end(), [](const auto& work) { return work != nullptr; });
+  if (pending && std::uncaught_exceptions() > uncaught_at_construction_) comm_.abort();
   // Work destructors wait: buckets in flight must not outlive the gradient buffer they reduce.
   work_.clear();
 }
@@ -108,6 +122,10 @@ void DataParallel::broadcast_parameters() {
 
 void DataParallel::prepare_backward(bool reduce, std::int64_t step) {
   DPT_CHECK(!reducing_, "data parallel: prepare_backward() twice without finish()");
+  for (std::size_t b = 0; b < work_.size(); ++b) {
+    DPT_CHECK(work_[b] == nullptr, "data parallel: bucket ", b,
+              " of the previous step is still pending: call complete() after finish()");
+  }
   reducing_ = reduce;
   step_ = step;
   if (!reduce) return;
@@ -138,6 +156,15 @@ void DataParallel::launch(std::size_t bucket) {
   work_[bucket] = comm_.all_reduce_async(data, b.count, comm::ReduceOp::kSum);
 }
 
+// Note [Device-side finish]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// On a GPU the optimizer runs on the compute stream, so it needs the reduced gradients on the
+// device, not on the host: finish() makes the compute stream wait for each bucket's NCCL
+// completion event (Work::order_on_device) and returns at once, and the optimizer's kernels are
+// queued behind those waits while the all-reduces still run. A host wait there would leave the GPU
+// idle from the last all-reduce's end until the host had queued the optimizer. The host checks
+// the collectives later, in complete(), where a failure or the NCCL timeout surfaces as before.
+// Host collectives (MPI) have no device-side completion and are waited for in finish().
 double DataParallel::finish() {
   DPT_CHECK(reducing_, "data parallel: finish() without prepare_backward(true)");
   Stopwatch waited;
@@ -149,26 +176,48 @@ double DataParallel::finish() {
               buckets_[b].last_param, ")");
   }
   while (next_bucket_ < buckets_.size()) launch(next_bucket_++);
+  // Waiting in bucket order matches the order the communication thread runs them.
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
-    // Waiting in bucket order matches the order the communication thread runs them.
+    bool on_device = false;
     try {
-      work_[b]->wait();
+      on_device = work_[b]->order_on_device();
     } catch (const Error& e) {
-      reducing_ = false;
-      const GradBucket& bucket = buckets_[b];
-      detail::throw_error(e.kind(), "work->wait()",
-                          detail::str("gradient all-reduce of bucket ", b, " (", bucket.count,
-                                      " floats, parameters ", bucket.first_param, "..",
-                                      bucket.last_param, ") at step ", step_, " failed: ",
-                                      e.message()),
-                          __FILE__, __LINE__);
+      fail_bucket(b, e);
     }
-    records_[b].started = work_[b]->start_time();
-    records_[b].finished = work_[b]->end_time();
-    work_[b].reset();
+    if (!on_device) wait_bucket(b);
   }
   reducing_ = false;
   return waited.elapsed_ms();
+}
+
+void DataParallel::complete() {
+  DPT_CHECK(!reducing_, "data parallel: complete() before finish()");
+  for (std::size_t b = 0; b < work_.size(); ++b) {
+    if (work_[b] != nullptr) wait_bucket(b);
+  }
+}
+
+void DataParallel::wait_bucket(std::size_t b) {
+  try {
+    work_[b]->wait();
+  } catch (const Error& e) {
+    fail_bucket(b, e);
+  }
+  records_[b].started = work_[b]->start_time();
+  records_[b].finished = work_[b]->end_time();
+  records_[b].duration_ms = work_[b]->duration_ms();
+  work_[b].reset();
+}
+
+void DataParallel::fail_bucket(std::size_t b, const Error& e) {
+  reducing_ = false;
+  const GradBucket& bucket = buckets_[b];
+  detail::throw_error(e.kind(), "work->wait()",
+                      detail::str("gradient all-reduce of bucket ", b, " (", bucket.count,
+                                  " floats, parameters ", bucket.first_param, "..",
+                                  bucket.last_param, ") at step ", step_, " failed: ",
+                                  e.message()),
+                      __FILE__, __LINE__);
 }
 
 }  // namespace dpt::nn

@@ -6,11 +6,13 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "comm/communicator.h"
+#include "runtime/error.h"
 #include "nn/sequential.h"
 
 namespace dpt::nn {
@@ -51,8 +53,9 @@ struct GradBucket {
 struct BucketRecord {
   int bucket = 0;
   double launched = 0.0;  // handed to the communicator
-  double started = 0.0;   // began executing on the communication thread
-  double finished = 0.0;
+  double started = 0.0;   // began executing (on the communication thread; on a GPU, enqueued)
+  double finished = 0.0;  // seen complete by the host
+  double duration_ms = 0.0;  // where it ran: the communication thread, or the GPU's events
 };
 
 class DataParallel {
@@ -68,10 +71,18 @@ class DataParallel {
   // step) launches all-reduces; the others just accumulate locally.
   // `step` names the step in errors (a failed or timed-out all-reduce).
   void prepare_backward(bool reduce, std::int64_t step = -1);
-  // Waits until every bucket of this step is reduced (launching, in order, any not yet launched).
-  // Afterwards the flat gradient buffer holds the sum over all ranks. Returns the milliseconds
-  // spent waiting (communication not hidden behind backward).
+  // Launches, in order, any bucket not yet launched, then makes what comes next see the reduced
+  // gradients: on the host, by waiting for every bucket; on a GPU, by making the compute stream
+  // wait for each bucket's completion event, without blocking the host (Note [Device-side
+  // finish]). Kernels queued afterwards (the optimizer) read the sum over all ranks. Returns the
+  // milliseconds the host spent waiting.
   double finish();
+  // Waits on the host for the buckets finish() left to the device, reporting a failure or timeout
+  // of any of them (with its bucket and step), and fills records(). Call once per step after
+  // finish() and before the host reads anything the step computed (the loss): a host read that
+  // waits on a collective which never completes would hang without the timeout. Nothing to do
+  // after a host-side finish().
+  void complete();
 
   const std::vector<GradBucket>& buckets() const { return buckets_; }
   // Records of the last finished step, in bucket order.
@@ -81,6 +92,10 @@ class DataParallel {
   void on_grad_ready(int param_index);
   void launch_ready_buckets();
   void launch(std::size_t bucket);
+  // Waits for bucket b's all-reduce on the host and records it; failures go to fail_bucket.
+  void wait_bucket(std::size_t b);
+  // Rethrows e with the bucket and the step.
+  [[noreturn]] void fail_bucket(std::size_t b, const Error& e);
 
   Sequential& model_;
   comm::Communicator& comm_;
@@ -93,6 +108,8 @@ class DataParallel {
   std::size_t next_bucket_ = 0;         // Note [Gradient bucket order]
   bool reducing_ = false;
   std::int64_t step_ = -1;
+  // std::uncaught_exceptions() when constructed: Note [Abort on unwind].
+  int uncaught_at_construction_ = std::uncaught_exceptions();
 };
 
 // The layout for a start-up log: one line per bucket (MiB, parameter names and indices).

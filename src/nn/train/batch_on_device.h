@@ -7,10 +7,16 @@
 
 namespace dpt::nn {
 
-// `batch` with its images and labels uploaded (the same tensors on the CPU).
+// `batch` with its images and labels uploaded (the same tensors on the CPU) and batch.ready
+// covering both copies. No wait is issued here: the user of the batch calls
+// batch.ready.wait_on_device() before its first kernel (Note [Upload one step ahead]).
 inline io::Batch on_device(BatchUploader& uploader, io::Batch batch) {
-  batch.images = uploader.upload(batch.images);
-  batch.labels = uploader.upload(batch.labels);
+  Upload images = uploader.upload(batch.images);
+  Upload labels = uploader.upload(batch.labels);
+  batch.images = std::move(images.tensor);
+  batch.labels = std::move(labels.tensor);
+  batch.ready = std::move(images.ready);
+  batch.ready.add(labels.ready);
   return batch;
 }
 

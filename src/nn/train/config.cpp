@@ -177,8 +177,6 @@ const std::vector<Field>& fields() {
       field("device", &TrainConfig::device,
             "auto (a GPU when one is visible, else the CPU), cpu, cuda (GPU local_rank % count) "
             "or cuda:N"),
-      field("allow-shared-gpu", &TrainConfig::allow_shared_gpu,
-            "Allow more ranks on a node than GPUs (ranks then share GPUs)"),
       field("log-every", &TrainConfig::log_every,
             "Steps between progress lines (--metrics gets a line every step)"),
       field("metrics", &TrainConfig::metrics, "Write JSON-lines metrics to this file"),

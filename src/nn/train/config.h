@@ -60,7 +60,6 @@ struct TrainConfig {
   std::uint64_t seed = 0;
   int threads = 0;                  // 0: all cores this process may use
   std::string device = "auto";      // auto | cpu | cuda | cuda:N
-  bool allow_shared_gpu = false;    // let more ranks than GPUs share them (local_rank % count)
   std::int64_t log_every = 10;
   std::string metrics;              // JSON-lines file; empty: none
   std::string timeline;             // Chrome trace of every rank (rank 0 writes it); empty: none

@@ -34,7 +34,8 @@ EvalResult evaluate_model(const Context& ctx, comm::Communicator& comm, Sequenti
   std::int64_t correct = 0, samples = 0;
   while (auto host = loader.next()) {
     if (host->labels.numel() == 0) continue;  // a last batch smaller than the world
-    const io::Batch batch = on_device(uploader, std::move(*host));
+    io::Batch batch = on_device(uploader, std::move(*host));
+    batch.ready.wait_on_device();  // the batch's first use
     const Tensor out = model.forward(ctx, batch.images, info);
     const kernels::LossResult r = kernels::softmax_cross_entropy(ctx, out, batch.labels, nullptr);
     loss_sum += r.loss_sum;

@@ -65,7 +65,12 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
       comm_(comm),
       uploader_(ctx.device()),
       micro_batch_(config_.resolved_micro_batch(comm.world_size())),
-      train_data_(io::DatasetSplit::load(config_.data, "train", config_.train_samples)) {
+      train_data_(io::DatasetSplit::load(config_.data, "train", config_.train_samples)),
+      step_loss_(ctx.device()),
+      forward_timer_(ctx.device()),
+      backward_timer_(ctx.device()),
+      exposed_comm_timer_(ctx.device()),
+      optimizer_timer_(ctx.device()) {
   if (config_.eval) test_data_ = io::DatasetSplit::load(config_.data, "test", config_.test_samples);
   DPT_CHECK(train_data_.size() >= config_.batch_size, "dataset '", config_.data, "' split train has ",
             train_data_.size(), " samples, fewer than one global batch (batch-size ",
@@ -281,41 +286,80 @@ void Trainer::log_devices() {
   log_rank0(LogLevel::kInfo, "devices:", lines);
 }
 
-double Trainer::train_step(const Tensor& images, const Tensor& labels, std::int64_t step,
-                           std::int64_t first_position, StepBreakdown& times) {
-  const std::int64_t batch = images.dim(0);
+// Note [Device-side timing]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// On a GPU the host only queues work, so host clocks around forward or the optimizer measure how
+// long queueing took. The phases are timed with DeviceTimer instead (event pairs on the compute
+// stream, read once when the step's loss is read): forward (with the loss), backward, exposed
+// communication (from the end of backward's kernels to the end of the compute stream's wait for
+// the last all-reduce) and optimizer mean on a GPU what they mean on the CPU, where DeviceTimer is
+// the host clock. Each all-reduce's own duration comes from its events (Work::duration_ms).
+double Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdown& times) {
+  const Tensor& images = batch.images;
+  const Tensor& labels = batch.labels;
+  // The batch's first use: kernels from here on run after its upload (Note [Upload one step
+  // ahead]); the copy of the next batch, queued already, is not waited for.
+  batch.ready.wait_on_device();
+  const std::int64_t rows_total = images.dim(0);
   const std::int64_t micro = micro_batch_;
-  double loss_sum = 0.0;
-  for (std::int64_t start = 0; start < batch; start += micro) {
-    const std::int64_t count = std::min(micro, batch - start);
+  step_loss_.begin_step(rows_total);
+  for (std::int64_t start = 0; start < rows_total; start += micro) {
+    const std::int64_t count = std::min(micro, rows_total - start);
     StepInfo info;
     info.training = true;
     info.seed = config_.seed;
     info.step = static_cast<std::uint32_t>(step);
-    info.first_sample = first_position + start;
+    info.first_sample = batch.first_position + start;
     info.accumulate_grads = start > 0;
     info.timeline = timeline_ ? &*timeline_ : nullptr;
 
-    Stopwatch forward_time;
+    forward_timer_.begin();
     const Tensor logits = model_.forward(ctx_, rows(images, start, count), info);
     Tensor dlogits = Tensor::empty(logits.shape(), DType::kF32, logits.device());
-    loss_sum += kernels::softmax_cross_entropy(ctx_, logits, rows(labels, start, count), &dlogits)
-                    .loss_sum;
-    times.forward_ms += forward_time.elapsed_ms();
+    kernels::softmax_cross_entropy_rows(ctx_, logits, rows(labels, start, count), &dlogits,
+                                        step_loss_.micro_batch(start, count));
+    forward_timer_.end();
 
-    Stopwatch backward_time;
+    backward_timer_.begin();
     // Only the last micro-batch's backward reduces (Note [Last micro-step]): the others add
     // into the local gradients, which that reduction then carries.
-    ddp_->prepare_backward(/*reduce=*/start + count == batch, step);
+    ddp_->prepare_backward(/*reduce=*/start + count == rows_total, step);
     model_.backward(ctx_, dlogits, info);
-    times.backward_ms += backward_time.elapsed_ms();
+    backward_timer_.end();
   }
   const double finish_start = steady_now_seconds();
-  times.comm_exposed_ms += ddp_->finish();
+  exposed_comm_timer_.begin();
+  ddp_->finish();  // on a GPU: stream waits only (Note [Device-side finish])
+  exposed_comm_timer_.end();
   const bool trace = timeline_ && timeline_->recording();
   if (trace) timeline_->add("wait for all-reduce", "allreduce", finish_start, steady_now_seconds());
+
+  const double optimizer_start = steady_now_seconds();
+  optimizer_timer_.begin();
+  // Gradients are sums over the global batch; the mean (and any clipping) is one factor that
+  // the optimizer applies as it reads them, so it costs no pass of its own.
+  const Tensor& grads = model_.flat_grads();
+  double grad_scale = 1.0 / static_cast<double>(config_.batch_size);
+  if (config_.clip_grad_norm > 0.0) {
+    // The norm comes back to the host: check the all-reduces first, so that a failed or stalled
+    // one ends in its error or the timeout, not in a read that waits for it forever.
+    ddp_->complete();
+    grad_scale *= clip_grad_norm(ctx_, grads, grad_scale, config_.clip_grad_norm).coefficient;
+  }
+  optimizer_->step(ctx_, model_.flat_params(), grads, schedule_.lr_at(step), grad_scale);
+  optimizer_timer_.end();
+  if (trace) timeline_->add("optimizer", "optimizer", optimizer_start, steady_now_seconds());
+
+  // The host waits here, once, with the optimizer queued: the all-reduces first (their errors and
+  // the NCCL timeout surface here), then the loss (Note [One loss read per step]).
+  ddp_->complete();
+  const double loss_sum = step_loss_.read(labels, train_data_.meta().num_classes);
+  times.forward_ms += forward_timer_.take_ms();
+  times.backward_ms += backward_timer_.take_ms();
+  times.comm_exposed_ms += exposed_comm_timer_.take_ms();
+  times.optimizer_ms += optimizer_timer_.take_ms();
   for (const BucketRecord& r : ddp_->records()) {
-    times.comm_total_ms += (r.finished - r.started) * 1e3;
+    times.comm_total_ms += r.duration_ms;
     if (!trace) continue;
     const GradBucket& b = ddp_->buckets()[static_cast<std::size_t>(r.bucket)];
     const std::int64_t kib = b.count * static_cast<std::int64_t>(sizeof(float)) / 1024;
@@ -439,7 +483,8 @@ TrainResult Trainer::run() {
     times.data_wait_ms = wait_ms;
     if (timeline_) timeline_->add("data wait", "data", step_start, steady_now_seconds());
 
-    double loss_sum = train_step(batch->images, batch->labels, step, batch->first_position, times);
+    // Forward, backward, all-reduce and the optimizer step.
+    double loss_sum = train_step(*batch, step, times);
     // Behind the gradient buckets in the communicator's order; every rank reports the global mean.
     // The same call tells every rank whether any rank received a stop signal, so that all stop
     // after this same step.
@@ -449,21 +494,9 @@ TrainResult Trainer::run() {
     comm_.all_reduce(reduced, 3, comm::ReduceOp::kSum);
     loss_sum = reduced[0];
     const int agreed_signal = reduced[1] > 0 ? SIGTERM : (reduced[2] > 0 ? SIGUSR1 : 0);
-    Stopwatch optimizer_time;
-    // Gradients are sums over the global batch; the mean (and any clipping) is one factor that
-    // the optimizer applies as it reads them, so it costs no pass of its own.
-    const Tensor& grads = model_.flat_grads();
-    double grad_scale = 1.0 / static_cast<double>(config_.batch_size);
-    if (config_.clip_grad_norm > 0.0) {
-      grad_scale *= clip_grad_norm(ctx_, grads, grad_scale, config_.clip_grad_norm).coefficient;
-    }
-    const double lr = schedule_.lr_at(step);
-    optimizer_->step(ctx_, model_.flat_params(), grads, lr, grad_scale);
-    times.optimizer_ms = optimizer_time.elapsed_ms();
+    const double lr = schedule_.lr_at(step);  // the rate train_step's optimizer step used
     if (timeline_) {
-      const double now = steady_now_seconds();
-      timeline_->add("optimizer", "optimizer", now - times.optimizer_ms * 1e-3, now);
-      timeline_->add(detail::str("step ", step + 1), "step", step_start, now);
+      timeline_->add(detail::str("step ", step + 1), "step", step_start, steady_now_seconds());
     }
 
     ++result.steps;
@@ -578,8 +611,8 @@ TrainResult Trainer::run() {
   metrics.write_line(summary.dump());
   std::ostringstream done;
   done << std::fixed << std::setprecision(1) << "done: " << result.steps << " steps in "
-       << format_duration(result.wall_seconds) << " (training " << all_steps_s << " s, evaluation " << result.eval_seconds
-       << " s, checkpoints " << result.checkpoint_seconds << " s), " << result.samples_per_sec
+       << format_duration(result.wall_seconds) << " (training " << all_steps_s
+       << " s, evaluation " << result.eval_seconds << " s, checkpoints " << result.checkpoint_seconds << " s), " << result.samples_per_sec
        << " samples/s over " << result.timed_steps << " steps (after " << kWarmupSteps
        << " warm-up steps, without evaluation and checkpoints); per step forward "
        << result.breakdown.forward_ms << " ms, backward " << result.breakdown.backward_ms

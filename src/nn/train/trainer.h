@@ -16,9 +16,12 @@
 #include "nn/train/checkpoint.h"
 #include "nn/train/config.h"
 #include "nn/train/evaluate.h"
+#include "nn/train/step_loss.h"
 #include "runtime/batch_uploader.h"
+#include "runtime/device_timer.h"
 #include "runtime/io/checkpoint_dir.h"
 #include "runtime/io/dataset.h"
+#include "runtime/io/loader.h"
 
 namespace dpt::nn {
 
@@ -26,8 +29,8 @@ namespace dpt::nn {
 struct StepBreakdown {
   double forward_ms = 0.0;
   double backward_ms = 0.0;
-  double comm_exposed_ms = 0.0;  // waiting for gradient all-reduces after backward
-  double comm_total_ms = 0.0;    // all-reduces executing (on the communication thread)
+  double comm_exposed_ms = 0.0;  // compute waiting for gradient all-reduces after backward
+  double comm_total_ms = 0.0;    // all-reduces executing (communication thread, or NCCL stream)
   double optimizer_ms = 0.0;
   double data_wait_ms = 0.0;
 };
@@ -65,10 +68,12 @@ class Trainer {
   DataParallel& data_parallel() { return *ddp_; }
 
  private:
-  // Forward and backward of one global batch in micro-batches; returns the loss sum.
   void log_devices();
-  double train_step(const Tensor& images, const Tensor& labels, std::int64_t step,
-                    std::int64_t first_position, StepBreakdown& times);
+  // One optimizer step on `batch` (already on the device): forward and backward in micro-batches,
+  // the gradient all-reduce, clipping and the optimizer; returns the loss sum of this rank's
+  // samples, read once at the end (Note [One loss read per step]). Adds the step's phase times,
+  // measured on the device (DeviceTimer), to `times`.
+  double train_step(io::Batch& batch, std::int64_t step, StepBreakdown& times);
   // Stops every rank with one error when their configs, models, data or builds differ.
   void check_ranks_agree();
   // Runs `work` on rank 0; if it throws, every rank throws the same error (so that all exit
@@ -98,6 +103,12 @@ class Trainer {
   std::optional<io::CheckpointDir> checkpoints_;
   TrainPosition start_;  // where run() begins (after a resume)
   std::optional<Timeline> timeline_;  // with --timeline
+  StepLoss step_loss_;                // the step's per-sample losses, on the device
+  // What the step's phases took where they ran (events on a GPU), read once per step.
+  DeviceTimer forward_timer_;
+  DeviceTimer backward_timer_;
+  DeviceTimer exposed_comm_timer_;
+  DeviceTimer optimizer_timer_;
 };
 
 }  // namespace dpt::nn

@@ -33,6 +33,20 @@ Event Event::create() {
   return e;
 }
 
+Event Event::create_timed() {
+  cudaEvent_t event = nullptr;
+  DPT_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDefault));
+  Event e;
+  e.event_.reset(event);
+  return e;
+}
+
+float Event::elapsed_ms_since(const Event& start) const {
+  float ms = 0.0f;
+  DPT_CUDA_CHECK(cudaEventElapsedTime(&ms, start.get(), get()));
+  return ms;
+}
+
 void Event::record(cudaStream_t stream) { DPT_CUDA_CHECK(cudaEventRecord(get(), stream)); }
 
 void Event::make_wait(cudaStream_t stream) const {

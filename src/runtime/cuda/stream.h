@@ -39,6 +39,8 @@ class Event {
   Event() = default;
   // Timing off: recording and waiting stay cheap (cudaEventDisableTiming).
   static Event create();
+  // Timing on, for elapsed_ms_since() (DeviceTimer, the NCCL collectives' durations).
+  static Event create_timed();
 
   cudaEvent_t get() const noexcept { return event_.get(); }
   void record(cudaStream_t stream);
@@ -47,6 +49,8 @@ class Event {
   // True when the recorded work has completed; throws on a failed kernel.
   bool query() const;
   void synchronize() const;
+  // Milliseconds between the completion of `start` and of this event; both timed and complete.
+  float elapsed_ms_since(const Event& start) const;
 
  private:
   UniqueHandle<EventTraits> event_;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/io/dataset.h"
+#include "runtime/batch_uploader.h"
 #include "runtime/tensor.h"
 
 namespace dpt::io {
@@ -44,6 +45,9 @@ struct Batch {
   std::int64_t epoch = 0;
   std::int64_t step_in_epoch = 0;
   std::int64_t first_position = 0;  // position in the epoch order of this rank's first sample
+  // For a batch on a GPU: orders the compute stream after the upload's copies (BatchUploader).
+  // Last, so that a batch dropped unused has its fence issue the wait before its tensors are freed.
+  UploadFence ready;
 };
 
 class Loader {
