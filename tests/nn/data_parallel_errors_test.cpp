@@ -43,27 +43,33 @@ class CompletedWork final : public comm::Work {
   double end_time() const override { return 0.0; }
 };
 
-// A world of one whose all-reduce number `failing` (0-based) fails when waited for.
-class FailingCommunicator final : public comm::Communicator {
+// Rank 0 of a pretend world of two whose collectives other than the gradient all-reduce do
+// nothing: the fakes below say only how the all-reduces end.
+class TwoRankFake : public comm::Communicator {
  public:
-  explicit FailingCommunicator(int failing) : failing_(failing) {}
   int rank() const override { return 0; }
   int world_size() const override { return 2; }
   int local_rank() const override { return 0; }
   int local_size() const override { return 1; }
   int node_count() const override { return 2; }
-  std::string backend() const override { return "failing"; }
-  using Communicator::all_reduce;
-  std::unique_ptr<comm::Work> all_reduce_async(float*, std::int64_t, comm::ReduceOp) override {
-    if (calls_++ == failing_) return std::make_unique<FailingWork>();
-    return std::make_unique<CompletedWork>();
-  }
   void all_reduce(double*, std::int64_t, comm::ReduceOp) override {}
   void broadcast(void*, std::int64_t, int) override {}
   std::vector<std::string> all_gather(const std::string& local) override { return {local, local}; }
   void reduce_scatter(float*, std::int64_t, comm::ReduceOp) override {}
   void barrier() override {}
   double native_all_reduce_seconds(float*, std::int64_t) override { return 0.0; }
+  using Communicator::all_reduce;
+};
+
+// All-reduce number `failing` (0-based) fails when waited for.
+class FailingCommunicator final : public TwoRankFake {
+ public:
+  explicit FailingCommunicator(int failing) : failing_(failing) {}
+  std::string backend() const override { return "failing"; }
+  std::unique_ptr<comm::Work> all_reduce_async(float*, std::int64_t, comm::ReduceOp) override {
+    if (calls_++ == failing_) return std::make_unique<FailingWork>();
+    return std::make_unique<CompletedWork>();
+  }
 
  private:
   int failing_;
@@ -109,26 +115,14 @@ class PendingWork final : public comm::Work {
   bool fail_wait_;
 };
 
-class JournalCommunicator final : public comm::Communicator {
+class JournalCommunicator final : public TwoRankFake {
  public:
   JournalCommunicator(Journal& journal, bool device_side, int failing = -1)
       : journal_(journal), device_side_(device_side), failing_(failing) {}
-  int rank() const override { return 0; }
-  int world_size() const override { return 2; }
-  int local_rank() const override { return 0; }
-  int local_size() const override { return 1; }
-  int node_count() const override { return 2; }
   std::string backend() const override { return "journal"; }
-  using Communicator::all_reduce;
   std::unique_ptr<comm::Work> all_reduce_async(float*, std::int64_t, comm::ReduceOp) override {
     return std::make_unique<PendingWork>(journal_, device_side_, calls_++ == failing_);
   }
-  void all_reduce(double*, std::int64_t, comm::ReduceOp) override {}
-  void broadcast(void*, std::int64_t, int) override {}
-  std::vector<std::string> all_gather(const std::string& local) override { return {local, local}; }
-  void reduce_scatter(float*, std::int64_t, comm::ReduceOp) override {}
-  void barrier() override {}
-  double native_all_reduce_seconds(float*, std::int64_t) override { return 0.0; }
   void abort() noexcept override { journal_.aborted = true; }
 
  private:

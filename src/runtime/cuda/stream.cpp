@@ -25,21 +25,17 @@ Stream Stream::create(int priority) {
 
 void Stream::synchronize() const { DPT_CUDA_CHECK(cudaStreamSynchronize(get())); }
 
-Event Event::create() {
+Event Event::create_with_flags(unsigned flags) {
   cudaEvent_t event = nullptr;
-  DPT_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  DPT_CUDA_CHECK(cudaEventCreateWithFlags(&event, flags));
   Event e;
   e.event_.reset(event);
   return e;
 }
 
-Event Event::create_timed() {
-  cudaEvent_t event = nullptr;
-  DPT_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDefault));
-  Event e;
-  e.event_.reset(event);
-  return e;
-}
+Event Event::create() { return create_with_flags(cudaEventDisableTiming); }
+
+Event Event::create_timed() { return create_with_flags(cudaEventDefault); }
 
 float Event::elapsed_ms_since(const Event& start) const {
   float ms = 0.0f;

@@ -53,6 +53,8 @@ class Event {
   float elapsed_ms_since(const Event& start) const;
 
  private:
+  static Event create_with_flags(unsigned flags);
+
   UniqueHandle<EventTraits> event_;
 };
 
