@@ -29,13 +29,34 @@ namespace dpt::nn {
 
 double steady_seconds() { return steady_now_seconds(); }
 
+namespace {
+// The first bucket's cap in MiB: first_bucket_mb, never above the other buckets' cap.
+double first_cap_mb(const DataParallelOptions& options) {
+  return std::min(options.first_bucket_mb, options.bucket_mb);
+}
+}  // namespace
+
+std::string describe_layout_rule(const DataParallelOptions& options) {
+  std::string text = detail::str(options.bucket_mb, " MiB, the first at most ",
+                                 first_cap_mb(options), " MiB");
+  if (options.min_buckets > 1) {
+    text += detail::str(", at most 1/", options.min_buckets, " of the gradients each");
+  }
+  if (options.min_bucket_elements > 0) {
+    text += detail::str(", none under ",
+                        options.min_bucket_elements * static_cast<std::int64_t>(sizeof(float)) / 1024,
+                        " KiB closed alone");
+  }
+  return text;
+}
+
 std::string describe_buckets(const Sequential& model, const std::vector<GradBucket>& buckets) {
   const auto& params = model.parameters();
   std::ostringstream out;
   out << std::fixed;
   for (std::size_t b = 0; b < buckets.size(); ++b) {
     const GradBucket& g = buckets[b];
-    const double mib = static_cast<double>(g.count) * sizeof(float) / (1024.0 * 1024.0);
+    const double mib = g.mib();
     out << (b == 0 ? "" : "\n") << "  bucket " << b << ": " << std::setprecision(mib < 0.1 ? 3 : 2)
         << mib << " MiB, " << params[static_cast<std::size_t>(g.last_param)]->name;
     if (g.first_param != g.last_param) {
@@ -65,8 +86,7 @@ DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataPara
       (64 << 10) / static_cast<std::int64_t>(sizeof(float)),
       model.flat_grads().numel() / options.min_buckets);
   auto cap_elements = [&](std::size_t bucket) {
-    const double mb =
-        bucket == 0 ? std::min(options.first_bucket_mb, options.bucket_mb) : options.bucket_mb;
+    const double mb = bucket == 0 ? first_cap_mb(options) : options.bucket_mb;
     return std::min(share_cap, static_cast<std::int64_t>(mb * 1024.0 * 1024.0 / sizeof(float)));
   };
   GradBucket current;

@@ -47,6 +47,8 @@ struct GradBucket {
   std::int64_t count = 0;    // elements
   int first_param = 0;       // parameter indices [first_param, last_param]
   int last_param = 0;
+
+  double mib() const { return static_cast<double>(count) * sizeof(float) / (1024.0 * 1024.0); }
 };
 
 // When each bucket's all-reduce ran, for overlap checks and the timeline (steady-clock seconds).
@@ -84,6 +86,7 @@ class DataParallel {
   // after a host-side finish().
   void complete();
 
+  const DataParallelOptions& options() const { return options_; }
   const std::vector<GradBucket>& buckets() const { return buckets_; }
   // Records of the last finished step, in bucket order.
   const std::vector<BucketRecord>& records() const { return records_; }
@@ -112,6 +115,8 @@ class DataParallel {
   int uncaught_at_construction_ = std::uncaught_exceptions();
 };
 
+// The rule `options` cut the buckets by, for a start-up log ("caps 25 MiB, the first 1 MiB, ...").
+std::string describe_layout_rule(const DataParallelOptions& options);
 // The layout for a start-up log: one line per bucket (MiB, parameter names and indices).
 std::string describe_buckets(const Sequential& model, const std::vector<GradBucket>& buckets);
 

@@ -394,12 +394,10 @@ TrainResult Trainer::run() {
             " node(s)), ", dpt::to_string(ctx_.device()), " with ", ctx_.threads(),
             " thread(s) per rank, micro-batch ", micro_batch_);
   log_rank0(LogLevel::kInfo, ddp_->buckets().size(), " gradient bucket(s), ",
-            config_.bucket_mb
-                ? detail::str("--bucket-mb ", *config_.bucket_mb, " (the first bucket at most ",
-                              std::min(1.0, *config_.bucket_mb), " MiB)")
-                : std::string("automatic (--bucket-mb not given: 25 MiB, the first 1 MiB, at most "
-                              "a quarter of the gradients each, no bias alone)"),
-            ", in all-reduce order:\n", describe_buckets(model_, ddp_->buckets()));
+            config_.bucket_mb ? detail::str("--bucket-mb ", *config_.bucket_mb)
+                              : std::string("automatic (--bucket-mb not given)"),
+            ": ", describe_layout_rule(ddp_->options()), "; in all-reduce order:\n",
+            describe_buckets(model_, ddp_->buckets()));
 
   MetricsWriter metrics(comm_.rank() == 0 ? config_.metrics : std::string());
   ProgressLine progress(config_.quiet || !prints(),
@@ -604,15 +602,14 @@ TrainResult Trainer::run() {
   }
   if (!result.last_checkpoint.empty()) summary["checkpoint"] = result.last_checkpoint;
   nlohmann::json bucket_mib = nlohmann::json::array();
-  for (const GradBucket& b : ddp_->buckets()) {
-    bucket_mib.push_back(static_cast<double>(b.count) * sizeof(float) / (1024.0 * 1024.0));
-  }
+  for (const GradBucket& b : ddp_->buckets()) bucket_mib.push_back(b.mib());
   summary["bucket_mib"] = bucket_mib;
   metrics.write_line(summary.dump());
   std::ostringstream done;
   done << std::fixed << std::setprecision(1) << "done: " << result.steps << " steps in "
        << format_duration(result.wall_seconds) << " (training " << all_steps_s
-       << " s, evaluation " << result.eval_seconds << " s, checkpoints " << result.checkpoint_seconds << " s), " << result.samples_per_sec
+       << " s, evaluation " << result.eval_seconds << " s, checkpoints "
+       << result.checkpoint_seconds << " s), " << result.samples_per_sec
        << " samples/s over " << result.timed_steps << " steps (after " << kWarmupSteps
        << " warm-up steps, without evaluation and checkpoints); per step forward "
        << result.breakdown.forward_ms << " ms, backward " << result.breakdown.backward_ms
