@@ -14,6 +14,17 @@ namespace dpt::comm {
 
 enum class ReduceOp { kSum, kMax, kMin };
 
+// One bucket of an exact gradient sum (Note [Exact gradient sum] in runtime/exact_sum.cpp): the
+// sum over every rank's shards, the same bits whatever the number of ranks and however the shards
+// are spread over them. Pointers are in the communicator's memory (host; device for NCCL).
+struct ExactSumBucket {
+  std::vector<const float*> shards;  // this rank's shard gradients, `count` values each
+  float* out = nullptr;              // the sum, `count` values; may be one of `shards`
+  std::int64_t count = 0;
+  std::vector<std::int64_t> chunk_starts;  // the chunks sharing an exponent: ascending, from 0
+  std::int64_t total_shards = 1;           // shards of all ranks together (the same on every rank)
+};
+
 // A collective in flight. wait() blocks until it completed on this rank (its buffer may then be
 // read and written), rethrowing the error it failed with; test() says whether wait() would return
 // at once. Destroying a Work that was not waited for waits for it (the buffer must stay alive).
@@ -60,6 +71,11 @@ class Communicator {
     all_reduce_async(data, count, op)->wait();
   }
   virtual void all_reduce(double* data, std::int64_t count, ReduceOp op) = 0;
+  virtual void all_reduce(std::int64_t* data, std::int64_t count, ReduceOp op) = 0;
+  // The exact sum of one bucket, asynchronous like all_reduce_async (the shards and `out` must
+  // stay alive and unwritten until the Work completes). Every rank passes the same count, chunks
+  // and total_shards, in the same order as its other collectives.
+  virtual std::unique_ptr<Work> exact_sum_async(ExactSumBucket bucket) = 0;
   // `count` bytes at `data` from `root` to every rank.
   virtual void broadcast(void* data, std::int64_t count_bytes, int root) = 0;
   // Every rank's `local` bytes (any length per rank), in rank order.

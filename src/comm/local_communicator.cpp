@@ -5,6 +5,7 @@
 
 #include "comm/work_clock.h"
 #include "runtime/check.h"
+#include "runtime/exact_sum.h"
 
 namespace dpt::comm {
 namespace {
@@ -38,6 +39,23 @@ std::unique_ptr<Work> LocalCommunicator::all_reduce_async(float* data, std::int6
 
 void LocalCommunicator::all_reduce(double* data, std::int64_t count, ReduceOp /*op*/) {
   check_buffer("all_reduce", data, count);
+}
+
+void LocalCommunicator::all_reduce(std::int64_t* data, std::int64_t count, ReduceOp /*op*/) {
+  check_buffer("all_reduce", data, count);
+}
+
+std::unique_ptr<Work> LocalCommunicator::exact_sum_async(ExactSumBucket bucket) {
+  exact::check_chunks("exact_sum", bucket.count, bucket.chunk_starts, bucket.total_shards);
+  check_buffer("exact_sum", bucket.out, bucket.count);
+  codes_.resize(bucket.chunk_starts.size());
+  sums_.resize(static_cast<std::size_t>(bucket.count));
+  exact::chunk_codes(bucket.shards, bucket.count, bucket.chunk_starts, codes_.data());
+  exact::quantize_sum(bucket.shards, bucket.count, bucket.chunk_starts, codes_.data(),
+                      bucket.total_shards, 0, bucket.count, sums_.data());
+  exact::dequantize_range(sums_.data(), bucket.count, bucket.chunk_starts, codes_.data(),
+                          bucket.total_shards, 0, bucket.count, bucket.out);
+  return std::make_unique<CompletedWork>();
 }
 
 void LocalCommunicator::broadcast(void* data, std::int64_t count_bytes, int root) {

@@ -3,6 +3,9 @@
 // so single-process runs need no MPI and compute bit-identical results to the reduction of one.
 #pragma once
 
+#include <cstdint>
+#include <vector>
+
 #include "comm/communicator.h"
 
 namespace dpt::comm {
@@ -19,11 +22,18 @@ class LocalCommunicator final : public Communicator {
   using Communicator::all_reduce;
   std::unique_ptr<Work> all_reduce_async(float* data, std::int64_t count, ReduceOp op) override;
   void all_reduce(double* data, std::int64_t count, ReduceOp op) override;
+  void all_reduce(std::int64_t* data, std::int64_t count, ReduceOp op) override;
+  // Runs at once on the calling thread (the same integers a world of N would sum).
+  std::unique_ptr<Work> exact_sum_async(ExactSumBucket bucket) override;
   void broadcast(void* data, std::int64_t count_bytes, int root) override;
   std::vector<std::string> all_gather(const std::string& local) override;
   void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) override;
   void barrier() override {}
   double native_all_reduce_seconds(float*, std::int64_t) override { return 0.0; }
+
+ private:
+  std::vector<std::int32_t> codes_;  // exact_sum scratch, reused
+  std::vector<std::int64_t> sums_;
 };
 
 }  // namespace dpt::comm

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "comm/local_communicator.h"
 #include "runtime/error.h"
 #include "runtime/timeline.h"
 #include "testing/mpi_test_util.h"
@@ -150,6 +152,68 @@ TEST(Collectives, AllReduceSumIsBitwiseIdenticalOnAllRanks) {
   const std::string bytes(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float));
   const std::vector<std::string> everyone = comm.all_gather(bytes);
   for (int q = 0; q < comm.world_size(); ++q) EXPECT_TRUE(everyone[q] == bytes) << "rank " << q;
+}
+
+TEST(Collectives, AllReduceInt64) {
+  Communicator& comm = world();
+  const int r = comm.rank(), n = comm.world_size();
+  // Values above 2^53: a double sum would round them.
+  std::vector<std::int64_t> v{(std::int64_t{1} << 60) + r, -r, r};
+  comm.all_reduce(v.data(), 3, ReduceOp::kSum);
+  EXPECT_EQ(v[0], (std::int64_t{1} << 60) * n + n * (n - 1) / 2);
+  EXPECT_EQ(v[1], -n * (n - 1) / 2);
+  comm.all_reduce(v.data() + 2, 1, ReduceOp::kMax);
+  EXPECT_EQ(v[2], n * (n - 1) / 2);
+}
+
+// Shard s of 12 (every world size of the suite divides 12), its values spanning many binades.
+std::vector<float> exact_shard(int s, std::int64_t count) {
+  std::vector<float> v(static_cast<std::size_t>(count));
+  std::uint32_t x = 2654435761u * static_cast<std::uint32_t>(s + 1);
+  for (float& e : v) {
+    x = x * 1664525u + 1013904223u;
+    const int exponent = static_cast<int>(x >> 27) - 20;
+    e = std::ldexp(static_cast<float>(x & 0xffffff) / 16777216.0f - 0.5f, exponent);
+  }
+  return v;
+}
+
+// The exact sum over N ranks holding 12 / N shards each equals, bit for bit, one rank summing all
+// twelve (LocalCommunicator), at every size (one above the chunked run's piece limit).
+TEST(Collectives, ExactSumEqualsOneRankBitwise) {
+  Communicator& comm = world();
+  constexpr int kShards = 12;
+  const int n = comm.world_size();
+  ASSERT_EQ(kShards % n, 0) << "the suite runs at world sizes dividing 12";
+  for (const std::int64_t count : kSizes) {
+    SCOPED_TRACE(::testing::Message() << count << " values");
+    std::vector<std::int64_t> starts;
+    for (std::int64_t s = 0; s < count; s += 256 + s % 3) starts.push_back(s);
+    std::vector<std::vector<float>> all;
+    for (int s = 0; s < kShards; ++s) all.push_back(exact_shard(s, count));
+    ExactSumBucket one;
+    for (const auto& shard : all) one.shards.push_back(shard.data());
+    std::vector<float> expected(static_cast<std::size_t>(count));
+    one.out = expected.data();
+    one.count = count;
+    one.chunk_starts = starts;
+    one.total_shards = kShards;
+    LocalCommunicator local;
+    local.exact_sum_async(one)->wait();
+
+    const int per_rank = kShards / n;
+    ExactSumBucket mine = one;
+    mine.shards.clear();
+    for (int s = comm.rank() * per_rank; s < (comm.rank() + 1) * per_rank; ++s) {
+      mine.shards.push_back(all[static_cast<std::size_t>(s)].data());
+    }
+    // In place over this rank's last shard, as DataParallel does.
+    std::vector<float> out = all[static_cast<std::size_t>((comm.rank() + 1) * per_rank - 1)];
+    mine.shards.back() = out.data();
+    mine.out = out.data();
+    comm.exact_sum_async(mine)->wait();
+    EXPECT_EQ(std::memcmp(out.data(), expected.data(), out.size() * sizeof(float)), 0);
+  }
 }
 
 TEST(Collectives, BroadcastFromFirstAndLastRank) {

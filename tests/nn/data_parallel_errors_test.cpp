@@ -53,6 +53,10 @@ class TwoRankFake : public comm::Communicator {
   int local_size() const override { return 1; }
   int node_count() const override { return 2; }
   void all_reduce(double*, std::int64_t, comm::ReduceOp) override {}
+  void all_reduce(std::int64_t*, std::int64_t, comm::ReduceOp) override {}
+  std::unique_ptr<comm::Work> exact_sum_async(comm::ExactSumBucket) override {
+    return std::make_unique<CompletedWork>();
+  }
   void broadcast(void*, std::int64_t, int) override {}
   std::vector<std::string> all_gather(const std::string& local) override { return {local, local}; }
   void reduce_scatter(float*, std::int64_t, comm::ReduceOp) override {}

@@ -14,6 +14,7 @@
 
 #include "comm/mpi/mpi_backend.h"
 #include "comm/work_clock.h"
+#include "runtime/exact_sum.h"
 #include "runtime/logging.h"
 
 namespace dpt::comm::mpi {
@@ -244,6 +245,56 @@ void MpiCommunicator::all_reduce(double* data, std::int64_t count, ReduceOp op) 
   check_buffer("all_reduce", data, count);
   const MPI_Op mpi_op = to_mpi(op);
   run_blocking([&] { all_reduce_chunked(data, count, MPI_DOUBLE, sizeof(double), mpi_op); });
+}
+
+void MpiCommunicator::all_reduce(std::int64_t* data, std::int64_t count, ReduceOp op) {
+  check_buffer("all_reduce", data, count);
+  const MPI_Op mpi_op = to_mpi(op);
+  run_blocking(
+      [&] { all_reduce_chunked(data, count, MPI_INT64_T, sizeof(std::int64_t), mpi_op); });
+}
+
+std::unique_ptr<Work> MpiCommunicator::exact_sum_async(ExactSumBucket bucket) {
+  exact::check_chunks("exact_sum", bucket.count, bucket.chunk_starts, bucket.total_shards);
+  check_buffer("exact_sum", bucket.out, bucket.count);
+  return std::make_unique<AsyncWork>(
+      enqueue([this, bucket = std::move(bucket)] { exact_sum(bucket); }));
+}
+
+// Note [Exact gradient sum] in runtime/exact_sum.cpp. Integer sums are associative, so Open MPI
+// may pick any algorithm for the reduce-scatter: the result is the same for every world size.
+void MpiCommunicator::exact_sum(const ExactSumBucket& bucket) {
+  const auto chunks = static_cast<std::int64_t>(bucket.chunk_starts.size());
+  codes_.resize(static_cast<std::size_t>(chunks));
+  exact::chunk_codes(bucket.shards, bucket.count, bucket.chunk_starts, codes_.data());
+  all_reduce_chunked(codes_.data(), chunks, MPI_INT32_T, sizeof(std::int32_t), MPI_MAX);
+  sums_.resize(static_cast<std::size_t>(bucket.count));
+  exact::quantize_sum(bucket.shards, bucket.count, bucket.chunk_starts, codes_.data(),
+                      bucket.total_shards, 0, bucket.count, sums_.data());
+  // Piece by piece (an MPI count is an int): rank r reduces and converts its share of a piece,
+  // then everyone's shares are gathered into `out` in place.
+  std::vector<int> counts(static_cast<std::size_t>(size_)), displacements(counts.size());
+  for (std::int64_t piece = 0; piece < bucket.count;) {
+    const std::int64_t length = std::min(bucket.count - piece, max_chunk_count_);
+    for (int r = 0; r < size_; ++r) {
+      const std::int64_t begin = length * r / size_, end = length * (r + 1) / size_;
+      counts[static_cast<std::size_t>(r)] = static_cast<int>(end - begin);
+      displacements[static_cast<std::size_t>(r)] = static_cast<int>(begin);
+    }
+    std::int64_t* sums = sums_.data() + piece;
+    const std::int64_t mine = displacements[static_cast<std::size_t>(rank_)];
+    const int my_count = counts[static_cast<std::size_t>(rank_)];
+    // In place, MPI takes the inputs from the receive buffer and leaves this rank's share at
+    // its start (MPI-3.1 section 5.10.1).
+    DPT_MPI_CHECK(MPI_Reduce_scatter(MPI_IN_PLACE, sums, counts.data(), MPI_INT64_T, MPI_SUM,
+                                     comm_.get()));
+    exact::dequantize_range(sums, bucket.count, bucket.chunk_starts, codes_.data(),
+                            bucket.total_shards, piece + mine, piece + mine + my_count,
+                            bucket.out + piece + mine);
+    DPT_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, bucket.out + piece,
+                                 counts.data(), displacements.data(), MPI_FLOAT, comm_.get()));
+    piece += length;
+  }
 }
 
 void MpiCommunicator::broadcast(void* data, std::int64_t count_bytes, int root) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "comm/mpi/mpi_check.h"
@@ -45,6 +46,11 @@ class MpiCommunicator final : public Communicator {
   using Communicator::all_reduce;
   std::unique_ptr<Work> all_reduce_async(float* data, std::int64_t count, ReduceOp op) override;
   void all_reduce(double* data, std::int64_t count, ReduceOp op) override;
+  void all_reduce(std::int64_t* data, std::int64_t count, ReduceOp op) override;
+  // On the communication thread: a MAX all-reduce of the chunk codes, an int64 reduce-scatter of
+  // the quantised sums and a float all-gather of the results (1.5x the bytes of a float
+  // all-reduce).
+  std::unique_ptr<Work> exact_sum_async(ExactSumBucket bucket) override;
   void broadcast(void* data, std::int64_t count_bytes, int root) override;
   std::vector<std::string> all_gather(const std::string& local) override;
   void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) override;
@@ -68,6 +74,7 @@ class MpiCommunicator final : public Communicator {
   void all_reduce_chunked(void* data, std::int64_t count, MPI_Datatype type,
                           std::size_t element_bytes, MPI_Op op) const;
   void broadcast_chunked(void* data, std::int64_t count_bytes, int root) const;
+  void exact_sum(const ExactSumBucket& bucket);
 
   UniqueComm comm_;
   int rank_ = 0;
@@ -76,6 +83,9 @@ class MpiCommunicator final : public Communicator {
   int local_size_ = 1;
   int node_count_ = 1;
   std::int64_t max_chunk_count_;
+  // exact_sum scratch, reused; touched by the communication thread only.
+  std::vector<std::int32_t> codes_;
+  std::vector<std::int64_t> sums_;
 
   // Guards queue_ and stopping_; queue_cv_ wakes the thread for a new job or for shutdown.
   std::mutex queue_mutex_;

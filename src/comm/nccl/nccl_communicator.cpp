@@ -421,6 +421,22 @@ void NcclCommunicator::all_reduce(double* data, std::int64_t count, ReduceOp op)
   launch_all_reduce(state_, data, count, ncclDouble, "doubles", op)->wait();
 }
 
+void NcclCommunicator::all_reduce(std::int64_t* data, std::int64_t count, ReduceOp op) {
+  check_buffer("all_reduce", data, count);
+  if (!on_device(data, count)) {
+    host_->all_reduce(data, count, op);
+    return;
+  }
+  launch_all_reduce(state_, data, count, ncclInt64, "int64s", op)->wait();
+}
+
+std::unique_ptr<Work> NcclCommunicator::exact_sum_async(ExactSumBucket bucket) {
+  check_buffer("exact_sum", bucket.out, bucket.count);
+  if (!on_device(bucket.out, bucket.count)) return host_->exact_sum_async(std::move(bucket));
+  DPT_FAIL("exact_sum: the exact gradient sum of device memory is not built yet (use --device cpu "
+           "for --exact)");
+}
+
 void NcclCommunicator::broadcast(void* data, std::int64_t count_bytes, int root) {
   check_buffer("broadcast", data, count_bytes);
   DPT_CHECK(root >= 0 && root < world_size(), "broadcast: root ", root,

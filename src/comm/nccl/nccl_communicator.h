@@ -81,6 +81,9 @@ class NcclCommunicator final : public Communicator {
   using Communicator::all_reduce;
   std::unique_ptr<Work> all_reduce_async(float* data, std::int64_t count, ReduceOp op) override;
   void all_reduce(double* data, std::int64_t count, ReduceOp op) override;
+  void all_reduce(std::int64_t* data, std::int64_t count, ReduceOp op) override;
+  // Host shards: the host communicator's. Device shards: Note [Exact sum on the GPU].
+  std::unique_ptr<Work> exact_sum_async(ExactSumBucket bucket) override;
   void broadcast(void* data, std::int64_t count_bytes, int root) override;
   // Host strings: always the host communicator.
   std::vector<std::string> all_gather(const std::string& local) override;
