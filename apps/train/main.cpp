@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // `train`: trains a model on a dataset, in one process or on every rank of an MPI job; `train
-// eval` and `train export` work on checkpoints. See `train --help` and README.md.
+// eval` and `train export` work on checkpoints, `train verify` compares N ranks with one. See `train --help` and README.md.
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -13,13 +13,26 @@
 #include "comm/gpu_placement.h"
 #include "nn/train/config.h"
 #include "nn/train/trainer.h"
+#include "nn/train/verify.h"
 #include "runtime/context.h"
 #include "runtime/logging.h"
 #include "runtime/stop_signals.h"
 
 namespace {
 
-int train(dpt::nn::TrainConfig config, std::unique_ptr<dpt::comm::Communicator>& world) {
+// `train verify`: the report on rank 0, the verdict (0 within the mode's bound, 2 beyond it) on
+// every rank.
+int verify(const dpt::nn::TrainConfig& config, const dpt::Context& ctx,
+           dpt::comm::Communicator& comm) {
+  const dpt::nn::VerifyReport report = dpt::nn::verify_training(config, ctx, comm);
+  std::int32_t status = report.within_bound() ? 0 : 2;
+  if (comm.rank() == 0) std::printf("%s\n", dpt::nn::format_report(report).c_str());
+  comm.broadcast(&status, sizeof status, 0);
+  return status;
+}
+
+int train(dpt::nn::TrainConfig config, std::unique_ptr<dpt::comm::Communicator>& world,
+          bool verify_only) {
   if (config.threads == 0) {
     // The node's cores are shared by the ranks on it.
     config.threads = std::max(1, dpt::available_cores() / world->local_size());
@@ -34,6 +47,7 @@ int train(dpt::nn::TrainConfig config, std::unique_ptr<dpt::comm::Communicator>&
     world = dpt::comm::make_device_communicator(std::move(world), device.index);
   }
   dpt::comm::Communicator& comm = *world;
+  if (verify_only) return verify(config, ctx, comm);
   dpt::nn::Trainer trainer(config, ctx, comm);
   const dpt::nn::TrainResult result = trainer.run();
   // Stopped by SIGTERM/SIGUSR1 after a checkpoint: the status a shell reports for that signal,
@@ -70,9 +84,12 @@ int main(int argc, char** argv) {
     const char* command = argc > 1 ? argv[1] : "";
     if (std::strcmp(command, "eval") == 0) return dpt::apps::run_eval(argc - 1, argv + 1, *comm);
     if (std::strcmp(command, "export") == 0) return dpt::apps::run_export(argc - 1, argv + 1, *comm);
-    const auto config = dpt::nn::parse_train_args(argc, argv, /*print_help=*/comm->rank() == 0);
+    // `train verify` takes the training flags and config keys.
+    const bool verify_only = std::strcmp(command, "verify") == 0;
+    const auto config = verify_only ? dpt::nn::parse_train_args(argc - 1, argv + 1, comm->rank() == 0)
+                                    : dpt::nn::parse_train_args(argc, argv, comm->rank() == 0);
     if (!config) return 0;  // --help or --version
-    return train(*config, comm);
+    return train(*config, comm, verify_only);
   } catch (const std::exception& e) {
     dpt::log(dpt::LogLevel::kError, "train: ", e.what());
     // Other ranks may be blocked in a collective waiting for this one: end the whole job.

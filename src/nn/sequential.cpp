@@ -56,8 +56,22 @@ void Sequential::finalize(const Shape& sample_shape, Device device) {
     p->value = Tensor::view_of(flat_params_, offsets[i], shape_of_p);
     p->grad = Tensor::view_of(flat_grads_, offsets[i], shape_of_p);
   }
+  param_offsets_ = std::move(offsets);
   sample_shape_ = sample_shape;
   finalized_ = true;
+}
+
+void Sequential::use_gradient_buffer(const Tensor& flat) {
+  DPT_CHECK(finalized_, "Sequential: use_gradient_buffer() before finalize()");
+  DPT_CHECK(flat.numel() == flat_grads_.numel() && flat.dtype() == flat_grads_.dtype() &&
+                flat.device() == flat_grads_.device(),
+            "Sequential: a gradient buffer of ", flat.numel(), " values on ",
+            dpt::to_string(flat.device()), " cannot replace the model's ", flat_grads_.numel(),
+            " on ", dpt::to_string(flat_grads_.device()));
+  flat_grads_ = flat;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    params_[i]->grad = Tensor::view_of(flat_grads_, param_offsets_[i], params_[i]->value.shape());
+  }
 }
 
 void Sequential::init_parameters(std::uint64_t seed) {

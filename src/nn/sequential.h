@@ -39,6 +39,10 @@ class Sequential {
   const std::vector<Parameter*>& parameters() const { return params_; }
   Tensor& flat_params() { return flat_params_; }
   Tensor& flat_grads() { return flat_grads_; }
+  // Makes every parameter's gradient a view of `flat` (same size, dtype and device as the flat
+  // gradient buffer), which becomes flat_grads(): exact mode gives each micro-shard a gradient
+  // buffer of its own (Note [Shard gradients] in parallel/data_parallel.cpp).
+  void use_gradient_buffer(const Tensor& flat);
   // Trainable values (without the alignment gaps of the flat buffers, Note [Parameter alignment]).
   std::int64_t num_parameters() const { return num_parameters_; }
   std::size_t num_layers() const { return layers_.size(); }
@@ -56,6 +60,7 @@ class Sequential {
   std::int64_t num_parameters_ = 0;
   Shape sample_shape_;
   Tensor flat_params_, flat_grads_;
+  std::vector<std::int64_t> param_offsets_;  // of each parameter in the flat buffers
   std::function<void(int)> grad_ready_;
   bool finalized_ = false;
 };

@@ -88,6 +88,27 @@ DPT_HOST_DEVICE float nonfinite_result(std::int64_t counts) {
   return result;
 }
 
+// Reported sums (per-sample losses): fixed point with 32 fraction bits, so that a sum over samples
+// is the same whichever ranks added which samples in which order. A loss that is not finite or
+// not below 2^30 has no fixed-point value: to_fixed_loss returns false (the caller reports it).
+inline constexpr int kLossFractionBits = 32;
+DPT_HOST_DEVICE bool to_fixed_loss(double loss, std::int64_t* fixed) {
+  constexpr double kScale = 4294967296.0;  // 2^32
+  if (!(loss > -1073741824.0 && loss < 1073741824.0)) return false;  // also NaN
+  const double shifted = loss * kScale;  // exact: a power-of-two scale
+  // Round half to even through the 1.5 * 2^52 trick is limited to 2^51: split off the integer.
+  const double whole = static_cast<double>(static_cast<std::int64_t>(shifted));
+  const double rest = shifted - whole;  // exact, |rest| < 1
+  std::int64_t rounded = static_cast<std::int64_t>(whole);
+  if (rest > 0.5 || (rest == 0.5 && (rounded & 1) != 0)) ++rounded;
+  if (rest < -0.5 || (rest == -0.5 && (rounded & 1) != 0)) --rounded;
+  *fixed = rounded;
+  return true;
+}
+DPT_HOST_DEVICE double from_fixed_loss(std::int64_t fixed) {
+  return static_cast<double>(fixed) / 4294967296.0;
+}
+
 // ---- host arrays --------------------------------------------------------------------------
 // A range of `count` values cut into chunks: chunk c is [starts[c], starts[c + 1]) (the last ends
 // at count). starts is ascending and begins with 0.

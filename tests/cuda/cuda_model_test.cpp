@@ -283,7 +283,7 @@ TEST(CudaStepLoss, OneReadEqualsThePerMicroBatchSums) {
                                         rows(labels, start, count), nullptr,
                                         step_loss.micro_batch(start, count));
   }
-  EXPECT_EQ(step_loss.read(labels, kClasses), before);
+  EXPECT_EQ(step_loss.read(labels, kClasses).sum, before);
 
   // A bad label is flagged on the device and reported by the read, with its value.
   labels_host.data<std::int32_t>()[5] = 42;

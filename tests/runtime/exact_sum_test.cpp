@@ -214,3 +214,27 @@ TEST(ExactSum, BadChunkLayoutsAreRefused) {
 
 }  // namespace
 }  // namespace dpt::exact
+
+namespace dpt::exact {
+namespace {
+
+TEST(ExactSum, LossFixedPoint) {
+  std::int64_t f = 0;
+  ASSERT_TRUE(to_fixed_loss(2.5, &f));
+  EXPECT_EQ(f, std::int64_t{5} << 31);
+  EXPECT_EQ(from_fixed_loss(f), 2.5);
+  ASSERT_TRUE(to_fixed_loss(std::ldexp(1.5, -32), &f));  // a half: to even
+  EXPECT_EQ(f, 2);
+  ASSERT_TRUE(to_fixed_loss(std::ldexp(2.5, -32), &f));
+  EXPECT_EQ(f, 2);
+  ASSERT_TRUE(to_fixed_loss(-std::ldexp(2.5, -32), &f));
+  EXPECT_EQ(f, -2);
+  ASSERT_TRUE(to_fixed_loss(1000.0 + std::ldexp(0.75, -32), &f));
+  EXPECT_EQ(f, (std::int64_t{1000} << 32) + 1);
+  EXPECT_FALSE(to_fixed_loss(std::nan(""), &f));
+  EXPECT_FALSE(to_fixed_loss(std::numeric_limits<double>::infinity(), &f));
+  EXPECT_FALSE(to_fixed_loss(std::ldexp(1.0, 30), &f));
+}
+
+}  // namespace
+}  // namespace dpt::exact

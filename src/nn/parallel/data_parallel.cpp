@@ -27,6 +27,24 @@ namespace dpt::nn {
 // a step costs one all-reduce of the gradients whatever K is, and its result equals a single
 // backward over the rank's whole share of the batch.
 
+// Note [Shard gradients]
+// ~~~~~~~~~~~~~~~~~~~~~~
+// The exact sum quantises each micro-shard's gradient against an exponent that depends on every
+// shard of the step, so a rank cannot fold its shards into one float buffer as it goes (that sum
+// would round differently for each way of spreading shards over ranks). Instead each local shard
+// writes a gradient buffer of its own (Sequential::use_gradient_buffer; the layers write, never
+// add), and the last shard's backward launches each bucket's exact sum over all of them. The
+// last buffer is the model's own, which receives the sums, so the optimizer reads them where it
+// always does. Memory: local shards x the gradients.
+
+// Note [Exact sum chunks]
+// ~~~~~~~~~~~~~~~~~~~~~~~
+// Values share a fixed-point exponent in chunks of exact_chunk (256) values counted from the start
+// of each parameter (its span, alignment gap included). A parameter's chunks never depend on the
+// bucket layout or the world size, so neither does the result; a small chunk keeps small
+// gradients precise (their exponent is their neighbours'), at one int32 code per chunk on the
+// wire (1/64 of the floats).
+
 double steady_seconds() { return steady_now_seconds(); }
 
 namespace {
@@ -111,9 +129,38 @@ DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataPara
     bucket_of_param_[static_cast<std::size_t>(i)] = static_cast<int>(buckets_.size());
   }
   buckets_.push_back(current);
+  if (options.exact_total_shards > 0) set_up_exact();
   pending_.assign(buckets_.size(), 0);
   work_.resize(buckets_.size());
   model_.set_grad_ready_hook([this](int param_index) { on_grad_ready(param_index); });
+}
+
+void DataParallel::set_up_exact() {
+  DPT_CHECK(options_.exact_local_shards >= 1 && options_.exact_chunk >= 1 &&
+                options_.exact_total_shards % options_.exact_local_shards == 0 &&
+                options_.exact_total_shards / options_.exact_local_shards == comm_.world_size(),
+            "data parallel: exact mode needs the same number of shards on each of the ",
+            comm_.world_size(), " ranks, got ", options_.exact_local_shards, " local of ",
+            options_.exact_total_shards, " in all");
+  Tensor& own = model_.flat_grads();
+  for (int s = 0; s + 1 < options_.exact_local_shards; ++s) {
+    shard_grads_.push_back(Tensor::zeros({own.numel()}, DType::kF32, own.device()));
+  }
+  shard_grads_.push_back(own);
+  const auto& params = model_.parameters();
+  const float* base = own.data<float>();
+  std::vector<std::int64_t> param_start(params.size() + 1, own.numel());
+  for (std::size_t i = 0; i < params.size(); ++i) param_start[i] = params[i]->grad.data<float>() - base;
+  for (const GradBucket& b : buckets_) {
+    std::vector<std::int64_t> starts;
+    for (int i = b.first_param; i <= b.last_param; ++i) {
+      const auto p = static_cast<std::size_t>(i);
+      for (std::int64_t at = param_start[p]; at < param_start[p + 1]; at += options_.exact_chunk) {
+        starts.push_back(at - b.offset);
+      }
+    }
+    chunk_starts_.push_back(std::move(starts));
+  }
 }
 
 // Note [Abort on unwind]
@@ -140,8 +187,15 @@ void DataParallel::broadcast_parameters() {
   comm_.broadcast(params.raw_data(), static_cast<std::int64_t>(params.size_bytes()), 0);
 }
 
-void DataParallel::prepare_backward(bool reduce, std::int64_t step) {
+void DataParallel::prepare_backward(bool reduce, std::int64_t step, int shard) {
   DPT_CHECK(!reducing_, "data parallel: prepare_backward() twice without finish()");
+  if (exact()) {
+    DPT_CHECK(shard >= 0 && shard < options_.exact_local_shards &&
+                  reduce == (shard + 1 == options_.exact_local_shards),
+              "data parallel: exact mode runs shards 0..", options_.exact_local_shards - 1,
+              " and reduces after the last; got shard ", shard, " with reduce = ", reduce);
+    model_.use_gradient_buffer(shard_grads_[static_cast<std::size_t>(shard)]);
+  }
   for (std::size_t b = 0; b < work_.size(); ++b) {
     DPT_CHECK(work_[b] == nullptr, "data parallel: bucket ", b,
               " of the previous step is still pending: call complete() after finish()");
@@ -173,7 +227,17 @@ void DataParallel::launch(std::size_t bucket) {
   float* data = model_.flat_grads().data<float>() + b.offset;
   records_[bucket].bucket = static_cast<int>(bucket);
   records_[bucket].launched = steady_seconds();
-  work_[bucket] = comm_.all_reduce_async(data, b.count, comm::ReduceOp::kSum);
+  if (!exact()) {
+    work_[bucket] = comm_.all_reduce_async(data, b.count, comm::ReduceOp::kSum);
+    return;
+  }
+  comm::ExactSumBucket sum;
+  for (const Tensor& shard : shard_grads_) sum.shards.push_back(shard.data<float>() + b.offset);
+  sum.out = data;
+  sum.count = b.count;
+  sum.chunk_starts = chunk_starts_[bucket];
+  sum.total_shards = options_.exact_total_shards;
+  work_[bucket] = comm_.exact_sum_async(std::move(sum));
 }
 
 // Note [Device-side finish]

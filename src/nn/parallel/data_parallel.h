@@ -31,6 +31,15 @@ struct DataParallelOptions {
   // A bucket holding fewer elements than this (16 KiB: a bias) is not closed on its own: it would
   // cost an MPI call and become ready no earlier than the weight written with it. 0: no limit.
   std::int64_t min_bucket_elements = 4096;
+  // Exact mode (Note [Exact gradient sum] in runtime/exact_sum.cpp): > 0 is the number of
+  // micro-shards of a step over all ranks; each of this rank's local_shards shards writes a
+  // gradient buffer of its own (Note [Shard gradients]) and every bucket is summed in fixed point
+  // over all shards, so the result does not depend on how shards are spread over ranks. 0: a
+  // float all-reduce of the locally accumulated gradients.
+  std::int64_t exact_total_shards = 0;
+  int exact_local_shards = 1;
+  // Values sharing one fixed-point exponent: Note [Exact sum chunks].
+  std::int64_t exact_chunk = 256;
 
   // 25 MiB buckets, but a small model (cnn: 350 KB) is still split into about four, whose
   // all-reduces overlap backward, instead of one that can only start when backward has finished.
@@ -70,9 +79,12 @@ class DataParallel {
   // Makes every rank's parameters equal to rank 0's.
   void broadcast_parameters();
   // Call before each backward. Only a backward with reduce = true (the last micro-batch of a
-  // step) launches all-reduces; the others just accumulate locally.
+  // step) launches all-reduces; the others just accumulate locally. In exact mode `shard` (0 ..
+  // exact_local_shards - 1, in order) selects the gradient buffer the backward writes, and the
+  // last shard's backward reduces.
   // `step` names the step in errors (a failed or timed-out all-reduce).
-  void prepare_backward(bool reduce, std::int64_t step = -1);
+  void prepare_backward(bool reduce, std::int64_t step = -1, int shard = 0);
+  bool exact() const { return options_.exact_total_shards > 0; }
   // Launches, in order, any bucket not yet launched, then makes what comes next see the reduced
   // gradients: on the host, by waiting for every bucket; on a GPU, by making the compute stream
   // wait for each bucket's completion event, without blocking the host (Note [Device-side
@@ -92,6 +104,7 @@ class DataParallel {
   const std::vector<BucketRecord>& records() const { return records_; }
 
  private:
+  void set_up_exact();
   void on_grad_ready(int param_index);
   void launch_ready_buckets();
   void launch(std::size_t bucket);
@@ -108,6 +121,10 @@ class DataParallel {
   std::vector<int> pending_;            // gradients not yet ready, per bucket
   std::vector<std::unique_ptr<comm::Work>> work_;
   std::vector<BucketRecord> records_;
+  // Exact mode: one gradient buffer per local shard (the last is the model's own, which receives
+  // the sums) and each bucket's chunk starts, relative to the bucket.
+  std::vector<Tensor> shard_grads_;
+  std::vector<std::vector<std::int64_t>> chunk_starts_;
   std::size_t next_bucket_ = 0;         // Note [Gradient bucket order]
   bool reducing_ = false;
   std::int64_t step_ = -1;

@@ -145,6 +145,15 @@ const std::vector<Field>& fields() {
                      "not given: 25 MiB, and small models are split into about 4 buckets"),
       field("no-overlap", &TrainConfig::no_overlap,
             "All-reduce gradients after backward instead of overlapping it (for comparison)"),
+      field("exact", &TrainConfig::exact,
+            "Exact mode: bitwise identical results on any number of ranks and threads (micro-"
+            "shards of --shard-size samples, gradients summed in fixed point)"),
+      field("shard-size", &TrainConfig::shard_size,
+            "Exact mode: samples per micro-shard (0 = the largest divisor of batch-size up to "
+            "32); the number of ranks must divide batch-size / shard-size"),
+      field("allow-inexact-resume", &TrainConfig::allow_inexact_resume,
+            "Resume on another number of ranks even where the continuation cannot be bitwise "
+            "(a warning instead of an error)"),
       field("log-all-ranks", &TrainConfig::log_all_ranks,
             "Every rank prints progress, prefixed with its rank (default: rank 0 only)"),
       field("optimizer", &TrainConfig::optimizer, "sgd or adamw"),
@@ -238,7 +247,29 @@ double TrainConfig::resolved_weight_decay() const {
   return optimizer == "adamw" ? 0.01 : 0.0;
 }
 
+std::int64_t TrainConfig::resolved_shard_size() const {
+  if (shard_size > 0) return shard_size;
+  std::int64_t size = std::min<std::int64_t>(32, batch_size);
+  while (batch_size % size != 0) --size;
+  return size;
+}
+
 std::int64_t TrainConfig::resolved_micro_batch(int world_size) const {
+  if (exact) {
+    const std::int64_t m = resolved_shard_size();
+    const std::int64_t shards = batch_size / m;
+    DPT_CHECK(shards % world_size == 0, "config: exact mode cuts 'batch-size' ", batch_size,
+              " into ", shards, " shards of ", m, " ('shard-size'", shard_size > 0 ? "" : ", default",
+              "), which ", world_size, " ranks cannot share equally: choose a 'shard-size' that "
+              "divides ", batch_size / world_size, " (batch-size / ranks)");
+    DPT_CHECK(micro_batch == 0 || micro_batch == m, "config: exact mode computes each shard of ",
+              m, " samples on its own; 'micro-batch' (", micro_batch,
+              ") must be 0 or the shard size");
+    DPT_CHECK(accumulate == 1 || accumulate == shards / world_size, "config: exact mode runs ",
+              shards / world_size, " shards per rank on ", world_size, " rank(s); 'accumulate' (",
+              accumulate, ") must be 1 or that number");
+    return m;
+  }
   DPT_CHECK(world_size >= 1 && batch_size % world_size == 0, "config: 'batch-size' (",
             batch_size, ") must be divisible by the number of ranks (", world_size, ")");
   const std::int64_t local = batch_size / world_size;
@@ -310,6 +341,11 @@ void validate(const TrainConfig& c) {
             "config: 'micro-batch' must be in [0, batch-size=", c.batch_size, "], got ",
             c.micro_batch);
   DPT_CHECK(c.accumulate >= 1, "config: 'accumulate' must be >= 1, got ", c.accumulate);
+  DPT_CHECK(c.shard_size >= 0 && c.batch_size % std::max<std::int64_t>(c.shard_size, 1) == 0,
+            "config: 'shard-size' must be 0 or a divisor of batch-size (", c.batch_size, "), got ",
+            c.shard_size);
+  DPT_CHECK(c.shard_size == 0 || c.exact,
+            "config: 'shard-size' applies to exact mode only: add 'exact' (--exact)");
   (void)c.resolved_micro_batch(1);
   DPT_CHECK(!c.bucket_mb || (*c.bucket_mb > 0.0 && *c.bucket_mb <= 4096.0),
             "config: 'bucket-mb' must be in (0, 4096], got ", c.bucket_mb.value_or(0.0));

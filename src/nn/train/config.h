@@ -33,6 +33,14 @@ struct TrainConfig {
   // min(1 MiB, cap)). Not given: DataParallel's automatic layout (nn/parallel/data_parallel.h).
   std::optional<double> bucket_mb;
   bool no_overlap = false;          // all-reduce after backward instead of during it
+  // Exact mode (docs/design.md, Determinism): the same bits for any number of ranks and threads.
+  // The global batch is cut into micro-shards of shard_size samples (0: the largest divisor of
+  // batch_size up to 32), each computed on its own, and gradients are summed in fixed point.
+  bool exact = false;
+  std::int64_t shard_size = 0;
+  // Resume on a different number of ranks where the continuation cannot be bitwise (not exact
+  // mode, or another shard size): refused unless this is set (then a warning).
+  bool allow_inexact_resume = false;
   bool log_all_ranks = false;       // every rank prints, prefixed with its rank
   // optimizer
   std::string optimizer = "adamw";  // sgd | adamw
@@ -68,8 +76,12 @@ struct TrainConfig {
   bool quiet = false;               // no progress output
 
   double resolved_weight_decay() const;
-  // Samples per forward/backward on each of `world_size` ranks (checks divisibility).
+  // Samples per forward/backward on each of `world_size` ranks (checks divisibility). In exact
+  // mode: the shard size.
   std::int64_t resolved_micro_batch(int world_size) const;
+  // Exact mode: samples per micro-shard, and shards per step over all ranks (batch / shard size).
+  std::int64_t resolved_shard_size() const;
+  std::int64_t shards_per_step() const { return batch_size / resolved_shard_size(); }
 };
 
 // Parses argv ("train [flags]") into a config: defaults, then the --config file, then flags.

@@ -23,5 +23,8 @@ struct EvalResult {
 // the logits of every sample are appended in dataset order.
 EvalResult evaluate_model(const Context& ctx, comm::Communicator& comm, Sequential& model,
                           const io::DatasetSplit& split, std::vector<float>* logits = nullptr);
+// Exact mode: the same numbers on any number of ranks (Note [Exact evaluation]).
+EvalResult evaluate_model_exact(const Context& ctx, comm::Communicator& comm, Sequential& model,
+                                const io::DatasetSplit& split);
 
 }  // namespace dpt::nn

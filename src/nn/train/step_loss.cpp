@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "runtime/check.h"
+#include "runtime/exact_sum.h"
 
 namespace dpt::nn {
 
@@ -31,9 +32,10 @@ kernels::LossRows StepLoss::micro_batch(std::int64_t first, std::int64_t count) 
   return kernels::LossRows{loss + first, hit + first};
 }
 
-double StepLoss::read(const Tensor& labels, std::int64_t classes) {
+LossTotals StepLoss::read(const Tensor& labels, std::int64_t classes) {
   const std::int64_t rows = groups_.empty() ? 0 : groups_.back().first + groups_.back().second;
-  if (rows == 0) return 0.0;
+  LossTotals totals;
+  if (rows == 0) return totals;
   // The step's one device-to-host copy (none on the CPU).
   const Tensor host = device_.type == DeviceType::kCpu ? buffer_ : buffer_.to(Device::cpu());
   const auto* base = static_cast<const unsigned char*>(host.raw_data());
@@ -47,13 +49,21 @@ double StepLoss::read(const Tensor& labels, std::int64_t classes) {
     DPT_FAIL("softmax_cross_entropy: label ", label.data<std::int32_t>()[0], " of sample ", i,
              " is outside [0, ", classes, ")");
   }
-  double sum = 0.0;
   for (const auto& [first, count] : groups_) {
     double micro = 0.0;  // as softmax_cross_entropy's loss_sum of this micro-batch
     for (std::int64_t i = first; i < first + count; ++i) micro += loss[static_cast<std::size_t>(i)];
-    sum += micro;
+    totals.sum += micro;
   }
-  return sum;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    std::int64_t fixed = 0;
+    if (exact::to_fixed_loss(loss[static_cast<std::size_t>(i)], &fixed)) {
+      totals.fixed_sum += fixed;
+    } else {
+      ++totals.unrepresented;
+    }
+    totals.correct += hit[static_cast<std::size_t>(i)] == 1 ? 1 : 0;
+  }
+  return totals;
 }
 
 }  // namespace dpt::nn

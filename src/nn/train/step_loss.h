@@ -22,6 +22,14 @@
 
 namespace dpt::nn {
 
+// What a step's (or an evaluation's) rows add up to.
+struct LossTotals {
+  double sum = 0.0;              // micro-batch sums in row order, added in order (as on the CPU)
+  std::int64_t fixed_sum = 0;    // the same in fixed point (exact::to_fixed_loss): order-free
+  std::int64_t unrepresented = 0;  // rows whose loss has no fixed-point value (non-finite, huge)
+  std::int64_t correct = 0;      // rows whose argmax is the label
+};
+
 class StepLoss {
  public:
   explicit StepLoss(Device device) : device_(device) {}
@@ -33,7 +41,7 @@ class StepLoss {
   kernels::LossRows micro_batch(std::int64_t first, std::int64_t count);
   // The step's loss sum (one device-to-host copy on a GPU). A sample the device flagged with a
   // label outside [0, classes) is reported here, with its label read from `labels`.
-  double read(const Tensor& labels, std::int64_t classes);
+  LossTotals read(const Tensor& labels, std::int64_t classes);
   // Micro-batches written since begin_step().
   std::size_t micro_batches() const { return groups_.size(); }
 

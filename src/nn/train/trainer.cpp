@@ -8,6 +8,7 @@
 #include <cmath>
 #include <csignal>
 #include <iomanip>
+#include <limits>
 #include <sstream>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "nn/train/metrics.h"
 #include "nn/train/timeline_writer.h"
 #include "runtime/config.h"
+#include "runtime/exact_sum.h"
 #include "runtime/io/loader.h"
 #include "runtime/logging.h"
 #include "runtime/stop_signals.h"
@@ -95,6 +97,10 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
     ddp.bucket_mb = *config_.bucket_mb;
   }
   ddp.overlap = !config_.no_overlap;
+  if (config_.exact) {
+    ddp.exact_total_shards = config_.shards_per_step();
+    ddp.exact_local_shards = static_cast<int>(config_.shards_per_step() / comm_.world_size());
+  }
   ddp_ = std::make_unique<DataParallel>(model_, comm_, ddp);
   check_ranks_agree();
   // Initialisation depends on the seed only, so ranks already agree; the broadcast makes it so
@@ -180,6 +186,7 @@ namespace {
 // Config keys that may differ between a checkpoint and the run resuming it without comment.
 bool is_run_local_key(const std::string& line) {
   for (const char* key : {"resume ", "checkpoint-", "keep-last ", "threads ", "metrics ",
+                          "allow-inexact-resume ",
                           "log-every ", "log-all-ranks ", "quiet ", "device "}) {
     if (line.starts_with(key)) return true;
   }
@@ -223,6 +230,7 @@ TrainPosition Trainer::resume() {
                    ": step ", state.step, " is in epoch ", state.epoch,
                    " there, but this run has ", steps_per_epoch_,
                    " steps per epoch (different --data or --train-samples?)");
+    check_elastic_resume(state, path);
     restore_checkpoint(state, path, model_, optimizer_.get());
     header[0] = 1;
     header[1] = state.step;
@@ -249,6 +257,45 @@ TrainPosition Trainer::resume() {
   broadcast_optimizer_state();
   optimizer_->set_step_count(header[3]);
   return TrainPosition{header[1], header[2]};
+}
+
+// Note [Elastic resume]
+// ~~~~~~~~~~~~~~~~~~~~~
+// A checkpoint holds everything a step depends on (Checkpoints and stopping in docs/design.md),
+// and in exact mode a step's result does not depend on the number of ranks. So a checkpoint
+// written in exact mode on N ranks continues bit for bit on any M dividing its shard count, with
+// the same shard size. Anywhere else a change of world size changes the rounding of every later
+// step: such a resume is refused with the reason unless --allow-inexact-resume asks for it.
+void Trainer::check_elastic_resume(const io::CheckpointState& state, const std::string& path) {
+  const std::vector<std::string> before = lines_of(state.config);
+  TrainConfig written;  // the checkpoint's exact-mode settings, for the same global batch
+  written.batch_size = config_.batch_size;
+  for (const std::string& line : before) {
+    if (line == "exact = true") written.exact = true;
+    if (line.starts_with("shard-size = ")) written.shard_size = std::stoll(line.substr(13));
+  }
+  const bool bitwise = written.exact && config_.exact &&
+                       written.resolved_shard_size() == config_.resolved_shard_size();
+  if (state.world_size == comm_.world_size()) return;
+  if (bitwise) {
+    log(LogLevel::kInfo, "elastic resume in exact mode: written by ", state.world_size,
+        " rank(s), continuing on ", comm_.world_size(), " bit for bit");
+    return;
+  }
+  const std::string reason =
+      !written.exact ? std::string("the checkpoint was not written in exact mode")
+      : !config_.exact
+          ? std::string("this run is not in exact mode (--exact)")
+          : detail::str("the checkpoint's shard size is ", written.resolved_shard_size(),
+                        ", this run's ", config_.resolved_shard_size());
+  DPT_CHECK(config_.allow_inexact_resume, path, ": written by ", state.world_size,
+            " rank(s), resumed on ", comm_.world_size(),
+            ": the continuation cannot be bit for bit because ", reason,
+            "; pass --allow-inexact-resume to resume anyway (results then differ from an "
+            "uninterrupted run by rounding)");
+  log(LogLevel::kWarning, "resuming a checkpoint of ", state.world_size, " rank(s) on ",
+      comm_.world_size(), " although ", reason,
+      " (--allow-inexact-resume): results differ from an uninterrupted run by rounding");
 }
 
 void Trainer::broadcast_optimizer_state() {
@@ -294,7 +341,7 @@ void Trainer::log_devices() {
 // communication (from the end of backward's kernels to the end of the compute stream's wait for
 // the last all-reduce) and optimizer mean on a GPU what they mean on the CPU, where DeviceTimer is
 // the host clock. Each all-reduce's own duration comes from its events (Work::duration_ms).
-double Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdown& times) {
+LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdown& times) {
   const Tensor& images = batch.images;
   const Tensor& labels = batch.labels;
   // The batch's first use: kernels from here on run after its upload (Note [Upload one step
@@ -310,7 +357,8 @@ double Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdown& t
     info.seed = config_.seed;
     info.step = static_cast<std::uint32_t>(step);
     info.first_sample = batch.first_position + start;
-    info.accumulate_grads = start > 0;
+    // Exact mode: every shard writes a gradient buffer of its own (Note [Shard gradients]).
+    info.accumulate_grads = start > 0 && !config_.exact;
     info.timeline = timeline_ ? &*timeline_ : nullptr;
 
     forward_timer_.begin();
@@ -318,12 +366,17 @@ double Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdown& t
     Tensor dlogits = Tensor::empty(logits.shape(), DType::kF32, logits.device());
     kernels::softmax_cross_entropy_rows(ctx_, logits, rows(labels, start, count), &dlogits,
                                         step_loss_.micro_batch(start, count));
+    if (corrupt_gradients_ && start == 0) {
+      Tensor first = Tensor::view_of(dlogits, 0, {1});
+      kernels::scale(ctx_, first, 1.5f);
+    }
     forward_timer_.end();
 
     backward_timer_.begin();
     // Only the last micro-batch's backward reduces (Note [Last micro-step]): the others add
     // into the local gradients, which that reduction then carries.
-    ddp_->prepare_backward(/*reduce=*/start + count == rows_total, step);
+    ddp_->prepare_backward(/*reduce=*/start + count == rows_total, step,
+                           /*shard=*/static_cast<int>(start / micro));
     model_.backward(ctx_, dlogits, info);
     backward_timer_.end();
   }
@@ -353,7 +406,7 @@ double Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdown& t
   // The host waits here, once, with the optimizer queued: the all-reduces first (their errors and
   // the NCCL timeout surface here), then the loss (Note [One loss read per step]).
   ddp_->complete();
-  const double loss_sum = step_loss_.read(labels, train_data_.meta().num_classes);
+  const LossTotals loss = step_loss_.read(labels, train_data_.meta().num_classes);
   times.forward_ms += forward_timer_.take_ms();
   times.backward_ms += backward_timer_.take_ms();
   times.comm_exposed_ms += exposed_comm_timer_.take_ms();
@@ -366,10 +419,34 @@ double Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdown& t
     timeline_->add(detail::str("all-reduce bucket ", r.bucket, " (", kib, " KiB)"), "allreduce",
                    r.started, r.finished, TimelineTrack::kCommunication);
   }
-  return loss_sum;
+  return loss;
 }
 
-TrainResult Trainer::run() {
+Trainer::StepOutcome Trainer::agree_on_step(const LossTotals& loss) {
+  // Behind the gradient buckets in the communicator's order; every rank reports the global mean.
+  // The same call tells every rank whether any rank received a stop signal, so that all stop
+  // after this same step.
+  const int local_signal = stop_signal();
+  const bool term = local_signal == SIGTERM, other = local_signal != 0 && !term;
+  StepOutcome outcome;
+  if (config_.exact) {
+    // Fixed point: the sum is the same whatever ranks added which samples (Note [Exact gradient
+    // sum] in runtime/exact_sum.cpp; losses use exact::to_fixed_loss).
+    std::int64_t reduced[4] = {loss.fixed_sum, loss.unrepresented, term ? 1 : 0, other ? 1 : 0};
+    comm_.all_reduce(reduced, 4, comm::ReduceOp::kSum);
+    outcome.loss_sum = reduced[1] > 0 ? std::numeric_limits<double>::quiet_NaN()
+                                      : exact::from_fixed_loss(reduced[0]);
+    outcome.signal = reduced[2] > 0 ? SIGTERM : (reduced[3] > 0 ? SIGUSR1 : 0);
+    return outcome;
+  }
+  double reduced[3] = {loss.sum, term ? 1.0 : 0.0, other ? 1.0 : 0.0};
+  comm_.all_reduce(reduced, 3, comm::ReduceOp::kSum);
+  outcome.loss_sum = reduced[0];
+  outcome.signal = reduced[1] > 0 ? SIGTERM : (reduced[2] > 0 ? SIGUSR1 : 0);
+  return outcome;
+}
+
+io::LoaderOptions Trainer::loader_options() const {
   io::LoaderOptions options;
   options.global_batch = config_.batch_size;
   options.shuffle = true;
@@ -381,7 +458,23 @@ TrainResult Trainer::run() {
   options.first_step_in_epoch = start_.step % steps_per_epoch_;
   options.epochs = std::max<std::int64_t>(0, config_.epochs - options.first_epoch);
   options.augment_flip = config_.augment == "flip";
-  io::Loader loader(train_data_, options);
+  return options;
+}
+
+std::optional<double> Trainer::step() {
+  if (!step_loader_) step_loader_ = std::make_unique<io::Loader>(train_data_, loader_options());
+  if (start_.step + stepped_ >= schedule_.total_steps) return std::nullopt;
+  std::optional<io::Batch> host = step_loader_->next();
+  if (!host) return std::nullopt;
+  io::Batch batch = on_device(uploader_, std::move(*host));
+  StepBreakdown ignored;
+  const StepOutcome outcome = agree_on_step(train_step(batch, start_.step + stepped_, ignored));
+  ++stepped_;
+  return outcome.loss_sum / static_cast<double>(config_.batch_size);
+}
+
+TrainResult Trainer::run() {
+  io::Loader loader(train_data_, loader_options());
   DPT_ASSERT(loader.steps_per_epoch() == steps_per_epoch_);
   const std::int64_t total_steps = schedule_.total_steps;
 
@@ -393,6 +486,12 @@ TrainResult Trainer::run() {
             comm_.world_size(), " rank(s) (", comm_.backend(), ", ", comm_.node_count(),
             " node(s)), ", dpt::to_string(ctx_.device()), " with ", ctx_.threads(),
             " thread(s) per rank, micro-batch ", micro_batch_);
+  if (config_.exact) {
+    log_rank0(LogLevel::kInfo, "exact mode: ", config_.shards_per_step(), " shards of ",
+              micro_batch_, " samples per step, ", config_.shards_per_step() / comm_.world_size(),
+              " per rank; results are the same bits on any number of ranks dividing ",
+              config_.shards_per_step(), " and any thread count");
+  }
   log_rank0(LogLevel::kInfo, ddp_->buckets().size(), " gradient bucket(s), ",
             config_.bucket_mb ? detail::str("--bucket-mb ", *config_.bucket_mb)
                               : std::string("automatic (--bucket-mb not given)"),
@@ -482,16 +581,9 @@ TrainResult Trainer::run() {
     if (timeline_) timeline_->add("data wait", "data", step_start, steady_now_seconds());
 
     // Forward, backward, all-reduce and the optimizer step.
-    double loss_sum = train_step(*batch, step, times);
-    // Behind the gradient buckets in the communicator's order; every rank reports the global mean.
-    // The same call tells every rank whether any rank received a stop signal, so that all stop
-    // after this same step.
-    const int local_signal = stop_signal();
-    double reduced[3] = {loss_sum, local_signal == SIGTERM ? 1.0 : 0.0,
-                         local_signal != 0 && local_signal != SIGTERM ? 1.0 : 0.0};
-    comm_.all_reduce(reduced, 3, comm::ReduceOp::kSum);
-    loss_sum = reduced[0];
-    const int agreed_signal = reduced[1] > 0 ? SIGTERM : (reduced[2] > 0 ? SIGUSR1 : 0);
+    const StepOutcome outcome = agree_on_step(train_step(*batch, step, times));
+    const double loss_sum = outcome.loss_sum;
+    const int agreed_signal = outcome.signal;
     const double lr = schedule_.lr_at(step);  // the rate train_step's optimizer step used
     if (timeline_) {
       timeline_->add(detail::str("step ", step + 1), "step", step_start, steady_now_seconds());
@@ -587,6 +679,7 @@ TrainResult Trainer::run() {
       {"checkpoint_s", result.checkpoint_seconds},
       {"wall_s", result.wall_seconds},
       {"bucket_layout", config_.bucket_mb ? "bucket-mb" : "automatic"},
+      {"exact", config_.exact},
       {"first_step", result.first_step},
       {"final_loss", result.last_loss},
       {"threads", ctx_.threads()},
@@ -626,6 +719,7 @@ TrainResult Trainer::run() {
 }
 
 EvalResult Trainer::evaluate(const io::DatasetSplit& split) {
+  if (config_.exact) return evaluate_model_exact(ctx_, comm_, model_, split);
   return evaluate_model(ctx_, comm_, model_, split);
 }
 

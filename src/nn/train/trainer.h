@@ -62,6 +62,13 @@ class Trainer {
   Trainer(TrainConfig config, const Context& ctx, comm::Communicator& comm);
   ~Trainer();
   TrainResult run();
+  // One step at a time, for `train verify`: the next step of the run on its next global batch
+  // (this rank's share), with the all-reduce and the optimizer; returns the step's mean loss over
+  // all ranks, or nullopt when the run has no steps left. Not to be mixed with run().
+  std::optional<double> step();
+  // Test aid for `train verify`: this rank scales the first loss gradient of each step by 1.5,
+  // so that its gradient is wrong and the reduced gradient differs from one rank's.
+  void corrupt_gradients_for_testing() { corrupt_gradients_ = true; }
   EvalResult evaluate(const io::DatasetSplit& split);
   Sequential& model() { return model_; }
   Optimizer& optimizer() { return *optimizer_; }
@@ -73,7 +80,13 @@ class Trainer {
   // the gradient all-reduce, clipping and the optimizer; returns the loss sum of this rank's
   // samples, read once at the end (Note [One loss read per step]). Adds the step's phase times,
   // measured on the device (DeviceTimer), to `times`.
-  double train_step(io::Batch& batch, std::int64_t step, StepBreakdown& times);
+  LossTotals train_step(io::Batch& batch, std::int64_t step, StepBreakdown& times);
+  // The step's loss over all ranks (every rank gets the same) and any stop signal one rank got.
+  struct StepOutcome {
+    double loss_sum = 0.0;
+    int signal = 0;
+  };
+  StepOutcome agree_on_step(const LossTotals& loss);
   // Stops every rank with one error when their configs, models, data or builds differ.
   void check_ranks_agree();
   // Runs `work` on rank 0; if it throws, every rank throws the same error (so that all exit
@@ -85,6 +98,9 @@ class Trainer {
   // Rank 0 writes a checkpoint of the state after `position.step` steps; all ranks wait for it.
   std::string save_checkpoint(const TrainPosition& position);
   void broadcast_optimizer_state();
+  // Refuses (unless --allow-inexact-resume) a resume on another world size that cannot continue
+  // bit for bit: Note [Elastic resume].
+  void check_elastic_resume(const io::CheckpointState& state, const std::string& path);
   bool prints() const { return comm_.rank() == 0 || config_.log_all_ranks; }
 
   TrainConfig config_;
@@ -102,6 +118,10 @@ class Trainer {
   std::vector<LayerSpec> layers_;
   std::optional<io::CheckpointDir> checkpoints_;
   TrainPosition start_;  // where run() begins (after a resume)
+  io::LoaderOptions loader_options() const;
+  std::unique_ptr<io::Loader> step_loader_;  // step()'s data
+  std::int64_t stepped_ = 0;                 // steps step() has run
+  bool corrupt_gradients_ = false;
   std::optional<Timeline> timeline_;  // with --timeline
   StepLoss step_loss_;                // the step's per-sample losses, on the device
   // What the step's phases took where they ran (events on a GPU), read once per step.
