@@ -5,6 +5,8 @@
 // shard groups and blocks, simulated collectives in between: for every world size it gives the
 // bits of LocalCommunicator's exact sum of all shards, NaN and infinities included. Label unit:
 // it runs on the CPU machines of a CUDA build; tests/cuda/nccl_test.cpp runs the kernels.
+#include "comm/nccl/exact_sum_plan.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,7 +18,6 @@
 #include <vector>
 
 #include "comm/local_communicator.h"
-#include "comm/nccl/exact_sum_plan.h"
 #include "runtime/error.h"
 #include "runtime/exact_sum.h"
 
@@ -52,8 +53,8 @@ TEST(ExactSumPlan, BlocksPadTheCountToAMultipleOfTheWorld) {
 }
 
 TEST(ExactSumPlan, ScratchRegionsAreAlignedDisjointAndLargeEnough) {
-  for (const std::int64_t count : {std::int64_t{1}, std::int64_t{7}, std::int64_t{1000},
-                                   std::int64_t{1} << 40}) {
+  for (const std::int64_t count :
+       {std::int64_t{1}, std::int64_t{7}, std::int64_t{1000}, std::int64_t{1} << 40}) {
     for (const int world : {1, 2, 3, 8}) {
       const std::int64_t chunks = (count + 255) / 256;
       const ExactSumPlan plan = plan_exact_sum(count, chunks, world - 1, world);
@@ -74,10 +75,10 @@ TEST(ExactSumPlan, ScratchRegionsAreAlignedDisjointAndLargeEnough) {
 }
 
 TEST(ExactSumPlan, RejectsWhatTheDevicePathCannotTake) {
-  EXPECT_THROW(plan_exact_sum(0, 1, 0, 1), Error);              // count 0 goes to the host
-  EXPECT_THROW(plan_exact_sum(10, 0, 0, 1), Error);             // no chunk
-  EXPECT_THROW(plan_exact_sum(10, 11, 0, 1), Error);            // more chunks than values
-  EXPECT_THROW(plan_exact_sum(10, 1, 2, 2), Error);             // rank outside the world
+  EXPECT_THROW(plan_exact_sum(0, 1, 0, 1), Error);                      // count 0 goes to the host
+  EXPECT_THROW(plan_exact_sum(10, 0, 0, 1), Error);                     // no chunk
+  EXPECT_THROW(plan_exact_sum(10, 11, 0, 1), Error);                    // more chunks than values
+  EXPECT_THROW(plan_exact_sum(10, 1, 2, 2), Error);                     // rank outside the world
   EXPECT_THROW(plan_exact_sum(std::int64_t{1} << 57, 1, 0, 1), Error);  // byte counts overflow
 }
 
@@ -104,8 +105,8 @@ TEST(ExactSumPlan, PowerOfTwoIsLdexpOfOne) {
 }
 
 TEST(ExactSumPlan, ShardGroupsCoverEveryShardOnceInOrder) {
-  for (const std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{64}, std::size_t{65},
-                              std::size_t{130}}) {
+  for (const std::size_t n :
+       {std::size_t{0}, std::size_t{1}, std::size_t{64}, std::size_t{65}, std::size_t{130}}) {
     std::vector<float> storage(n + 1);
     std::vector<const float*> shards;
     for (std::size_t s = 0; s < n; ++s) shards.push_back(&storage[s]);
@@ -159,11 +160,11 @@ void quantize_into(std::span<const float* const> shards, const ExactSumPlan& pla
     const std::int64_t end = first_group ? plan.padded : plan.count;
     for (std::int64_t i = 0; i < end; ++i) {
       const std::int64_t sum =
-          i < plan.count ? element_sum(group.data, group.count, i,
-                                       codes[static_cast<std::size_t>(
-                                           chunk_index(starts.data(), chunks, i))],
-                                       headroom)
-                         : 0;
+          i < plan.count
+              ? element_sum(group.data, group.count, i,
+                            codes[static_cast<std::size_t>(chunk_index(starts.data(), chunks, i))],
+                            headroom)
+              : 0;
       auto& slot = sums[static_cast<std::size_t>(i)];
       slot = first_group ? sum : slot + sum;
     }
@@ -179,7 +180,8 @@ std::vector<float> device_sequence(const std::vector<std::vector<float>>& all, i
   const auto chunks = static_cast<std::int64_t>(starts.size());
   std::vector<std::vector<const float*>> shards(static_cast<std::size_t>(world));
   for (std::int64_t s = 0; s < total; ++s) {
-    shards[static_cast<std::size_t>(s / per_rank)].push_back(all[static_cast<std::size_t>(s)].data());
+    shards[static_cast<std::size_t>(s / per_rank)].push_back(
+        all[static_cast<std::size_t>(s)].data());
   }
   // 1. codes per rank, MAX all-reduce.
   std::vector<std::int32_t> codes(starts.size(), exact::kZeroCode), mine;
@@ -198,7 +200,8 @@ std::vector<float> device_sequence(const std::vector<std::vector<float>>& all, i
   const std::int64_t padded = plans[0].padded;
   std::vector<std::int64_t> reduced(static_cast<std::size_t>(padded), 0);
   for (const auto& rank_sums : sums) {
-    for (std::int64_t i = 0; i < padded; ++i) reduced[static_cast<std::size_t>(i)] += rank_sums[static_cast<std::size_t>(i)];
+    for (std::int64_t i = 0; i < padded; ++i)
+      reduced[static_cast<std::size_t>(i)] += rank_sums[static_cast<std::size_t>(i)];
   }
   // 3. each rank dequantises its block; the all-gather concatenates the blocks; out = first count.
   std::vector<float> gathered(static_cast<std::size_t>(padded), -1.0f);
@@ -206,9 +209,10 @@ std::vector<float> device_sequence(const std::vector<std::vector<float>>& all, i
     for (std::int64_t j = 0; j < plan.block; ++j) {
       const std::int64_t i = plan.first() + j;
       gathered[static_cast<std::size_t>(i)] =
-          i < count ? element_result(reduced[static_cast<std::size_t>(i)],
-                                     codes[static_cast<std::size_t>(chunk_index(starts.data(), chunks, i))],
-                                     headroom)
+          i < count ? element_result(
+                          reduced[static_cast<std::size_t>(i)],
+                          codes[static_cast<std::size_t>(chunk_index(starts.data(), chunks, i))],
+                          headroom)
                     : 0.0f;
     }
   }
@@ -242,11 +246,13 @@ std::vector<float> shard_values(int s, std::int64_t count, const std::vector<std
     if (s == total - 1 && end - begin > 1) v[static_cast<std::size_t>(begin) + 1] = kInf;
   }
   if (chunk(3, begin, end)) {
-    for (std::int64_t i = begin; i < end; ++i) v[static_cast<std::size_t>(i)] = (i + s) % 2 ? -0.0f : 0.0f;
+    for (std::int64_t i = begin; i < end; ++i)
+      v[static_cast<std::size_t>(i)] = (i + s) % 2 ? -0.0f : 0.0f;
   }
   if (chunk(4, begin, end)) {
     for (std::int64_t i = begin; i < end; ++i) {
-      v[static_cast<std::size_t>(i)] = std::ldexp(static_cast<float>((i * 7 + s * 3) % 100 - 50), -140);
+      v[static_cast<std::size_t>(i)] =
+          std::ldexp(static_cast<float>((i * 7 + s * 3) % 100 - 50), -140);
     }
   }
   return v;
@@ -279,10 +285,14 @@ TEST(ExactSumPlan, DeviceSequenceGivesTheOneRankHostSumBitwise) {
           const std::vector<float> got = device_sequence(all, world, count, starts);
           std::int64_t differ = 0, first = -1;
           for (std::int64_t i = 0; i < count; ++i) {
-            if (std::memcmp(&got[static_cast<std::size_t>(i)], &expected[static_cast<std::size_t>(i)], 4) != 0 && differ++ == 0) first = i;
+            if (std::memcmp(&got[static_cast<std::size_t>(i)],
+                            &expected[static_cast<std::size_t>(i)], 4) != 0 &&
+                differ++ == 0)
+              first = i;
           }
           EXPECT_EQ(differ, 0) << "first at " << first << ": got "
-                               << (first >= 0 ? got[static_cast<std::size_t>(first)] : 0.0f) << ", want "
+                               << (first >= 0 ? got[static_cast<std::size_t>(first)] : 0.0f)
+                               << ", want "
                                << (first >= 0 ? expected[static_cast<std::size_t>(first)] : 0.0f);
         }
       }

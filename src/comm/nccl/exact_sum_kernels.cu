@@ -112,23 +112,23 @@ __global__ void quantize_sum_kernel(const __grid_constant__ ShardGroup shards, b
                                     const std::int32_t* codes, int headroom, std::int64_t* sums) {
   const std::int64_t end = first_group ? padded : count;
   for (std::int64_t i = grid_start(); i < end; i += grid_stride()) {
-    const std::int64_t sum =
-        i < count ? element_sum(shards.data, shards.count, i,
-                                codes[chunk_index(starts, chunks, i)], headroom)
-                  : 0;
+    const std::int64_t sum = i < count
+                                 ? element_sum(shards.data, shards.count, i,
+                                               codes[chunk_index(starts, chunks, i)], headroom)
+                                 : 0;
     sums[i] = first_group ? sum : sums[i] + sum;
   }
 }
 
 // Elements at or beyond `count` (the padding) become 0; they are never copied out.
-__global__ void dequantize_kernel(const std::int64_t* sums, std::int64_t first,
-                                  std::int64_t length, std::int64_t count,
-                                  const std::int64_t* starts, std::int64_t chunks,
-                                  const std::int32_t* codes, int headroom, float* out) {
+__global__ void dequantize_kernel(const std::int64_t* sums, std::int64_t first, std::int64_t length,
+                                  std::int64_t count, const std::int64_t* starts,
+                                  std::int64_t chunks, const std::int32_t* codes, int headroom,
+                                  float* out) {
   for (std::int64_t j = grid_start(); j < length; j += grid_stride()) {
     const std::int64_t i = first + j;
-    out[j] = i < count ? element_result(sums[j], codes[chunk_index(starts, chunks, i)], headroom)
-                       : 0.0f;
+    out[j] =
+        i < count ? element_result(sums[j], codes[chunk_index(starts, chunks, i)], headroom) : 0.0f;
   }
 }
 
@@ -162,9 +162,8 @@ void exact_dequantize(cudaStream_t stream, const std::int64_t* sums, std::int64_
                       std::int64_t length, std::int64_t count, const std::int64_t* starts,
                       std::int64_t chunks, const std::int32_t* codes, int headroom, float* out) {
   if (length == 0) return;
-  dequantize_kernel<<<blocks_for(length), kThreads, 0, stream>>>(sums, first, length, count,
-                                                                 starts, chunks, codes, headroom,
-                                                                 out);
+  dequantize_kernel<<<blocks_for(length), kThreads, 0, stream>>>(sums, first, length, count, starts,
+                                                                 chunks, codes, headroom, out);
   DPT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -20,8 +20,8 @@ ExactSumPlan plan_exact_sum(std::int64_t count, std::int64_t chunks, int rank, i
             " is not a rank of a world of ", world);
   DPT_CHECK(count >= 1 && count <= kMaxCount, "exact_sum on device memory: ", count,
             " values; expected 1 to 2^56");
-  DPT_CHECK(chunks >= 1 && chunks <= count, "exact_sum on device memory: ", chunks,
-            " chunks for ", count, " values");
+  DPT_CHECK(chunks >= 1 && chunks <= count, "exact_sum on device memory: ", chunks, " chunks for ",
+            count, " values");
   ExactSumPlan plan;
   plan.count = count;
   plan.rank = rank;
