@@ -41,10 +41,12 @@ namespace dpt::exact {
 // chunk is unknown, and a NaN gradient is what the training loop and the optimizer must see.
 
 void check_chunks(const char* what, std::int64_t count, std::span<const std::int64_t> starts,
-                  std::int64_t total_shards) {
+                  std::int64_t total_shards, std::int64_t local_shards) {
   DPT_CHECK(count >= 0, what, ": count ", count, " is negative");
   DPT_CHECK(total_shards >= 1 && total_shards <= kMaxShards, what, ": ", total_shards,
             " shards in all; the exact sum takes 1 to ", kMaxShards);
+  DPT_CHECK(local_shards >= 1 && local_shards <= total_shards, what, ": ", local_shards,
+            " shard(s) on this rank of ", total_shards, " in all");
   DPT_CHECK(count == 0 || (!starts.empty() && starts[0] == 0), what,
             ": the chunk starts must begin with 0");
   for (std::size_t c = 1; c < starts.size(); ++c) {
