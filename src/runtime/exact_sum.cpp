@@ -58,11 +58,13 @@ void check_chunks(const char* what, std::int64_t count, std::span<const std::int
 // Note [Exact sum dispatch]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~
 // These loops run on the communication thread over every gradient a step (a few GB/s of
-// traffic), so they are compiled for x86-64-v4 (AVX-512 with DQ: int64 <-> double in vectors), x86-64-v3 (AVX2) and the baseline, and the loader picks the
-// widest the CPU has (GCC target_clones). The arithmetic is exact or correctly rounded IEEE
+// traffic), so they are compiled for x86-64-v4 (AVX-512 with DQ: int64 <-> double in vectors),
+// x86-64-v3 (AVX2) and the baseline, and the loader picks the widest the CPU has (GCC
+// target_clones). The arithmetic is exact or correctly rounded IEEE
 // (a product by a power of two, one addition, one conversion), so every clone gives the same bits.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define DPT_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define DPT_SIMD_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define DPT_SIMD_CLONES
 #endif
