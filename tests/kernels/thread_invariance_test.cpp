@@ -97,7 +97,8 @@ TEST_P(ConvInvariance, SameBitsForEveryThreadCountAndMatchReference) {
   const Tensor dy = random_tensor(ys, 4);
 
   for (const bool fused : {false, true}) {  // bias + ReLU, or neither
-    const Tensor want = from_doubles(ys, test::ref::conv_forward(x, w, fused ? &b : nullptr, p, fused));
+    const Tensor want =
+        from_doubles(ys, test::ref::conv_forward(x, w, fused ? &b : nullptr, p, fused));
     expect_invariant(
         fused ? "conv forward (bias, relu)" : "conv forward",
         [&](const Context& ctx) {
@@ -123,12 +124,14 @@ TEST_P(ConvInvariance, SameBitsForEveryThreadCountAndMatchReference) {
   const Tensor dw0 = random_tensor(ws, 5), db0 = random_tensor(bs, 6);
   for (const bool accumulate : {false, true}) {
     for (const bool bias : {false, true}) {
-      std::vector<double> want_w(grads.begin(), grads.begin() + wn), want_b(grads.begin() + wn, grads.end());
+      std::vector<double> want_w(grads.begin(), grads.begin() + wn),
+          want_b(grads.begin() + wn, grads.end());
       for (std::int64_t i = 0; accumulate && i < wn; ++i) want_w[i] += dw0.data<float>()[i];
       for (std::int64_t i = 0; accumulate && i < cc.o; ++i) want_b[i] += db0.data<float>()[i];
       const Tensor ww = from_doubles(ws, want_w), wb = from_doubles(bs, want_b);
       expect_invariant(
-          accumulate ? (bias ? "conv backward-weights (bias, accumulate)" : "conv backward-weights (accumulate)")
+          accumulate ? (bias ? "conv backward-weights (bias, accumulate)"
+                             : "conv backward-weights (accumulate)")
                      : (bias ? "conv backward-weights (bias)" : "conv backward-weights"),
           [&](const Context& ctx) {
             Tensor dw = dw0.clone(), db = db0.clone();
@@ -168,11 +171,13 @@ class LinearInvariance : public ::testing::TestWithParam<LinearCase> {};
 
 TEST_P(LinearInvariance, SameBitsForEveryThreadCountAndMatchReference) {
   const auto [n, k, m] = GetParam();
-  const Tensor x = random_tensor({n, k}, 1), w = random_tensor({m, k}, 2), b = random_tensor({m}, 3);
+  const Tensor x = random_tensor({n, k}, 1), w = random_tensor({m, k}, 2),
+               b = random_tensor({m}, 3);
   const Tensor dy = random_tensor({n, m}, 4);
 
   for (const bool fused : {false, true}) {
-    const Tensor want = from_doubles({n, m}, test::ref::linear_forward(x, w, fused ? &b : nullptr, fused));
+    const Tensor want =
+        from_doubles({n, m}, test::ref::linear_forward(x, w, fused ? &b : nullptr, fused));
     expect_invariant(
         fused ? "linear forward (bias, relu)" : "linear forward",
         [&](const Context& ctx) {
@@ -199,11 +204,13 @@ TEST_P(LinearInvariance, SameBitsForEveryThreadCountAndMatchReference) {
       },
       [&](const Outputs& out) { EXPECT_TRUE(all_close(out[0], want_dx, kRtol, kAtol)); });
 
-  std::vector<double> grad_w(static_cast<std::size_t>(m * k), 0.0), grad_b(static_cast<std::size_t>(m), 0.0);
+  std::vector<double> grad_w(static_cast<std::size_t>(m * k), 0.0),
+      grad_b(static_cast<std::size_t>(m), 0.0);
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t j = 0; j < m; ++j) {
       grad_b[j] += dyp[i * m + j];
-      for (std::int64_t l = 0; l < k; ++l) grad_w[j * k + l] += static_cast<double>(dyp[i * m + j]) * xp[i * k + l];
+      for (std::int64_t l = 0; l < k; ++l)
+        grad_w[j * k + l] += static_cast<double>(dyp[i * m + j]) * xp[i * k + l];
     }
   const Tensor dw0 = random_tensor({m, k}, 5), db0 = random_tensor({m}, 6);
   for (const bool accumulate : {false, true}) {
@@ -231,8 +238,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LinearInvariance,
                                            LinearCase{32, 2048, 10},    // mlp head
                                            LinearCase{32, 3136, 10},    // cnn head
                                            LinearCase{1, 1, 1}, LinearCase{3, 5, 7},
-                                           LinearCase{5, 300, 257},     // a block edge in m
-                                           LinearCase{300, 33, 513},    // block edges in n, m
+                                           LinearCase{5, 300, 257},   // a block edge in m
+                                           LinearCase{300, 33, 513},  // block edges in n, m
                                            LinearCase{3, 5000, 9}));
 
 // ---- the block runner -------------------------------------------------------------------------
@@ -244,8 +251,9 @@ TEST(ParallelBlocks, BodiesSeeOneThreadAndSgemmComputesItsSequentialResult) {
   const std::int64_t m = 8, n = 8, k = 1 << 14;
   const Tensor a = random_tensor({m, k}, 1), b = random_tensor({k, n}, 2);
   auto gemm = [&](float* c) {
-    ASSERT_EQ(dnnl_sgemm('N', 'N', m, n, k, 1.0f, a.data<float>(), k, b.data<float>(), n, 0.0f, c, n),
-              dnnl_success);
+    ASSERT_EQ(
+        dnnl_sgemm('N', 'N', m, n, k, 1.0f, a.data<float>(), k, b.data<float>(), n, 0.0f, c, n),
+        dnnl_success);
   };
   std::vector<float> sequential(static_cast<std::size_t>(m * n));
   {
@@ -300,7 +308,8 @@ TEST(OtherOpsInvariance, SameBitsForEveryThreadCount) {
   });
   expect_invariant("dropout", [&](const Context& ctx) {
     const Tensor xs = random_tensor({7, 14293}, 3);
-    Tensor y = Tensor::empty(xs.shape()), mask = Tensor::empty(xs.shape()), dx = Tensor::empty(xs.shape());
+    Tensor y = Tensor::empty(xs.shape()), mask = Tensor::empty(xs.shape()),
+           dx = Tensor::empty(xs.shape());
     dropout_forward(ctx, xs, y, mask, 0.3f, DropoutKey{5, 2, 1, 11});
     dropout_backward(ctx, y, mask, dx);
     return Outputs{y, mask, dx};
@@ -328,19 +337,23 @@ TEST(OtherOpsInvariance, SameBitsForEveryThreadCount) {
     const std::int64_t rows = 3001, classes = 10;
     const Tensor logits = random_tensor({rows, classes}, 4, -5.0f, 5.0f);
     Tensor labels = Tensor::empty({rows}, DType::kI32);
-    for (std::int64_t i = 0; i < rows; ++i) labels.data<std::int32_t>()[i] = static_cast<std::int32_t>(i * 7 % classes);
+    for (std::int64_t i = 0; i < rows; ++i)
+      labels.data<std::int32_t>()[i] = static_cast<std::int32_t>(i * 7 % classes);
     Tensor dlogits = Tensor::empty({rows, classes});
     const LossResult r = softmax_cross_entropy(ctx, logits, labels, &dlogits);
-    return Outputs{dlogits, Tensor::from_vector({2}, {static_cast<float>(r.loss_sum),
-                                                      static_cast<float>(r.loss_sum - static_cast<float>(r.loss_sum))}),
-                   Tensor::from_vector({1}, {static_cast<float>(r.correct)})};
+    return Outputs{
+        dlogits,
+        Tensor::from_vector({2}, {static_cast<float>(r.loss_sum),
+                                  static_cast<float>(r.loss_sum - static_cast<float>(r.loss_sum))}),
+        Tensor::from_vector({1}, {static_cast<float>(r.correct)})};
   });
   struct PoolCase {
     Shape x;
     Pool2dParams p;
   };
-  for (const PoolCase& pc : {PoolCase{{32, 32, 28, 28}, Pool2dParams{}},                 // cnn
-                             PoolCase{{5, 3, 5, 7}, Pool2dParams{3, 3, 2, 2, 1, 1}}}) {  // overlapping
+  for (const PoolCase& pc :
+       {PoolCase{{32, 32, 28, 28}, Pool2dParams{}},                 // cnn
+        PoolCase{{5, 3, 5, 7}, Pool2dParams{3, 3, 2, 2, 1, 1}}}) {  // overlapping
     expect_invariant("max pool", [&](const Context& ctx) {
       const Tensor xp = random_tensor(pc.x, 5);
       const Shape ys = pool2d_output_shape(pc.x, pc.p);

@@ -27,7 +27,8 @@ struct WorkerEntry : CacheEntry {
 // kConvGroup does not divide n.
 struct Groups {
   std::int64_t count = 0, tail = 0;
-  explicit Groups(std::int64_t n) : count((n + kConvGroup - 1) / kConvGroup), tail(n % kConvGroup) {}
+  explicit Groups(std::int64_t n)
+      : count((n + kConvGroup - 1) / kConvGroup), tail(n % kConvGroup) {}
   bool is_tail(std::int64_t group) const { return tail != 0 && group == count - 1; }
   bool has_full() const { return count > (tail != 0 ? 1 : 0); }
 };
@@ -66,14 +67,15 @@ struct GroupEntries {
 
 template <typename Entry, typename Make>
 GroupEntries<Entry> group_entries(CpuBackendState& st, const char* key_op, const char* op,
-                                        const ConvShape& s, int flags, const Groups& groups,
-                                        int workers, Make&& make) {
+                                  const ConvShape& s, int flags, const Groups& groups, int workers,
+                                  Make&& make) {
   GroupEntries<Entry> e;
   if (groups.has_full()) {
     e.full = worker_entries<Entry>(st, key_op, op, with_batch(s, kConvGroup), flags, workers, make);
   }
   if (groups.tail != 0) {
-    e.tail = worker_entries<Entry>(st, key_op, op, with_batch(s, groups.tail), flags, workers, make);
+    e.tail =
+        worker_entries<Entry>(st, key_op, op, with_batch(s, groups.tail), flags, workers, make);
   }
   return e;
 }
@@ -92,8 +94,8 @@ void conv2d_forward_invariant(const Context& ctx, const ConvShape& s, const floa
   const Groups groups(s.n);
   const int workers = block_workers(ctx, groups.count);
   auto make = [&](const ConvShape& g) { return make_conv_forward(st.engine(), g, bias, relu); };
-  const auto e = group_entries<ConvForward>(st, "conv_fwd_1t", "conv2d_forward", s,
-                                            bias * 2 + relu, groups, workers, make);
+  const auto e = group_entries<ConvForward>(st, "conv_fwd_1t", "conv2d_forward", s, bias * 2 + relu,
+                                            groups, workers, make);
   // Each worker reorders the weights once per call and primitive.
   std::vector<char> weights_ready(static_cast<std::size_t>(2 * workers), 0);
   const std::int64_t in = s.c * s.h * s.w, out = s.o * s.oh * s.ow;
@@ -113,8 +115,8 @@ void conv2d_backward_data_invariant(const Context& ctx, const ConvShape& s, cons
   const Groups groups(s.n);
   const int workers = block_workers(ctx, groups.count);
   auto make = [&](const ConvShape& g) { return make_conv_backward_data(st.engine(), g); };
-  const auto e = group_entries<ConvBackwardData>(st, "conv_bwd_data_1t", "conv2d_backward_data",
-                                                 s, 0, groups, workers, make);
+  const auto e = group_entries<ConvBackwardData>(st, "conv_bwd_data_1t", "conv2d_backward_data", s,
+                                                 0, groups, workers, make);
   std::vector<char> weights_ready(static_cast<std::size_t>(2 * workers), 0);
   const std::int64_t in = s.c * s.h * s.w, out = s.o * s.oh * s.ow;
   parallel_blocks(ctx, groups.count, [&](std::int64_t group, int worker) {
@@ -136,9 +138,8 @@ void conv2d_backward_weights_invariant(const Context& ctx, const ConvShape& s, c
   auto make = [&](const ConvShape& g) {
     return make_conv_backward_weights(st.engine(), g, bias, false);
   };
-  const auto e = group_entries<ConvBackwardWeights>(st, "conv_bwd_weights_1t",
-                                                    "conv2d_backward_weights", s, bias, groups,
-                                                    workers, make);
+  const auto e = group_entries<ConvBackwardWeights>(
+      st, "conv_bwd_weights_1t", "conv2d_backward_weights", s, bias, groups, workers, make);
   // Group g's dw (OIHW) then db at partials + g * stride.
   const std::int64_t wn = s.o * s.c * s.kh * s.kw, stride = wn + (bias ? s.o : 0);
   auto& scratch = st.cached<Partials>("conv_bwd_weights_partials", "conv2d_backward_weights",
@@ -152,7 +153,8 @@ void conv2d_backward_weights_invariant(const Context& ctx, const ConvShape& s, c
         *(groups.is_tail(group) ? e.tail : e.full)[static_cast<std::size_t>(worker)];
     const std::int64_t first = group * kConvGroup;
     float* const part = partials + group * stride;
-    we.entry->run(we.stream, s.o, x + first * in, dy + first * out, part, bias ? part + wn : nullptr);
+    we.entry->run(we.stream, s.o, x + first * in, dy + first * out, part,
+                  bias ? part + wn : nullptr);
   });
   // Sum over groups in group order, element by element (any split of the elements among threads
   // gives the same bits), into group 0's slot; then write or add.
@@ -166,7 +168,8 @@ void conv2d_backward_weights_invariant(const Context& ctx, const ConvShape& s, c
       for (std::int64_t i = begin; i < end; ++i) partials[i] += part[i];
     }
     const std::int64_t w_end = std::min(end, wn);
-    for (std::int64_t i = begin; i < w_end; ++i) dw[i] = accumulate ? dw[i] + partials[i] : partials[i];
+    for (std::int64_t i = begin; i < w_end; ++i)
+      dw[i] = accumulate ? dw[i] + partials[i] : partials[i];
     for (std::int64_t i = std::max(begin, wn); i < end; ++i) {
       db[i - wn] = accumulate ? db[i - wn] + partials[i] : partials[i];
     }

@@ -140,8 +140,8 @@ std::unique_ptr<ConvBackwardWeights> make_conv_backward_weights(dnnl::engine& en
                                  dnnl::algorithm::convolution_direct, src_md, d.wei_any,
                                  d.bias_user, d.dst_any, d.strides, d.padding, d.padding)
                            : dnnl::convolution_backward_weights::desc(
-                                 dnnl::algorithm::convolution_direct, src_md, d.wei_any,
-                                 d.dst_any, d.strides, d.padding, d.padding);
+                                 dnnl::algorithm::convolution_direct, src_md, d.wei_any, d.dst_any,
+                                 d.strides, d.padding, d.padding);
     return dnnl::convolution_backward_weights::primitive_desc(desc, base_attr(), engine, hint);
   };
   // With fewer than 8 input channels (the first layer) the blocked layout pads channels to 8:

@@ -24,44 +24,43 @@ void for_each_output_block(const Context& ctx, std::int64_t rows, std::int64_t c
 }  // namespace
 
 void linear_forward_invariant(const Context& ctx, const float* x, const float* w, const float* b,
-                              float* y, std::int64_t n, std::int64_t k, std::int64_t m,
-                              bool relu) {
+                              float* y, std::int64_t n, std::int64_t k, std::int64_t m, bool relu) {
   // y[n,m] = x[n,k] * w[m,k]^T, block (rows of x, rows of w).
-  for_each_output_block(ctx, n, m, [&](std::int64_t r0, std::int64_t rb, std::int64_t c0,
-                                       std::int64_t cb) {
-    float* yb = y + r0 * m + c0;
-    sgemm("linear_forward", 'N', 'T', rb, cb, k, x + r0 * k, k, w + c0 * k, k, 0.0f, yb, m);
-    if (b == nullptr && !relu) return;
-    for (std::int64_t i = 0; i < rb; ++i) {
-      float* row = yb + i * m;
-      for (std::int64_t j = 0; j < cb; ++j) {
-        float v = row[j] + (b ? b[c0 + j] : 0.0f);
-        if (relu) v = v > 0.0f ? v : 0.0f;
-        row[j] = v;
-      }
-    }
-  });
+  for_each_output_block(
+      ctx, n, m, [&](std::int64_t r0, std::int64_t rb, std::int64_t c0, std::int64_t cb) {
+        float* yb = y + r0 * m + c0;
+        sgemm("linear_forward", 'N', 'T', rb, cb, k, x + r0 * k, k, w + c0 * k, k, 0.0f, yb, m);
+        if (b == nullptr && !relu) return;
+        for (std::int64_t i = 0; i < rb; ++i) {
+          float* row = yb + i * m;
+          for (std::int64_t j = 0; j < cb; ++j) {
+            float v = row[j] + (b ? b[c0 + j] : 0.0f);
+            if (relu) v = v > 0.0f ? v : 0.0f;
+            row[j] = v;
+          }
+        }
+      });
 }
 
 void linear_backward_data_invariant(const Context& ctx, const float* dy, const float* w, float* dx,
                                     std::int64_t n, std::int64_t k, std::int64_t m) {
   // dx[n,k] = dy[n,m] * w[m,k]
-  for_each_output_block(ctx, n, k, [&](std::int64_t r0, std::int64_t rb, std::int64_t c0,
-                                       std::int64_t cb) {
-    sgemm("linear_backward_data", 'N', 'N', rb, cb, m, dy + r0 * m, m, w + c0, k, 0.0f,
-          dx + r0 * k + c0, k);
-  });
+  for_each_output_block(ctx, n, k,
+                        [&](std::int64_t r0, std::int64_t rb, std::int64_t c0, std::int64_t cb) {
+                          sgemm("linear_backward_data", 'N', 'N', rb, cb, m, dy + r0 * m, m, w + c0,
+                                k, 0.0f, dx + r0 * k + c0, k);
+                        });
 }
 
 void linear_backward_weights_invariant(const Context& ctx, const float* x, const float* dy,
                                        float* dw, std::int64_t n, std::int64_t k, std::int64_t m,
                                        bool accumulate) {
   // dw[m,k] (+)= dy^T[m,n] * x[n,k]: the batch n is the reduction, never split.
-  for_each_output_block(ctx, m, k, [&](std::int64_t r0, std::int64_t rb, std::int64_t c0,
-                                       std::int64_t cb) {
-    sgemm("linear_backward_weights", 'T', 'N', rb, cb, n, dy + r0, m, x + c0, k,
-          accumulate ? 1.0f : 0.0f, dw + r0 * k + c0, k);
-  });
+  for_each_output_block(ctx, m, k,
+                        [&](std::int64_t r0, std::int64_t rb, std::int64_t c0, std::int64_t cb) {
+                          sgemm("linear_backward_weights", 'T', 'N', rb, cb, n, dy + r0, m, x + c0,
+                                k, accumulate ? 1.0f : 0.0f, dw + r0 * k + c0, k);
+                        });
 }
 
 }  // namespace dpt::kernels::cpu
