@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/backend_state.h"
 #include "kernels/cpu/invariant.h"
+#include "kernels/elementwise_math.h"
 
 namespace dpt::kernels::cpu {
 namespace {
@@ -34,9 +35,8 @@ void linear_forward_invariant(const Context& ctx, const float* x, const float* w
         for (std::int64_t i = 0; i < rb; ++i) {
           float* row = yb + i * m;
           for (std::int64_t j = 0; j < cb; ++j) {
-            float v = row[j] + (b ? b[c0 + j] : 0.0f);
-            if (relu) v = v > 0.0f ? v : 0.0f;
-            row[j] = v;
+            const float v = row[j] + (b ? b[c0 + j] : 0.0f);
+            row[j] = relu ? kernels::relu(v) : v;  // the ReLU layer's math
           }
         }
       });
