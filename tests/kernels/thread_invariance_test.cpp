@@ -242,6 +242,29 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LinearInvariance,
                                            LinearCase{300, 33, 513},  // block edges in n, m
                                            LinearCase{3, 5000, 9}));
 
+// An empty batch has a zero weight gradient (added: nothing changes), in both modes' contract.
+TEST(EmptyBatchInvariance, WeightGradientsAreZero) {
+  Context ctx = Context::create(Device::cpu(), 2);
+  ctx.set_thread_invariant(true);
+  const Conv2dParams p{1, 1, 1, 1};
+  const Tensor x = Tensor::empty({0, 3, 5, 5}), dy = Tensor::empty({0, 4, 5, 5});
+  const Tensor dw0 = random_tensor({4, 3, 3, 3}, 1), db0 = random_tensor({4}, 2);
+  for (const bool accumulate : {false, true}) {
+    Tensor dw = dw0.clone(), db = db0.clone();
+    conv2d_backward_weights(ctx, x, dy, dw, db, p, accumulate);
+    EXPECT_TRUE(all_close(dw, accumulate ? dw0 : Tensor::zeros(dw0.shape()), 0, 0));
+    EXPECT_TRUE(all_close(db, accumulate ? db0 : Tensor::zeros(db0.shape()), 0, 0));
+  }
+  const Tensor lx = Tensor::empty({0, 5}), ldy = Tensor::empty({0, 3});
+  const Tensor lw0 = random_tensor({3, 5}, 3), lb0 = random_tensor({3}, 4);
+  for (const bool accumulate : {false, true}) {
+    Tensor dw = lw0.clone(), db = lb0.clone();
+    linear_backward_weights(ctx, lx, ldy, dw, db, accumulate);
+    EXPECT_TRUE(all_close(dw, accumulate ? lw0 : Tensor::zeros(lw0.shape()), 0, 0));
+    EXPECT_TRUE(all_close(db, accumulate ? lb0 : Tensor::zeros(lb0.shape()), 0, 0));
+  }
+}
+
 // ---- the block runner -------------------------------------------------------------------------
 // What parallel_blocks promises the code it runs: OpenMP reports one thread (oneDNN's GEMM and
 // primitives read that as their budget; inside a team of one omp_in_parallel() is false, so

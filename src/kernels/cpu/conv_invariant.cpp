@@ -134,6 +134,13 @@ void conv2d_backward_weights_invariant(const Context& ctx, const ConvShape& s, c
   CpuBackendState& st = state_of(ctx);
   const bool bias = db != nullptr;
   const Groups groups(s.n);
+  if (groups.count == 0) {  // an empty batch: the gradient is zero
+    if (!accumulate) {
+      std::fill(dw, dw + s.o * s.c * s.kh * s.kw, 0.0f);
+      if (bias) std::fill(db, db + s.o, 0.0f);
+    }
+    return;
+  }
   const int workers = block_workers(ctx, groups.count);
   auto make = [&](const ConvShape& g) {
     return make_conv_backward_weights(st.engine(), g, bias, false);

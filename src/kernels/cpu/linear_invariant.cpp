@@ -56,6 +56,10 @@ void linear_backward_weights_invariant(const Context& ctx, const float* x, const
                                        float* dw, std::int64_t n, std::int64_t k, std::int64_t m,
                                        bool accumulate) {
   // dw[m,k] (+)= dy^T[m,n] * x[n,k]: the batch n is the reduction, never split.
+  if (n == 0) {  // dnnl_sgemm returns at once when k = 0, without applying beta = 0
+    if (!accumulate) std::fill(dw, dw + m * k, 0.0f);
+    return;
+  }
   for_each_output_block(ctx, m, k,
                         [&](std::int64_t r0, std::int64_t rb, std::int64_t c0, std::int64_t cb) {
                           sgemm("linear_backward_weights", 'T', 'N', rb, cb, n, dy + r0, m, x + c0,
