@@ -41,7 +41,9 @@ int train(dpt::nn::TrainConfig config, std::unique_ptr<dpt::comm::Communicator>&
   const dpt::Device device = dpt::device_for_local_rank(config.device, world->local_rank());
   // One GPU per rank, decided by the GPUs' identities (two ranks on one GPU cannot run NCCL).
   dpt::comm::check_one_rank_per_gpu(*world, device);
-  const dpt::Context ctx = dpt::Context::create(device, config.threads);
+  dpt::Context ctx = dpt::Context::create(device, config.threads);
+  // Exact mode: the kernels give the same bits for any thread count (docs/design.md, Exact mode).
+  ctx.set_thread_invariant(config.exact);
   if (device.type == dpt::DeviceType::kCuda) {
     // Gradients live on the GPU: NCCL reduces them, the MPI world stays for host collectives.
     world = dpt::comm::make_device_communicator(std::move(world), device.index);

@@ -73,6 +73,9 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
       backward_timer_(ctx.device()),
       exposed_comm_timer_(ctx.device()),
       optimizer_timer_(ctx.device()) {
+  DPT_CHECK(!config_.exact || ctx_.thread_invariant(),
+            "exact mode needs a Context with thread-invariant kernels "
+            "(Context::set_thread_invariant(true)), or results would depend on the thread count");
   if (config_.eval) test_data_ = io::DatasetSplit::load(config_.data, "test", config_.test_samples);
   DPT_CHECK(train_data_.size() >= config_.batch_size, "dataset '", config_.data, "' split train has ",
             train_data_.size(), " samples, fewer than one global batch (batch-size ",
