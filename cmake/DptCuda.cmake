@@ -96,3 +96,24 @@ if(DPT_HAVE_CUDA)
                  "${CMAKE_CUDA_ARCHITECTURES}), cuDNN ${DPT_CUDNN_VERSION} ${DPT_CUDNN_LIBRARY}, "
                  "NCCL ${DPT_NCCL_VERSION} ${DPT_NCCL_LIBRARY}")
 endif()
+
+# dpt_add_cuda_objects(NAME target SOURCES file.cu...): an object library of .cu files with the
+# flags every kernel of dptrain needs. dpt_flags reaches every target that links dpt::runtime and
+# its gcc options (-Wall, -Wpedantic, ...) are unknown to nvcc, so a .cu target links no dpt
+# library: it gets dpt::runtime's include directories, the host compiler's warnings through
+# -Xcompiler (nvcc's own warnings become errors with DPT_WERROR; -Wpedantic is left out: nvcc's
+# generated host stubs are not pedantic C++), and --fmad=false: no a*b+c contraction, as the CPU
+# build (-ffp-contract=off), so math shared with the host gives the host's bits. The same flags as
+# src/kernels/CMakeLists.txt's dpt_kernels_cu.
+function(dpt_add_cuda_objects)
+  cmake_parse_arguments(T "" "NAME" "SOURCES" ${ARGN})
+  add_library(${T_NAME} OBJECT ${T_SOURCES})
+  target_include_directories(${T_NAME} PRIVATE
+                             $<TARGET_PROPERTY:dpt_runtime,INTERFACE_INCLUDE_DIRECTORIES>)
+  target_link_libraries(${T_NAME} PRIVATE CUDA::cudart)
+  target_compile_options(${T_NAME} PRIVATE
+    --fmad=false
+    "-Xcompiler=-Wall,-Wextra,-Wundef,-Wshadow=local,-fno-math-errno"
+    $<$<BOOL:${DPT_WERROR}>:-Werror=all-warnings>
+    $<$<BOOL:${DPT_WERROR}>:-Xcompiler=-Werror>)
+endfunction()

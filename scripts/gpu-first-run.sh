@@ -280,6 +280,14 @@ else
   run_stage dpt-bench-cuda 60 "$DPT_KIT/bin/dpt-bench" allreduce --device cuda --seconds 0.2
 fi
 
+# --- 7b. Exact mode on the GPU: device exact sums (CUDA kernels + NCCL) against a world of one.
+if ((cpu_only)); then
+  skip verify-exact-cuda "--cpu-only"
+else
+  run_stage verify-exact-cuda 60 "$DPT_KIT/bin/train" verify --data "$data" --model cnn --exact \
+    --steps 3 --batch-size 64 --device cuda --quiet
+fi
+
 # --- 8. dptrain beside PyTorch on the GPU.
 if ((cpu_only)); then
   skip compare-pytorch "--cpu-only"

@@ -46,7 +46,8 @@ void LocalCommunicator::all_reduce(std::int64_t* data, std::int64_t count, Reduc
 }
 
 std::unique_ptr<Work> LocalCommunicator::exact_sum_async(ExactSumBucket bucket) {
-  exact::check_chunks("exact_sum", bucket.count, bucket.chunk_starts, bucket.total_shards);
+  exact::check_chunks("exact_sum", bucket.count, bucket.chunk_starts, bucket.total_shards,
+                      static_cast<std::int64_t>(bucket.shards.size()));
   check_buffer("exact_sum", bucket.out, bucket.count);
   codes_.resize(bucket.chunk_starts.size());
   sums_.resize(static_cast<std::size_t>(bucket.count));

@@ -29,6 +29,10 @@ class Context {
 
   const Device& device() const noexcept { return device_; }
   int threads() const noexcept { return threads_; }
+  // Thread-invariant mode (off by default): every op then gives the same bits for any threads(),
+  // at some cost in speed (docs/design.md, Determinism). Exact training turns it on.
+  void set_thread_invariant(bool on) noexcept { thread_invariant_ = on; }
+  bool thread_invariant() const noexcept { return thread_invariant_; }
 
   // The backend's state, created on first use by the backend itself.
   template <typename State>
@@ -44,6 +48,7 @@ class Context {
 
   Device device_;
   int threads_ = 1;
+  bool thread_invariant_ = false;
   mutable std::unique_ptr<BackendState> backend_state_;
 };
 

@@ -129,8 +129,10 @@ void dequantize_range(const std::int64_t* sums, std::int64_t count,
                       std::span<const std::int64_t> starts, const std::int32_t* codes,
                       std::int64_t total_shards, std::int64_t first, std::int64_t last, float* out);
 
-// Checks a chunk layout (ascending starts from 0, each inside [0, count)); throws naming `what`.
+// Checks a chunk layout (ascending starts from 0, each inside [0, count)) and that this rank's
+// `local_shards` are at least one and at most `total_shards` (the headroom assumes no more);
+// throws naming `what`.
 void check_chunks(const char* what, std::int64_t count, std::span<const std::int64_t> starts,
-                  std::int64_t total_shards);
+                  std::int64_t total_shards, std::int64_t local_shards);
 
 }  // namespace dpt::exact

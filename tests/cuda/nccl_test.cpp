@@ -6,6 +6,11 @@
 //    ordered against kernels queued before and after), broadcast from the first and the last rank
 //    (floats and odd byte counts), reduce_scatter sum/max, all_reduce of doubles (values a float
 //    cannot hold); the same calls on host memory go to the host communicator;
+//  - the exact sum of device shards (Note [Exact sum on the GPU]): bitwise LocalCommunicator's sum
+//    of every rank's shards on the host, for counts that do and do not divide by the world size,
+//    1 and 0, chunks holding NaN, infinities, only zeros or only subnormals, more shards than one
+//    launch takes, the output over a shard or apart, several sums in flight, ordered against the
+//    kernels queued before and after;
 //  - DataParallel over it: N ranks with B/N samples of a global batch each hold, after finish(),
 //    the gradients one rank computes on the whole batch (1e-4 of the largest magnitude), bit for
 //    bit the same on every rank, for several bucket layouts and with accumulation.
@@ -16,6 +21,7 @@
 #include <cstdint>
 #include <cstring>
 #include <iomanip>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -233,6 +239,197 @@ TEST_F(Nccl, AllReduceOfDoublesOnDeviceMemory) {
   }
 }
 
+// ---- exact sum ---------------------------------------------------------------------------
+
+// Shard s of `total`: values over many binades, and in chunk k (when it exists) k = 1: a NaN in
+// one shard; k = 2: +Inf in one shard and -Inf in another at one element, +Inf alone at the next;
+// k = 3: every value +-0; k = 4: subnormals only. Every value doubled is exact (no overflow, and
+// subnormals keep their bits).
+std::vector<float> exact_shard(int s, std::int64_t count, const std::vector<std::int64_t>& starts,
+                               int total) {
+  std::vector<float> v(static_cast<std::size_t>(count));
+  std::uint32_t x = 2654435761u * static_cast<std::uint32_t>(s + 1);
+  for (float& e : v) {
+    x = x * 1664525u + 1013904223u;
+    e = std::ldexp(static_cast<float>(x & 0xffffff) / 16777216.0f - 0.5f, static_cast<int>(x >> 27) - 20);
+  }
+  const auto chunk = [&](std::size_t k, std::int64_t& begin, std::int64_t& end) {
+    if (k >= starts.size()) return false;
+    begin = starts[k];
+    end = k + 1 < starts.size() ? starts[k + 1] : count;
+    return true;
+  };
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  std::int64_t begin = 0, end = 0;
+  if (chunk(1, begin, end) && s == total / 2) v[static_cast<std::size_t>(begin)] = std::nanf("");
+  if (chunk(2, begin, end)) {
+    if (s == 0) v[static_cast<std::size_t>(begin)] = kInf;
+    if (s == total - 1) v[static_cast<std::size_t>(begin)] = -kInf;
+    if (s == total - 1 && end - begin > 1) v[static_cast<std::size_t>(begin) + 1] = kInf;
+  }
+  if (chunk(3, begin, end)) {
+    for (std::int64_t i = begin; i < end; ++i) v[static_cast<std::size_t>(i)] = (i + s) % 2 ? -0.0f : 0.0f;
+  }
+  if (chunk(4, begin, end)) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      v[static_cast<std::size_t>(i)] = std::ldexp(static_cast<float>((i * 7 + s * 3) % 100 - 50), -140);
+    }
+  }
+  return v;
+}
+
+// Chunk layouts of `count` values: about 256 (as DataParallel cuts), one chunk, pairs (so that the
+// special chunks exist at small counts; up to 4096 values).
+std::vector<std::vector<std::int64_t>> exact_layouts(std::int64_t count) {
+  std::vector<std::vector<std::int64_t>> layouts(1);
+  for (std::int64_t s = 0; s < count; s += 256 + s % 3) layouts.back().push_back(s);
+  layouts.push_back({0});
+  if (count <= 4096) {
+    layouts.emplace_back();
+    for (std::int64_t s = 0; s < count; s += 2) layouts.back().push_back(s);
+  }
+  return layouts;
+}
+
+// One exact sum as every rank sees it: all `total` shards on the host, this rank's share of them
+// on the device, and the one-rank host sum of all of them (the shards doubled: the device shards
+// are doubled by a kernel queued just before the sum, see ExactSum below).
+struct ExactCase {
+  std::int64_t count = 0;
+  std::vector<std::int64_t> starts;
+  int total = 0;
+  std::vector<Tensor> device;  // this rank's shards, undoubled
+  std::vector<float> expected;
+
+  ExactCase(std::int64_t n, std::vector<std::int64_t> layout, int shards, int rank, int size)
+      : count(n), starts(std::move(layout)), total(shards) {
+    std::vector<std::vector<float>> all;
+    for (int s = 0; s < total; ++s) all.push_back(exact_shard(s, count, starts, total));
+    const int per_rank = total / size;
+    for (int s = rank * per_rank; s < (rank + 1) * per_rank; ++s) {
+      device.push_back(Tensor::from_vector({count}, all[static_cast<std::size_t>(s)]).to(gpu()));
+    }
+    ExactSumBucket one;
+    for (auto& shard : all) {
+      for (float& v : shard) v *= 2.0f;
+      one.shards.push_back(shard.data());
+    }
+    expected.resize(static_cast<std::size_t>(count));
+    one.out = expected.data();
+    one.count = count;
+    one.chunk_starts = starts;
+    one.total_shards = total;
+    LocalCommunicator().exact_sum_async(one)->wait();
+  }
+
+  // Doubles the device shards on the compute stream (not waited for) and starts the exact sum
+  // into `out` (a device buffer of count floats, possibly one of the shards).
+  std::unique_ptr<Work> start(const Context& ctx, Communicator& comm, float* out) {
+    ExactSumBucket bucket;
+    for (Tensor& shard : device) {
+      kernels::scale(ctx, shard, 2.0f);
+      bucket.shards.push_back(shard.data<float>());
+    }
+    bucket.out = out;
+    bucket.count = count;
+    bucket.chunk_starts = starts;
+    bucket.total_shards = total;
+    return comm.exact_sum_async(std::move(bucket));
+  }
+
+  ::testing::AssertionResult matches(const Tensor& out) const {
+    const std::vector<float> got = out.to_vector();  // on the compute stream: after wait()
+    std::size_t differ = 0, first = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      if (std::memcmp(&got[i], &expected[i], sizeof(float)) != 0 && differ++ == 0) first = i;
+    }
+    if (got.size() == expected.size() && differ == 0) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << differ << " of " << count << " values differ from the one-rank host sum; first at "
+           << first << ": got " << got[first] << ", want " << expected[first];
+  }
+};
+
+TEST_F(Nccl, ExactSumOfDeviceShardsEqualsTheOneRankHostSumBitwise) {
+  // 132 shards: 132 or 66 per rank, more than one launch's kShardsPerLaunch (64).
+  for (const int total : {12, 132}) {
+    ASSERT_EQ(total % size_, 0) << "the suite runs at world sizes dividing 12";
+    const std::vector<std::int64_t> counts =
+        total == 12 ? std::vector<std::int64_t>{1, 7, 1023, 4096, (std::int64_t{1} << 20) + 3}
+                    : std::vector<std::int64_t>{7, 1023};
+    for (const std::int64_t count : counts) {
+      const auto layouts = exact_layouts(count);
+      for (std::size_t l = 0; l < layouts.size(); ++l) {
+        // Into the last shard (as DataParallel sums in place) or into a buffer of its own.
+        const bool in_place = l % 2 == 0;
+        SCOPED_TRACE(::testing::Message() << total << " shards, " << count << " values in "
+                                          << layouts[l].size() << " chunks, "
+                                          << (in_place ? "in place" : "apart") << ", rank "
+                                          << rank_ << " of " << size_);
+        ExactCase c(count, layouts[l], total, rank_, size_);
+        Tensor apart = Tensor::full({count}, 7.0f, gpu());
+        Tensor& out = in_place ? c.device.back() : apart;
+        std::unique_ptr<Work> work = c.start(ctx_, comm_, out.data<float>());
+        EXPECT_TRUE(work->order_on_device()) << "a device collective orders the compute stream";
+        work->wait();
+        EXPECT_TRUE(work->test());
+        EXPECT_GT(work->duration_ms(), 0.0) << "timed by its events";
+        EXPECT_LE(work->start_time(), work->end_time());
+        EXPECT_TRUE(c.matches(out));
+      }
+    }
+  }
+}
+
+TEST_F(Nccl, SeveralExactSumsInFlightCompleteInOrder) {
+  // As DataParallel issues its buckets: all launched, then waited for in order. Growing sizes make
+  // each launch replace the scratch while the earlier ones still use it; the second round reuses
+  // the cached chunk starts.
+  for (int round = 0; round < 2; ++round) {
+    std::vector<ExactCase> cases;
+    std::vector<Tensor> outs;
+    for (const std::int64_t count : {std::int64_t{7}, std::int64_t{1023}, std::int64_t{100003}}) {
+      cases.emplace_back(count, exact_layouts(count)[0], 12, rank_, size_);
+      outs.push_back(Tensor::full({count}, 7.0f, gpu()));
+    }
+    std::vector<std::unique_ptr<Work>> works;
+    for (std::size_t k = 0; k < cases.size(); ++k) {
+      works.push_back(cases[k].start(ctx_, comm_, outs[k].data<float>()));
+    }
+    for (std::size_t k = 0; k < cases.size(); ++k) {
+      works[k]->wait();
+      EXPECT_TRUE(cases[k].matches(outs[k])) << "round " << round << ", sum " << k << " ("
+                                             << cases[k].count << " values)";
+    }
+  }
+}
+
+TEST_F(Nccl, ExactSumOfNothingAndOfMixedMemory) {
+  // Count 0: the host communicator validates it and does nothing; no chunk, no output.
+  Tensor shard = Tensor::full({4}, 1.0f, gpu());
+  ExactSumBucket none;
+  none.shards = {shard.data<float>()};
+  none.total_shards = size_;
+  comm_.exact_sum_async(none)->wait();
+  EXPECT_EQ(shard.to_vector(), std::vector<float>(4, 1.0f));
+
+  // A host shard with a device output is refused on every rank before any collective.
+  std::vector<float> host(4, 1.0f);
+  ExactSumBucket mixed;
+  mixed.shards = {shard.data<float>(), host.data()};
+  mixed.out = shard.data<float>();
+  mixed.count = 4;
+  mixed.chunk_starts = {0};
+  mixed.total_shards = 2 * size_;
+  try {
+    comm_.exact_sum_async(mixed);
+    FAIL() << "an exact sum over host and device shards was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+    EXPECT_NE(e.message().find("shard 1"), std::string::npos) << e.message();
+  }
+}
+
 // Communicator::abort (Note [Abort on unwind]): after it a pending collective fails at once when
 // waited for, later collectives fail at once, and destruction does not wait. A world of one of
 // its own, so the job's communicator stays usable.
@@ -282,6 +479,18 @@ TEST_F(Nccl, HostMemoryGoesToTheHostCommunicator) {
   const std::vector<float> mine(blocks.begin() + 7 * rank_, blocks.begin() + 7 * (rank_ + 1));
   EXPECT_TRUE(all_equal(mine, [&](std::int64_t j) { return reduced(ReduceOp::kSum, size_, 7 * rank_ + j); }))
       << "reduce_scatter";
+
+  // The exact sum of host shards: the host communicator's (its own tests cover the values).
+  std::vector<float> a(static_cast<std::size_t>(count), 1.5f), b(a);
+  ExactSumBucket bucket;
+  bucket.shards = {a.data(), b.data()};
+  bucket.out = a.data();
+  bucket.count = count;
+  bucket.chunk_starts = {0};
+  bucket.total_shards = 2 * size_;
+  comm_.exact_sum_async(bucket)->wait();
+  EXPECT_TRUE(all_equal(a, [&](std::int64_t) { return 3.0f * static_cast<float>(size_); }))
+      << "exact_sum_async";
 
   const std::vector<std::string> names = comm_.all_gather("rank " + std::to_string(rank_));
   ASSERT_EQ(names.size(), static_cast<std::size_t>(size_));

@@ -96,11 +96,11 @@ inline std::vector<double> conv_backward_weights(const Tensor& x, const Tensor& 
 inline std::vector<double> linear_forward(const Tensor& x, const Tensor& w, const Tensor* b, bool relu) {
   const std::int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0);
   std::vector<double> y(static_cast<std::size_t>(n * m));
+  const float *xp = x.data<float>(), *wp = w.data<float>();
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t j = 0; j < m; ++j) {
       double acc = b ? b->data<float>()[j] : 0.0;
-      for (std::int64_t l = 0; l < k; ++l)
-        acc += static_cast<double>(x.data<float>()[i * k + l]) * w.data<float>()[j * k + l];
+      for (std::int64_t l = 0; l < k; ++l) acc += static_cast<double>(xp[i * k + l]) * wp[j * k + l];
       y[i * m + j] = relu && acc < 0 ? 0.0 : acc;
     }
   return y;

@@ -87,6 +87,51 @@ TEST(Config, OutOfRangeValuesAreRejectedByName) {
   EXPECT_NE(message({"--no-such-flag"}).find("command line"), std::string::npos);
 }
 
+// Exact mode: the default shard size is the largest divisor of the batch up to 32 (never chosen
+// from the world size, which would change the bits), and every combination that cannot run is
+// refused by name before training.
+TEST(Config, ExactModeShards) {
+  auto exact = [](std::int64_t batch, std::int64_t shard) {
+    TrainConfig c;
+    c.data = "d.h5";
+    c.exact = true;
+    c.batch_size = batch;
+    c.shard_size = shard;
+    return c;
+  };
+  EXPECT_EQ(exact(128, 0).resolved_shard_size(), 32);
+  EXPECT_EQ(exact(96, 0).resolved_shard_size(), 32);
+  EXPECT_EQ(exact(100, 0).resolved_shard_size(), 25);
+  EXPECT_EQ(exact(7, 0).resolved_shard_size(), 7);
+  EXPECT_EQ(exact(48, 2).shards_per_step(), 24);
+  for (const int ranks : {1, 2, 3, 4, 8}) {
+    EXPECT_EQ(exact(48, 2).resolved_micro_batch(ranks), 2) << ranks << " ranks";
+  }
+  const std::string five = error_of([&] { (void)exact(48, 2).resolved_micro_batch(5); });
+  EXPECT_NE(five.find("24 shards of 2"), std::string::npos) << five;
+  EXPECT_NE(five.find("5 ranks cannot share"), std::string::npos) << five;
+  TrainConfig micro = exact(48, 2);
+  micro.micro_batch = 4;
+  EXPECT_NE(error_of([&] { (void)micro.resolved_micro_batch(2); }).find("'micro-batch' (4)"),
+            std::string::npos);
+  TrainConfig accumulate = exact(48, 2);
+  accumulate.accumulate = 12;
+  EXPECT_EQ(accumulate.resolved_micro_batch(2), 2);  // 12 shards a rank: consistent
+  EXPECT_NE(error_of([&] { (void)accumulate.resolved_micro_batch(4); }).find("'accumulate' (12)"),
+            std::string::npos);
+  const std::string not_exact = error_of([&] { parse({"--data", "d.h5", "--shard-size", "4"}); });
+  EXPECT_NE(not_exact.find("'shard-size' applies to exact mode only"), std::string::npos);
+  const std::string divisor =
+      error_of([&] { parse({"--data", "d.h5", "--exact", "--shard-size", "5"}); });
+  EXPECT_NE(divisor.find("'shard-size' must be 0 or a divisor of batch-size (128)"),
+            std::string::npos)
+      << divisor;
+  const auto parsed = parse({"--data", "d.h5", "--exact", "--shard-size", "16"});
+  ASSERT_TRUE(parsed);
+  EXPECT_TRUE(parsed->exact);
+  EXPECT_EQ(parsed->resolved_micro_batch(8), 16);
+}
+
 TEST(Config, IntegersOutsideTheFieldsTypeAreRejected) {
   TrainConfig c;
   const std::string m = error_of([&] { apply_toml("threads = 4294967297\n", "run.toml", c); });

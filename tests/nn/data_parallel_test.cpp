@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 
+#include "comm/local_communicator.h"
 #include "kernels/ops.h"
 #include "nn/models.h"
 #include "nn/parallel/data_parallel.h"
@@ -107,6 +109,47 @@ TEST_P(DataParallelGrad, NRanksEqualOneRankForEveryBucketLayoutAndWithAccumulati
       EXPECT_TRUE(test::all_close(model.flat_grads(), expected, 1e-5, 1e-6))
           << layout.name << ", " << micro_steps << " micro-step(s), rank " << r << " of " << n;
     }
+  }
+}
+
+// Exact mode: shards of 2 samples, each backward into its own buffer, summed exactly. Every world
+// size and every bucket layout gives the bits of one rank summing all eight shards with one bucket
+// (chunks follow parameters, not buckets: Note [Exact sum chunks]), and those bits are the float
+// sum to rounding (a wrong but consistent result would pass the first check only).
+TEST_P(DataParallelGrad, ExactModeIsTheSameBitsForEveryWorldSizeAndBucketLayout) {
+  comm::Communicator& world = test::world();
+  const int r = world.rank(), n = world.world_size();
+  const Context ctx = cpu();
+  const Shape sample{1, 28, 28};
+  const Batch batch = global_batch(sample);
+  constexpr std::int64_t kShard = 2, kShards = kGlobalBatch / kShard;
+
+  auto exact_grads = [&](comm::Communicator& comm, DataParallelOptions options) {
+    Sequential model = build_model(reference_model(GetParam()), sample);
+    model.init_parameters(3);
+    const int local = static_cast<int>(kShards / comm.world_size());
+    options.exact_total_shards = kShards;
+    options.exact_local_shards = local;
+    DataParallel ddp(model, comm, options);
+    for (int s = 0; s < local; ++s) {
+      ddp.prepare_backward(/*reduce=*/s == local - 1, 0, s);
+      forward_backward(ctx, model, batch, (comm.rank() * local + s) * kShard, kShard, false);
+    }
+    ddp.finish();
+    return model.flat_grads().clone();
+  };
+  comm::LocalCommunicator alone;
+  const Tensor expected = exact_grads(alone, {1e6, 1e6, true, 1});
+
+  Sequential reference = build_model(reference_model(GetParam()), sample);
+  reference.init_parameters(3);
+  forward_backward(ctx, reference, batch, 0, kGlobalBatch, false);
+  EXPECT_TRUE(test::all_close(expected, reference.flat_grads(), 1e-5, 1e-6));
+
+  for (const Layout& layout : layouts()) {
+    const Tensor got = exact_grads(world, layout.options);
+    EXPECT_EQ(std::memcmp(got.raw_data(), expected.raw_data(), got.size_bytes()), 0)
+        << layout.name << ", rank " << r << " of " << n;
   }
 }
 

@@ -149,6 +149,7 @@ TEST(TrainerMpi, ResumeIsBitwiseAndMayChangeTheWorldSize) {
       EXPECT_THROW(Trainer(elsewhere, ctx, *alone), Error);
       elsewhere.allow_inexact_resume = true;
     }
+    const test::AllowWarnings inexact_resume_warns;
     Trainer single(elsewhere, ctx, *alone);
     single.run();
     EXPECT_TRUE(test::all_close(single.model().flat_params(), straight.model().flat_params(), 1e-4,

@@ -204,12 +204,14 @@ TEST(ExactSum, CodesAndHeadroom) {
 
 TEST(ExactSum, BadChunkLayoutsAreRefused) {
   const std::vector<std::int64_t> good{0, 10}, unsorted{0, 10, 5}, late{3, 10}, outside{0, 100};
-  EXPECT_NO_THROW(check_chunks("t", 100, good, 4));
-  EXPECT_THROW(check_chunks("t", 100, unsorted, 4), Error);
-  EXPECT_THROW(check_chunks("t", 100, late, 4), Error);
-  EXPECT_THROW(check_chunks("t", 100, outside, 4), Error);
-  EXPECT_THROW(check_chunks("t", 100, good, 0), Error);
-  EXPECT_THROW(check_chunks("t", 100, good, kMaxShards + 1), Error);
+  EXPECT_NO_THROW(check_chunks("t", 100, good, 4, 2));
+  EXPECT_THROW(check_chunks("t", 100, unsorted, 4, 1), Error);
+  EXPECT_THROW(check_chunks("t", 100, late, 4, 1), Error);
+  EXPECT_THROW(check_chunks("t", 100, outside, 4, 1), Error);
+  EXPECT_THROW(check_chunks("t", 100, good, 0, 1), Error);
+  EXPECT_THROW(check_chunks("t", 100, good, kMaxShards + 1, 1), Error);
+  EXPECT_THROW(check_chunks("t", 100, good, 4, 5), Error);
+  EXPECT_THROW(check_chunks("t", 100, good, 4, 0), Error);
 }
 
 }  // namespace

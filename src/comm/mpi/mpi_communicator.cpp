@@ -255,7 +255,8 @@ void MpiCommunicator::all_reduce(std::int64_t* data, std::int64_t count, ReduceO
 }
 
 std::unique_ptr<Work> MpiCommunicator::exact_sum_async(ExactSumBucket bucket) {
-  exact::check_chunks("exact_sum", bucket.count, bucket.chunk_starts, bucket.total_shards);
+  exact::check_chunks("exact_sum", bucket.count, bucket.chunk_starts, bucket.total_shards,
+                      static_cast<std::int64_t>(bucket.shards.size()));
   check_buffer("exact_sum", bucket.out, bucket.count);
   return std::make_unique<AsyncWork>(
       enqueue([this, bucket = std::move(bucket)] { exact_sum(bucket); }));

@@ -6,6 +6,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -15,16 +16,21 @@
 #include <exception>
 #include <mutex>
 #include <new>
+#include <span>
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <vector>
 
+#include "comm/nccl/exact_sum_kernels.h"
+#include "comm/nccl/exact_sum_plan.h"
 #include "comm/nccl/nccl_backend.h"
 #include "comm/nccl/nccl_check.h"
 #include "comm/work_clock.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device_memory.h"
 #include "runtime/cuda/stream.h"
+#include "runtime/exact_sum.h"
 #include "runtime/logging.h"
 
 namespace dpt::comm::nccl {
@@ -93,6 +99,116 @@ void back_off(double waited_s) {
   }
 }
 
+// Device memory stream-ordered on one stream (the NCCL stream) and kept between uses: the exact
+// sums' scratch (Note [Exact sum on the GPU]). Every user enqueues on that stream, in order, so
+// one buffer serves them one after the other; replacing it by a larger one frees the old one on
+// the same stream, after the work queued before. The caller serialises calls.
+class StreamScratch {
+ public:
+  StreamScratch() = default;
+  StreamScratch(const StreamScratch&) = delete;
+  StreamScratch& operator=(const StreamScratch&) = delete;
+  ~StreamScratch() { release(); }
+
+  // At least `bytes` of device memory on `device` for work queued on `stream` from now on.
+  void* reserve(std::size_t bytes, int device, cudaStream_t stream) {
+    if (bytes <= bytes_) return data_;
+    release();
+    data_ = cuda::allocate(bytes, device, stream);
+    bytes_ = bytes;
+    stream_ = stream;
+    return data_;
+  }
+
+  // Frees on the stream it was reserved for (that stream's device need not be current).
+  void release() noexcept {
+    if (data_ != nullptr) DPT_CUDA_CHECK_LOG(cudaFreeAsync(data_, stream_));
+    data_ = nullptr;
+    bytes_ = 0;
+  }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t bytes_ = 0;
+  cudaStream_t stream_ = nullptr;
+};
+
+// Device copies of the exact sums' chunk starts, one per distinct layout, uploaded on first use
+// and kept: a per-call upload from pageable memory could stall the host (Note [Exact sum on the
+// GPU]), and DataParallel's buckets repeat their layouts every step. Copies are stream-ordered on
+// the NCCL stream like the scratch; the least recently used one goes (cudaFreeAsync on that
+// stream, after the work that reads it) beyond kMaxLayouts. The caller serialises calls.
+class ChunkStartsCache {
+ public:
+  static constexpr std::size_t kMaxLayouts = 1024;
+
+  ChunkStartsCache() = default;
+  ChunkStartsCache(const ChunkStartsCache&) = delete;
+  ChunkStartsCache& operator=(const ChunkStartsCache&) = delete;
+  ~ChunkStartsCache() { clear(); }
+
+  const std::int64_t* find_or_upload(std::span<const std::int64_t> starts, int device,
+                                     cudaStream_t stream) {
+    const std::size_t key = hash(starts);
+    ++uses_;
+    for (Entry& entry : entries_) {
+      if (entry.key == key && std::ranges::equal(entry.starts, starts)) {
+        entry.last_use = uses_;
+        return entry.device;
+      }
+    }
+    if (entries_.size() >= kMaxLayouts) {
+      const auto oldest = std::ranges::min_element(entries_, {}, &Entry::last_use);
+      free(*oldest);
+      entries_.erase(oldest);
+    }
+    const std::size_t bytes = starts.size() * sizeof(std::int64_t);
+    Entry& entry = entries_.emplace_back();
+    entry.key = key;
+    entry.last_use = uses_;
+    entry.stream = stream;
+    try {
+      entry.starts.assign(starts.begin(), starts.end());
+      entry.device = static_cast<std::int64_t*>(cuda::allocate(bytes, device, stream));
+      // From the entry's own vector, which outlives the copy.
+      DPT_CUDA_CHECK(cudaMemcpyAsync(entry.device, entry.starts.data(), bytes,
+                                     cudaMemcpyHostToDevice, stream));
+    } catch (...) {
+      free(entry);
+      entries_.pop_back();
+      throw;
+    }
+    return entry.device;
+  }
+
+  void clear() noexcept {
+    for (Entry& entry : entries_) free(entry);
+    entries_.clear();
+  }
+
+ private:
+  struct Entry {
+    std::vector<std::int64_t> starts;
+    std::size_t key = 0;
+    std::uint64_t last_use = 0;
+    std::int64_t* device = nullptr;
+    cudaStream_t stream = nullptr;
+  };
+
+  static std::size_t hash(std::span<const std::int64_t> starts) {
+    std::size_t h = starts.size();
+    for (const std::int64_t v : starts) h = h * 1099511628211u ^ static_cast<std::size_t>(v);
+    return h;
+  }
+  static void free(Entry& entry) noexcept {
+    if (entry.device != nullptr) DPT_CUDA_CHECK_LOG(cudaFreeAsync(entry.device, entry.stream));
+    entry.device = nullptr;
+  }
+
+  std::vector<Entry> entries_;
+  std::uint64_t uses_ = 0;
+};
+
 }  // namespace
 
 NcclOptions NcclOptions::from_environment() {
@@ -127,6 +243,8 @@ struct NcclCommunicator::State {
     const ScopedDevice scoped(device, std::nothrow);
     std::lock_guard lock(mutex);
     comm.reset();  // before the stream it may still use (members die after this body)
+    exact_scratch.release();
+    exact_starts.clear();
   }
 
   // "ncclCommGetAsyncError" for `what`: ncclSuccess, ncclInProgress or an error (a failure of the
@@ -213,6 +331,12 @@ struct NcclCommunicator::State {
   UniqueNcclComm comm;
   std::string abort_reason;    // why comm was aborted (empty while it lives)
   std::uint64_t launched = 0;  // collectives launched so far: their sequence numbers
+  // On `stream`: Note [Exact sum on the GPU].
+  StreamScratch exact_scratch;
+  ChunkStartsCache exact_starts;
+  // Held for the whole launch of an exact sum (taken before `mutex`): its steps release `mutex`
+  // in between (to poll NCCL) and share exact_scratch.
+  std::mutex exact_mutex;
 };
 
 namespace {
@@ -392,6 +516,116 @@ std::unique_ptr<NcclWork> launch_all_reduce(const std::shared_ptr<State>& state,
       });
 }
 
+// Note [Exact sum on the GPU] (exact_sum_kernels.cu): three collectives with kernels between them,
+// as one Work from `started` (after the compute stream's pending work) to `done`. Each step
+// enqueues under the lock and ends in an NCCL call, whose ncclInProgress is polled outside the
+// lock before the next step enqueues anything (Note [NCCL errors and hangs]). A failure after the
+// first NCCL call leaves the peers waiting in the next one, which this rank will never issue: the
+// communicator is aborted then, so that they fail instead of waiting for the timeout.
+std::unique_ptr<NcclWork> launch_exact_sum(const std::shared_ptr<State>& state,
+                                           const ExactSumBucket& bucket, int rank, int world) {
+  const ScopedDevice scoped(state->device);
+  const auto chunks = static_cast<std::int64_t>(bucket.chunk_starts.size());
+  const ExactSumPlan plan = plan_exact_sum(bucket.count, chunks, rank, world);
+  const int headroom = exact::headroom_bits(bucket.total_shards);
+  const auto block = static_cast<std::size_t>(plan.block);
+  cuda::Event started = cuda::Event::create_timed();
+  cuda::Event done = cuda::Event::create_timed();
+  const std::lock_guard sequence(state->exact_mutex);  // the scratch and starts cache are ours
+  const cudaStream_t stream = state->stream.get();
+  std::string what;
+  double start = 0.0;
+  bool issued = false;  // an NCCL call of this exact sum was enqueued
+  // Ends a step: polls an ncclInProgress until the call is enqueued; an error aborts and throws.
+  const auto settle = [&](ncclResult_t status, const char* step) {
+    issued = true;
+    if (status == ncclInProgress) {
+      state->poll(what + ", " + step, [](ncclResult_t s) { return s == ncclSuccess; });
+    } else if (status != ncclSuccess) {
+      state->fail(what + ", " + step, status);
+    }
+  };
+  try {
+    std::int32_t* codes = nullptr;
+    std::int64_t* sums = nullptr;
+    float* floats = nullptr;
+    const std::int64_t* starts = nullptr;
+    ncclResult_t status = ncclSuccess;
+    {
+      std::lock_guard lock(state->mutex);
+      what = ::dpt::detail::str("NCCL exact_sum of ", bucket.count, " floats in ", chunks,
+                                " chunks, ", bucket.shards.size(), " of ", bucket.total_shards,
+                                " shards on this rank (collective #", ++state->launched, ')');
+      state->throw_if_aborted(what);
+      auto* scratch =
+          static_cast<char*>(state->exact_scratch.reserve(plan.bytes, state->device, stream));
+      codes = reinterpret_cast<std::int32_t*>(scratch + plan.codes_offset);
+      sums = reinterpret_cast<std::int64_t*>(scratch + plan.sums_offset);
+      floats = plan.gather_into_out ? bucket.out
+                                    : reinterpret_cast<float*>(scratch + plan.floats_offset);
+      starts = state->exact_starts.find_or_upload(bucket.chunk_starts, state->device, stream);
+      // As launch(): one event serves every launch, recorded and waited on under the lock.
+      state->ready.record(cuda::compute_stream(state->device));
+      state->ready.make_wait(stream);
+      started.record(stream);
+      start = detail::steady_seconds();
+      exact_chunk_codes(stream, bucket.shards, bucket.count, starts, chunks, codes);
+      status = ncclAllReduce(codes, codes, static_cast<std::size_t>(chunks), ncclInt32, ncclMax,
+                             state->comm.get(), stream);
+    }
+    settle(status, "MAX all-reduce of the chunk codes");
+    {
+      std::lock_guard lock(state->mutex);
+      state->throw_if_aborted(what);
+      exact_quantize_sum(stream, bucket.shards, bucket.count, plan.padded, starts, chunks, codes,
+                         headroom, sums);
+      // In place (recvbuff == sendbuff + rank * recvcount): this rank's block of the sums.
+      status = ncclReduceScatter(sums, sums + plan.first(), block, ncclInt64, ncclSum,
+                                 state->comm.get(), stream);
+    }
+    settle(status, "int64 reduce-scatter of the sums");
+    {
+      std::lock_guard lock(state->mutex);
+      state->throw_if_aborted(what);
+      exact_dequantize(stream, sums + plan.first(), plan.first(), plan.block, bucket.count, starts,
+                       chunks, codes, headroom, floats + plan.first());
+      // In place (sendbuff == recvbuff + rank * sendcount).
+      status = ncclAllGather(floats + plan.first(), floats, block, ncclFloat, state->comm.get(),
+                             stream);
+    }
+    settle(status, "float all-gather of the result");
+    if (!plan.gather_into_out) {
+      std::lock_guard lock(state->mutex);
+      DPT_CUDA_CHECK(cudaMemcpyAsync(bucket.out, floats,
+                                     static_cast<std::size_t>(bucket.count) * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, stream));
+    }
+    done.record(stream);
+  } catch (...) {
+    if (issued) {
+      state->abort_quietly(what + " failed part-way; the peers' matching collectives were left "
+                                  "waiting");
+    }
+    throw;
+  }
+  return std::make_unique<NcclWork>(state, std::move(started), std::move(done), std::move(what),
+                                    start);
+}
+
+// Whether every shard is device memory (true) or none is (false); a mixture is an error.
+bool shards_on_device(const ExactSumBucket& bucket, bool out_on_device) {
+  for (std::size_t s = 0; s < bucket.shards.size(); ++s) {
+    const float* shard = bucket.shards[s];
+    DPT_CHECK(shard != nullptr, "exact_sum: shard ", s, " of ", bucket.shards.size(),
+              " is null");
+    DPT_CHECK(cuda::is_device_pointer(shard) == out_on_device, "exact_sum: shard ", s, " of ",
+              bucket.shards.size(), " is in ", out_on_device ? "host" : "device",
+              " memory but the output is in ", out_on_device ? "device" : "host",
+              " memory; all must be in the same kind");
+  }
+  return out_on_device;
+}
+
 }  // namespace
 
 NcclCommunicator::~NcclCommunicator() {
@@ -432,9 +666,13 @@ void NcclCommunicator::all_reduce(std::int64_t* data, std::int64_t count, Reduce
 
 std::unique_ptr<Work> NcclCommunicator::exact_sum_async(ExactSumBucket bucket) {
   check_buffer("exact_sum", bucket.out, bucket.count);
-  if (!on_device(bucket.out, bucket.count)) return host_->exact_sum_async(std::move(bucket));
-  DPT_FAIL("exact_sum: the exact gradient sum of device memory is not built yet (use --device cpu "
-           "for --exact)");
+  // A count of 0 goes to the host communicator, which validates it and does nothing.
+  if (bucket.count == 0 || !shards_on_device(bucket, on_device(bucket.out, bucket.count))) {
+    return host_->exact_sum_async(std::move(bucket));
+  }
+  exact::check_chunks("exact_sum", bucket.count, bucket.chunk_starts, bucket.total_shards,
+                      static_cast<std::int64_t>(bucket.shards.size()));
+  return launch_exact_sum(state_, bucket, rank(), world_size());
 }
 
 void NcclCommunicator::broadcast(void* data, std::int64_t count_bytes, int root) {

@@ -82,7 +82,8 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<Work> all_reduce_async(float* data, std::int64_t count, ReduceOp op) override;
   void all_reduce(double* data, std::int64_t count, ReduceOp op) override;
   void all_reduce(std::int64_t* data, std::int64_t count, ReduceOp op) override;
-  // Host shards: the host communicator's. Device shards: Note [Exact sum on the GPU].
+  // Host shards: the host communicator's. Device shards (the output and every shard in device
+  // memory): Note [Exact sum on the GPU] in nccl/exact_sum_kernels.cu.
   std::unique_ptr<Work> exact_sum_async(ExactSumBucket bucket) override;
   void broadcast(void* data, std::int64_t count_bytes, int root) override;
   // Host strings: always the host communicator.

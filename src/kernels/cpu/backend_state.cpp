@@ -45,6 +45,15 @@ void add_scratchpad(dnnl::engine& engine, const dnnl::memory::desc& md,
   args.insert({DNNL_ARG_SCRATCHPAD, dnnl::memory(md, engine)});
 }
 
+void sgemm(const char* op, char transa, char transb, std::int64_t m, std::int64_t n, std::int64_t k,
+           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+           std::int64_t ldc) {
+  const dnnl_status_t status =
+      dnnl_sgemm(transa, transb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+  DPT_CHECK_KIND(ErrorKind::kInternal, status == dnnl_success, op, ": dnnl_sgemm failed (status ",
+                 static_cast<int>(status), ") for ", m, "x", n, "x", k);
+}
+
 void throw_dnnl(const char* op, const dnnl::error& e) {
   ::dpt::detail::throw_error(ErrorKind::kInternal, "oneDNN", detail::str(op, ": oneDNN failed: ", e.what()),
                              __FILE__, __LINE__);

@@ -4,6 +4,7 @@
 // static); like the Context it is not thread-safe: one host thread issues a Context's ops.
 #pragma once
 
+#include <cstdint>
 #include <dnnl.hpp>
 #include <memory>
 #include <optional>
@@ -79,6 +80,12 @@ struct Operand {
     if (reorder) reorder->execute(s, inner, user);
   }
 };
+
+// Row-major C[m,n] = op(A)[m,k] * op(B)[k,n] + beta * C by dnnl_sgemm (trans 'N' or 'T'); a failure
+// throws naming op and the sizes.
+void sgemm(const char* op, char transa, char transb, std::int64_t m, std::int64_t n, std::int64_t k,
+           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+           std::int64_t ldc);
 
 // Attributes every cached primitive uses: a user-provided scratchpad (kept in the cache entry, so
 // oneDNN allocates nothing per call).

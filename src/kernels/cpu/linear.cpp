@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "kernels/cpu/backend_state.h"
+#include "kernels/cpu/invariant.h"
 #include "kernels/cpu/kernels_cpu.h"
 #include "runtime/check.h"
 
@@ -79,20 +80,15 @@ memory::desc matrix(std::int64_t rows, std::int64_t cols, bool transposed = fals
 // dnnl_sgemm run the plain NN product dx = dy * w in 15 to 36 ms depending on where w starts
 // relative to a page, OpenBLAS in 13 to 16 ms at every offset; for the TN product of the weight
 // gradient dnnl_sgemm is the fastest (12 to 14 ms) and steady. So backward-data uses OpenBLAS and
-// backward-weights dnnl_sgemm, whose beta = 1 also gives accumulation for free.
-void sgemm(const char* op, char transa, char transb, std::int64_t m, std::int64_t n, std::int64_t k,
-           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-           std::int64_t ldc) {
-  const dnnl_status_t status =
-      dnnl_sgemm(transa, transb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
-  DPT_CHECK_KIND(ErrorKind::kInternal, status == dnnl_success, op, ": dnnl_sgemm failed (status ",
-                 static_cast<int>(status), ") for ", m, "x", n, "x", k);
-}
+// backward-weights dnnl_sgemm (sgemm() of backend_state.h), whose beta = 1 also gives
+// accumulation for free. Thread-invariant mode uses dnnl_sgemm for all three
+// (Note [Thread-invariant kernels]).
 
 }  // namespace
 
 void linear_forward(const Context& ctx, const float* x, const float* w, const float* b, float* y,
                     std::int64_t n, std::int64_t k, std::int64_t m, bool relu) {
+  if (ctx.thread_invariant()) return linear_forward_invariant(ctx, x, w, b, y, n, k, m, relu);
   CpuBackendState& st = state_of(ctx);
   const memory::desc bias_md = matrix(1, m);
   // y[n,m] = x[n,k] * w^T, w^T[k,m] read from w[m,k] with strides.
@@ -104,6 +100,7 @@ void linear_forward(const Context& ctx, const float* x, const float* w, const fl
 
 void linear_backward_data(const Context& ctx, const float* dy, const float* w, float* dx,
                           std::int64_t n, std::int64_t k, std::int64_t m) {
+  if (ctx.thread_invariant()) return linear_backward_data_invariant(ctx, dy, w, dx, n, k, m);
   DPT_CHECK(std::in_range<blasint>(n * std::max(k, m)), "linear_backward_data: [", n, ", ", m,
             "] x [", m, ", ", k, "] exceeds the BLAS integer range");
   // OpenBLAS keeps its own thread pool: give it the context's thread count (a no-op when equal).
@@ -116,13 +113,19 @@ void linear_backward_data(const Context& ctx, const float* dy, const float* w, f
 
 // dnnl_sgemm needs no engine or cache: the context's thread count reaches it through OpenMP.
 
-void linear_backward_weights(const Context& /*ctx*/, const float* x, const float* dy, float* dw,
+void linear_backward_weights(const Context& ctx, const float* x, const float* dy, float* dw,
                              float* db, std::int64_t n, std::int64_t k, std::int64_t m,
                              bool accumulate) {
   // dw[m,k] (+)= dy^T[m,n] * x[n,k]
-  sgemm("linear_backward_weights", 'T', 'N', m, k, n, dy, m, x, k, accumulate ? 1.0f : 0.0f, dw, k);
+  if (ctx.thread_invariant()) {
+    linear_backward_weights_invariant(ctx, x, dy, dw, n, k, m, accumulate);
+  } else {
+    sgemm("linear_backward_weights", 'T', 'N', m, k, n, dy, m, x, k, accumulate ? 1.0f : 0.0f, dw,
+          k);
+  }
   if (db == nullptr) return;
-  // db[j] (+)= sum_i dy[i, j], rows added in order (deterministic); vectorises over j.
+  // db[j] (+)= sum_i dy[i, j], rows added in order whatever the threads (so also in
+  // thread-invariant mode); vectorises over j.
   if (!accumulate) {
     for (std::int64_t j = 0; j < m; ++j) db[j] = 0.0f;
   }

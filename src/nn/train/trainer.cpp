@@ -362,7 +362,12 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
     info.timeline = timeline_ ? &*timeline_ : nullptr;
 
     forward_timer_.begin();
-    const Tensor logits = model_.forward(ctx_, rows(images, start, count), info);
+    // Exact mode: a shard's input gets a fresh (aligned) buffer, so that no kernel can choose a
+    // different algorithm for it by where the shard happens to start in this rank's batch (its
+    // offset depends on the world size; cuBLASLt plans, for one, are chosen per alignment).
+    const Tensor input =
+        config_.exact ? rows(images, start, count).clone() : rows(images, start, count);
+    const Tensor logits = model_.forward(ctx_, input, info);
     Tensor dlogits = Tensor::empty(logits.shape(), DType::kF32, logits.device());
     kernels::softmax_cross_entropy_rows(ctx_, logits, rows(labels, start, count), &dlogits,
                                         step_loss_.micro_batch(start, count));
@@ -680,6 +685,7 @@ TrainResult Trainer::run() {
       {"wall_s", result.wall_seconds},
       {"bucket_layout", config_.bucket_mb ? "bucket-mb" : "automatic"},
       {"exact", config_.exact},
+      {"shard_size", config_.exact ? config_.resolved_shard_size() : 0},
       {"first_step", result.first_step},
       {"final_loss", result.last_loss},
       {"threads", ctx_.threads()},

@@ -8,7 +8,6 @@
 #include <iomanip>
 #include <sstream>
 
-#include "comm/local_communicator.h"
 #include "nn/train/trainer.h"
 #include "runtime/check.h"
 
@@ -63,9 +62,17 @@ VerifyReport verify_training(TrainConfig config, const Context& ctx, comm::Commu
   if (comm.rank() == corrupt_rank()) distributed.corrupt_gradients_for_testing();
   // Rank 0's world of one: the same config, so the same initialisation and data order, with the
   // whole global batch on this rank.
-  comm::LocalCommunicator alone;
+  // On a GPU the world of one reduces device memory, so it is NCCL's too (over a local host
+  // world), as `train` makes it.
+  std::unique_ptr<comm::Communicator> alone;
   std::unique_ptr<Trainer> reference;
-  if (comm.rank() == 0) reference = std::make_unique<Trainer>(config, ctx, alone);
+  if (comm.rank() == 0) {
+    alone = comm::make_communicator("local");
+    if (ctx.device().type == DeviceType::kCuda) {
+      alone = comm::make_device_communicator(std::move(alone), ctx.device().index);
+    }
+    reference = std::make_unique<Trainer>(config, ctx, *alone);
+  }
 
   const auto& params = distributed.model().parameters();
   report.parameters.resize(params.size());

@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: MIT
+// dpt-kernel-bench: the CPU time of every op of the reference models (cnn, mlp) at one shard
+// batch, in the default mode and in thread-invariant mode (Context::set_thread_invariant), for the
+// given thread counts. Each figure is the median (--best: the fastest) of --repeats timed calls
+// after two warm-up calls (which also build the cached primitives); the two modes' calls
+// alternate, so load from other processes falls on both alike.
+//   build/bin/dpt-kernel-bench [--batch 32] [--threads 1 2] [--models cnn mlp] [--repeats 30]
+//                              [--best]
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "runtime/context.h"
+#include "runtime/tensor.h"
+
+namespace {
+
+using dpt::Context;
+using dpt::Shape;
+using dpt::Tensor;
+namespace k = dpt::kernels;
+
+// "CPU: <model>, <widest vector ISA>", as bench/machine.py prints it for the other tables.
+std::string cpu_description() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, model = "unknown", isa = "no AVX2";
+  std::set<std::string> flags;
+  while (std::getline(in, line)) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string key = line.substr(0, colon);
+    key.erase(key.find_last_not_of(" \t") + 1);
+    const std::string value = colon + 2 <= line.size() ? line.substr(colon + 2) : "";
+    if (key == "model name" && model == "unknown") model = value;
+    if (key == "flags" && flags.empty()) {
+      std::istringstream words(value);
+      for (std::string w; words >> w;) flags.insert(w);
+    }
+  }
+  if (flags.count("avx512f")) {
+    std::string extras;
+    for (const auto& [flag, name] :
+         {std::pair{"avx512_bf16", "BF16"}, std::pair{"avx512_fp16", "FP16"},
+          std::pair{"amx_tile", "AMX"}}) {
+      if (flags.count(flag)) extras += (extras.empty() ? "" : ", ") + std::string(name);
+    }
+    isa = "AVX-512" + (extras.empty() ? "" : " (" + extras + ")");
+  } else if (flags.count("avx2")) {
+    isa = "AVX2, no AVX-512";
+  }
+  return "CPU: " + model + ", " + isa;
+}
+
+Tensor random(const Shape& shape, unsigned seed) {
+  Tensor t = Tensor::empty(shape);
+  float* p = t.data<float>();
+  unsigned state = seed * 2654435761u + 1;
+  for (std::int64_t i = 0; i < t.numel(); ++i) {
+    state = state * 1664525u + 1013904223u;
+    p[i] = static_cast<float>(state >> 8) / static_cast<float>(1 << 24) * 2.0f - 1.0f;
+  }
+  return t;
+}
+
+// One op of a model: a name and the call (tensors captured by the model's setup).
+struct Op {
+  std::string name;
+  std::function<void(const Context&)> run;
+};
+
+// The ops of a forward and backward pass of `cnn` (docs/design.md, Reference models).
+std::vector<Op> cnn_ops(std::int64_t n) {
+  std::vector<Op> ops;
+  const k::Conv2dParams p{1, 1, 1, 1};
+  const k::Pool2dParams pool{};
+  struct Layer {
+    std::int64_t c, o, side;
+  };
+  int index = 1;
+  for (const Layer l : {Layer{1, 32, 28}, Layer{32, 64, 14}, Layer{64, 64, 7}}) {
+    const Shape xs{n, l.c, l.side, l.side}, ws{l.o, l.c, 3, 3}, ys{n, l.o, l.side, l.side};
+    auto x = std::make_shared<Tensor>(random(xs, 1)), w = std::make_shared<Tensor>(random(ws, 2));
+    auto b = std::make_shared<Tensor>(random({l.o}, 3)),
+         y = std::make_shared<Tensor>(Tensor::empty(ys));
+    auto dy = std::make_shared<Tensor>(random(ys, 4)),
+         dx = std::make_shared<Tensor>(Tensor::empty(xs));
+    auto dw = std::make_shared<Tensor>(Tensor::empty(ws)),
+         db = std::make_shared<Tensor>(Tensor::empty({l.o}));
+    const std::string name = "conv" + std::to_string(index) + " " + std::to_string(l.c) + "->" +
+                             std::to_string(l.o) + " " + std::to_string(l.side) + "x" +
+                             std::to_string(l.side);
+    ops.push_back({name + " fwd+relu",
+                   [=](const Context& c) { k::conv2d_forward(c, *x, *w, *b, *y, p, true); }});
+    ops.push_back({name + " bwd-data",
+                   [=](const Context& c) { k::conv2d_backward_data(c, *dy, *w, *dx, p); }});
+    ops.push_back({name + " bwd-weights", [=](const Context& c) {
+                     k::conv2d_backward_weights(c, *x, *dy, *dw, *db, p, false);
+                   }});
+    if (index < 3) {
+      const Shape ps = k::pool2d_output_shape(ys, pool);
+      auto py = std::make_shared<Tensor>(Tensor::empty(ps)), ws_pool = std::make_shared<Tensor>();
+      auto pdy = std::make_shared<Tensor>(random(ps, 5)),
+           pdx = std::make_shared<Tensor>(Tensor::empty(ys));
+      ops.push_back({"maxpool" + std::to_string(index) + " fwd", [=](const Context& c) {
+                       k::max_pool2d_forward(c, *dy, *py, *ws_pool, pool);
+                     }});
+      ops.push_back({"maxpool" + std::to_string(index) + " bwd", [=](const Context& c) {
+                       if (!ws_pool->defined()) k::max_pool2d_forward(c, *dy, *py, *ws_pool, pool);
+                       k::max_pool2d_backward(c, *pdy, *ws_pool, *pdx, pool);
+                     }});
+    }
+    ++index;
+  }
+  return ops;
+}
+
+// Linear layers (fwd with bias + ReLU where the model has it, bwd-data, bwd-weights with bias).
+void add_linear(std::vector<Op>& ops, const std::string& name, std::int64_t n, std::int64_t in,
+                std::int64_t out, bool relu) {
+  auto x = std::make_shared<Tensor>(random({n, in}, 1)),
+       w = std::make_shared<Tensor>(random({out, in}, 2));
+  auto b = std::make_shared<Tensor>(random({out}, 3)),
+       y = std::make_shared<Tensor>(Tensor::empty({n, out}));
+  auto dy = std::make_shared<Tensor>(random({n, out}, 4)),
+       dx = std::make_shared<Tensor>(Tensor::empty({n, in}));
+  auto dw = std::make_shared<Tensor>(Tensor::empty({out, in})),
+       db = std::make_shared<Tensor>(Tensor::empty({out}));
+  const std::string full = name + " " + std::to_string(in) + "->" + std::to_string(out);
+  ops.push_back({full + (relu ? " fwd+relu" : " fwd"),
+                 [=](const Context& c) { k::linear_forward(c, *x, *w, *b, *y, relu); }});
+  ops.push_back(
+      {full + " bwd-data", [=](const Context& c) { k::linear_backward_data(c, *dy, *w, *dx); }});
+  ops.push_back({full + " bwd-weights", [=](const Context& c) {
+                   k::linear_backward_weights(c, *x, *dy, *dw, *db, false);
+                 }});
+}
+
+std::vector<Op> mlp_ops(std::int64_t n) {
+  std::vector<Op> ops;
+  add_linear(ops, "fc1", n, 784, 2048, true);
+  add_linear(ops, "fc2", n, 2048, 2048, true);
+  add_linear(ops, "fc3", n, 2048, 2048, true);
+  add_linear(ops, "fc4", n, 2048, 10, false);
+  return ops;
+}
+
+// The median, or with best the smallest (on a loaded machine the uncontended time).
+double statistic(std::vector<double> v, bool best) {
+  if (best) return *std::min_element(v.begin(), v.end());
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  return v[v.size() / 2];
+}
+
+double time_ms(const Op& op, const Context& ctx) {
+  const auto start = std::chrono::steady_clock::now();
+  op.run(ctx);
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// ms per call of op in the default context and in the invariant one, calls alternating.
+std::pair<double, double> ms_per_call(const Op& op, const Context& plain, const Context& invariant,
+                                      int repeats, bool best) {
+  for (int i = 0; i < 2; ++i) {
+    op.run(plain);
+    op.run(invariant);
+  }
+  std::vector<double> a, b;
+  for (int i = 0; i < repeats; ++i) {
+    a.push_back(time_ms(op, plain));
+    b.push_back(time_ms(op, invariant));
+  }
+  return {statistic(a, best), statistic(b, best)};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Per-op CPU time of the reference models, default vs thread-invariant mode",
+               "dpt-kernel-bench"};
+  std::int64_t batch = 32;
+  std::vector<int> threads{1, 2};
+  std::vector<std::string> models{"cnn", "mlp"};
+  int repeats = 30;
+  bool best = false;
+  app.add_option("--batch", batch, "Samples per op call (the shard batch)")->capture_default_str();
+  app.add_option("--threads", threads, "Thread counts")->capture_default_str();
+  app.add_option("--models", models, "cnn and/or mlp")->capture_default_str();
+  app.add_option("--repeats", repeats, "Timed calls per figure")->capture_default_str();
+  app.add_flag("--best", best,
+               "Show the fastest call instead of the median (for a loaded machine)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    std::printf("# dpt-kernel-bench: batch %lld, %s of %d calls, ms per call\n# %s\n",
+                static_cast<long long>(batch), best ? "fastest" : "median", repeats,
+                cpu_description().c_str());
+    for (const std::string& model : models) {
+      if (model != "cnn" && model != "mlp")
+        throw std::invalid_argument("--models: cnn or mlp, not " + model);
+      const std::vector<Op> ops = model == "cnn" ? cnn_ops(batch) : mlp_ops(batch);
+      std::printf("\n## %s\n| op |", model.c_str());
+      for (int t : threads) std::printf(" %d thr default | %d thr invariant | cost |", t, t);
+      std::printf("\n|---|");
+      for (std::size_t i = 0; i < threads.size(); ++i) std::printf("---:|---:|---:|");
+      std::printf("\n");
+      std::vector<double> totals(threads.size() * 2, 0.0);
+      std::vector<std::vector<double>> rows(ops.size());
+      for (std::size_t ti = 0; ti < threads.size(); ++ti) {
+        const Context plain = Context::create(dpt::Device::cpu(), threads[ti]);
+        Context invariant = Context::create(dpt::Device::cpu(), threads[ti]);
+        invariant.set_thread_invariant(true);
+        for (std::size_t i = 0; i < ops.size(); ++i) {
+          const auto [d, v] = ms_per_call(ops[i], plain, invariant, repeats, best);
+          rows[i].push_back(d);
+          rows[i].push_back(v);
+          totals[2 * ti] += d;
+          totals[2 * ti + 1] += v;
+        }
+      }
+      for (std::size_t i = 0; i < ops.size(); ++i) {
+        std::printf("| %s |", ops[i].name.c_str());
+        for (std::size_t ti = 0; ti < threads.size(); ++ti) {
+          const double d = rows[i][2 * ti], v = rows[i][2 * ti + 1];
+          std::printf(" %.3f | %.3f | %+.0f%% |", d, v, 100.0 * (v / d - 1.0));
+        }
+        std::printf("\n");
+      }
+      std::printf("| **sum** |");
+      for (std::size_t ti = 0; ti < threads.size(); ++ti) {
+        const double d = totals[2 * ti], v = totals[2 * ti + 1];
+        std::printf(" **%.3f** | **%.3f** | **%+.0f%%** |", d, v, 100.0 * (v / d - 1.0));
+      }
+      std::printf("\n");
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dpt-kernel-bench: %s\n", e.what());
+    return 1;
+  }
+}
