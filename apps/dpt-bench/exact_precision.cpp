@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // `dpt-bench exact-precision` (exact_precision.h): the shard gradients come from the code path of
-// training in exact mode (DataParallel with one gradient buffer per shard, each shard's forward
-// and backward on its own), so the exact sum is the one training computes, chunk rule included.
+// training in exact mode (thread-invariant kernels, each shard's forward and backward on its own
+// input buffer, DataParallel with one gradient buffer per shard), so the exact sum is the one
+// training computes, chunk rule included.
 #include "exact_precision.h"
 
 #include <algorithm>
@@ -127,7 +128,9 @@ void measure(const Context& ctx, Subject& s, const io::Batch& batch, std::int64_
     info.step = static_cast<std::uint32_t>(s.step);
     info.first_sample = batch.first_position + sh * shard_size;
     info.accumulate_grads = false;  // exact mode: every shard writes a buffer of its own
-    const Tensor logits = model.forward(ctx, rows(batch.images, sh * shard_size, shard_size), info);
+    // As training in exact mode: each shard's input in a fresh (aligned) buffer.
+    const Tensor input = rows(batch.images, sh * shard_size, shard_size).clone();
+    const Tensor logits = model.forward(ctx, input, info);
     Tensor dlogits = Tensor::empty(logits.shape(), DType::kF32, logits.device());
     kernels::softmax_cross_entropy_rows(ctx, logits, rows(batch.labels, sh * shard_size, shard_size),
                                         &dlogits, kernels::LossRows{losses.data(), hits.data()});
@@ -201,7 +204,8 @@ int run_exact_precision(const ExactPrecisionOptions& o) {
               "dpt-bench exact-precision: --shard-size ", m, " must divide --batch ", o.batch,
               " (at most ", exact::kMaxShards, " shards)");
   }
-  const Context ctx = Context::create(Device::cpu(), o.threads);
+  Context ctx = Context::create(Device::cpu(), o.threads);
+  ctx.set_thread_invariant(true);  // the kernels of exact training (train --exact)
   const io::DatasetSplit data = io::DatasetSplit::load(o.data, "train");
   DPT_CHECK(data.size() >= o.batch, "dpt-bench exact-precision: ", data.identity(), " has ",
             data.size(), " samples, fewer than --batch ", o.batch);
