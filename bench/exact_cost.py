@@ -7,8 +7,9 @@ through launch/dptrun), global batch --batch, SGD with momentum, no evaluation, 
   micro-batch  the same with --micro-batch equal to the shard size: the batch computed in
                shards of that size, accumulated in float and all-reduced; against `default` it
                isolates the cost of computing in small shards
-  exact        --exact --shard-size: every shard into a gradient buffer of its own, summed in
-               64-bit fixed point; against `micro-batch` it isolates the cost of the exact sum
+  exact        --exact --shard-size: thread-invariant kernels, every shard into a gradient
+               buffer of its own, summed in 64-bit fixed point; against `micro-batch` it is the
+               cost of exactness (the kernels show in forward/backward, the sum in comm)
 
     scripts/python bench/exact_cost.py --data data/fmnist.h5
 
@@ -56,7 +57,8 @@ def run(args, model, ranks, mode):
         with open(metrics) as f:
             summary = [json.loads(line) for line in f if line.strip()][-1]
         if summary.get("event") != "summary" or summary.get("world_size") != ranks or \
-                summary.get("exact") != (mode == "exact"):
+                summary.get("exact") != (mode == "exact") or \
+                summary.get("shard_size", 0) != (args.shard_size if mode == "exact" else 0):
             raise SystemExit(f"expected the summary of a {ranks}-rank {mode} job as the last line of "
                              f"the metrics, found {summary}")
         return summary
