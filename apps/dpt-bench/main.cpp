@@ -7,6 +7,7 @@
 // memory, the Communicator is NCCL's (event hand-over from the compute stream, polled wait) and the
 // baseline is a bare ncclAllReduce. Run under mpirun:
 //   launch/dptrun -n 2 build/bin/dpt-bench allreduce [--device cuda]
+// `dpt-bench exact-precision` (one rank): exact_precision.h.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "comm/communicator.h"
+#include "exact_precision.h"
 #include "comm/gpu_placement.h"
 #include "runtime/context.h"
 #include "runtime/device.h"
@@ -114,10 +116,36 @@ int main(int argc, char** argv) {
         ->add_option("--device", o.device,
                      "cpu (host buffer, MPI) or cuda / cuda:N / auto (GPU buffer, NCCL)")
         ->capture_default_str();
+    dpt::bench::ExactPrecisionOptions precision;
+    CLI::App* exact_precision = app.add_subcommand(
+        "exact-precision",
+        "Errors of the float (shard order, pairwise) and exact sums of micro-shard gradients "
+        "against their float64 sum (one rank)");
+    exact_precision->add_option("--data", precision.data, "Dataset file (HDF5)")->required();
+    exact_precision->add_option("--model", precision.model, "Reference model (cnn, mlp)")
+        ->capture_default_str();
+    exact_precision
+        ->add_option("--checkpoint", precision.checkpoint,
+                     "Take the model, seed and step from this checkpoint (instead of --model)")
+        ->excludes(exact_precision->get_option("--model"));
+    exact_precision->add_option("--batch", precision.batch, "Global batch")->capture_default_str();
+    exact_precision
+        ->add_option("--shard-size", precision.shard_sizes,
+                     "Micro-shard sizes, one measurement each (each must divide --batch)")
+        ->capture_default_str();
+    exact_precision->add_option("--seed", precision.seed, "Initialisation and data-order seed")
+        ->capture_default_str();
+    exact_precision->add_option("--threads", precision.threads, "CPU threads")
+        ->capture_default_str();
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
       return comm->rank() == 0 ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 1);
+    }
+    if (exact_precision->parsed()) {
+      DPT_CHECK(comm->world_size() == 1, "dpt-bench exact-precision runs on one rank, not ",
+                comm->world_size(), " (it sums every shard itself)");
+      return dpt::bench::run_exact_precision(precision);
     }
     DPT_CHECK(o.min_bytes >= 4 && o.min_bytes <= o.max_bytes && o.factor >= 2,
               "dpt-bench allreduce: need 4 <= --min-bytes <= --max-bytes and --factor >= 2");
