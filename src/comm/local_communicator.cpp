@@ -49,13 +49,8 @@ std::unique_ptr<Work> LocalCommunicator::exact_sum_async(ExactSumBucket bucket) 
   exact::check_chunks("exact_sum", bucket.count, bucket.chunk_starts, bucket.total_shards,
                       static_cast<std::int64_t>(bucket.shards.size()));
   check_buffer("exact_sum", bucket.out, bucket.count);
-  codes_.resize(bucket.chunk_starts.size());
-  sums_.resize(static_cast<std::size_t>(bucket.count));
-  exact::chunk_codes(bucket.shards, bucket.count, bucket.chunk_starts, codes_.data());
-  exact::quantize_sum(bucket.shards, bucket.count, bucket.chunk_starts, codes_.data(),
-                      bucket.total_shards, 0, bucket.count, sums_.data());
-  exact::dequantize_range(sums_.data(), bucket.count, bucket.chunk_starts, codes_.data(),
-                          bucket.total_shards, 0, bucket.count, bucket.out);
+  exact::sum_alone(bucket.shards, bucket.count, bucket.chunk_starts, bucket.total_shards,
+                   bucket.out);
   return std::make_unique<CompletedWork>();
 }
 

@@ -3,9 +3,6 @@
 // so single-process runs need no MPI and compute bit-identical results to the reduction of one.
 #pragma once
 
-#include <cstdint>
-#include <vector>
-
 #include "comm/communicator.h"
 
 namespace dpt::comm {
@@ -30,10 +27,6 @@ class LocalCommunicator final : public Communicator {
   void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) override;
   void barrier() override {}
   double native_all_reduce_seconds(float*, std::int64_t) override { return 0.0; }
-
- private:
-  std::vector<std::int32_t> codes_;  // exact_sum scratch, reused
-  std::vector<std::int64_t> sums_;
 };
 
 }  // namespace dpt::comm

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "runtime/check.h"
 
@@ -141,6 +142,26 @@ DPT_SIMD_CLONES void dequantize_range(const std::int64_t* sums, std::int64_t cou
       const double inverse = std::ldexp(1.0, -scale_exponent(codes[c], headroom));
       for (std::int64_t i = begin; i < end; ++i) result[i] = dequantize(in[i], inverse);
     }
+  }
+}
+
+void sum_alone(std::span<const float* const> shards, std::int64_t count,
+               std::span<const std::int64_t> starts, std::int64_t total_shards, float* out) {
+  // A chunk's shards (a few KB) stay in L1 from the code pass to the conversion: the shards are
+  // read from memory once and `out` written once, where the three steps would also write and
+  // read back 8 bytes a value.
+  std::vector<std::int64_t> sums;
+  std::vector<const float*> at(shards.size());
+  const std::int64_t zero = 0;
+  for (std::size_t c = 0; c < starts.size(); ++c) {
+    const std::int64_t begin = starts[c], length = chunk_end(starts, c, count) - begin;
+    sums.resize(std::max<std::size_t>(sums.size(), static_cast<std::size_t>(length)));
+    for (std::size_t s = 0; s < shards.size(); ++s) at[s] = shards[s] + begin;
+    const std::span<const std::int64_t> whole(&zero, 1);
+    std::int32_t code = 0;
+    chunk_codes(at, length, whole, &code);
+    quantize_sum(at, length, whole, &code, total_shards, 0, length, sums.data());
+    dequantize_range(sums.data(), length, whole, &code, total_shards, 0, length, out + begin);
   }
 }
 

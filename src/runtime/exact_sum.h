@@ -129,6 +129,12 @@ void dequantize_range(const std::int64_t* sums, std::int64_t count,
                       std::span<const std::int64_t> starts, const std::int32_t* codes,
                       std::int64_t total_shards, std::int64_t first, std::int64_t last, float* out);
 
+// The exact sum of one rank's shards where no other rank takes part (a world of one): chunk by
+// chunk, codes, quantised sums and conversion in one pass over the shards, the same bits as the
+// three steps above.
+void sum_alone(std::span<const float* const> shards, std::int64_t count,
+               std::span<const std::int64_t> starts, std::int64_t total_shards, float* out);
+
 // Checks a chunk layout (ascending starts from 0, each inside [0, count)) and that this rank's
 // `local_shards` are at least one and at most `total_shards` (the headroom assumes no more);
 // throws naming `what`.

@@ -240,3 +240,22 @@ TEST(ExactSum, LossFixedPoint) {
 
 }  // namespace
 }  // namespace dpt::exact
+
+namespace dpt::exact {
+namespace {
+
+// The one-pass sum of a world of one is the three-step protocol's result, bit for bit.
+TEST(ExactSum, SumAloneEqualsTheThreeSteps) {
+  constexpr std::int64_t kCount = 3000;
+  Shards shards = random_shards(6, kCount, 23);
+  shards[2][700] = std::numeric_limits<float>::infinity();  // one non-finite chunk
+  const std::vector<std::int64_t> starts{0, 256, 512, 600, 2999};
+  const std::vector<float> expected = sum_over_ranks(shards, kCount, starts, 1, {0});
+  std::vector<float> out(kCount);
+  sum_alone(pointers(shards, 0, 6), kCount, starts, 6, out.data());
+  EXPECT_TRUE(same_bits(out, expected));
+  EXPECT_TRUE(std::isnan(out[600]));
+}
+
+}  // namespace
+}  // namespace dpt::exact
