@@ -212,7 +212,10 @@ TEST(Collectives, ExactSumEqualsOneRankBitwise) {
     mine.shards.back() = out.data();
     mine.out = out.data();
     comm.exact_sum_async(mine)->wait();
-    EXPECT_EQ(std::memcmp(out.data(), expected.data(), out.size() * sizeof(float)), 0);
+    // (memcmp must not see the null data of empty vectors, even for 0 bytes)
+    if (count > 0) {
+      EXPECT_EQ(std::memcmp(out.data(), expected.data(), out.size() * sizeof(float)), 0);
+    }
   }
 }
 
