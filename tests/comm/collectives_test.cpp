@@ -18,6 +18,7 @@
 #include "comm/local_communicator.h"
 #include "runtime/error.h"
 #include "runtime/timeline.h"
+#include "testing/exact_sum_cases.h"
 #include "testing/mpi_test_util.h"
 
 namespace dpt::comm {
@@ -166,18 +167,6 @@ TEST(Collectives, AllReduceInt64) {
   EXPECT_EQ(v[2], n * (n - 1) / 2);
 }
 
-// Shard s of 12 (every world size of the suite divides 12), its values spanning many binades.
-std::vector<float> exact_shard(int s, std::int64_t count) {
-  std::vector<float> v(static_cast<std::size_t>(count));
-  std::uint32_t x = 2654435761u * static_cast<std::uint32_t>(s + 1);
-  for (float& e : v) {
-    x = x * 1664525u + 1013904223u;
-    const int exponent = static_cast<int>(x >> 27) - 20;
-    e = std::ldexp(static_cast<float>(x & 0xffffff) / 16777216.0f - 0.5f, exponent);
-  }
-  return v;
-}
-
 // The exact sum over N ranks holding 12 / N shards each equals, bit for bit, one rank summing all
 // twelve (LocalCommunicator), at every size (one above the chunked run's piece limit).
 TEST(Collectives, ExactSumEqualsOneRankBitwise) {
@@ -190,7 +179,7 @@ TEST(Collectives, ExactSumEqualsOneRankBitwise) {
     std::vector<std::int64_t> starts;
     for (std::int64_t s = 0; s < count; s += 256 + s % 3) starts.push_back(s);
     std::vector<std::vector<float>> all;
-    for (int s = 0; s < kShards; ++s) all.push_back(exact_shard(s, count));
+    for (int s = 0; s < kShards; ++s) all.push_back(test::exact_shard(s, count));
     ExactSumBucket one;
     for (const auto& shard : all) one.shards.push_back(shard.data());
     std::vector<float> expected(static_cast<std::size_t>(count));

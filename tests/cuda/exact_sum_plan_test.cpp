@@ -20,6 +20,7 @@
 #include "comm/local_communicator.h"
 #include "runtime/error.h"
 #include "runtime/exact_sum.h"
+#include "testing/exact_sum_cases.h"
 
 namespace dpt::comm::nccl {
 namespace {
@@ -219,44 +220,6 @@ std::vector<float> device_sequence(const std::vector<std::vector<float>>& all, i
   return {gathered.begin(), gathered.begin() + count};
 }
 
-// Shard s: values over many binades, and in chunk k (when it exists) k = 1: a NaN in one shard;
-// k = 2: +Inf in one shard and -Inf in another at one element, +Inf alone at the next; k = 3:
-// every value +-0; k = 4: subnormals only.
-std::vector<float> shard_values(int s, std::int64_t count, const std::vector<std::int64_t>& starts,
-                                int total) {
-  std::vector<float> v(static_cast<std::size_t>(count));
-  std::uint32_t x = 2654435761u * static_cast<std::uint32_t>(s + 1);
-  for (float& e : v) {
-    x = x * 1664525u + 1013904223u;
-    e = std::ldexp(static_cast<float>(x & 0xffffff) / 16777216.0f - 0.5f,
-                   static_cast<int>(x >> 27) - 20);
-  }
-  const auto chunk = [&](std::size_t k, std::int64_t& begin, std::int64_t& end) {
-    if (k >= starts.size()) return false;
-    begin = starts[k];
-    end = k + 1 < starts.size() ? starts[k + 1] : count;
-    return true;
-  };
-  constexpr float kInf = std::numeric_limits<float>::infinity();
-  std::int64_t begin = 0, end = 0;
-  if (chunk(1, begin, end) && s == total / 2) v[static_cast<std::size_t>(begin)] = std::nanf("");
-  if (chunk(2, begin, end)) {
-    if (s == 0) v[static_cast<std::size_t>(begin)] = kInf;
-    if (s == total - 1) v[static_cast<std::size_t>(begin)] = -kInf;
-    if (s == total - 1 && end - begin > 1) v[static_cast<std::size_t>(begin) + 1] = kInf;
-  }
-  if (chunk(3, begin, end)) {
-    for (std::int64_t i = begin; i < end; ++i)
-      v[static_cast<std::size_t>(i)] = (i + s) % 2 ? -0.0f : 0.0f;
-  }
-  if (chunk(4, begin, end)) {
-    for (std::int64_t i = begin; i < end; ++i) {
-      v[static_cast<std::size_t>(i)] =
-          std::ldexp(static_cast<float>((i * 7 + s * 3) % 100 - 50), -140);
-    }
-  }
-  return v;
-}
 
 TEST(ExactSumPlan, DeviceSequenceGivesTheOneRankHostSumBitwise) {
   for (const int total : {12, 130}) {  // 130: more than one shard group on 1 and 2 ranks
@@ -269,7 +232,7 @@ TEST(ExactSumPlan, DeviceSequenceGivesTheOneRankHostSumBitwise) {
       for (std::int64_t s = 0; s < count; s += 2) layouts.back().push_back(s);
       for (const auto& starts : layouts) {
         std::vector<std::vector<float>> all;
-        for (int s = 0; s < total; ++s) all.push_back(shard_values(s, count, starts, total));
+        for (int s = 0; s < total; ++s) all.push_back(test::exact_shard_with_specials(s, count, starts, total));
         ExactSumBucket one;
         for (const auto& shard : all) one.shards.push_back(shard.data());
         std::vector<float> expected(static_cast<std::size_t>(count));
