@@ -413,6 +413,10 @@ std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv, b
                "train"};
   app.set_version_flag("--version", std::string("dptrain ") + DPT_VERSION);
   app.get_formatter()->column_width(34);
+  app.footer(
+      "Also: `train verify [the flags above]` (the steps on every rank against one rank: per "
+      "parameter the largest differences, exit 2 beyond the mode's bound), `train eval "
+      "--checkpoint C --data D` and `train export --checkpoint C --out M` (see their --help).");
   std::string config_path;
   app.add_option("--config", config_path,
                  "TOML file; every flag is also a key (e.g. batch-size = 256), flags override it")
