@@ -88,8 +88,10 @@ int main(int argc, char** argv) {
     if (std::strcmp(command, "export") == 0) return dpt::apps::run_export(argc - 1, argv + 1, *comm);
     // `train verify` takes the training flags and config keys.
     const bool verify_only = std::strcmp(command, "verify") == 0;
-    const auto config = verify_only ? dpt::nn::parse_train_args(argc - 1, argv + 1, comm->rank() == 0)
-                                    : dpt::nn::parse_train_args(argc, argv, comm->rank() == 0);
+    const auto config =
+        verify_only ? dpt::nn::parse_train_args(argc - 1, argv + 1, comm->rank() == 0,
+                                                "train verify")
+                    : dpt::nn::parse_train_args(argc, argv, comm->rank() == 0);
     if (!config) return 0;  // --help or --version
     return train(*config, comm, verify_only);
   } catch (const std::exception& e) {

@@ -407,10 +407,11 @@ std::string to_toml(const TrainConfig& config) {
   return out.str();
 }
 
-std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv, bool print_help) {
+std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv, bool print_help,
+                                            const char* command) {
   CLI::App app{"dptrain: data-parallel training of neural networks (one process, or N ranks "
                "under mpirun)",
-               "train"};
+               command};
   app.set_version_flag("--version", std::string("dptrain ") + DPT_VERSION);
   app.get_formatter()->column_width(34);
   app.footer(

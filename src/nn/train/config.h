@@ -86,9 +86,11 @@ struct TrainConfig {
 
 // Parses argv ("train [flags]") into a config: defaults, then the --config file, then flags.
 // Returns nullopt when --help or --version was asked for (printed only when `print_help`, so that
-// one rank of a job prints it). Throws dpt::Error on bad input.
+// one rank of a job prints it). `command` names the program in the help ("train verify" takes
+// the same flags). Throws dpt::Error on bad input.
 std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv,
-                                            bool print_help = true);
+                                            bool print_help = true,
+                                            const char* command = "train");
 
 // Loads a TOML file into `config` (keys not in the file keep their values). `origin` names the
 // file in errors.
