@@ -107,9 +107,10 @@ TEST(Config, ExactModeShards) {
   for (const int ranks : {1, 2, 3, 4, 8}) {
     EXPECT_EQ(exact(48, 2).resolved_micro_batch(ranks), 2) << ranks << " ranks";
   }
-  const std::string five = error_of([&] { (void)exact(48, 2).resolved_micro_batch(5); });
-  EXPECT_NE(five.find("24 shards of 2"), std::string::npos) << five;
-  EXPECT_NE(five.find("5 ranks cannot share"), std::string::npos) << five;
+  const std::string four = error_of([&] { (void)exact(48, 8).resolved_micro_batch(4); });
+  EXPECT_NE(four.find("6 shards of 8"), std::string::npos) << four;
+  EXPECT_NE(four.find("4 ranks cannot share"), std::string::npos) << four;
+  EXPECT_NE(four.find("divides 12 (batch-size / ranks)"), std::string::npos) << four;
   TrainConfig micro = exact(48, 2);
   micro.micro_batch = 4;
   EXPECT_NE(error_of([&] { (void)micro.resolved_micro_batch(2); }).find("'micro-batch' (4)"),
@@ -118,6 +119,14 @@ TEST(Config, ExactModeShards) {
   accumulate.accumulate = 12;
   EXPECT_EQ(accumulate.resolved_micro_batch(2), 2);  // 12 shards a rank: consistent
   EXPECT_NE(error_of([&] { (void)accumulate.resolved_micro_batch(4); }).find("'accumulate' (12)"),
+            std::string::npos);
+  // accumulate = shards per rank is a property of the world size: accepted before it is known.
+  const auto per_rank = parse({"--data", "d.h5", "--exact", "--batch-size", "32", "--shard-size",
+                               "4", "--accumulate", "2"});
+  ASSERT_TRUE(per_rank);
+  EXPECT_EQ(per_rank->resolved_micro_batch(4), 4);
+  EXPECT_NE(error_of([&] { (void)exact(32, 4).resolved_micro_batch(3); })
+                .find("'batch-size' (32) must be divisible by the number of ranks (3)"),
             std::string::npos);
   const std::string not_exact = error_of([&] { parse({"--data", "d.h5", "--shard-size", "4"}); });
   EXPECT_NE(not_exact.find("'shard-size' applies to exact mode only"), std::string::npos);

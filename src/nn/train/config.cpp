@@ -258,6 +258,8 @@ std::int64_t TrainConfig::resolved_micro_batch(int world_size) const {
   if (exact) {
     const std::int64_t m = resolved_shard_size();
     const std::int64_t shards = batch_size / m;
+    DPT_CHECK(world_size >= 1 && batch_size % world_size == 0, "config: 'batch-size' (",
+              batch_size, ") must be divisible by the number of ranks (", world_size, ")");
     DPT_CHECK(shards % world_size == 0, "config: exact mode cuts 'batch-size' ", batch_size,
               " into ", shards, " shards of ", m, " ('shard-size'", shard_size > 0 ? "" : ", default",
               "), which ", world_size, " ranks cannot share equally: choose a 'shard-size' that "
@@ -346,7 +348,12 @@ void validate(const TrainConfig& c) {
             c.shard_size);
   DPT_CHECK(c.shard_size == 0 || c.exact,
             "config: 'shard-size' applies to exact mode only: add 'exact' (--exact)");
-  (void)c.resolved_micro_batch(1);
+  // Micro-batch and accumulate against one rank; in exact mode `accumulate` counts shards per
+  // rank, which depends on the world size: checked when the world is known.
+  if (!c.exact) (void)c.resolved_micro_batch(1);
+  DPT_CHECK(!c.exact || c.micro_batch == 0 || c.micro_batch == c.resolved_shard_size(),
+            "config: exact mode computes each shard of ", c.resolved_shard_size(),
+            " samples on its own; 'micro-batch' (", c.micro_batch, ") must be 0 or the shard size");
   DPT_CHECK(!c.bucket_mb || (*c.bucket_mb > 0.0 && *c.bucket_mb <= 4096.0),
             "config: 'bucket-mb' must be in (0, 4096], got ", c.bucket_mb.value_or(0.0));
   DPT_CHECK(c.optimizer == "sgd" || c.optimizer == "adamw",
