@@ -259,3 +259,22 @@ TEST(ExactSum, SumAloneEqualsTheThreeSteps) {
 
 }  // namespace
 }  // namespace dpt::exact
+
+namespace dpt::exact {
+namespace {
+
+// Each value is rounded to the nearest multiple of its chunk's quantum 2^(E - 51 + h), not
+// truncated: four shards of 0.75 quantum next to a 1.0 (E = 1, h = 2, quantum 2^-48) sum to four
+// quanta (truncation would give 0), and 0.25 quantum rounds to nothing.
+TEST(ExactSum, ValuesRoundToTheNearestQuantum) {
+  const float quantum = std::ldexp(1.0f, -48);
+  Shards shards(4, std::vector<float>{1.0f, 0.75f * quantum, 0.25f * quantum, -0.75f * quantum});
+  const std::vector<float> r = sum_over_ranks(shards, 4, {0}, 2, {1, 0});
+  EXPECT_EQ(r[0], 4.0f);
+  EXPECT_EQ(r[1], 4.0f * quantum);
+  EXPECT_EQ(r[2], 0.0f);
+  EXPECT_EQ(r[3], -4.0f * quantum);
+}
+
+}  // namespace
+}  // namespace dpt::exact
