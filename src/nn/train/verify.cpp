@@ -12,22 +12,25 @@
 #include "runtime/check.h"
 
 namespace dpt::nn {
-namespace {
 
-// Folds one step's differences of tensor `a` (distributed) against `b` (one rank) into the maxima.
-void compare(const Tensor& a, const Tensor& b, double& max_abs, double& max_rel, bool& bitwise) {
+void fold_difference(const Tensor& a, const Tensor& b, double& max_abs, double& max_rel,
+                     bool& bitwise) {
   const std::vector<float> x = a.to_vector(), y = b.to_vector();
   DPT_ASSERT(x.size() == y.size());
   double diff = 0.0, scale = 0.0;
   for (std::size_t i = 0; i < x.size(); ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(x[i]) - static_cast<double>(y[i])));
-    scale = std::max(scale, std::fabs(static_cast<double>(y[i])));
+    const double u = x[i], v = y[i];
+    if (std::isfinite(v)) scale = std::max(scale, std::fabs(v));
+    if (u == v || (std::isnan(u) && std::isnan(v))) continue;
+    const double d = std::fabs(u - v);
+    diff = std::isfinite(d) ? std::max(diff, d) : INFINITY;
   }
   if (std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) != 0) bitwise = false;
-  if (std::isnan(diff) || (!bitwise && diff == 0.0 && !std::isfinite(scale))) diff = INFINITY;
   max_abs = std::max(max_abs, diff);
   max_rel = std::max(max_rel, scale > 0.0 ? diff / scale : (diff > 0.0 ? INFINITY : 0.0));
 }
+
+namespace {
 
 int corrupt_rank() {
   const char* text = std::getenv("DPT_VERIFY_CORRUPT_RANK");
@@ -89,8 +92,9 @@ VerifyReport verify_training(TrainConfig config, const Context& ctx, comm::Commu
     const auto& mine = reference->model().parameters();
     for (std::size_t i = 0; i < params.size(); ++i) {
       ParameterDifference& d = report.parameters[i];
-      compare(params[i]->grad, mine[i]->grad, d.grad_abs, d.grad_rel, d.grad_bitwise);
-      compare(params[i]->value, mine[i]->value, d.param_abs, d.param_rel, d.param_bitwise);
+      fold_difference(params[i]->grad, mine[i]->grad, d.grad_abs, d.grad_rel, d.grad_bitwise);
+      fold_difference(params[i]->value, mine[i]->value, d.param_abs, d.param_rel,
+                      d.param_bitwise);
     }
   }
   return report;

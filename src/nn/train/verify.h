@@ -45,6 +45,12 @@ inline constexpr double kInexactRelativeBound = 1e-4;
 // gradients wrong, which the report must show.
 VerifyReport verify_training(TrainConfig config, const Context& ctx, comm::Communicator& comm);
 
+// Folds the differences of `a` (distributed) against `b` (one rank) into the maxima: max |a - b|,
+// that over max |b| (finite values), and whether the bits are equal. A NaN on one side only, or
+// infinities that differ, count as an infinite difference.
+void fold_difference(const Tensor& a, const Tensor& b, double& max_abs, double& max_rel,
+                     bool& bitwise);
+
 // The report as a table, and the verdict.
 std::string format_report(const VerifyReport& report);
 
