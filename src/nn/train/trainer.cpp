@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <csignal>
 #include <iomanip>
@@ -275,7 +276,14 @@ void Trainer::check_elastic_resume(const io::CheckpointState& state, const std::
   written.batch_size = config_.batch_size;
   for (const std::string& line : before) {
     if (line == "exact = true") written.exact = true;
-    if (line.starts_with("shard-size = ")) written.shard_size = std::stoll(line.substr(13));
+    if (!line.starts_with("shard-size = ")) continue;
+    const std::string value = line.substr(13);
+    const auto [end, ec] =
+        std::from_chars(value.data(), value.data() + value.size(), written.shard_size);
+    DPT_CHECK_KIND(ErrorKind::kIo, ec == std::errc() && end == value.data() + value.size() &&
+                                       written.shard_size >= 0,
+                   path, ": attribute 'config' of / has 'shard-size = ", value,
+                   "': expected a non-negative integer");
   }
   const bool bitwise = written.exact && config_.exact &&
                        written.resolved_shard_size() == config_.resolved_shard_size();
