@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "kernels/conv_case.h"
 #include "runtime/error.h"
 #include "gpu_compare.h"
 #include "testing/test_util.h"
@@ -132,14 +133,7 @@ INSTANTIATE_TEST_SUITE_P(OddShapes, CudaLinear,
 
 // ---- convolution ----------------------------------------------------------------------------------
 
-struct ConvCase {
-  std::int64_t n, c, h, w, o, k;
-  int stride, pad;
-};
-std::ostream& operator<<(std::ostream& os, const ConvCase& c) {
-  return os << "x[" << c.n << "," << c.c << "," << c.h << "," << c.w << "] o=" << c.o
-            << " k=" << c.k << " s=" << c.stride << " p=" << c.pad;
-}
+using test::ConvCase;
 
 class CudaConv : public CudaOps, public ::testing::WithParamInterface<ConvCase> {};
 

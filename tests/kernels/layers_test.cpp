@@ -8,6 +8,7 @@
 #include <ostream>
 
 #include "kernels/ops.h"
+#include "kernels/conv_case.h"
 #include "kernels/reference.h"
 #include "testing/test_util.h"
 
@@ -24,14 +25,7 @@ Tensor from_doubles(const Shape& shape, const std::vector<double>& v) {
   return Tensor::from_vector(shape, f);
 }
 
-struct ConvCase {
-  std::int64_t n, c, h, w, o, k;
-  int stride, pad;
-};
-std::ostream& operator<<(std::ostream& os, const ConvCase& c) {
-  return os << "x[" << c.n << "," << c.c << "," << c.h << "," << c.w << "] o=" << c.o
-            << " k=" << c.k << " s=" << c.stride << " p=" << c.pad;
-}
+using test::ConvCase;
 
 class ConvTest : public ::testing::TestWithParam<ConvCase> {
  protected:

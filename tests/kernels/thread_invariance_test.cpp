@@ -20,6 +20,7 @@
 
 #include "kernels/cpu/invariant.h"
 #include "kernels/ops.h"
+#include "kernels/conv_case.h"
 #include "kernels/reference.h"
 #include "testing/test_util.h"
 
@@ -77,14 +78,7 @@ void expect_invariant(const char* what, const std::function<Outputs(const Contex
 }
 
 // ---- convolution ----------------------------------------------------------------------------
-struct ConvCase {
-  std::int64_t n, c, h, w, o, k;
-  int stride, pad;
-};
-std::ostream& operator<<(std::ostream& os, const ConvCase& c) {
-  return os << "x[" << c.n << "," << c.c << "," << c.h << "," << c.w << "] o=" << c.o
-            << " k=" << c.k << " s=" << c.stride << " p=" << c.pad;
-}
+using test::ConvCase;
 
 class ConvInvariance : public ::testing::TestWithParam<ConvCase> {};
 
