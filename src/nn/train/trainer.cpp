@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <csignal>
 #include <iomanip>
@@ -271,24 +270,11 @@ TrainPosition Trainer::resume() {
 // the same shard size. Anywhere else a change of world size changes the rounding of every later
 // step: such a resume is refused with the reason unless --allow-inexact-resume asks for it.
 void Trainer::check_elastic_resume(const io::CheckpointState& state, const std::string& path) {
-  const std::vector<std::string> before = lines_of(state.config);
-  TrainConfig written;  // the checkpoint's exact-mode settings, for the same global batch
-  written.batch_size = config_.batch_size;
-  for (const std::string& line : before) {
-    if (line == "exact = true") written.exact = true;
-    if (!line.starts_with("shard-size = ")) continue;
-    const std::string value = line.substr(13);
-    const auto [end, ec] =
-        std::from_chars(value.data(), value.data() + value.size(), written.shard_size);
-    DPT_CHECK_KIND(ErrorKind::kIo, ec == std::errc() && end == value.data() + value.size() &&
-                                       written.shard_size >= 0,
-                   path, ": attribute 'config' of / has 'shard-size = ", value,
-                   "': expected a non-negative integer");
-  }
-  const bool bitwise = written.exact && config_.exact &&
-                       written.resolved_shard_size() == config_.resolved_shard_size();
   if (state.world_size == comm_.world_size()) return;
-  if (bitwise) {
+  // The checkpoint's own settings (its global batch is this run's: checked before).
+  const TrainConfig written = config_of_checkpoint(state, path);
+  if (written.exact && config_.exact &&
+      written.resolved_shard_size() == config_.resolved_shard_size()) {
     log(LogLevel::kInfo, "elastic resume in exact mode: written by ", state.world_size,
         " rank(s), continuing on ", comm_.world_size(), " bit for bit");
     return;
