@@ -6,6 +6,7 @@
 // same integers; the array functions below serve the host communicators.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -92,21 +93,14 @@ DPT_HOST_DEVICE float nonfinite_result(std::int64_t counts) {
 // is the same whichever ranks added which samples in which order. A loss that is not finite or
 // not below 2^30 has no fixed-point value: to_fixed_loss returns false (the caller reports it).
 inline constexpr int kLossFractionBits = 32;
-DPT_HOST_DEVICE bool to_fixed_loss(double loss, std::int64_t* fixed) {
-  constexpr double kScale = 4294967296.0;  // 2^32
-  if (!(loss > -1073741824.0 && loss < 1073741824.0)) return false;  // also NaN
-  const double shifted = loss * kScale;  // exact: a power-of-two scale
-  // Round half to even through the 1.5 * 2^52 trick is limited to 2^51: split off the integer.
-  const double whole = static_cast<double>(static_cast<std::int64_t>(shifted));
-  const double rest = shifted - whole;  // exact, |rest| < 1
-  std::int64_t rounded = static_cast<std::int64_t>(whole);
-  if (rest > 0.5 || (rest == 0.5 && (rounded & 1) != 0)) ++rounded;
-  if (rest < -0.5 || (rest == -0.5 && (rounded & 1) != 0)) --rounded;
-  *fixed = rounded;
+inline bool to_fixed_loss(double loss, std::int64_t* fixed) {
+  if (!(loss > -1073741824.0 && loss < 1073741824.0)) return false;  // |loss| >= 2^30, or NaN
+  // Exact product (a power-of-two scale), rounded half to even (the default rounding mode).
+  *fixed = static_cast<std::int64_t>(std::nearbyint(std::ldexp(loss, kLossFractionBits)));
   return true;
 }
-DPT_HOST_DEVICE double from_fixed_loss(std::int64_t fixed) {
-  return static_cast<double>(fixed) / 4294967296.0;
+inline double from_fixed_loss(std::int64_t fixed) {
+  return std::ldexp(static_cast<double>(fixed), -kLossFractionBits);
 }
 
 // ---- host arrays --------------------------------------------------------------------------
