@@ -43,6 +43,8 @@ class Sequential {
   // gradient buffer), which becomes flat_grads(): exact mode gives each micro-shard a gradient
   // buffer of its own (Note [Shard gradients] in parallel/data_parallel.cpp).
   void use_gradient_buffer(const Tensor& flat);
+  // Where each parameter starts in both flat buffers (elements; Note [Parameter alignment]).
+  const std::vector<std::int64_t>& parameter_offsets() const { return param_offsets_; }
   // Trainable values (without the alignment gaps of the flat buffers, Note [Parameter alignment]).
   std::int64_t num_parameters() const { return num_parameters_; }
   std::size_t num_layers() const { return layers_.size(); }

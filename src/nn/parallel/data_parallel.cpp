@@ -96,7 +96,6 @@ DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataPara
   // Parameters sit in the flat buffer in forward order, so walking them backwards and cutting
   // whenever the cap is reached yields contiguous ranges: no gradient is ever copied.
   bucket_of_param_.assign(static_cast<std::size_t>(n), -1);
-  const float* base = model.flat_grads().data<float>();
   DPT_CHECK(options.min_buckets >= 1 && options.min_bucket_elements >= 0,
             "data parallel: min_buckets must be >= 1 and min_bucket_elements >= 0");
   // With min_buckets 1 this is at least the whole buffer: no limit.
@@ -113,8 +112,7 @@ DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataPara
   // (Note [Parameter alignment] in sequential.cpp) and stay contiguous.
   std::int64_t span_end = model.flat_grads().numel();
   for (int i = n - 1; i >= 0; --i) {
-    const Tensor& grad = params[static_cast<std::size_t>(i)]->grad;
-    const std::int64_t offset = grad.data<float>() - base;
+    const std::int64_t offset = model.parameter_offsets()[static_cast<std::size_t>(i)];
     const std::int64_t span = span_end - offset;
     span_end = offset;
     if (current.count > 0 && current.count >= options.min_bucket_elements &&
@@ -147,15 +145,14 @@ void DataParallel::set_up_exact() {
     shard_grads_.push_back(Tensor::zeros({own.numel()}, DType::kF32, own.device()));
   }
   shard_grads_.push_back(own);
-  const auto& params = model_.parameters();
-  const float* base = own.data<float>();
-  std::vector<std::int64_t> param_start(params.size() + 1, own.numel());
-  for (std::size_t i = 0; i < params.size(); ++i) param_start[i] = params[i]->grad.data<float>() - base;
+  const std::vector<std::int64_t>& param_start = model_.parameter_offsets();
   for (const GradBucket& b : buckets_) {
     std::vector<std::int64_t> starts;
     for (int i = b.first_param; i <= b.last_param; ++i) {
       const auto p = static_cast<std::size_t>(i);
-      for (std::int64_t at = param_start[p]; at < param_start[p + 1]; at += options_.exact_chunk) {
+      // A parameter's span runs to the next one's start (its alignment gap included).
+      const std::int64_t end = p + 1 < param_start.size() ? param_start[p + 1] : own.numel();
+      for (std::int64_t at = param_start[p]; at < end; at += options_.exact_chunk) {
         starts.push_back(at - b.offset);
       }
     }
