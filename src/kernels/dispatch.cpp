@@ -4,6 +4,7 @@
 // with DPT_HAVE_CUDA (the only #if of kernels/, STYLE.md Decision 3).
 #include <string>
 
+#include "kernels/cpu/gemm_choice.h"
 #include "kernels/cpu/kernels_cpu.h"
 #include "kernels/cuda/kernels_cuda.h"
 #include "kernels/ops.h"
@@ -520,6 +521,11 @@ void adamw_step(const Context& ctx, Tensor& param, const Tensor& grad, Tensor& e
                                  exp_avg.data<float>(), exp_avg_sq.data<float>(), param.numel(), h,
                                  step_count));
   }
+}
+
+CpuGemmFacts cpu_gemm_facts() {
+  const cpu::GemmChoice& c = cpu::gemm_choice();
+  return CpuGemmFacts{c.isa, c.openblas_core, cpu::to_string(c.backward_data), c.reason};
 }
 
 }  // namespace dpt::kernels

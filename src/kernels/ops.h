@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "runtime/context.h"
 #include "runtime/tensor.h"
@@ -136,5 +137,17 @@ struct AdamWHyper {
 // One AdamW step; step_count is the 1-based step number used for bias correction.
 void adamw_step(const Context& ctx, Tensor& param, const Tensor& grad, Tensor& exp_avg,
                 Tensor& exp_avg_sq, const AdamWHyper& h, std::int64_t step_count);
+
+// ---- backend facts ---------------------------------------------------------------------------
+// Which library runs the CPU backend's dense products on this machine, and why (decided once per
+// process by a fixed rule on what oneDNN and OpenBLAS detect; DPT_CPU_GEMM=onednn|openblas
+// overrides it for measurements): for the log and the run summary.
+struct CpuGemmFacts {
+  std::string isa;            // the ISA oneDNN dispatches to
+  std::string openblas_core;  // the kernel set OpenBLAS detected
+  std::string backward_data;  // "onednn" or "openblas"
+  std::string reason;
+};
+CpuGemmFacts cpu_gemm_facts();
 
 }  // namespace dpt::kernels

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "kernels/cpu/backend_state.h"
+#include "kernels/cpu/gemm_choice.h"
 #include "kernels/cpu/invariant.h"
 #include "kernels/cpu/kernels_cpu.h"
 #include "runtime/check.h"
@@ -76,13 +77,11 @@ memory::desc matrix(std::int64_t rows, std::int64_t cols, bool transposed = fals
 
 // Note [Backward GEMMs]
 // ~~~~~~~~~~~~~~~~~~~~~
-// Measured on one AVX2 core at 128x2048x2048 (docs/benchmarks.md): oneDNN's matmul primitive and
-// dnnl_sgemm run the plain NN product dx = dy * w in 15 to 36 ms depending on where w starts
-// relative to a page, OpenBLAS in 13 to 16 ms at every offset; for the TN product of the weight
-// gradient dnnl_sgemm is the fastest (12 to 14 ms) and steady. So backward-data uses OpenBLAS and
-// backward-weights dnnl_sgemm (sgemm() of backend_state.h), whose beta = 1 also gives
-// accumulation for free. Thread-invariant mode uses dnnl_sgemm for all three
-// (Note [Thread-invariant kernels]).
+// Forward runs oneDNN's matmul primitive (bias and ReLU fused). Backward-weights runs dnnl_sgemm
+// (sgemm() of backend_state.h), the fastest TN product measured on every machine, whose beta = 1
+// also gives accumulation for free. Backward-data (the NN product) runs the library that
+// gemm_choice() names for this machine: OpenBLAS or dnnl_sgemm (Note [GEMM per machine]).
+// Thread-invariant mode uses dnnl_sgemm for all three (Note [Thread-invariant kernels]).
 
 }  // namespace
 
@@ -101,11 +100,15 @@ void linear_forward(const Context& ctx, const float* x, const float* w, const fl
 void linear_backward_data(const Context& ctx, const float* dy, const float* w, float* dx,
                           std::int64_t n, std::int64_t k, std::int64_t m) {
   if (ctx.thread_invariant()) return linear_backward_data_invariant(ctx, dy, w, dx, n, k, m);
+  // dx[n,k] = dy[n,m] * w[m,k]; see Note [Backward GEMMs].
+  if (gemm_choice().backward_data == GemmLibrary::kOneDnn) {
+    sgemm("linear_backward_data", 'N', 'N', n, k, m, dy, m, w, k, 0.0f, dx, k);
+    return;
+  }
   DPT_CHECK(std::in_range<blasint>(n * std::max(k, m)), "linear_backward_data: [", n, ", ", m,
             "] x [", m, ", ", k, "] exceeds the BLAS integer range");
   // OpenBLAS keeps its own thread pool: give it the context's thread count (a no-op when equal).
   if (openblas_get_num_threads() != ctx.threads()) openblas_set_num_threads(ctx.threads());
-  // dx[n,k] = dy[n,m] * w[m,k]; see Note [Backward GEMMs].
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(n),
               static_cast<blasint>(k), static_cast<blasint>(m), 1.0f, dy, static_cast<blasint>(m),
               w, static_cast<blasint>(k), 0.0f, dx, static_cast<blasint>(k));

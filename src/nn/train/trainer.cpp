@@ -689,6 +689,13 @@ TrainResult Trainer::run() {
       {"world_size", comm_.world_size()},
       {"model", config_.model},
       {"batch_size", config_.batch_size}};
+  if (ctx_.device().type == DeviceType::kCpu) {
+    const kernels::CpuGemmFacts gemm = kernels::cpu_gemm_facts();
+    summary["cpu_gemm"] = {{"isa", gemm.isa},
+                           {"openblas_core", gemm.openblas_core},
+                           {"backward_data", gemm.backward_data},
+                           {"reason", gemm.reason}};
+  }
   if (result.last_eval) summary["test_accuracy"] = result.last_eval->accuracy;
   if (result.stop_signal != 0) summary["stop_signal"] = result.stop_signal;
   // Share of the all-reduce time hidden behind backward: 1 = fully overlapped.
