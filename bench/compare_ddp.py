@@ -24,7 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from compare_pytorch import WARMUP_STEPS, emit_table, read_summary  # noqa: E402
-from machine import cpu_description  # noqa: E402
+from machine import cpu_description, isa_cap_env, reference_blas_env  # noqa: E402
 from requires import require  # noqa: E402
 
 
@@ -36,7 +36,8 @@ def run_dptrain(args, model, ranks):
                  "--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9", "--seed", "0",
                  "--eval=false", "--quiet", "--metrics", metrics]
         cmd = [os.path.join(HERE, "..", "launch", "dptrun"), "-n", str(ranks)] + train
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        subprocess.run(cmd, check=True, capture_output=True, text=True,
+                       env=dict(os.environ, **args.dpt_env))
         summary = read_summary(metrics, world_size=ranks)
         return summary["samples_per_sec"], summary["step_ms"]
 
@@ -53,7 +54,8 @@ def run_independent(args, model, ranks):
                      "--threads", "1", "--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9",
                      "--seed", "0", "--eval=false", "--quiet", "--metrics", metrics]
             procs.append(subprocess.Popen(["taskset", "-c", str(r % os.cpu_count())] + train,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                          env=dict(os.environ, **args.dpt_env)))
         for proc in procs:
             if proc.wait() != 0:
                 raise SystemExit(f"independent run failed: {proc.stderr.read().decode()}")
@@ -96,7 +98,7 @@ dist.destroy_process_group()
 
 
 def run_pytorch_ddp(args, model, ranks, port):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", **args.torch_env)
     procs = [subprocess.Popen([sys.executable, "-c", PYTORCH_WORKER, str(r), str(ranks), str(port),
                                args.data, model, str(args.steps), str(args.batch), str(WARMUP_STEPS),
                                os.path.join(HERE, "compare_pytorch.py")],
@@ -119,7 +121,13 @@ def main():
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", help="also append the markdown table to this file")
+    p.add_argument("--cap-isa", choices=["avx2"],
+                   help="run both on AVX2 code only (an AVX2 machine approximated on a wider CPU)")
     args = p.parse_args()
+    args.dpt_env, args.torch_env, cap_note = isa_cap_env(args.cap_isa)
+    blas_env, blas_note = reference_blas_env()
+    if not args.cap_isa:
+        args.torch_env.update(blas_env)
     require("torch", "numpy", "h5py")  # the DDP workers (child processes of this interpreter) import them
     if not os.path.exists(args.data):
         raise SystemExit(f"{args.data} not found: build/bin/dpt-data import-fashion-mnist {args.data}")
@@ -146,8 +154,8 @@ def main():
               f"({[round(v) for v in ceiling]})", flush=True)
     table = [f"Data-parallel throughput, {args.ranks} ranks x 1 thread on one node, global batch "
              f"{args.batch}, SGD momentum 0.9, {args.steps} steps (first {WARMUP_STEPS} left out), "
-             f"median of {args.repeats} ({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, gloo); "
-             f"{cpu_description()}", "",
+             f"median of {args.repeats} ({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, gloo, "
+             f"{blas_note if not args.cap_isa else 'OpenBLAS core Haswell'}); {cap_note}{cpu_description()}", "",
              "| model | dptrain samples/s | PyTorch DDP samples/s | ratio | dptrain 1 rank | scaling efficiency | exposed comm / step | no-comm ceiling (ratio to DDP, efficiency) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for model, o, t, o1, eff, exposed, c, c_eff in rows:

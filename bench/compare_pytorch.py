@@ -75,7 +75,8 @@ print(({args.steps} - {WARMUP_STEPS}) * {args.batch} / elapsed)
 """
     # Debian's torch calls OpenBLAS through the generic BLAS interface, so torch.set_num_threads
     # does not reach OpenBLAS's own pool: without this PyTorch's GEMMs would use every core.
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
+               **args.torch_env)
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                          env=env)
     return float(out.stdout.strip().splitlines()[-1])
@@ -110,7 +111,8 @@ def run_dptrain(args, model_name):
                "--device", args.device]
         if args.optimizer == "sgd":
             cmd += ["--momentum", "0.9"]
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        subprocess.run(cmd, check=True, capture_output=True, text=True,
+                       env=dict(os.environ, **args.dpt_env))
         summary = read_summary(metrics)
         return summary["samples_per_sec"], summary["step_ms"]
 
@@ -130,8 +132,14 @@ def main():
     p.add_argument("--device", default="cpu",
                    help="cpu, or cuda for both dptrain and PyTorch on the first GPU")
     p.add_argument("--out", help="also append the markdown table to this file")
+    p.add_argument("--cap-isa", choices=["avx2"],
+                   help="run both on AVX2 code only (an AVX2 machine approximated on a wider CPU)")
     args = p.parse_args()
-    from machine import cpu_description
+    from machine import cpu_description, isa_cap_env, reference_blas_env
+    args.dpt_env, args.torch_env, cap_note = isa_cap_env(args.cap_isa)
+    blas_env, blas_note = reference_blas_env()
+    if not args.cap_isa:
+        args.torch_env.update(blas_env)
     from requires import require  # here, not at the top: the PyTorch child loads this file too
     require("torch", "numpy", "h5py")  # the PyTorch runs (child processes of this interpreter) import them
     if not os.path.exists(args.data):
@@ -154,7 +162,8 @@ def main():
 
     table = [f"Training throughput, batch {args.batch}, {args.threads} thread(s), {args.optimizer}, "
              f"{args.steps} steps (first {WARMUP_STEPS} left out), median of {args.repeats} "
-             f"({time.strftime('%Y-%m-%d')}, torch {torch.__version__}); {cpu_description()}", "",
+             f"({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, "
+             f"{blas_note if not args.cap_isa else 'OpenBLAS core Haswell'}); {cap_note}{cpu_description()}", "",
              "| model | dptrain samples/s | PyTorch samples/s | ratio | dptrain step ms (fwd / bwd / opt / data) |",
              "|---|---:|---:|---:|---|"]
     for name, o, t, r, s in rows:
