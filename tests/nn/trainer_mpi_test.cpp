@@ -300,6 +300,43 @@ TEST(TrainerMpi, TimelineShowsAllReducesDuringBackward) {
         EXPECT_EQ(overlapping_steps, 0) << "an all-reduce began during backward on rank " << rank;
       }
     }
+
+    // Rank imbalance (Note [Rank imbalance in the timeline]): per step, each rank's compute time
+    // and the slowest rank, consistent across the ranks; a counter per rank and step.
+    std::map<std::string, std::map<int, nlohmann::json>> step_args;  // step name -> rank -> args
+    std::map<int, int> counters;
+    for (const auto& e : trace) {
+      if (e.at("ph") == "C" && e.at("name") == "compute ms") {
+        ++counters[e.at("pid").get<int>()];
+        EXPECT_GT(e.at("args").at("compute").get<double>(), 0.0);
+      }
+      if (e.at("ph") == "X" && e.at("cat") == "step") {
+        step_args[e.at("name").get<std::string>()][e.at("pid").get<int>()] = e.at("args");
+      }
+    }
+    EXPECT_EQ(counters, (std::map<int, int>{{0, 3}, {1, 3}}));
+    EXPECT_EQ(step_args.size(), 3u);
+    for (const auto& [name, by_rank] : step_args) {
+      ASSERT_EQ(by_rank.size(), 2u) << name;
+      const double c0 = by_rank.at(0).at("compute_ms"), c1 = by_rank.at(1).at("compute_ms");
+      EXPECT_GT(c0, 0.0) << name;
+      EXPECT_GT(c1, 0.0) << name;
+      const int slowest = c1 > c0 ? 1 : 0;
+      for (int rank = 0; rank < 2; ++rank) {
+        const auto& args = by_rank.at(rank);
+        EXPECT_EQ(args.at("slowest_rank").get<int>(), slowest) << name << " rank " << rank;
+        EXPECT_DOUBLE_EQ(args.at("behind_slowest_ms").get<double>(),
+                         std::max(c0, c1) - args.at("compute_ms").get<double>())
+            << name << " rank " << rank;
+      }
+    }
+    const auto& per_rank = summary.at("rank_compute_ms");
+    ASSERT_EQ(per_rank.size(), 2u);
+    const double a = per_rank[0], b = per_rank[1];
+    EXPECT_GT(a, 0.0);
+    EXPECT_GT(b, 0.0);
+    EXPECT_DOUBLE_EQ(summary.at("rank_imbalance").get<double>(),
+                     (std::max(a, b) - std::min(a, b)) / std::max(a, b));
   }
 }
 

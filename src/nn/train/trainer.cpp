@@ -689,6 +689,21 @@ TrainResult Trainer::run() {
       {"world_size", comm_.world_size()},
       {"model", config_.model},
       {"batch_size", config_.batch_size}};
+  // Each rank's compute per step (forward and backward: what differs between ranks); a step
+  // waits for the slowest, so the spread is time the others spend waiting.
+  if (comm_.world_size() > 1) {
+    const double compute_ms = result.breakdown.forward_ms + result.breakdown.backward_ms;
+    nlohmann::json per_rank = nlohmann::json::array();
+    double slowest = 0.0, fastest = std::numeric_limits<double>::infinity();
+    for (const std::string& text : comm_.all_gather(nlohmann::json(compute_ms).dump())) {
+      const double ms = nlohmann::json::parse(text).get<double>();
+      per_rank.push_back(ms);
+      slowest = std::max(slowest, ms);
+      fastest = std::min(fastest, ms);
+    }
+    summary["rank_compute_ms"] = per_rank;
+    summary["rank_imbalance"] = slowest > 0.0 ? (slowest - fastest) / slowest : 0.0;
+  }
   if (ctx_.device().type == DeviceType::kCpu) {
     const kernels::CpuGemmFacts gemm = kernels::cpu_gemm_facts();
     summary["cpu_gemm"] = {{"isa", gemm.isa},
