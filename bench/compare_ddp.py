@@ -35,7 +35,8 @@ def run_dptrain(args, model, ranks):
                  "--steps", str(args.steps), "--batch-size", str(args.batch), "--threads", "1",
                  "--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9", "--seed", "0",
                  "--eval=false", "--quiet", "--metrics", metrics]
-        cmd = [os.path.join(HERE, "..", "launch", "dptrun"), "-n", str(ranks)] + train
+        cmd = [os.path.join(HERE, "..", "launch", "dptrun"), "-n", str(ranks)]
+        cmd += (["--no-bind"] if args.no_bind else []) + train
         subprocess.run(cmd, check=True, capture_output=True, text=True,
                        env=dict(os.environ, **args.dpt_env))
         summary = read_summary(metrics, world_size=ranks)
@@ -121,6 +122,8 @@ def main():
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", help="also append the markdown table to this file")
+    p.add_argument("--no-bind", action="store_true",
+                   help="dptrain's ranks unbound (dptrun --no-bind) instead of one core each")
     p.add_argument("--cap-isa", choices=["avx2"],
                    help="run both on AVX2 code only (an AVX2 machine approximated on a wider CPU)")
     args = p.parse_args()
@@ -155,7 +158,10 @@ def main():
     table = [f"Data-parallel throughput, {args.ranks} ranks x 1 thread on one node, global batch "
              f"{args.batch}, SGD momentum 0.9, {args.steps} steps (first {WARMUP_STEPS} left out), "
              f"median of {args.repeats} ({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, gloo, "
-             f"{blas_note if not args.cap_isa else 'OpenBLAS core Haswell'}); {cap_note}{cpu_description()}", "",
+             f"{blas_note if not args.cap_isa else 'OpenBLAS core Haswell'}"
+             f"{', dptrain ranks unbound' if args.no_bind else ''}"
+             f"{', OMPI_MCA_mpi_yield_when_idle=' + os.environ['OMPI_MCA_mpi_yield_when_idle'] if 'OMPI_MCA_mpi_yield_when_idle' in os.environ else ''}"
+             f"); {cap_note}{cpu_description()}", "",
              "| model | dptrain samples/s | PyTorch DDP samples/s | ratio | dptrain 1 rank | scaling efficiency | exposed comm / step | no-comm ceiling (ratio to DDP, efficiency) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for model, o, t, o1, eff, exposed, c, c_eff in rows:

@@ -20,6 +20,14 @@ check "one rank per core" $? "$out"
 out=$(timeout 60 "$dptrun" -n $((cores * 2)) bash -c 'echo "rank=$OMPI_COMM_WORLD_RANK"' 2>&1)
 [[ $(grep -c "rank=" <<<"$out") -eq $((cores * 2)) ]]
 check "more ranks than cores (oversubscribed)" $? "$out"
+# Binding: by default each rank runs on its own share of the cores (nproc follows the affinity);
+# --no-bind leaves every rank on all of them.
+out=$(timeout 60 "$dptrun" -n "$cores" bash -c 'echo "cpus=$(nproc)"' 2>&1)
+[[ $(grep -c "^cpus=1$" <<<"$out") -eq $cores ]]
+check "ranks bound to their own cores" $? "$out"
+out=$(timeout 60 "$dptrun" -n "$cores" --no-bind bash -c 'echo "cpus=$(nproc)"' 2>&1)
+[[ $(grep -c "^cpus=$cores$" <<<"$out") -eq $cores ]]
+check "--no-bind leaves every rank on all cores" $? "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$bin/dpt-data" import-fashion-mnist "$work/fm.h5" >/dev/null
