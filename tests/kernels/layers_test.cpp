@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Convolution, linear and max pooling against the naive double references of reference.h, over odd
-// shapes (1x1 and 5x7 images, batch 1 and 3, channels 3 and 5, stride 2, padding 0/1, kernels 1/3),
+// shapes (1x1 and 5x7 images, batch 1 to 7 (several sample groups), channels 3 and 5, stride 2, padding 0/1, kernels 1/3),
 // with bias/ReLU on and off and gradient accumulation on and off. Each shape runs twice with new
 // data so a cached primitive is shown to read the new pointers.
 #include <gtest/gtest.h>
@@ -89,7 +89,11 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{3, 3, 7, 5, 4, 1, 2, 0},   // 1x1 kernel, stride 2
                       ConvCase{2, 1, 28, 28, 32, 3, 1, 1},  // cnn layer 1
                       ConvCase{2, 32, 14, 14, 64, 3, 1, 1},  // cnn layer 2
-                      ConvCase{2, 64, 7, 7, 64, 3, 1, 1}));  // cnn layer 3
+                      ConvCase{2, 64, 7, 7, 64, 3, 1, 1},  // cnn layer 3
+                      // Batches the CPU runs in several sample groups, the last one shorter
+                      // (Note [Convolution sample groups]: 2 + 2 + 2 + 1 and 3 + 2 samples).
+                      ConvCase{7, 1, 28, 28, 32, 3, 1, 1},
+                      ConvCase{5, 32, 14, 14, 64, 3, 1, 1}));
 
 struct LinearCase {
   std::int64_t n, k, m;

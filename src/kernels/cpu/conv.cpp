@@ -1,31 +1,81 @@
 // SPDX-License-Identifier: MIT
 // Convolution forward (bias + ReLU fused), backward-data and backward-weights (+ bias) on oneDNN:
-// one cached primitive per shape, run on all of the Context's threads. In thread-invariant mode
-// the work goes to conv_invariant.cpp instead.
+// cached primitives run on all of the Context's threads, over the batch in cache-sized sample
+// groups (Note [Convolution sample groups]). In thread-invariant mode the work goes to
+// conv_invariant.cpp instead.
+#include <algorithm>
+
 #include "kernels/cpu/backend_state.h"
 #include "kernels/cpu/conv_primitives.h"
 #include "kernels/cpu/invariant.h"
 #include "kernels/cpu/kernels_cpu.h"
 
 namespace dpt::kernels::cpu {
+namespace {
+
+// Note [Convolution sample groups]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// oneDNN's fast convolutions work on channel-blocked layouts, so every call reorders its NCHW
+// inputs in and its outputs out. Over a whole batch of 128 those reorders stream the activations
+// through memory (the cnn's first layer: 12.8 MB out, reordered again; ONEDNN_VERBOSE showed
+// reorders at about 30% of a cnn step's convolution time). Run over groups of samples whose input
+// and output take at most kGroupBytes, the reorders and the primitive's own passes stay in the L2
+// cache. Measured (dpt-kernel-bench, batch 128, 1 thread, Xeon with AVX-512, best of 4
+// interleaved runs): every convolution op of the cnn faster, conv1 forward 2.50 -> 1.63 ms and
+// backward-weights 3.23 -> 1.53 ms, conv2 7-8 ms -> 6.7-7.0 ms, the cnn's ops 56 -> 44 ms;
+// 1 MiB groups measured the same as 256 KiB, which also fits the 512 KiB L2 of AVX2 EPYCs. The
+// group size comes from the shape alone (never timings or the thread count), so results stay a
+// function of the inputs and the thread count as before.
+constexpr std::int64_t kGroupBytes = 1 << 18;
+
+std::int64_t group_size(const ConvShape& s) {
+  const std::int64_t per_sample =
+      (s.c * s.h * s.w + s.o * s.oh * s.ow) * static_cast<std::int64_t>(sizeof(float));
+  return std::clamp<std::int64_t>(kGroupBytes / std::max<std::int64_t>(per_sample, 1), 1, s.n);
+}
+
+ConvShape with_batch(ConvShape s, std::int64_t n) {
+  s.n = n;
+  return s;
+}
+
+// Calls f(group shape, first sample) over the batch in groups.
+template <typename F>
+void for_each_group(const ConvShape& s, F&& f) {
+  const std::int64_t g = group_size(s);
+  for (std::int64_t first = 0; first < s.n; first += g) f(with_batch(s, std::min(g, s.n - first)), first);
+}
+
+}  // namespace
 
 void conv2d_forward(const Context& ctx, const ConvShape& s, const float* x, const float* w,
                     const float* b, float* y, bool relu) {
   if (ctx.thread_invariant()) return conv2d_forward_invariant(ctx, s, x, w, b, y, relu);
   CpuBackendState& st = state_of(ctx);
   const bool bias = b != nullptr;
-  auto& e = st.cached<ConvForward>(conv_key("conv_fwd", s, bias * 2 + relu), "conv2d_forward",
-                                   [&] { return make_conv_forward(st.engine(), s, bias, relu); });
-  e.run(st.stream(), x, w, b, y);
+  // Groups of one shape share a primitive: its weights are reordered for the first only.
+  const ConvForward* previous = nullptr;
+  for_each_group(s, [&](const ConvShape& gs, std::int64_t first) {
+    auto& e = st.cached<ConvForward>(conv_key("conv_fwd", gs, bias * 2 + relu), "conv2d_forward",
+                                     [&] { return make_conv_forward(st.engine(), gs, bias, relu); });
+    e.run(st.stream(), x + first * s.c * s.h * s.w, w, b, y + first * s.o * s.oh * s.ow,
+          &e != previous);
+    previous = &e;
+  });
 }
 
 void conv2d_backward_data(const Context& ctx, const ConvShape& s, const float* dy, const float* w,
                           float* dx) {
   if (ctx.thread_invariant()) return conv2d_backward_data_invariant(ctx, s, dy, w, dx);
   CpuBackendState& st = state_of(ctx);
-  auto& e = st.cached<ConvBackwardData>(conv_key("conv_bwd_data", s, 0), "conv2d_backward_data",
-                                        [&] { return make_conv_backward_data(st.engine(), s); });
-  e.run(st.stream(), dy, w, dx);
+  const ConvBackwardData* previous = nullptr;
+  for_each_group(s, [&](const ConvShape& gs, std::int64_t first) {
+    auto& e = st.cached<ConvBackwardData>(conv_key("conv_bwd_data", gs, 0), "conv2d_backward_data",
+                                          [&] { return make_conv_backward_data(st.engine(), gs); });
+    e.run(st.stream(), dy + first * s.o * s.oh * s.ow, w, dx + first * s.c * s.h * s.w,
+          &e != previous);
+    previous = &e;
+  });
 }
 
 void conv2d_backward_weights(const Context& ctx, const ConvShape& s, const float* x,
@@ -35,10 +85,14 @@ void conv2d_backward_weights(const Context& ctx, const ConvShape& s, const float
   }
   CpuBackendState& st = state_of(ctx);
   const bool bias = db != nullptr;
-  auto& e = st.cached<ConvBackwardWeights>(
-      conv_key("conv_bwd_weights", s, bias * 2 + accumulate), "conv2d_backward_weights",
-      [&] { return make_conv_backward_weights(st.engine(), s, bias, accumulate); });
-  e.run(st.stream(), s.o, x, dy, dw, db);
+  // The first group writes (or adds, when the caller accumulates), the others add, in order.
+  for_each_group(s, [&](const ConvShape& gs, std::int64_t first) {
+    const bool add = accumulate || first > 0;
+    auto& e = st.cached<ConvBackwardWeights>(
+        conv_key("conv_bwd_weights", gs, bias * 2 + add), "conv2d_backward_weights",
+        [&] { return make_conv_backward_weights(st.engine(), gs, bias, add); });
+    e.run(st.stream(), s.o, x + first * s.c * s.h * s.w, dy + first * s.o * s.oh * s.ow, dw, db);
+  });
 }
 
 }  // namespace dpt::kernels::cpu
