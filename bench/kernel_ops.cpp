@@ -6,6 +6,9 @@
 // alternate, so load from other processes falls on both alike.
 //   build/bin/dpt-kernel-bench [--batch 32] [--threads 1 2] [--models cnn mlp] [--repeats 30]
 //                              [--best]
+// --optimizers instead times one optimizer step over --numel floats (SGD with momentum, SGD
+// plain, AdamW) on one thread against the memory-bandwidth floor of its bytes, from a triad
+// measured in the same run (Note [Optimizer floor]).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -185,6 +188,73 @@ std::pair<double, double> ms_per_call(const Op& op, const Context& plain, const 
   return {statistic(a, best), statistic(b, best)};
 }
 
+// Note [Optimizer floor]
+// ~~~~~~~~~~~~~~~~~~~~~~~
+// An optimizer step is a pass over flat buffers, so its floor is the bytes it must move divided
+// by the bandwidth one core reaches: SGD with momentum reads p, g, buf and writes p, buf (5 x 4
+// bytes an element), plain SGD 3 x 4, AdamW reads p, g, m, v and writes p, m, v (7 x 4). The
+// bandwidth comes from an in-place triad a[i] += s * b[i] over buffers of the same size (reads
+// a, b, writes a: 3 x 4 bytes, no write-allocate traffic beyond what is counted, like the
+// optimizers, whose stores go to lines they have just read), timed alternately with the
+// optimizers so that load from other processes falls on both alike. It is compiled for the same
+// ISAs as the optimizer loops (Note [Optimizer loops] in kernels/cpu/optim.cpp).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+__attribute__((noinline)) void triad_in_place(float* a, const float* b, float s, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) a[i] += s * b[i];
+}
+
+double seconds_of(const std::function<void()>& f) {
+  const auto start = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+int run_optimizers(std::int64_t numel, int repeats, bool best) {
+  const Context ctx = Context::create(dpt::Device::cpu(), 1);
+  Tensor p = random({numel}, 1), g = random({numel}, 2), buf = random({numel}, 3);
+  Tensor m = random({numel}, 4), v = random({numel}, 5), a = random({numel}, 6), none;
+  for (float* f = v.data<float>(); f != v.data<float>() + numel; ++f) *f = *f * *f;  // v >= 0
+  // Small steps: the parameters stay finite over many repeats.
+  const k::SgdHyper sgd_momentum{1e-6, 0.9, 0.0, 1e-4, false, 1.0 / 128};
+  const k::SgdHyper sgd_plain{1e-6, 0.0, 0.0, 0.0, false, 1.0 / 128};
+  const k::AdamWHyper adamw{1e-6, 0.9, 0.999, 1e-8, 0.01, 1.0 / 128};
+  std::int64_t adam_step = 0;
+  struct Case {
+    const char* name;
+    double bytes_per_element;
+    std::function<void()> run;
+  };
+  const std::vector<Case> cases{
+      {"triad a += s*b", 12, [&] { triad_in_place(a.data<float>(), g.data<float>(), 0.5f, numel); }},
+      {"sgd momentum", 20, [&] { k::sgd_step(ctx, p, g, buf, sgd_momentum, false); }},
+      {"sgd plain", 12, [&] { k::sgd_step(ctx, p, g, none, sgd_plain, false); }},
+      {"adamw", 28, [&] { k::adamw_step(ctx, p, g, m, v, adamw, ++adam_step); }},
+  };
+  std::vector<std::vector<double>> seconds(cases.size());
+  for (int r = 0; r < repeats + 2; ++r) {
+    for (std::size_t c = 0; c < cases.size(); ++c) {
+      const double t = seconds_of(cases[c].run);
+      if (r >= 2) seconds[c].push_back(t);  // two warm-up rounds
+    }
+  }
+  std::printf("# dpt-kernel-bench --optimizers: %lld floats, 1 thread, %s of %d calls\n# %s\n",
+              static_cast<long long>(numel), best ? "fastest" : "median", repeats,
+              cpu_description().c_str());
+  const double triad_s = statistic(seconds[0], best);
+  const double bandwidth = cases[0].bytes_per_element * static_cast<double>(numel) / triad_s;
+  std::printf("| pass | ms | GB/s | floor ms | time / floor |\n|---|---:|---:|---:|---:|\n");
+  for (std::size_t c = 0; c < cases.size(); ++c) {
+    const double s = statistic(seconds[c], best);
+    const double bytes = cases[c].bytes_per_element * static_cast<double>(numel);
+    const double floor_s = bytes / bandwidth;
+    std::printf("| %s | %.2f | %.1f | %.2f | %.2f |\n", cases[c].name, 1e3 * s, bytes / s / 1e9,
+                1e3 * floor_s, s / floor_s);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -195,14 +265,20 @@ int main(int argc, char** argv) {
   std::vector<std::string> models{"cnn", "mlp"};
   int repeats = 30;
   bool best = false;
+  bool optimizers = false;
+  std::int64_t numel = 10'000'000;
   app.add_option("--batch", batch, "Samples per op call (the shard batch)")->capture_default_str();
   app.add_option("--threads", threads, "Thread counts")->capture_default_str();
   app.add_option("--models", models, "cnn and/or mlp")->capture_default_str();
   app.add_option("--repeats", repeats, "Timed calls per figure")->capture_default_str();
   app.add_flag("--best", best,
                "Show the fastest call instead of the median (for a loaded machine)");
+  app.add_flag("--optimizers", optimizers,
+               "Time the optimizer steps against the memory-bandwidth floor instead");
+  app.add_option("--numel", numel, "Floats per buffer for --optimizers")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
+    if (optimizers) return run_optimizers(numel, repeats, best);
     std::printf("# dpt-kernel-bench: batch %lld, %s of %d calls, ms per call\n# %s\n",
                 static_cast<long long>(batch), best ? "fastest" : "median", repeats,
                 cpu_description().c_str());
