@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -71,6 +72,31 @@ TEST_F(Elementwise, SumSquaresMatchesDoubleAndIsThreadCountIndependent) {
   EXPECT_EQ(one, three);
   EXPECT_NEAR(one, want, 1e-9 * want);
   EXPECT_EQ(sum_squares(ctx_, Tensor::from_vector({3}, {1.0f, -2.0f, 3.0f})), 14.0);
+}
+
+// The documented order (cpu/elementwise.cpp): chunks of 4096 elements, element i of a chunk added
+// into lane i % 8, lanes paired ((0+1)+(2+3))+((4+5)+(6+7)), chunk sums added in index order. The
+// gradient norm, and so clipping, depends on these bits; the size spans several of the blocks
+// the CPU loop forms its chunk sums in.
+double sum_squares_in_documented_order(const float* x, std::int64_t n) {
+  double total = 0.0;
+  for (std::int64_t begin = 0; begin < n; begin += 4096) {
+    const std::int64_t end = std::min(n, begin + 4096);
+    double lane[8] = {};
+    for (std::int64_t i = begin; i < end; ++i) {
+      const double v = x[i];
+      lane[(i - begin) % 8] += v * v;
+    }
+    total += ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  }
+  return total;
+}
+
+TEST_F(Elementwise, SumSquaresIsBitwiseTheDocumentedOrder) {
+  for (const std::int64_t n : {std::int64_t{4095}, std::int64_t{5 * 512 * 4096 + 12345}}) {
+    const Tensor x = random_tensor({n}, 31, -3.0f, 3.0f);
+    EXPECT_EQ(sum_squares(ctx_, x), sum_squares_in_documented_order(x.data<float>(), n)) << n;
+  }
 }
 
 TEST_F(Elementwise, SoftmaxCrossEntropyMatchesReference) {
