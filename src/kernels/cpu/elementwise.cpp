@@ -2,6 +2,7 @@
 // OpenMP loops over the shared math of kernels/elementwise_math.h: relu, dropout, scale, axpy and
 // the fixed-order sum of squares used for the global gradient norm.
 #include "kernels/cpu/kernels_cpu.h"
+#include "kernels/cpu/simd_loops.h"
 #include "kernels/elementwise_math.h"
 
 namespace dpt::kernels::cpu {
@@ -14,14 +15,41 @@ constexpr std::int64_t kSumChunk = 4096;
 constexpr std::int64_t kSumBlock = 512;
 }  // namespace
 
-void relu_forward(const float* x, float* y, std::int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+namespace {
+// The loops of one thread's range, in ISA clones (Note [SIMD clones] in cpu/simd_loops.h).
+DPT_SIMD_CLONES void relu_forward_range(const float* x, float* y, std::int64_t n) {
+#pragma omp simd
   for (std::int64_t i = 0; i < n; ++i) y[i] = relu(x[i]);
+}
+DPT_SIMD_CLONES void relu_backward_range(const float* y, const float* dy, float* dx,
+                                         std::int64_t n) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) dx[i] = relu_grad(y[i], dy[i]);
+}
+DPT_SIMD_CLONES void multiply_range(const float* a, const float* b, float* out, std::int64_t n) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
+}
+DPT_SIMD_CLONES void scale_range(float* y, float alpha, std::int64_t n) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) y[i] *= alpha;
+}
+DPT_SIMD_CLONES void axpy_range(float alpha, const float* x, float* y, std::int64_t n) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+}  // namespace
+
+void relu_forward(const float* x, float* y, std::int64_t n) {
+  for_thread_ranges(n, kParallelMin, [&](std::int64_t begin, std::int64_t end) {
+    relu_forward_range(x + begin, y + begin, end - begin);
+  });
 }
 
 void relu_backward(const float* y, const float* dy, float* dx, std::int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (std::int64_t i = 0; i < n; ++i) dx[i] = relu_grad(y[i], dy[i]);
+  for_thread_ranges(n, kParallelMin, [&](std::int64_t begin, std::int64_t end) {
+    relu_backward_range(y + begin, dy + begin, dx + begin, end - begin);
+  });
 }
 
 void dropout_forward(const float* x, float* y, float* mask, std::int64_t samples,
@@ -38,18 +66,21 @@ void dropout_forward(const float* x, float* y, float* mask, std::int64_t samples
 }
 
 void dropout_backward(const float* dy, const float* mask, float* dx, std::int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (std::int64_t i = 0; i < n; ++i) dx[i] = dy[i] * mask[i];
+  for_thread_ranges(n, kParallelMin, [&](std::int64_t begin, std::int64_t end) {
+    multiply_range(dy + begin, mask + begin, dx + begin, end - begin);
+  });
 }
 
 void scale(float* y, float alpha, std::int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (std::int64_t i = 0; i < n; ++i) y[i] *= alpha;
+  for_thread_ranges(n, kParallelMin, [&](std::int64_t begin, std::int64_t end) {
+    scale_range(y + begin, alpha, end - begin);
+  });
 }
 
 void axpy(float alpha, const float* x, float* y, std::int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (std::int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+  for_thread_ranges(n, kParallelMin, [&](std::int64_t begin, std::int64_t end) {
+    axpy_range(alpha, x + begin, y + begin, end - begin);
+  });
 }
 
 double sum_squares(const float* x, std::int64_t n) {

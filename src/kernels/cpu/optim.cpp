@@ -1,11 +1,8 @@
 // SPDX-License-Identifier: MIT
 // SGD and AdamW steps: one vectorised pass over the flat buffers, calling the per-element updates
 // of kernels/optim_math.h (Note [Optimizer loops]).
-#include <omp.h>
-
-#include <algorithm>
-
 #include "kernels/cpu/kernels_cpu.h"
+#include "kernels/cpu/simd_loops.h"
 #include "kernels/optim_math.h"
 
 namespace dpt::kernels::cpu {
@@ -21,42 +18,15 @@ namespace {
 //   loop of its own (sgd_update_as with SgdFixed): the same expressions in the same order as
 //   sgd_update, so the same bits (tests/kernels/optim_test.cpp compares every variant with a
 //   scalar loop over sgd_update, bit for bit).
-// - The loops are compiled for x86-64-v4 (AVX-512), x86-64-v3 (AVX2) and the baseline, and the
-//   loader picks the widest the CPU has (GCC target_clones, as Note [Exact sum dispatch] in
-//   runtime/exact_sum.cpp). The project builds with -ffp-contract=off, so an FMA-capable clone
-//   still rounds each product and sum on its own, and sqrt and division are correctly rounded in
-//   every ISA: every clone gives the bits of the scalar math (and of the CUDA kernels). The
-//   variant templates are always_inline so that they are compiled inside each clone.
+// - The loops are compiled for AVX-512, AVX2 and the baseline (Note [SIMD clones] in
+//   cpu/simd_loops.h); every clone gives the bits of the scalar math.
 // - Stores are plain: every store goes to a line the same iteration has just read, so
 //   non-temporal stores would save no write-allocate traffic.
-// - Threads take contiguous ranges that start at multiples of 16 elements; the update is
-//   elementwise, so the result does not depend on the thread count.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define DPT_SIMD_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DPT_SIMD_CLONES
-#endif
-#define DPT_ALWAYS_INLINE inline __attribute__((always_inline))
+// - Threads take contiguous ranges (for_thread_ranges); the update is elementwise, so the result
+//   does not depend on the thread count.
 
 // Below this many elements a parallel region costs more than it saves.
 constexpr std::int64_t kParallelMin = 1 << 14;
-
-// Calls f(begin, end) on contiguous ranges covering [0, n), one per OpenMP thread.
-template <class F>
-void for_thread_ranges(std::int64_t n, const F& f) {
-  if (n < kParallelMin) {
-    f(std::int64_t{0}, n);
-    return;
-  }
-#pragma omp parallel
-  {
-    const std::int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
-    const std::int64_t per = ((n + threads - 1) / threads + 15) / 16 * 16;
-    const std::int64_t begin = std::min(n, t * per), end = std::min(n, begin + per);
-    if (begin < end) f(begin, end);
-  }
-}
 
 template <class Variant>
 DPT_ALWAYS_INLINE void sgd_loop(float* param, const float* grad, float* buf, std::int64_t n,
@@ -113,7 +83,7 @@ void sgd_step(float* param, const float* grad, float* momentum_buf, std::int64_t
       sgd_coeffs(h.lr, h.momentum, h.dampening, h.weight_decay, h.nesterov, h.grad_scale);
   // dispatch.cpp passes a buffer whenever momentum != 0, and momentum == 0 rounds to 0.0f.
   DPT_ASSERT(momentum_buf != nullptr || c.momentum == 0.0f);
-  for_thread_ranges(n, [&](std::int64_t begin, std::int64_t end) {
+  for_thread_ranges(n, kParallelMin, [&](std::int64_t begin, std::int64_t end) {
     sgd_range(param + begin, grad + begin, momentum_buf == nullptr ? nullptr : momentum_buf + begin,
               end - begin, c, first_step);
   });
@@ -123,7 +93,7 @@ void adamw_step(float* param, const float* grad, float* exp_avg, float* exp_avg_
                 std::int64_t n, const AdamWHyper& h, std::int64_t step_count) {
   const AdamWCoeffs c = adamw_coeffs(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, step_count,
                                      h.grad_scale);
-  for_thread_ranges(n, [&](std::int64_t begin, std::int64_t end) {
+  for_thread_ranges(n, kParallelMin, [&](std::int64_t begin, std::int64_t end) {
     adamw_range(param + begin, grad + begin, exp_avg + begin, exp_avg_sq + begin, end - begin, c);
   });
 }
