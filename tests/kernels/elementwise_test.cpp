@@ -124,7 +124,8 @@ double sum_squares_in_documented_order(const float* x, std::int64_t n) {
       const double v = x[i];
       lane[(i - begin) % 8] += v * v;
     }
-    total += ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    total += ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+             ((lane[4] + lane[5]) + (lane[6] + lane[7]));
   }
   return total;
 }

@@ -45,9 +45,9 @@ constexpr std::size_t kBufferBytes = 1024;
 
 struct Counts {
   long long all = 0;
-  long long ours_small = 0;     // dptrain's code, under kBufferBytes
-  long long ours_buffers = 0;   // dptrain's code, kBufferBytes or more
-  long long libraries = 0;      // shared libraries (oneDNN, OpenBLAS, libgomp)
+  long long ours_small = 0;    // dptrain's code, under kBufferBytes
+  long long ours_buffers = 0;  // dptrain's code, kBufferBytes or more
+  long long libraries = 0;     // shared libraries (oneDNN, OpenBLAS, libgomp)
 };
 
 thread_local bool counting = false;
@@ -161,7 +161,8 @@ class SteadyState : public ::testing::TestWithParam<const char*> {
     data_ = (dir_ / "data.h5").string();
     // 20 steps per epoch at batch 32: warm-up and measured steps stay inside the first epoch.
     test::write_quadrants_dataset(data_, 640, 32, /*side=*/28, /*num_classes=*/10);
-    if (const char* trace = std::getenv("DPT_TRACE_ALLOCATIONS")) trace_from_bytes = std::atoll(trace);
+    if (const char* trace = std::getenv("DPT_TRACE_ALLOCATIONS"))
+      trace_from_bytes = std::atoll(trace);
     void* frame[1];
     backtrace(frame, 1);  // loads the unwinder before anything is counted
   }

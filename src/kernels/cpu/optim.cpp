@@ -66,8 +66,8 @@ DPT_SIMD_CLONES void sgd_range(float* param, const float* grad, float* buf, std:
   }
 }
 
-DPT_SIMD_CLONES void adamw_range(float* param, const float* grad, float* exp_avg,
-                                 float* exp_avg_sq, std::int64_t n, const AdamWCoeffs& coeffs) {
+DPT_SIMD_CLONES void adamw_range(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+                                 std::int64_t n, const AdamWCoeffs& coeffs) {
   const AdamWCoeffs c = coeffs;
 #pragma omp simd
   for (std::int64_t i = 0; i < n; ++i) {
@@ -89,10 +89,10 @@ void sgd_step(float* param, const float* grad, float* momentum_buf, std::int64_t
   });
 }
 
-void adamw_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
-                std::int64_t n, const AdamWHyper& h, std::int64_t step_count) {
-  const AdamWCoeffs c = adamw_coeffs(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, step_count,
-                                     h.grad_scale);
+void adamw_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, std::int64_t n,
+                const AdamWHyper& h, std::int64_t step_count) {
+  const AdamWCoeffs c =
+      adamw_coeffs(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, step_count, h.grad_scale);
   for_thread_ranges(n, kParallelMin, [&](std::int64_t begin, std::int64_t end) {
     adamw_range(param + begin, grad + begin, exp_avg + begin, exp_avg_sq + begin, end - begin, c);
   });
