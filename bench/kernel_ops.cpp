@@ -6,6 +6,10 @@
 // alternate, so load from other processes falls on both alike.
 //   build/bin/dpt-kernel-bench [--batch 32] [--threads 1 2] [--models cnn mlp] [--repeats 30]
 //                              [--best]
+// --optimizers instead times one optimizer step over --numel floats (SGD with momentum, SGD
+// plain, AdamW) on one thread against the memory-bandwidth floor of its bytes, from a triad
+// measured in the same run (Note [Optimizer floor]); --elementwise does the same for relu and
+// dropout backward, axpy, scale and the cnn's first max pooling.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -185,6 +189,114 @@ std::pair<double, double> ms_per_call(const Op& op, const Context& plain, const 
   return {statistic(a, best), statistic(b, best)};
 }
 
+// Note [Optimizer floor]
+// ~~~~~~~~~~~~~~~~~~~~~~
+// An optimizer step is a pass over flat buffers, so its floor is the bytes it must move divided
+// by the bandwidth one core reaches: SGD with momentum reads p, g, buf and writes p, buf (5 x 4
+// bytes an element), plain SGD 3 x 4, AdamW reads p, g, m, v and writes p, m, v (7 x 4). The
+// bandwidth comes from an in-place triad a[i] += s * b[i] over buffers of the same size (reads
+// a, b, writes a: 3 x 4 bytes, no write-allocate traffic beyond what is counted, like the
+// optimizers, whose stores go to lines they have just read), timed alternately with the
+// optimizers so that load from other processes falls on both alike. It is compiled for the same
+// ISAs as the optimizer loops (Note [Optimizer loops] in kernels/cpu/optim.cpp).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+__attribute__((noinline)) void triad_in_place(float* a, const float* b, float s, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) a[i] += s * b[i];
+}
+
+double seconds_of(const std::function<void()>& f) {
+  const auto start = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// One memory-bound pass: its name, the bytes it must move and the call.
+struct Pass {
+  std::string name;
+  double bytes;
+  std::function<void()> run;
+};
+
+// Times the passes after the triad (passes[0]), alternating, and prints each against its floor.
+void print_floor_table(const char* what, std::int64_t numel, const std::vector<Pass>& passes,
+                       int repeats, bool best) {
+  std::vector<std::vector<double>> seconds(passes.size());
+  for (int r = 0; r < repeats + 2; ++r) {
+    for (std::size_t c = 0; c < passes.size(); ++c) {
+      const double t = seconds_of(passes[c].run);
+      if (r >= 2) seconds[c].push_back(t);  // two warm-up rounds
+    }
+  }
+  std::printf("\n## %s: triad over %lld floats, 1 thread, %s of %d calls\n", what,
+              static_cast<long long>(numel), best ? "fastest" : "median", repeats);
+  const double bandwidth = passes[0].bytes / statistic(seconds[0], best);
+  std::printf("| pass | ms | GB/s | floor ms | time / floor |\n|---|---:|---:|---:|---:|\n");
+  for (std::size_t c = 0; c < passes.size(); ++c) {
+    const double s = statistic(seconds[c], best);
+    const double floor_s = passes[c].bytes / bandwidth;
+    std::printf("| %s | %.2f | %.1f | %.2f | %.2f |\n", passes[c].name.c_str(), 1e3 * s,
+                passes[c].bytes / s / 1e9, 1e3 * floor_s, s / floor_s);
+  }
+}
+
+int run_floor_tables(std::int64_t numel, bool optimizers, bool elementwise, int repeats,
+                     bool best) {
+  std::printf("# dpt-kernel-bench: memory-bound passes against their bandwidth floor\n# %s\n",
+              cpu_description().c_str());
+  const Context ctx = Context::create(dpt::Device::cpu(), 1);
+  const double n = static_cast<double>(numel), f = sizeof(float);
+  Tensor a = random({numel}, 6), b = random({numel}, 2);
+  const Pass triad{"triad a += s*b", 3 * f * n,
+                   [&] { triad_in_place(a.data<float>(), b.data<float>(), 0.5f, numel); }};
+  if (optimizers) {
+    Tensor p = random({numel}, 1), buf = random({numel}, 3);
+    Tensor m = random({numel}, 4), v = random({numel}, 5), none;
+    for (float* x = v.data<float>(); x != v.data<float>() + numel; ++x) *x = *x * *x;  // v >= 0
+    // Small steps: the parameters stay finite over many repeats.
+    const k::SgdHyper sgd_momentum{1e-6, 0.9, 0.0, 1e-4, false, 1.0 / 128};
+    const k::SgdHyper sgd_plain{1e-6, 0.0, 0.0, 0.0, false, 1.0 / 128};
+    const k::AdamWHyper adamw{1e-6, 0.9, 0.999, 1e-8, 0.01, 1.0 / 128};
+    std::int64_t adam_step = 0;
+    print_floor_table(
+        "optimizers", numel,
+        {triad,
+         {"sgd momentum", 5 * f * n, [&] { k::sgd_step(ctx, p, b, buf, sgd_momentum, false); }},
+         {"sgd plain", 3 * f * n, [&] { k::sgd_step(ctx, p, b, none, sgd_plain, false); }},
+         {"adamw", 7 * f * n, [&] { k::adamw_step(ctx, p, b, m, v, adamw, ++adam_step); }}},
+        repeats, best);
+  }
+  if (elementwise) {
+    // A store to a line the pass has not read costs a read for ownership as well: such outputs
+    // count twice.
+    Tensor y = random({numel}, 7), dy = random({numel}, 8), dx = Tensor::empty({numel});
+    Tensor mask = random({numel}, 9);
+    // cnn's first pooling layer, 2x2 over 128 x 32 x 28 x 28.
+    const Shape ps{128, 32, 28, 28};
+    const k::Pool2dParams pool{};
+    auto px = std::make_shared<Tensor>(random(ps, 10));
+    auto py = std::make_shared<Tensor>(Tensor::empty(k::pool2d_output_shape(ps, pool)));
+    auto pws = std::make_shared<Tensor>(), pdx = std::make_shared<Tensor>(Tensor::empty(ps));
+    k::max_pool2d_forward(ctx, *px, *py, *pws, pool);
+    auto pdy = std::make_shared<Tensor>(random(py->shape(), 11));
+    const double in = static_cast<double>(px->numel()), out = static_cast<double>(py->numel());
+    print_floor_table(
+        "elementwise and pooling", numel,
+        {triad,
+         {"relu_backward", 4 * f * n, [&] { k::relu_backward(ctx, y, dy, dx); }},
+         {"dropout_backward", 4 * f * n, [&] { k::dropout_backward(ctx, dy, mask, dx); }},
+         {"axpy", 3 * f * n, [&] { k::axpy(ctx, 1e-3f, dy, y); }},
+         {"scale", 2 * f * n, [&] { k::scale(ctx, y, 0.999f); }},
+         {"maxpool fwd 128x32x28x28", f * in + 2 * (f * out + out),
+          [&] { k::max_pool2d_forward(ctx, *px, *py, *pws, pool); }},
+         {"maxpool bwd 128x32x28x28", f * out + out + 2 * f * in,
+          [&] { k::max_pool2d_backward(ctx, *pdy, *pws, *pdx, pool); }}},
+        repeats, best);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -195,14 +307,25 @@ int main(int argc, char** argv) {
   std::vector<std::string> models{"cnn", "mlp"};
   int repeats = 30;
   bool best = false;
+  bool optimizers = false, elementwise = false;
+  std::int64_t numel = 10'000'000;
   app.add_option("--batch", batch, "Samples per op call (the shard batch)")->capture_default_str();
   app.add_option("--threads", threads, "Thread counts")->capture_default_str();
   app.add_option("--models", models, "cnn and/or mlp")->capture_default_str();
   app.add_option("--repeats", repeats, "Timed calls per figure")->capture_default_str();
   app.add_flag("--best", best,
                "Show the fastest call instead of the median (for a loaded machine)");
+  app.add_flag("--optimizers", optimizers,
+               "Time the optimizer steps against the memory-bandwidth floor instead");
+  app.add_flag("--elementwise", elementwise,
+               "Time the elementwise and pooling passes against the bandwidth floor instead");
+  app.add_option("--numel", numel, "Floats per buffer for --optimizers and --elementwise")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
+    if (optimizers || elementwise) {
+      return run_floor_tables(numel, optimizers, elementwise, repeats, best);
+    }
     std::printf("# dpt-kernel-bench: batch %lld, %s of %d calls, ms per call\n# %s\n",
                 static_cast<long long>(batch), best ? "fastest" : "median", repeats,
                 cpu_description().c_str());

@@ -22,18 +22,42 @@ DPT_HOST_DEVICE SgdCoeffs sgd_coeffs(double lr, double momentum, double dampenin
                    static_cast<float>(grad_scale), nesterov};
 }
 
+// Which terms of the SGD update apply. sgd_update decides them per call (SgdChoice); the CPU
+// loops fix them at compile time (SgdFixed), one loop per variant, so that the loop body has no
+// branch and vectorises (kernels/cpu/optim.cpp). Both run the one sgd_update_as below, so every
+// variant computes the same operations in the same order: the same bits.
+struct SgdChoice {
+  bool weight_decay, momentum, nesterov, first_step;
+};
+template <bool kWeightDecay, bool kMomentum, bool kNesterov, bool kFirstStep>
+struct SgdFixed {
+  static constexpr bool weight_decay = kWeightDecay, momentum = kMomentum, nesterov = kNesterov,
+                        first_step = kFirstStep;
+};
+
+// The choice sgd_update makes from the coefficients (and the one the CPU dispatch makes).
+DPT_HOST_DEVICE SgdChoice sgd_choice(const SgdCoeffs& c, bool first_step) {
+  return SgdChoice{c.weight_decay != 0.0f, c.momentum != 0.0f, c.nesterov, first_step};
+}
+
 // torch.optim.SGD: d = g + wd * p; buf = d on the first step, else momentum * buf + (1 - damp) * d;
 // d = d + momentum * buf (nesterov) or buf; p -= lr * d. Without momentum buf is not touched.
-DPT_HOST_DEVICE void sgd_update(float* param, float grad, float* buf, const SgdCoeffs& c,
-                                bool first_step) {
+template <class Choice>
+DPT_HOST_DEVICE void sgd_update_as(const Choice& v, float* param, float grad, float* buf,
+                                   const SgdCoeffs& c) {
   float d = grad * c.grad_scale;
-  if (c.weight_decay != 0.0f) d += c.weight_decay * *param;
-  if (c.momentum != 0.0f) {
-    const float b = first_step ? d : c.momentum * *buf + c.one_minus_dampening * d;
+  if (v.weight_decay) d += c.weight_decay * *param;
+  if (v.momentum) {
+    const float b = v.first_step ? d : c.momentum * *buf + c.one_minus_dampening * d;
     *buf = b;
-    d = c.nesterov ? d + c.momentum * b : b;
+    d = v.nesterov ? d + c.momentum * b : b;
   }
   *param -= c.lr * d;
+}
+
+DPT_HOST_DEVICE void sgd_update(float* param, float grad, float* buf, const SgdCoeffs& c,
+                                bool first_step) {
+  sgd_update_as(sgd_choice(c, first_step), param, grad, buf, c);
 }
 
 // Per-step constants of AdamW, computed once on the host in double as Python does.

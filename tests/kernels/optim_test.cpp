@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
-// SGD and AdamW steps against numbers worked out by hand (3-element params, 2 steps) and against a
-// double-precision transcription of the torch.optim.SGD / torch.optim.AdamW update rules.
+// SGD and AdamW steps against numbers worked out by hand (3-element params, 2 steps), against a
+// double-precision transcription of the torch.optim.SGD / torch.optim.AdamW update rules, and bit
+// for bit against a scalar loop over kernels/optim_math.h for every variant.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/ops.h"
+#include "kernels/optim_math.h"
 #include "testing/test_util.h"
 
 namespace dpt::kernels {
@@ -116,6 +119,94 @@ TEST_F(Optim, AdamWThreeStepsMatchDoubleReference) {
   EXPECT_TRUE(all_close(doubles(p), rp, 1e-5, 1e-5));
   EXPECT_TRUE(all_close(doubles(m), rm, 1e-5, 1e-6));
   EXPECT_TRUE(all_close(doubles(v), rv, 1e-5, 1e-8));
+}
+
+// The vectorised loops (Note [Optimizer loops] in cpu/optim.cpp) must compute what one scalar call
+// of the shared math per element computes, bit for bit: the GPU and exact mode rely on it. An odd
+// size and a start one float past an alignment boundary give the loops a peeled head, a vector body
+// and a tail, and the size is split over the OpenMP threads.
+constexpr std::int64_t kOddSize = 1000003;
+
+// The first n floats of t, starting one element in: misaligned for every vector width.
+Tensor misaligned(const Tensor& t, std::int64_t n) { return Tensor::view_of(t, 1, {n}); }
+
+Tensor misaligned_random(std::int64_t n, std::uint64_t seed, float lo, float hi) {
+  Tensor base = test::random_tensor({n + 1}, seed, lo, hi);
+  return misaligned(base, n);
+}
+
+std::vector<float> floats(const Tensor& t) {
+  const float* f = t.data<float>();
+  return std::vector<float>(f, f + t.numel());
+}
+
+// Index of the first element whose bits differ, or -1.
+std::int64_t first_bit_difference(const std::vector<float>& a, const Tensor& b) {
+  const float* fb = b.data<float>();
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::memcmp(&a[i], &fb[i], sizeof(float)) != 0) return static_cast<std::int64_t>(i);
+  }
+  return -1;
+}
+
+TEST_F(Optim, EverySgdVariantIsBitwiseTheScalarMath) {
+  struct Variant {
+    const char* name;
+    SgdHyper h;
+  };
+  const Variant variants[] = {
+      {"plain", SgdHyper{0.05, 0.0, 0.0, 0.0, false, 1.0}},
+      {"plain, weight decay, grad scale", SgdHyper{0.05, 0.0, 0.0, 0.01, false, 1.0 / 96}},
+      {"momentum", SgdHyper{0.05, 0.9, 0.0, 0.0, false, 1.0}},
+      {"momentum, dampening, weight decay", SgdHyper{0.05, 0.9, 0.25, 0.001, false, 1.0 / 3}},
+      {"nesterov", SgdHyper{0.05, 0.8, 0.0, 0.0, true, 1.0}},
+      {"nesterov, weight decay, grad scale", SgdHyper{0.03, 0.85, 0.0, 0.02, true, 1.0 / 7}},
+  };
+  for (const Variant& v : variants) {
+    SCOPED_TRACE(v.name);
+    const bool momentum = v.h.momentum != 0.0;
+    Tensor p = misaligned_random(kOddSize, 1, -2.0f, 2.0f);
+    Tensor buf = momentum ? misaligned_random(kOddSize, 2, -1.0f, 1.0f) : Tensor();
+    std::vector<float> rp = floats(p), rbuf = momentum ? floats(buf) : std::vector<float>();
+    const SgdCoeffs c = sgd_coeffs(v.h.lr, v.h.momentum, v.h.dampening, v.h.weight_decay,
+                                   v.h.nesterov, v.h.grad_scale);
+    for (int step = 0; step < 3; ++step) {  // the first step sets buf, later ones update it
+      const bool first = step == 0;
+      const Tensor g = misaligned_random(kOddSize, 10 + step, -3.0f, 3.0f);
+      sgd_step(ctx_, p, g, buf, v.h, first);
+      const float* gf = g.data<float>();
+      float unused = 0.0f;
+      for (std::int64_t i = 0; i < kOddSize; ++i) {
+        sgd_update(&rp[i], gf[i], momentum ? &rbuf[i] : &unused, c, first);
+      }
+      EXPECT_EQ(first_bit_difference(rp, p), -1) << "param, step " << step;
+      if (momentum) {
+        EXPECT_EQ(first_bit_difference(rbuf, buf), -1) << "momentum, step " << step;
+      }
+    }
+  }
+}
+
+TEST_F(Optim, AdamWIsBitwiseTheScalarMath) {
+  for (const AdamWHyper h : {AdamWHyper{1e-3, 0.9, 0.999, 1e-8, 0.01, 1.0},
+                             AdamWHyper{0.02, 0.8, 0.95, 1e-6, 0.0, 1.0 / 96}}) {
+    SCOPED_TRACE(h.lr);
+    Tensor p = misaligned_random(kOddSize, 3, -2.0f, 2.0f);
+    Tensor m = misaligned_random(kOddSize, 4, -0.1f, 0.1f);
+    Tensor v = misaligned_random(kOddSize, 5, 0.0f, 0.01f);
+    std::vector<float> rp = floats(p), rm = floats(m), rv = floats(v);
+    for (std::int64_t t = 1; t <= 3; ++t) {
+      const Tensor g = misaligned_random(kOddSize, 20 + t, -3.0f, 3.0f);
+      adamw_step(ctx_, p, g, m, v, h, t);
+      const AdamWCoeffs c = adamw_coeffs(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, t,
+                                         h.grad_scale);
+      const float* gf = g.data<float>();
+      for (std::int64_t i = 0; i < kOddSize; ++i) adamw_update(&rp[i], gf[i], &rm[i], &rv[i], c);
+      EXPECT_EQ(first_bit_difference(rp, p), -1) << "param, step " << t;
+      EXPECT_EQ(first_bit_difference(rm, m), -1) << "exp_avg, step " << t;
+      EXPECT_EQ(first_bit_difference(rv, v), -1) << "exp_avg_sq, step " << t;
+    }
+  }
 }
 
 }  // namespace

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
 // OpenMP loops over the shared math of kernels/elementwise_math.h: relu, dropout, scale, axpy and
 // the fixed-order sum of squares used for the global gradient norm.
-#include <vector>
-
 #include "kernels/cpu/kernels_cpu.h"
+#include "kernels/cpu/simd_loops.h"
 #include "kernels/elementwise_math.h"
 
 namespace dpt::kernels::cpu {
@@ -12,16 +11,45 @@ namespace {
 constexpr std::int64_t kParallelMin = 1 << 15;
 // sum_squares works on fixed chunks so its result does not depend on the thread count.
 constexpr std::int64_t kSumChunk = 4096;
+// Chunk sums formed per parallel region (4 KiB of stack; 2 M elements).
+constexpr std::int64_t kSumBlock = 512;
+}  // namespace
+
+namespace {
+// The loops of one thread's range, in ISA clones (Note [SIMD clones] in cpu/simd_loops.h).
+DPT_SIMD_CLONES void relu_forward_range(const float* x, float* y, std::int64_t n) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) y[i] = relu(x[i]);
+}
+DPT_SIMD_CLONES void relu_backward_range(const float* y, const float* dy, float* dx,
+                                         std::int64_t n) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) dx[i] = relu_grad(y[i], dy[i]);
+}
+DPT_SIMD_CLONES void multiply_range(const float* a, const float* b, float* out, std::int64_t n) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
+}
+DPT_SIMD_CLONES void scale_range(float* y, float alpha, std::int64_t n) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) y[i] *= alpha;
+}
+DPT_SIMD_CLONES void axpy_range(float alpha, const float* x, float* y, std::int64_t n) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
 }  // namespace
 
 void relu_forward(const float* x, float* y, std::int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (std::int64_t i = 0; i < n; ++i) y[i] = relu(x[i]);
+  for_thread_ranges(n, kParallelMin, [&](std::int64_t begin, std::int64_t end) {
+    relu_forward_range(x + begin, y + begin, end - begin);
+  });
 }
 
 void relu_backward(const float* y, const float* dy, float* dx, std::int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (std::int64_t i = 0; i < n; ++i) dx[i] = relu_grad(y[i], dy[i]);
+  for_thread_ranges(n, kParallelMin, [&](std::int64_t begin, std::int64_t end) {
+    relu_backward_range(y + begin, dy + begin, dx + begin, end - begin);
+  });
 }
 
 void dropout_forward(const float* x, float* y, float* mask, std::int64_t samples,
@@ -38,46 +66,55 @@ void dropout_forward(const float* x, float* y, float* mask, std::int64_t samples
 }
 
 void dropout_backward(const float* dy, const float* mask, float* dx, std::int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (std::int64_t i = 0; i < n; ++i) dx[i] = dy[i] * mask[i];
+  for_thread_ranges(n, kParallelMin, [&](std::int64_t begin, std::int64_t end) {
+    multiply_range(dy + begin, mask + begin, dx + begin, end - begin);
+  });
 }
 
 void scale(float* y, float alpha, std::int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (std::int64_t i = 0; i < n; ++i) y[i] *= alpha;
+  for_thread_ranges(n, kParallelMin, [&](std::int64_t begin, std::int64_t end) {
+    scale_range(y + begin, alpha, end - begin);
+  });
 }
 
 void axpy(float alpha, const float* x, float* y, std::int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (std::int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+  for_thread_ranges(n, kParallelMin, [&](std::int64_t begin, std::int64_t end) {
+    axpy_range(alpha, x + begin, y + begin, end - begin);
+  });
 }
 
 double sum_squares(const float* x, std::int64_t n) {
   const std::int64_t chunks = (n + kSumChunk - 1) / kSumChunk;
-  std::vector<double> partial(static_cast<std::size_t>(chunks));
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (std::int64_t c = 0; c < chunks; ++c) {
-    const std::int64_t begin = c * kSumChunk;
-    const std::int64_t end = begin + kSumChunk < n ? begin + kSumChunk : n;
-    // Eight fixed lanes (element i goes to lane i % 8) let the compiler vectorise while the
-    // order of additions stays a function of n only.
-    double lane[8] = {};
-    std::int64_t i = begin;
-    for (; i + 8 <= end; i += 8) {
-      for (int l = 0; l < 8; ++l) {
-        const double v = x[i + l];
+  // The chunk sums are added in index order. They are formed kSumBlock chunks at a time into a
+  // fixed array on the stack, so that the call allocates nothing (it runs every step when
+  // gradients are clipped) and the order of additions stays that of one pass over all chunks.
+  double total = 0.0;
+  for (std::int64_t first = 0; first < chunks; first += kSumBlock) {
+    const std::int64_t count = chunks - first < kSumBlock ? chunks - first : kSumBlock;
+    double partial[kSumBlock];
+#pragma omp parallel for schedule(static) if (count * kSumChunk >= kParallelMin)
+    for (std::int64_t c = 0; c < count; ++c) {
+      const std::int64_t begin = (first + c) * kSumChunk;
+      const std::int64_t end = begin + kSumChunk < n ? begin + kSumChunk : n;
+      // Eight fixed lanes (element i goes to lane i % 8) let the compiler vectorise while the
+      // order of additions stays a function of n only.
+      double lane[8] = {};
+      std::int64_t i = begin;
+      for (; i + 8 <= end; i += 8) {
+        for (int l = 0; l < 8; ++l) {
+          const double v = x[i + l];
+          lane[l] += v * v;
+        }
+      }
+      for (int l = 0; i < end; ++i, ++l) {
+        const double v = x[i];
         lane[l] += v * v;
       }
+      partial[c] = ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+                   ((lane[4] + lane[5]) + (lane[6] + lane[7]));
     }
-    for (int l = 0; i < end; ++i, ++l) {
-      const double v = x[i];
-      lane[l] += v * v;
-    }
-    partial[static_cast<std::size_t>(c)] =
-        ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    for (std::int64_t c = 0; c < count; ++c) total += partial[c];  // chunk sums in index order
   }
-  double total = 0.0;
-  for (double v : partial) total += v;  // chunk sums in index order
   return total;
 }
 
