@@ -15,16 +15,14 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
-#include <fstream>
 #include <functional>
 #include <memory>
-#include <set>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "cpu_description.h"
 #include "kernels/ops.h"
 #include "runtime/context.h"
 #include "runtime/tensor.h"
@@ -35,37 +33,7 @@ using dpt::Context;
 using dpt::Shape;
 using dpt::Tensor;
 namespace k = dpt::kernels;
-
-// "CPU: <model>, <widest vector ISA>", as bench/machine.py prints it for the other tables.
-std::string cpu_description() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line, model = "unknown", isa = "no AVX2";
-  std::set<std::string> flags;
-  while (std::getline(in, line)) {
-    const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string key = line.substr(0, colon);
-    key.erase(key.find_last_not_of(" \t") + 1);
-    const std::string value = colon + 2 <= line.size() ? line.substr(colon + 2) : "";
-    if (key == "model name" && model == "unknown") model = value;
-    if (key == "flags" && flags.empty()) {
-      std::istringstream words(value);
-      for (std::string w; words >> w;) flags.insert(w);
-    }
-  }
-  if (flags.count("avx512f")) {
-    std::string extras;
-    for (const auto& [flag, name] :
-         {std::pair{"avx512_bf16", "BF16"}, std::pair{"avx512_fp16", "FP16"},
-          std::pair{"amx_tile", "AMX"}}) {
-      if (flags.count(flag)) extras += (extras.empty() ? "" : ", ") + std::string(name);
-    }
-    isa = "AVX-512" + (extras.empty() ? "" : " (" + extras + ")");
-  } else if (flags.count("avx2")) {
-    isa = "AVX2, no AVX-512";
-  }
-  return "CPU: " + model + ", " + isa;
-}
+using dpt::bench::cpu_description;
 
 Tensor random(const Shape& shape, unsigned seed) {
   Tensor t = Tensor::empty(shape);
