@@ -13,6 +13,7 @@
 //                        [--json FILE]
 #include <cblas.h>
 #include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -27,7 +28,6 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <oneapi/dnnl/dnnl.h>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -75,12 +75,15 @@ double seconds(F&& f) {
 
 // One row-major product C[m,n] = op(A)[m,k] op(B)[k,n] as the kernels call it.
 struct Gemm {
-  std::string model, layers, product;  // product: forward | backward-data | backward-weights | square
+  std::string model, layers,
+      product;  // product: forward | backward-data | backward-weights | square
   char transa, transb;
   std::int64_t m, n, k;
   // The layer shape it comes from: rows x in -> out (square: n x n -> n).
   std::int64_t rows, in, out;
-  double gflop() const { return 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) * 1e-9; }
+  double gflop() const {
+    return 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) * 1e-9;
+  }
 };
 
 // The three products of a layer y[rows,out] = x[rows,in] w[out,in]^T.
@@ -123,8 +126,8 @@ GemmBuffers gemm_buffers(const std::vector<Gemm>& gemms) {
 
 void run_dnnl(const Gemm& g, const GemmBuffers& buf) {
   const std::int64_t lda = g.transa == 'N' ? g.k : g.m, ldb = g.transb == 'N' ? g.n : g.k;
-  const dnnl_status_t status = dnnl_sgemm(g.transa, g.transb, g.m, g.n, g.k, 1.0f, buf.a.get(),
-                                          lda, buf.b.get(), ldb, 0.0f, buf.c.get(), g.n);
+  const dnnl_status_t status = dnnl_sgemm(g.transa, g.transb, g.m, g.n, g.k, 1.0f, buf.a.get(), lda,
+                                          buf.b.get(), ldb, 0.0f, buf.c.get(), g.n);
   if (status != dnnl_success)
     throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(status));
 }
@@ -134,8 +137,8 @@ void run_openblas(const Gemm& g, const GemmBuffers& buf) {
   const std::int64_t lda = g.transa == 'N' ? g.k : g.m, ldb = g.transb == 'N' ? g.n : g.k;
   cblas_sgemm(CblasRowMajor, trans(g.transa), trans(g.transb), static_cast<blasint>(g.m),
               static_cast<blasint>(g.n), static_cast<blasint>(g.k), 1.0f, buf.a.get(),
-              static_cast<blasint>(lda), buf.b.get(), static_cast<blasint>(ldb), 0.0f,
-              buf.c.get(), static_cast<blasint>(g.n));
+              static_cast<blasint>(lda), buf.b.get(), static_cast<blasint>(ldb), 0.0f, buf.c.get(),
+              static_cast<blasint>(g.n));
 }
 
 struct GemmResult {
@@ -230,17 +233,28 @@ std::int64_t last_level_cache_bytes() {
 
 const char* onednn_isa_name(dnnl_cpu_isa_t isa) {
   switch (isa) {
-    case dnnl_cpu_isa_sse41: return "sse41";
-    case dnnl_cpu_isa_avx: return "avx";
-    case dnnl_cpu_isa_avx2: return "avx2";
-    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
-    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
-    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
-    case dnnl_cpu_isa_avx512_core: return "avx512_core";
-    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
-    default: return "unknown";
+    case dnnl_cpu_isa_sse41:
+      return "sse41";
+    case dnnl_cpu_isa_avx:
+      return "avx";
+    case dnnl_cpu_isa_avx2:
+      return "avx2";
+    case dnnl_cpu_isa_avx2_vnni:
+      return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic:
+      return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops:
+      return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core:
+      return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "unknown";
   }
 }
 
@@ -249,9 +263,10 @@ bool positive_finite(double v) { return std::isfinite(v) && v > 0.0; }
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"The machine's limits for bench/roofline.py: sgemm GFLOP/s with oneDNN and OpenBLAS "
-               "(square and at the reference models' shapes) and STREAM-like memory bandwidth",
-               "dpt-limits"};
+  CLI::App app{
+      "The machine's limits for bench/roofline.py: sgemm GFLOP/s with oneDNN and OpenBLAS "
+      "(square and at the reference models' shapes) and STREAM-like memory bandwidth",
+      "dpt-limits"};
   int threads = 1, repeats = 5;
   std::int64_t batch = 128, square = 2048, mib = 0;
   std::string json_path;
@@ -264,7 +279,9 @@ int main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "Timed calls per figure (the best counts)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--n", square, "Side of the square sgemm")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--n", square, "Side of the square sgemm")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--mib", mib,
                  "MiB per memory array (default: the last-level cache's size, at least 64; "
                  "three arrays then hold 3x the cache)")
@@ -281,8 +298,8 @@ int main(int argc, char** argv) {
     nlohmann::json out;
     out["cpu"] = dpt::bench::cpu_description();
     out["onednn_isa"] = onednn_isa_name(dnnl_get_effective_cpu_isa());
-    out["onednn_version"] = std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-                            std::to_string(v->patch);
+    out["onednn_version"] =
+        std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
     out["openblas_core"] = openblas_get_corename();
     out["openblas_config"] = openblas_get_config();
     out["threads"] = threads;
@@ -313,10 +330,10 @@ int main(int argc, char** argv) {
                                  ": no positive finite rate (timer resolution?)");
       const std::string op{g.transa, g.transb};
       std::printf("%-5s %-20s %-17s %-3s %8lld %6lld %6lld %8.3f %8.1f %8.1f\n",
-                  g.model.empty() ? "-" : g.model.c_str(), g.layers.empty() ? "-" : g.layers.c_str(),
-                  g.product.c_str(), op.c_str(), static_cast<long long>(g.m),
-                  static_cast<long long>(g.n), static_cast<long long>(g.k), g.gflop(),
-                  r.onednn_gflops, r.openblas_gflops);
+                  g.model.empty() ? "-" : g.model.c_str(),
+                  g.layers.empty() ? "-" : g.layers.c_str(), g.product.c_str(), op.c_str(),
+                  static_cast<long long>(g.m), static_cast<long long>(g.n),
+                  static_cast<long long>(g.k), g.gflop(), r.onednn_gflops, r.openblas_gflops);
       rows.push_back({{"model", g.model},
                       {"layers", g.layers},
                       {"product", g.product},
