@@ -4,7 +4,7 @@
 machine's limit for it, measured in one run.
 
     scripts/python bench/roofline.py --data data/fmnist.h5 [--threads 1] [--batch 128] [--markdown]
-                                     [--json roofline.json]
+                                     [--json roofline.json] [--cap-isa avx2]
 
 1. build/bin/dpt-limits measures the limits: sgemm GFLOP/s with oneDNN and OpenBLAS, square at n
    and at the models' GEMM shapes for this batch, and STREAM-like memory bandwidth.
@@ -29,6 +29,8 @@ machine's limit for it, measured in one run.
    for the prefetch thread, which decodes and normalises the batch beside it.
 A share above 100% is real: the layers run oneDNN's own primitives (inner product, convolution),
 which may beat both BLAS's sgemm at that shape.
+--cap-isa avx2 runs both on AVX2 code only (as compare_pytorch.py does): the closest this machine
+comes to an AVX2-only one.
 Prints per model a table and two lines: the GEMM phases' share of the sgemm peak (n x n) and of
 sgemm at their shapes, the optimizer's time over its memory floor, and the step's roofline (every
 phase with a limit at its limit: GEMMs at their shapes' rate, memory phases at triad bandwidth).
@@ -44,6 +46,8 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from machine import isa_cap_env  # noqa: E402
 
 # Bytes per parameter of one optimizer step (read + written), see the docstring.
 OPTIMIZER_BYTES = {"sgd-momentum": 5 * 4, "sgd": 3 * 4, "adamw": 7 * 4}
@@ -56,7 +60,7 @@ def run_limits(args, tmp):
            str(args.batch), "--repeats", str(args.limit_repeats), "--n", str(args.n), "--json", path]
     if args.mib:
         cmd += ["--mib", str(args.mib)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=args.env)
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr}")
     with open(path) as f:
@@ -64,16 +68,19 @@ def run_limits(args, tmp):
 
 
 def run_train(args, model, tmp):
-    """Trains `model` with a timeline of every step; returns (trace events, input CxHxW)."""
+    """Trains `model` with a timeline of every step; returns (trace events, input CxHxW, the
+    metrics summary)."""
     trace = os.path.join(tmp, f"{model}.trace.json")
+    metrics = os.path.join(tmp, f"{model}.metrics.jsonl")
     cmd = [os.path.join(args.bin_dir, "train"), "--data", args.data, "--model", model,
            "--steps", str(args.steps), "--batch-size", str(args.batch), "--threads",
            str(args.threads), "--optimizer", "adamw" if args.optimizer == "adamw" else "sgd",
            "--lr", "0.01" if args.optimizer != "adamw" else "0.001", "--seed", "0",
-           "--eval=false", "--quiet", "--timeline", trace, "--timeline-steps", str(args.steps)]
+           "--eval=false", "--quiet", "--timeline", trace, "--timeline-steps", str(args.steps),
+           "--metrics", metrics]
     if args.optimizer == "sgd-momentum":
         cmd += ["--momentum", "0.9"]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=args.env)
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
     shape = re.search(r"CxHxW=(\d+)x(\d+)x(\d+)", out.stderr + out.stdout)
@@ -81,7 +88,9 @@ def run_train(args, model, tmp):
         raise SystemExit(f"{model}: train did not print the data's CxHxW:\n{out.stderr[-3000:]}")
     with open(trace) as f:
         events = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X"]
-    return events, tuple(int(v) for v in shape.groups())
+    with open(metrics) as f:
+        summary = [json.loads(line) for line in f if '"summary"' in line][-1]
+    return events, tuple(int(v) for v in shape.groups()), summary
 
 
 def layer_spans(events, warmup):
@@ -188,7 +197,7 @@ def shape_rate(limits, products):
     return gflop(products) / floor_s
 
 
-def analyse(model, events, sample_shape, limits, args):
+def analyse(model, events, sample_shape, train_summary, limits, args):
     spans, steady = layer_spans(events, args.warmup)
     work = layer_work(layers_of(events), args.batch, sample_shape)
     square = [g for g in limits["sgemm"] if g["product"] == "square"][0]
@@ -246,6 +255,8 @@ def analyse(model, events, sample_shape, limits, args):
         "optimizer_ms": opt["ms"], "optimizer_floor_ms": opt["floor_ms"],
         "optimizer_over_floor": opt["ms"] / opt["floor_ms"],
         "step_floor_ms": floor_ms, "step_share_of_floor": floor_ms / step_ms,
+        # Which library train's CPU kernels chose for the backward-data GEMM, and why.
+        "cpu_gemm": train_summary.get("cpu_gemm"),
     }
     return rows, summary
 
@@ -289,7 +300,8 @@ def summary_lines(s):
         f"{s['model']}: step {s['step_ms']:.1f} ms ({s['steady_steps']} steady steps); GEMM phases "
         f"{s['gemm_gflop']:.2f} GFLOP in {s['gemm_ms']:.1f} ms = {s['gemm_gflops']:.1f} GFLOP/s, "
         f"{100 * s['gemm_share_of_peak']:.0f}% of the sgemm peak ({s['sgemm_peak_gflops']:.1f} "
-        f"GFLOP/s, n^3), {100 * s['gemm_share_of_shape_limit']:.0f}% of sgemm at their shapes",
+        f"GFLOP/s, n^3), {100 * s['gemm_share_of_shape_limit']:.0f}% of sgemm at their shapes"
+        + (f"; backward-data GEMMs by {s['cpu_gemm']['backward_data']}" if s.get("cpu_gemm") else ""),
         f"{s['model']}: optimizer ({s['optimizer']}, {s['parameters']} parameters) "
         f"{s['optimizer_ms']:.2f} ms = {s['optimizer_over_floor']:.2f}x its memory floor "
         f"({s['optimizer_floor_ms']:.2f} ms at triad bandwidth); the whole step at "
@@ -314,12 +326,18 @@ def main():
     p.add_argument("--quick", action="store_true",
                    help="a fast check that everything runs (6 steps, 2 warm-up, small limits): "
                         "its figures mean little")
+    p.add_argument("--cap-isa", choices=["avx2"],
+                   help="run dpt-limits and train on AVX2 code only (ONEDNN_MAX_CPU_ISA, OPENBLAS_CORETYPE)")
     p.add_argument("--markdown", action="store_true", help="print markdown tables (for docs)")
     p.add_argument("--json", help="also write every figure to this file")
     args = p.parse_args()
     if args.quick:
         args.steps, args.warmup, args.limit_repeats, args.n = 6, 2, 1, 256
         args.mib = args.mib or 16
+    cap_env = isa_cap_env(args.cap_isa)[0]
+    cap_note = (f"ISA capped to {args.cap_isa.upper()} ("
+                + ", ".join(f"{k}={v}" for k, v in cap_env.items()) + ") on ") if cap_env else ""
+    args.env = dict(os.environ, **cap_env)
     if args.steps <= args.warmup:
         raise SystemExit(f"--steps {args.steps} leaves no step after --warmup {args.warmup}")
     if not os.path.exists(args.data):
@@ -329,14 +347,14 @@ def main():
         limits, limits_text = run_limits(args, tmp)
         results = {}
         for model in args.models:
-            events, sample = run_train(args, model, tmp)
-            results[model] = analyse(model, events, sample, limits, args)
+            events, sample, train_summary = run_train(args, model, tmp)
+            results[model] = analyse(model, events, sample, train_summary, limits, args)
 
     square = [g for g in limits["sgemm"] if g["product"] == "square"][0]
     mem = limits["memory"]
     caption = (f"Roofline, {args.threads} thread(s), batch {args.batch}, {args.optimizer}, "
                f"{args.steps} steps (first {args.warmup} left out, median per phase). "
-               f"{limits['cpu']}; oneDNN {limits['onednn_version']} ({limits['onednn_isa']}), "
+               f"{cap_note}{limits['cpu']}; oneDNN {limits['onednn_version']} ({limits['onednn_isa']}), "
                f"OpenBLAS core {limits['openblas_core']}. Limits, best of {limits['repeats']}: "
                f"sgemm {square['m']}^3 oneDNN {square['onednn_gflops']:.1f}, OpenBLAS "
                f"{square['openblas_gflops']:.1f} GFLOP/s; triad {mem['triad']['gb_per_s']:.2f} GB/s "
@@ -353,7 +371,8 @@ def main():
         print("\n".join(("- " if args.markdown else "") + line for line in summary_lines(summary)))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"caption": caption, "limits": limits, "args": vars(args),
+            settings = {k: v for k, v in vars(args).items() if k != "env"}
+            json.dump({"caption": caption, "limits": limits, "args": settings,
                        "models": {m: {"phases": r, "summary": s} for m, (r, s) in results.items()}},
                       f, indent=2)
 

@@ -8,7 +8,8 @@
 # - bench/roofline.py --quick (as the README runs it, through scripts/python): a table row for
 #   the forward and backward of every layer of both models, the optimizer, the data wait and the
 #   step; the work of the phases from the layer shapes (GEMM FLOP, the first layer without an
-#   input gradient, pooling and optimizer bytes) and each share = achieved / limit.
+#   input gradient, pooling and optimizer bytes) and each share = achieved / limit; with
+#   --cap-isa avx2, dpt-limits and train both run AVX2 code.
 # Usage: roofline_test.sh SOURCE_DIR BIN_DIR
 set -uo pipefail
 src=${1:?usage: roofline_test.sh SOURCE_DIR BIN_DIR}
@@ -129,6 +130,7 @@ assert close(opt["mbytes"], 20 * mlp_params / 1e6), opt
 assert close(opt["floor_ms"], 20 * mlp_params / (triad * 1e9) * 1e3), opt
 s = d["models"]["mlp"]["summary"]
 assert close(s["optimizer_over_floor"], opt["ms"] / opt["floor_ms"]), s
+assert s["cpu_gemm"]["backward_data"] in ("onednn", "openblas"), s["cpu_gemm"]
 # Rates and shares follow from time and work.
 fc = phase("mlp", "layers.5 Linear(2048 -> 2048, relu) forward")
 assert close(fc["gflops"], fc["gflop"] / (fc["ms"] * 1e-3)) and fc["peak_gflops"] == peak, fc
@@ -139,4 +141,21 @@ assert close(s["gemm_share_of_peak"], s["gemm_gflop"] / (s["gemm_ms"] * 1e-3) / 
 PY
 )
 check "roofline JSON: work, rates and shares" $? "$why"
+
+# --cap-isa avx2 reaches both programs: dpt-limits and train's kernels run AVX2 code.
+if grep -qw avx2 /proc/cpuinfo; then
+  out=$(cd "$work" && timeout 120 "$py" --needs json "$src/bench/roofline.py" --quick --cap-isa avx2 \
+    --models mlp --data "$work/fm.h5" --bin-dir "$bin" --json "$work/capped.json" 2>&1)
+  check "roofline.py --quick --cap-isa avx2 runs" $? "$out"
+  why=$("$py" --needs json - "$work/capped.json" <<'PY' 2>&1
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["limits"]["onednn_isa"] == "avx2", d["limits"]["onednn_isa"]
+assert d["limits"]["openblas_core"] == "Haswell", d["limits"]["openblas_core"]
+assert d["models"]["mlp"]["summary"]["cpu_gemm"]["isa"] == "avx2", d["models"]["mlp"]["summary"]
+assert "ISA capped to AVX2" in d["caption"], d["caption"]
+PY
+)
+  check "roofline --cap-isa avx2: limits and train on AVX2 code" $? "$why"
+fi
 exit $((failures > 0))
