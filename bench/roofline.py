@@ -7,7 +7,9 @@ machine's limit for it, measured in one run.
                                      [--json roofline.json] [--cap-isa avx2]
 
 1. build/bin/dpt-limits measures the limits: sgemm GFLOP/s with oneDNN and OpenBLAS, square at n
-   and at the models' GEMM shapes for this batch, and STREAM-like memory bandwidth.
+   and at the models' GEMM shapes for this batch, and STREAM-like memory bandwidth. It runs before
+   and after the training runs, and each limit is the better of the two: a limit measured while
+   another process held the core would otherwise sit below what the training phases reach.
 2. build/bin/train runs cnn and mlp (SGD with momentum 0.9, --eval=false) with --timeline; the
    steps after --warmup give each phase's median time per step: every layer's forward and
    backward, the optimizer step, the data wait, and the rest of the step.
@@ -65,6 +67,22 @@ def run_limits(args, tmp):
         raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr}")
     with open(path) as f:
         return json.load(f), out.stdout
+
+
+def best_limits(first, second):
+    """Each rate of two dpt-limits runs of the same shapes, the higher of the two."""
+    merged = json.loads(json.dumps(first))
+    for x, y in zip(merged["sgemm"], second["sgemm"]):
+        assert (x["product"], x["m"], x["n"], x["k"]) == (y["product"], y["m"], y["n"], y["k"])
+        x["onednn_gflops"] = max(x["onednn_gflops"], y["onednn_gflops"])
+        x["openblas_gflops"] = max(x["openblas_gflops"], y["openblas_gflops"])
+        x["best_gflops"] = max(x["onednn_gflops"], x["openblas_gflops"])
+        x["best_blas"] = "oneDNN" if x["onednn_gflops"] >= x["openblas_gflops"] else "OpenBLAS"
+    for name, kernel in second["memory"].items():
+        if isinstance(kernel, dict) and kernel["gb_per_s"] > merged["memory"][name]["gb_per_s"]:
+            merged["memory"][name] = kernel
+    merged["runs"] = 2
+    return merged
 
 
 def run_train(args, model, tmp):
@@ -344,18 +362,20 @@ def main():
         raise SystemExit(f"{args.data} not found: build/bin/dpt-data import-fashion-mnist {args.data}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        limits, limits_text = run_limits(args, tmp)
-        results = {}
-        for model in args.models:
-            events, sample, train_summary = run_train(args, model, tmp)
-            results[model] = analyse(model, events, sample, train_summary, limits, args)
+        before, limits_text = run_limits(args, tmp)
+        runs = {model: run_train(args, model, tmp) for model in args.models}
+        after, after_text = run_limits(args, tmp)
+        limits = best_limits(before, after)
+        results = {model: analyse(model, events, sample, train_summary, limits, args)
+                   for model, (events, sample, train_summary) in runs.items()}
 
     square = [g for g in limits["sgemm"] if g["product"] == "square"][0]
     mem = limits["memory"]
     caption = (f"Roofline, {args.threads} thread(s), batch {args.batch}, {args.optimizer}, "
                f"{args.steps} steps (first {args.warmup} left out, median per phase). "
                f"{cap_note}{limits['cpu']}; oneDNN {limits['onednn_version']} ({limits['onednn_isa']}), "
-               f"OpenBLAS core {limits['openblas_core']}. Limits, best of {limits['repeats']}: "
+               f"OpenBLAS core {limits['openblas_core']}. Limits, best of 2 x {limits['repeats']} "
+               f"(before and after training): "
                f"sgemm {square['m']}^3 oneDNN {square['onednn_gflops']:.1f}, OpenBLAS "
                f"{square['openblas_gflops']:.1f} GFLOP/s; triad {mem['triad']['gb_per_s']:.2f} GB/s "
                f"(3 streams counted, {mem['triad']['gb_per_s_with_write_allocate']:.2f} with the "
@@ -363,6 +383,8 @@ def main():
                f"arrays of {mem['array_mib']} MiB.")
     if not args.markdown:
         print(limits_text)
+        print("# dpt-limits again, after the training runs (each limit below: the better of the two)")
+        print(after_text)
     print(caption)
     for model, (rows, summary) in results.items():
         print(f"\n{'### ' if args.markdown else ''}{model}\n")
@@ -372,7 +394,8 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             settings = {k: v for k, v in vars(args).items() if k != "env"}
-            json.dump({"caption": caption, "limits": limits, "args": settings,
+            json.dump({"caption": caption, "limits": limits, "limits_before": before,
+                       "limits_after": after, "args": settings,
                        "models": {m: {"phases": r, "summary": s} for m, (r, s) in results.items()}},
                       f, indent=2)
 

@@ -8,8 +8,9 @@
 # - bench/roofline.py --quick (as the README runs it, through scripts/python): a table row for
 #   the forward and backward of every layer of both models, the optimizer, the data wait and the
 #   step; the work of the phases from the layer shapes (GEMM FLOP, the first layer without an
-#   input gradient, pooling and optimizer bytes) and each share = achieved / limit; with
-#   --cap-isa avx2, dpt-limits and train both run AVX2 code.
+#   input gradient, pooling and optimizer bytes), each limit the better of dpt-limits before and
+#   after training, and each share = achieved / limit; with --cap-isa avx2, dpt-limits and train
+#   both run AVX2 code.
 # Usage: roofline_test.sh SOURCE_DIR BIN_DIR
 set -uo pipefail
 src=${1:?usage: roofline_test.sh SOURCE_DIR BIN_DIR}
@@ -110,6 +111,12 @@ def phase(model, name):
     assert len(rows) == 1, f"{model} {name}: {len(rows)} rows"
     return rows[0]
 close = lambda a, b: abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+# Each limit: the better of the runs before and after training.
+for i, g in enumerate(d["limits"]["sgemm"]):
+    a, b = d["limits_before"]["sgemm"][i], d["limits_after"]["sgemm"][i]
+    assert g["best_gflops"] == max(a["best_gflops"], b["best_gflops"]), (g, a, b)
+assert triad == max(d["limits_before"]["memory"]["triad"]["gb_per_s"],
+                    d["limits_after"]["memory"]["triad"]["gb_per_s"])
 # Work from the shapes at batch 128.
 assert close(phase("mlp", "layers.3 Linear(2048 -> 2048, relu) forward")["gflop"], 2e-9 * 128 * 2048 * 2048)
 assert close(phase("mlp", "layers.1 Linear(784 -> 2048, relu) backward")["gflop"], 2 * 2e-9 * 128 * 784 * 2048)
