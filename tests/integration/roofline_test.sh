@@ -138,6 +138,7 @@ assert close(opt["floor_ms"], 20 * mlp_params / (triad * 1e9) * 1e3), opt
 s = d["models"]["mlp"]["summary"]
 assert close(s["optimizer_over_floor"], opt["ms"] / opt["floor_ms"]), s
 assert s["cpu_gemm"]["backward_data"] in ("onednn", "openblas"), s["cpu_gemm"]
+assert close(s["optimizer_working_set_mb"], 3 * 4 * mlp_params / 1e6), s
 # Rates and shares follow from time and work.
 fc = phase("mlp", "layers.5 Linear(2048 -> 2048, relu) forward")
 assert close(fc["gflops"], fc["gflop"] / (fc["ms"] * 1e-3)) and fc["peak_gflops"] == peak, fc
