@@ -15,9 +15,9 @@ machine's limit for it, measured in one run.
    backward, the optimizer step, the data wait, and the rest of the step.
 3. Each phase's work comes from the layer shapes:
    - GEMM phases (Linear, Conv2d): FLOP = 2 x rows x in x out per product, the forward one product,
-     the backward two (weights, and data except for the first layer, which has no input
-     gradient; a convolution counts as its im2col GEMM: rows = batch x output pixels, in =
-     in_channels x kernel area). Their limits: the best BLAS's sgemm rate at n x n x n, and at
+     the backward two (weights, and data except for the first layer with parameters, which has
+     no input gradient and under which nothing runs backward; a convolution counts as its im2col
+     GEMM: rows = batch x output pixels, in = in_channels x kernel area). Their limits: the best BLAS's sgemm rate at n x n x n, and at
      the layer's own products (time-weighted when the phase has two). The backward of a layer
      with a fused ReLU also applies the ReLU's gradient (3 x 4 bytes per output), not counted.
    - Memory phases, bytes moved per step: max pooling forward reads the input and writes the
@@ -162,7 +162,10 @@ def layer_work(layers, batch, sample_shape):
     """Per layer index: dict with kind, shape facts, forward/backward work and parameters."""
     shape = (batch,) + sample_shape
     out = []
-    for i, desc in enumerate(layers):
+    # Backward stops at the first layer with parameters (no input gradient there, nothing run
+    # below it): what a layer does backward depends on whether a layer under it has parameters.
+    params_below = False
+    for desc in layers:
         numel = 1
         for d in shape:
             numel *= d
@@ -173,24 +176,24 @@ def layer_work(layers, batch, sample_shape):
             gemm = (batch * oh * ow, c * k * k, o)
             w.update(kind="gemm", gemm=gemm, params=o * c * k * k + o,
                      forward=[("forward", gemm)],
-                     backward=[("backward-weights", gemm)] + ([("backward-data", gemm)] if i > 0 else []))
+                     backward=[("backward-weights", gemm)] + ([("backward-data", gemm)] if params_below else []))
             shape = (batch, o, oh, ow)
         elif m := LINEAR.match(desc):
             n_in, n_out = int(m.group(1)), int(m.group(2))
             gemm = (batch, n_in, n_out)
             w.update(kind="gemm", gemm=gemm, params=n_in * n_out + n_out,
                      forward=[("forward", gemm)],
-                     backward=[("backward-weights", gemm)] + ([("backward-data", gemm)] if i > 0 else []))
+                     backward=[("backward-weights", gemm)] + ([("backward-data", gemm)] if params_below else []))
             shape = (batch, n_out)
         elif m := POOL.match(desc):
             k, s = int(m.group(1)), int(m.group(2))
             oshape = (shape[0], shape[1], (shape[2] - k) // s + 1, (shape[3] - k) // s + 1)
             onumel = oshape[0] * oshape[1] * oshape[2] * oshape[3]
             moved = 4 * numel + (4 + POOL_ARGMAX_BYTES) * onumel
-            w.update(kind="memory", forward_bytes=moved, backward_bytes=moved if i > 0 else 0)
+            w.update(kind="memory", forward_bytes=moved, backward_bytes=moved if params_below else 0)
             shape = oshape
         elif desc == "ReLU":
-            w.update(kind="memory", forward_bytes=8 * numel, backward_bytes=12 * numel if i > 0 else 0)
+            w.update(kind="memory", forward_bytes=8 * numel, backward_bytes=12 * numel if params_below else 0)
         elif desc == "Flatten":
             f = 1
             for d in shape[1:]:
@@ -198,6 +201,7 @@ def layer_work(layers, batch, sample_shape):
             shape = (batch, f)
         elif desc != "ReLU(fused)":
             w.update(kind="unknown")
+        params_below = params_below or w["params"] > 0
         out.append(w)
     return out
 

@@ -106,11 +106,21 @@ Tensor Sequential::forward(const Context& ctx, const Tensor& x, const StepInfo& 
 }
 
 void Sequential::backward(const Context& ctx, const Tensor& dy, const StepInfo& info) {
+  // Below the first layer with parameters no gradient is needed: that layer computes no input
+  // gradient (mlp: the first Linear after Flatten, a 784-wide GEMM saved per step) and the
+  // parameter-free layers under it are not run backward at all.
+  std::size_t first_with_params = layers_.size();
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    if (!layer_params_[i].empty()) {
+      first_with_params = i;
+      break;
+    }
+  }
   Tensor g = dy;
-  for (std::size_t i = layers_.size(); i-- > 0;) {
+  for (std::size_t i = layers_.size(); i-- > first_with_params;) {
     {
       const TimelineScope span(info.timeline, "backward", span_name(info, i));
-      g = layers_[i]->backward(ctx, g, info, /*need_dx=*/i > 0);
+      g = layers_[i]->backward(ctx, g, info, /*need_dx=*/i > first_with_params);
     }
     if (grad_ready_) {
       const auto& indices = layer_params_[i];

@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "kernels/ops.h"
 #include "nn/models.h"
+#include "runtime/timeline.h"
 #include "testing/test_util.h"
 
 namespace dpt::nn {
@@ -202,6 +204,33 @@ TEST(Sequential, BackwardLeavesTheCallersGradientUnchanged) {
   const std::vector<float> before = dy.to_vector();
   m.backward(ctx, dy, StepInfo{});
   EXPECT_EQ(dy.to_vector(), before);
+}
+
+TEST(Sequential, NoBackwardBelowTheFirstLayerWithParameters) {
+  // [Flatten, Linear, ReLU, Linear]: the first Linear computes no input gradient and Flatten is
+  // not run backward (no span for it); the parameter gradients are those of the full backward.
+  const Context ctx = cpu();
+  Sequential m = build_model({{"flatten"}, {"linear", 12, 5}, {"relu"}, {"linear", 5, 3}}, {3, 4});
+  m.init_parameters(5);
+  Timeline timeline(0.0);
+  StepInfo info;
+  info.timeline = &timeline;
+  const Tensor x = test::random_tensor({2, 3, 4}, 6);
+  m.forward(ctx, x, info);
+  const Tensor dy = test::random_tensor({2, 3}, 7);
+  m.backward(ctx, dy, info);
+  std::vector<std::string> backward_spans;
+  for (const TimelineSpan& span : timeline.spans()) {
+    if (span.category == "backward") backward_spans.push_back(span.name);
+  }
+  ASSERT_EQ(backward_spans.size(), 3u);
+  EXPECT_EQ(backward_spans.back().rfind("layers.1 ", 0), 0u) << backward_spans.back();
+  // The same weights without the Flatten in front: the same gradients, bit for bit.
+  Sequential flat = build_model({{"linear", 12, 5}, {"relu"}, {"linear", 5, 3}}, {12});
+  flat.flat_params().copy_from(m.flat_params());
+  flat.forward(ctx, Tensor::view_of(x, 0, {2, 12}), StepInfo{});
+  flat.backward(ctx, dy, StepInfo{});
+  EXPECT_EQ(flat.flat_grads().to_vector(), m.flat_grads().to_vector());
 }
 
 TEST(Sequential, AccumulatedMicroBatchesEqualOneBatch) {
