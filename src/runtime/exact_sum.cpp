@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "runtime/check.h"
+#include "runtime/simd_clones.h"
 
 namespace dpt::exact {
 
@@ -63,12 +64,6 @@ void check_chunks(const char* what, std::int64_t count, std::span<const std::int
 // x86-64-v3 (AVX2) and the baseline, and the loader picks the widest the CPU has (GCC
 // target_clones). The arithmetic is exact or correctly rounded IEEE
 // (a product by a power of two, one addition, one conversion), so every clone gives the same bits.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define DPT_SIMD_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DPT_SIMD_CLONES
-#endif
 
 namespace {
 std::int64_t chunk_end(std::span<const std::int64_t> starts, std::size_t c, std::int64_t count) {

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "runtime/simd_clones.h"
+
 // Note [SIMD clones]
 // ~~~~~~~~~~~~~~~~~~
 // A loop over one contiguous range is compiled for x86-64-v4 (AVX-512), x86-64-v3 (AVX2) and the
@@ -19,12 +21,6 @@
 // called inside the OpenMP region: target_clones does not reach the body of an OpenMP region,
 // which GCC outlines into a function of its own. Helpers the loop inlines must be always_inline
 // to be compiled inside each clone.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define DPT_SIMD_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DPT_SIMD_CLONES
-#endif
 #define DPT_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace dpt::kernels::cpu {
