@@ -213,6 +213,13 @@ void conv2d_forward(const Context& ctx, const Tensor& x, const Tensor& w, const 
   }
 }
 
+std::int64_t conv2d_sample_group(const Context& ctx, const Shape& x, const Shape& w,
+                                 const Conv2dParams& p) {
+  const ConvShape s = conv_shape("conv2d_sample_group", x, w, p);
+  if (ctx.device().type != DeviceType::kCpu || ctx.thread_invariant()) return s.n;
+  return cpu::conv_sample_group(s);
+}
+
 void conv2d_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w, Tensor& dx,
                           const Conv2dParams& p) {
   constexpr const char* op = "conv2d_backward_data";

@@ -40,6 +40,13 @@ void conv2d_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
 // dw[O,C,KH,KW] and db[O] (may be undefined) from x and dy; added when accumulate.
 void conv2d_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy, Tensor& dw,
                              Tensor& db, const Conv2dParams& p, bool accumulate);
+// How many samples of x[N,C,H,W] the backend runs a convolution over at a time: cache-sized
+// groups on the CPU (Note [Convolution sample groups] in kernels/cpu/conv.cpp), all N on a GPU
+// and in thread-invariant mode. A layer that adds an elementwise pass around a convolution (the
+// fused ReLU's gradient) runs it per group, so that its output is still in cache when read; the
+// convolution of a group equals that group's share of the whole batch's, bit for bit.
+std::int64_t conv2d_sample_group(const Context& ctx, const Shape& x, const Shape& w,
+                                 const Conv2dParams& p);
 
 // ---- pooling --------------------------------------------------------------------------------
 struct Pool2dParams {

@@ -194,6 +194,40 @@ TEST(Sequential, FusedReluMatchesSeparateRelu) {
   EXPECT_TRUE(test::all_close(fused.flat_grads(), plain.flat_grads(), 1e-6, 1e-6));
 }
 
+TEST(Sequential, FusedReluConvolutionBackwardInSampleGroups) {
+  // Batch 7 of the cnn's first layer: the CPU runs its convolutions and the fused ReLU's gradient
+  // in sample groups (2 + 2 + 2 + 1); the gradients are those of the separate ReLU over the whole
+  // batch, bit for bit, with the caller's micro-batch accumulation honoured.
+  const Context ctx = cpu();
+  const std::vector<LayerSpec> conv = {{"conv2d", 1, 32, 3, 1, 1, 0.0f, true}};
+  std::vector<LayerSpec> fused_specs = conv, plain_specs = conv;
+  plain_specs.push_back({"dropout", 0, 0, 0, 0, 0, 0.0f, true});
+  for (auto* specs : {&fused_specs, &plain_specs}) {
+    specs->push_back({"relu"});
+    specs->push_back({"flatten"});
+    specs->push_back({"linear", 32 * 28 * 28, 3});
+  }
+  Sequential fused = build_model(fused_specs, {1, 28, 28});
+  Sequential plain = build_model(plain_specs, {1, 28, 28});
+  ASSERT_GT(kernels::conv2d_sample_group(ctx, {7, 1, 28, 28}, {32, 1, 3, 3}, {1, 1, 1, 1}), 1);
+  ASSERT_LT(kernels::conv2d_sample_group(ctx, {7, 1, 28, 28}, {32, 1, 3, 3}, {1, 1, 1, 1}), 7);
+  fused.init_parameters(8);
+  plain.flat_params().copy_from(fused.flat_params());
+  const Tensor x = test::random_tensor({7, 1, 28, 28}, 21);
+  const Tensor dy = test::random_tensor({7, 3}, 22);
+  for (const bool accumulate : {false, true}) {
+    StepInfo info;
+    info.training = true;
+    info.accumulate_grads = accumulate;
+    for (Sequential* m : {&fused, &plain}) {
+      m->forward(ctx, x, info);
+      m->backward(ctx, dy, info);
+    }
+    EXPECT_EQ(fused.flat_grads().to_vector(), plain.flat_grads().to_vector())
+        << "accumulate=" << accumulate;
+  }
+}
+
 TEST(Sequential, BackwardLeavesTheCallersGradientUnchanged) {
   const Context ctx = cpu();
   // Ends in a fused Linear+ReLU: its backward must not apply the ReLU mask to the caller's dy.

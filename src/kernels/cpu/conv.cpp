@@ -28,12 +28,6 @@ namespace {
 // function of the inputs and the thread count as before.
 constexpr std::int64_t kGroupBytes = 1 << 18;
 
-std::int64_t group_size(const ConvShape& s) {
-  const std::int64_t per_sample =
-      (s.c * s.h * s.w + s.o * s.oh * s.ow) * static_cast<std::int64_t>(sizeof(float));
-  return std::clamp<std::int64_t>(kGroupBytes / std::max<std::int64_t>(per_sample, 1), 1, s.n);
-}
-
 ConvShape with_batch(ConvShape s, std::int64_t n) {
   s.n = n;
   return s;
@@ -42,11 +36,17 @@ ConvShape with_batch(ConvShape s, std::int64_t n) {
 // Calls f(group shape, first sample) over the batch in groups.
 template <typename F>
 void for_each_group(const ConvShape& s, F&& f) {
-  const std::int64_t g = group_size(s);
+  const std::int64_t g = conv_sample_group(s);
   for (std::int64_t first = 0; first < s.n; first += g) f(with_batch(s, std::min(g, s.n - first)), first);
 }
 
 }  // namespace
+
+std::int64_t conv_sample_group(const ConvShape& s) {
+  const std::int64_t per_sample =
+      (s.c * s.h * s.w + s.o * s.oh * s.ow) * static_cast<std::int64_t>(sizeof(float));
+  return std::clamp<std::int64_t>(kGroupBytes / std::max<std::int64_t>(per_sample, 1), 1, s.n);
+}
 
 void conv2d_forward(const Context& ctx, const ConvShape& s, const float* x, const float* w,
                     const float* b, float* y, bool relu) {

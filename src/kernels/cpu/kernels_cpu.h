@@ -20,6 +20,8 @@ void linear_backward_weights(const Context& ctx, const float* x, const float* dy
                              float* db, std::int64_t n, std::int64_t k, std::int64_t m,
                              bool accumulate);
 
+// Samples per group of the default-mode convolutions (Note [Convolution sample groups]).
+std::int64_t conv_sample_group(const ConvShape& s);
 void conv2d_forward(const Context& ctx, const ConvShape& s, const float* x, const float* w,
                     const float* b, float* y, bool relu);
 void conv2d_backward_data(const Context& ctx, const ConvShape& s, const float* dy, const float* w,

@@ -49,4 +49,8 @@ void Conv2d::run_backward_data(const Context& ctx, const Tensor& dy, Tensor& dx)
   kernels::conv2d_backward_data(ctx, dy, weight(), dx, params_);
 }
 
+std::int64_t Conv2d::backward_group(const Context& ctx, const Shape& x) const {
+  return kernels::conv2d_sample_group(ctx, x, weight().shape(), params_);
+}
+
 }  // namespace dpt::nn

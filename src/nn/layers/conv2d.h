@@ -20,6 +20,7 @@ class Conv2d final : public WeightLayer {
   void run_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy, Tensor& dw,
                             Tensor& db, bool accumulate) override;
   void run_backward_data(const Context& ctx, const Tensor& dy, Tensor& dx) override;
+  std::int64_t backward_group(const Context& ctx, const Shape& x) const override;
 
   std::int64_t in_channels_, out_channels_;
   int kernel_;

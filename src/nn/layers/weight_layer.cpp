@@ -2,6 +2,9 @@
 // The forward/backward sequence shared by Linear and Conv2d.
 #include "nn/layers/weight_layer.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "kernels/ops.h"
 
 namespace dpt::nn {
@@ -22,21 +25,49 @@ Tensor WeightLayer::forward(const Context& ctx, const Tensor& x, const StepInfo&
   return y;
 }
 
+namespace {
+
+// Rows [first, first + count) of t along its first dimension, as a view.
+Tensor rows(const Tensor& t, std::int64_t first, std::int64_t count) {
+  Shape shape = t.shape();
+  const std::int64_t per_row = t.numel() / shape[0];
+  shape[0] = count;
+  return Tensor::view_of(t, first * per_row, std::move(shape));
+}
+
+}  // namespace
+
 Tensor WeightLayer::backward(const Context& ctx, const Tensor& dy_in, const StepInfo& info,
                              bool need_dx) {
   DPT_CHECK(input_.defined(), "layer ", index(), " ", describe(), ": backward without forward");
-  Tensor dy = dy_in;
-  if (relu_) {
-    // The ReLU ran inside the forward kernel, so its gradient is applied here, into a buffer of
-    // our own: dy_in belongs to the caller and stays unchanged.
-    dy = Tensor::empty(dy_in.shape(), DType::kF32, dy_in.device());
-    kernels::relu_backward(ctx, output_, dy_in, dy);
-  }
-  run_backward_weights(ctx, input_, dy, weight_.grad, bias_.grad, info.accumulate_grads);
   Tensor dx;
-  if (need_dx) {
-    dx = Tensor::empty(input_.shape(), DType::kF32, dy.device());
-    run_backward_data(ctx, dy, dx);
+  if (need_dx) dx = Tensor::empty(input_.shape(), DType::kF32, dy_in.device());
+  const std::int64_t n = input_.dim(0);
+  // The ReLU ran inside the forward kernel, so its gradient is a pass of its own, into a buffer
+  // of ours (dy_in belongs to the caller and stays unchanged). It runs per sample group of the
+  // backend's convolution (backward_group), so the group's masked gradient is still in cache when
+  // the kernels read it; the kernels see the same groups as for the whole batch, in the same order
+  // (the first group writes or accumulates as asked, the others add), so the bits are the same.
+  const std::int64_t group =
+      relu_ ? std::clamp<std::int64_t>(backward_group(ctx, input_.shape()), 1, n) : n;
+  Tensor masked;
+  for (std::int64_t first = 0; first < n; first += group) {
+    const std::int64_t count = std::min(group, n - first);
+    Tensor dy = rows(dy_in, first, count);
+    if (relu_) {
+      if (!masked.defined()) {
+        masked = Tensor::empty(rows(dy_in, 0, group).shape(), DType::kF32, dy_in.device());
+      }
+      Tensor out = count == group ? masked : rows(masked, 0, count);
+      kernels::relu_backward(ctx, rows(output_, first, count), dy, out);
+      dy = out;
+    }
+    run_backward_weights(ctx, rows(input_, first, count), dy, weight_.grad, bias_.grad,
+                         info.accumulate_grads || first > 0);
+    if (need_dx) {
+      Tensor dx_rows = rows(dx, first, count);
+      run_backward_data(ctx, dy, dx_rows);
+    }
   }
   input_ = Tensor();
   output_ = Tensor();

@@ -32,6 +32,11 @@ class WeightLayer : public Module {
                                     Tensor& dw, Tensor& db, bool accumulate) = 0;
   // dx from dy and the weight.
   virtual void run_backward_data(const Context& ctx, const Tensor& dy, Tensor& dx) = 0;
+  // Samples per group for the backward of an input of shape x (see backward()): the whole batch
+  // unless the layer's kernels work in groups.
+  virtual std::int64_t backward_group(const Context& /*ctx*/, const Shape& x) const {
+    return x[0];
+  }
 
  private:
   bool relu_ = false;
