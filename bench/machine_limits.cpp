@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "cpu_description.h"
+#include "kernels/cpu/onednn_isa.h"
 
 namespace {
 
@@ -231,33 +232,6 @@ std::int64_t last_level_cache_bytes() {
   return bytes;
 }
 
-const char* onednn_isa_name(dnnl_cpu_isa_t isa) {
-  switch (isa) {
-    case dnnl_cpu_isa_sse41:
-      return "sse41";
-    case dnnl_cpu_isa_avx:
-      return "avx";
-    case dnnl_cpu_isa_avx2:
-      return "avx2";
-    case dnnl_cpu_isa_avx2_vnni:
-      return "avx2_vnni";
-    case dnnl_cpu_isa_avx512_mic:
-      return "avx512_mic";
-    case dnnl_cpu_isa_avx512_mic_4ops:
-      return "avx512_mic_4ops";
-    case dnnl_cpu_isa_avx512_core:
-      return "avx512_core";
-    case dnnl_cpu_isa_avx512_core_vnni:
-      return "avx512_core_vnni";
-    case dnnl_cpu_isa_avx512_core_bf16:
-      return "avx512_core_bf16";
-    case dnnl_cpu_isa_avx512_core_amx:
-      return "avx512_core_amx";
-    default:
-      return "unknown";
-  }
-}
-
 bool positive_finite(double v) { return std::isfinite(v) && v > 0.0; }
 
 }  // namespace
@@ -297,7 +271,7 @@ int main(int argc, char** argv) {
     const dnnl_version_t* v = dnnl_version();
     nlohmann::json out;
     out["cpu"] = dpt::bench::cpu_description();
-    out["onednn_isa"] = onednn_isa_name(dnnl_get_effective_cpu_isa());
+    out["onednn_isa"] = dpt::kernels::cpu::onednn_isa_name(dnnl_get_effective_cpu_isa());
     out["onednn_version"] =
         std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
     out["openblas_core"] = openblas_get_corename();

@@ -118,6 +118,14 @@ Tensor Tensor::view_of(const Tensor& base, std::int64_t offset, Shape shape) {
   return t;
 }
 
+Tensor Tensor::rows_of(const Tensor& base, std::int64_t first, std::int64_t count) {
+  DPT_CHECK(base.defined() && base.rank() >= 1, "rows_of: needs a defined tensor of rank >= 1");
+  Shape shape = base.shape_;
+  const std::int64_t row = shape[0] > 0 ? base.numel_ / shape[0] : 0;
+  shape[0] = count;
+  return view_of(base, first * row, std::move(shape));
+}
+
 std::int64_t Tensor::dim(int i) const {
   DPT_CHECK(i >= 0 && i < rank(), "dim ", i, " of a rank-", rank(), " tensor");
   return shape_[static_cast<std::size_t>(i)];

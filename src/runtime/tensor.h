@@ -56,6 +56,9 @@ class Tensor {
 
   // A tensor of `shape` over the elements of `base` starting at element `offset`; shares storage.
   static Tensor view_of(const Tensor& base, std::int64_t offset, Shape shape);
+  // Rows [first, first + count) of `base` along its first dimension (a batch's samples); shares
+  // storage.
+  static Tensor rows_of(const Tensor& base, std::int64_t first, std::int64_t count);
 
   bool defined() const noexcept { return storage_ != nullptr; }
   const Shape& shape() const noexcept { return shape_; }

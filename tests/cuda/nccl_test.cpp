@@ -487,21 +487,15 @@ Batch global_batch_on(Device device) {
   return {images.to(device), labels.to(device)};
 }
 
-Tensor rows(const Tensor& t, std::int64_t first, std::int64_t count) {
-  Shape shape = t.shape();
-  const std::int64_t row = t.numel() / shape[0];
-  shape[0] = count;
-  return Tensor::view_of(t, first * row, shape);
-}
-
 void forward_backward(const Context& ctx, Sequential& model, const Batch& batch, std::int64_t first,
                       std::int64_t count, bool accumulate) {
   StepInfo info;
   info.first_sample = first;
   info.accumulate_grads = accumulate;
-  const Tensor logits = model.forward(ctx, rows(batch.images, first, count), info);
+  const Tensor logits = model.forward(ctx, Tensor::rows_of(batch.images, first, count), info);
   Tensor dlogits = Tensor::empty(logits.shape(), DType::kF32, logits.device());
-  kernels::softmax_cross_entropy(ctx, logits, rows(batch.labels, first, count), &dlogits);
+  kernels::softmax_cross_entropy(ctx, logits, Tensor::rows_of(batch.labels, first, count),
+                                 &dlogits);
   model.backward(ctx, dlogits, info);
 }
 

@@ -36,22 +36,16 @@ Batch global_batch(const Shape& sample_shape) {
   return b;
 }
 
-Tensor rows(const Tensor& t, std::int64_t first, std::int64_t count) {
-  Shape shape = t.shape();
-  const std::int64_t row = t.numel() / shape[0];
-  shape[0] = count;
-  return Tensor::view_of(t, first * row, shape);
-}
-
 // Forward + loss + backward of `count` rows starting at `first`.
 void forward_backward(const Context& ctx, Sequential& model, const Batch& batch, std::int64_t first,
                       std::int64_t count, bool accumulate) {
   StepInfo info;
   info.first_sample = first;
   info.accumulate_grads = accumulate;
-  const Tensor logits = model.forward(ctx, rows(batch.images, first, count), info);
+  const Tensor logits = model.forward(ctx, Tensor::rows_of(batch.images, first, count), info);
   Tensor dlogits = Tensor::empty(logits.shape());
-  kernels::softmax_cross_entropy(ctx, logits, rows(batch.labels, first, count), &dlogits);
+  kernels::softmax_cross_entropy(ctx, logits, Tensor::rows_of(batch.labels, first, count),
+                                 &dlogits);
   model.backward(ctx, dlogits, info);
 }
 

@@ -52,6 +52,17 @@ TEST(Tensor, ViewOfWritesThroughToBase) {
   EXPECT_EQ(flat.data<float>()[8], 2.5f);
 }
 
+TEST(Tensor, RowsOfIsAViewOfSamples) {
+  Tensor batch = Tensor::from_vector({4, 2, 3}, std::vector<float>(24, 0.0f));
+  for (int i = 0; i < 24; ++i) batch.data<float>()[i] = static_cast<float>(i);
+  Tensor middle = Tensor::rows_of(batch, 1, 2);
+  EXPECT_EQ(middle.shape(), (Shape{2, 2, 3}));
+  EXPECT_TRUE(middle.shares_storage_with(batch));
+  EXPECT_EQ(middle.to_vector().front(), 6.0f);
+  EXPECT_EQ(middle.to_vector().back(), 17.0f);
+  EXPECT_THROW(Tensor::rows_of(batch, 3, 2), Error);  // past the last sample
+}
+
 TEST(Tensor, ReshapeKeepsElements) {
   Tensor a = Tensor::from_vector({2, 3}, {1, 2, 3, 4, 5, 6});
   Tensor b = a.reshape({3, 2});

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 
+#include "kernels/cpu/onednn_isa.h"
 #include "runtime/check.h"
 
 extern "C" char* openblas_get_corename(void);
@@ -25,30 +26,6 @@ namespace dpt::kernels::cpu {
 // shapes, and a 190 MB dependency; BLIS 0.9 reached 30-75. So: oneDNN everywhere except the NN
 // product on an AVX2 machine whose OpenBLAS runs its tuned AVX2 kernels. The choice looks at
 // facts the libraries report, never at timings, so it is the same in every run on a machine.
-
-namespace {
-
-bool has_avx512(dnnl_cpu_isa_t isa) {
-  // dnnl_cpu_isa_t values are bit sets; every AVX-512 level includes avx512_core's bits.
-  return (static_cast<unsigned>(isa) & static_cast<unsigned>(dnnl_cpu_isa_avx512_core)) ==
-         static_cast<unsigned>(dnnl_cpu_isa_avx512_core);
-}
-
-std::string isa_name(dnnl_cpu_isa_t isa) {
-  switch (isa) {
-    case dnnl_cpu_isa_sse41: return "sse41";
-    case dnnl_cpu_isa_avx: return "avx";
-    case dnnl_cpu_isa_avx2: return "avx2";
-    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
-    case dnnl_cpu_isa_avx512_core: return "avx512_core";
-    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
-    default: return has_avx512(isa) ? "avx512" : "other";
-  }
-}
-
-}  // namespace
 
 const char* to_string(GemmLibrary library) {
   return library == GemmLibrary::kOpenBlas ? "openblas" : "onednn";
@@ -85,7 +62,7 @@ const GemmChoice& gemm_choice() {
     const char* core = openblas_get_corename();
     const char* forced = std::getenv("DPT_CPU_GEMM");
     const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
-    return choose_gemm(isa_name(isa), core ? core : "unknown", forced ? forced : "");
+    return choose_gemm(onednn_isa_name(isa), core ? core : "unknown", forced ? forced : "");
   }();
   return choice;
 }

@@ -25,18 +25,6 @@ Tensor WeightLayer::forward(const Context& ctx, const Tensor& x, const StepInfo&
   return y;
 }
 
-namespace {
-
-// Rows [first, first + count) of t along its first dimension, as a view.
-Tensor rows(const Tensor& t, std::int64_t first, std::int64_t count) {
-  Shape shape = t.shape();
-  const std::int64_t per_row = t.numel() / shape[0];
-  shape[0] = count;
-  return Tensor::view_of(t, first * per_row, std::move(shape));
-}
-
-}  // namespace
-
 Tensor WeightLayer::backward(const Context& ctx, const Tensor& dy_in, const StepInfo& info,
                              bool need_dx) {
   DPT_CHECK(input_.defined(), "layer ", index(), " ", describe(), ": backward without forward");
@@ -53,19 +41,21 @@ Tensor WeightLayer::backward(const Context& ctx, const Tensor& dy_in, const Step
   Tensor masked;
   for (std::int64_t first = 0; first < n; first += group) {
     const std::int64_t count = std::min(group, n - first);
-    Tensor dy = rows(dy_in, first, count);
+    Tensor dy = Tensor::rows_of(dy_in, first, count);
     if (relu_) {
       if (!masked.defined()) {
-        masked = Tensor::empty(rows(dy_in, 0, group).shape(), DType::kF32, dy_in.device());
+        Shape group_shape = dy_in.shape();
+        group_shape[0] = group;
+        masked = Tensor::empty(std::move(group_shape), DType::kF32, dy_in.device());
       }
-      Tensor out = count == group ? masked : rows(masked, 0, count);
-      kernels::relu_backward(ctx, rows(output_, first, count), dy, out);
+      Tensor out = count == group ? masked : Tensor::rows_of(masked, 0, count);
+      kernels::relu_backward(ctx, Tensor::rows_of(output_, first, count), dy, out);
       dy = out;
     }
-    run_backward_weights(ctx, rows(input_, first, count), dy, weight_.grad, bias_.grad,
+    run_backward_weights(ctx, Tensor::rows_of(input_, first, count), dy, weight_.grad, bias_.grad,
                          info.accumulate_grads || first > 0);
     if (need_dx) {
-      Tensor dx_rows = rows(dx, first, count);
+      Tensor dx_rows = Tensor::rows_of(dx, first, count);
       run_backward_data(ctx, dy, dx_rows);
     }
   }

@@ -51,14 +51,6 @@ std::string format_duration(double seconds) {
   return out.str();
 }
 
-// Rows [first, first + count) of a batch tensor, sharing its storage.
-Tensor rows(const Tensor& t, std::int64_t first, std::int64_t count) {
-  Shape shape = t.shape();
-  const std::int64_t row_numel = t.numel() / shape[0];
-  shape[0] = count;
-  return Tensor::view_of(t, first * row_numel, shape);
-}
-
 }  // namespace
 
 Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& comm)
@@ -362,12 +354,12 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
     // Exact mode: a shard's input gets a fresh (aligned) buffer, so that no kernel can choose a
     // different algorithm for it by where the shard happens to start in this rank's batch (its
     // offset depends on the world size; cuBLASLt plans, for one, are chosen per alignment).
-    const Tensor input =
-        config_.exact ? rows(images, start, count).clone() : rows(images, start, count);
+    const Tensor samples = Tensor::rows_of(images, start, count);
+    const Tensor input = config_.exact ? samples.clone() : samples;
     const Tensor logits = model_.forward(ctx_, input, info);
     Tensor dlogits = Tensor::empty(logits.shape(), DType::kF32, logits.device());
-    kernels::softmax_cross_entropy_rows(ctx_, logits, rows(labels, start, count), &dlogits,
-                                        step_loss_.micro_batch(start, count));
+    kernels::softmax_cross_entropy_rows(ctx_, logits, Tensor::rows_of(labels, start, count),
+                                        &dlogits, step_loss_.micro_batch(start, count));
     if (corrupt_gradients_ && start == 0) {
       Tensor first = Tensor::view_of(dlogits, 0, {1});
       kernels::scale(ctx_, first, 1.5f);
