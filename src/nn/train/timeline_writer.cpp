@@ -28,23 +28,27 @@ struct StepCompute {
   double compute_ms = 0.0;
 };
 
+// One pass over a rank's events in recording order: a step's data wait and its wait for the
+// all-reduces are recorded before the step's own span (the trainer adds that span last), so the
+// latest of each, if inside the step's span, belong to it.
 std::map<std::string, StepCompute> step_compute(nlohmann::json& events) {
   std::map<std::string, StepCompute> steps;
+  double data_end = -1.0, wait_start = -1.0;
   for (auto& e : events) {
+    if (e.at("tid") != static_cast<int>(TimelineTrack::kCompute)) continue;
+    const double ts = e.at("ts");
+    if (e.at("cat") == "data") data_end = ts + e.at("dur").get<double>();
+    if (e.at("name") == "wait for all-reduce") wait_start = ts;
     if (e.at("cat") != "step") continue;
-    const double begin = e.at("ts"), end = begin + e.at("dur").get<double>();
-    double data_end = begin, wait_start = -1.0;
-    for (const auto& x : events) {
-      const double ts = x.at("ts");
-      if (ts < begin || ts > end || x.at("tid") != static_cast<int>(TimelineTrack::kCompute)) {
-        continue;
-      }
-      if (x.at("cat") == "data") data_end = std::max(data_end, ts + x.at("dur").get<double>());
-      if (x.at("name") == "wait for all-reduce" && wait_start < 0.0) wait_start = ts;
+    const double begin = ts, end = begin + e.at("dur").get<double>();
+    const bool waited = wait_start >= begin && wait_start <= end;
+    // A step without a reduction has nothing to compare.
+    if (waited) {
+      const double compute_from = data_end >= begin && data_end <= end ? data_end : begin;
+      steps[e.at("name").get<std::string>()] =
+          StepCompute{&e, begin, std::max(0.0, wait_start - compute_from) / 1000.0};
     }
-    if (wait_start < 0.0) continue;  // a step without a reduction: nothing to compare
-    steps[e.at("name").get<std::string>()] =
-        StepCompute{&e, begin, std::max(0.0, wait_start - data_end) / 1000.0};
+    data_end = wait_start = -1.0;
   }
   return steps;
 }
