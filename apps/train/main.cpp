@@ -8,13 +8,14 @@
 #include <exception>
 #include <memory>
 
-#include "commands.h"
 #include "comm/communicator.h"
 #include "comm/gpu_placement.h"
+#include "commands.h"
 #include "nn/train/config.h"
 #include "nn/train/trainer.h"
 #include "nn/train/verify.h"
 #include "runtime/context.h"
+#include "runtime/fault.h"
 #include "runtime/logging.h"
 #include "runtime/stop_signals.h"
 
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
   std::signal(SIGXFSZ, SIG_IGN);
   int world_size = 1;
   try {
+    dpt::fault::load_from_environment();  // a malformed DPT_FAULT fails before any work
     auto comm = dpt::comm::make_communicator("auto");
     world_size = comm->world_size();
     const char* command = argc > 1 ? argv[1] : "";

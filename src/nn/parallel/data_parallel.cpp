@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <exception>
 #include <iomanip>
+#include <limits>
 #include <sstream>
 
 #include "runtime/check.h"
+#include "runtime/fault.h"
 #include "runtime/timeline.h"
 #include "runtime/timer.h"
 
@@ -224,6 +226,12 @@ void DataParallel::launch(std::size_t bucket) {
   float* data = model_.flat_grads().data<float>() + b.offset;
   records_[bucket].bucket = static_cast<int>(bucket);
   records_[bucket].launched = steady_seconds();
+  if (const fault::Action a = fault::at("allreduce", step_);
+      a == fault::Action::kNan || a == fault::Action::kInf) {
+    Tensor::view_of(model_.flat_grads(), b.offset, {1})
+        .fill(a == fault::Action::kNan ? std::numeric_limits<float>::quiet_NaN()
+                                       : std::numeric_limits<float>::infinity());
+  }
   if (!exact()) {
     work_[bucket] = comm_.all_reduce_async(data, b.count, comm::ReduceOp::kSum);
     return;

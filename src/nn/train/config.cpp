@@ -156,6 +156,19 @@ const std::vector<Field>& fields() {
             "(a warning instead of an error)"),
       field("log-all-ranks", &TrainConfig::log_all_ranks,
             "Every rank prints progress, prefixed with its rank (default: rank 0 only)"),
+      field("collective-timeout", &TrainConfig::collective_timeout,
+            "Seconds a collective may wait for the other ranks before the job ends naming the "
+            "ranks that did not arrive (0 = wait forever); also NCCL's timeout"),
+      field("check-collectives", &TrainConfig::check_collectives,
+            "Debug: before every collective, compare its kind and size across ranks and stop "
+            "with both sides named when they differ"),
+      field("nonfinite", &TrainConfig::nonfinite,
+            "A step whose reduced gradients hold NaN or Inf: abort (name step, rank, parameter) "
+            "or skip (parameters unchanged)"),
+      field("nonfinite-skip-limit", &TrainConfig::nonfinite_skip_limit,
+            "nonfinite = skip: abort after this many skipped steps"),
+      field("check-params-every", &TrainConfig::check_params_every,
+            "Steps between checks that every rank holds the same parameters (0 = never)"),
       field("optimizer", &TrainConfig::optimizer, "sgd or adamw"),
       field("lr", &TrainConfig::lr, "Peak learning rate"),
       field("momentum", &TrainConfig::momentum, "SGD momentum"),
@@ -189,9 +202,10 @@ const std::vector<Field>& fields() {
       field("log-every", &TrainConfig::log_every,
             "Steps between progress lines (--metrics gets a line every step)"),
       field("metrics", &TrainConfig::metrics, "Write JSON-lines metrics to this file"),
-      field("timeline", &TrainConfig::timeline,
-            "Write a Chrome trace (chrome://tracing, Perfetto) of every rank's layers, all-reduces, "
-            "optimizer and data waits"),
+      field(
+          "timeline", &TrainConfig::timeline,
+          "Write a Chrome trace (chrome://tracing, Perfetto) of every rank's layers, all-reduces, "
+          "optimizer and data waits"),
       field("timeline-steps", &TrainConfig::timeline_steps, "Steps recorded in --timeline"),
       field("eval", &TrainConfig::eval, "Evaluate on the test split after each epoch"),
       field("quiet", &TrainConfig::quiet, "No progress output"),
@@ -392,6 +406,15 @@ void validate(const TrainConfig& c) {
   DPT_CHECK(c.timeline_steps >= 1, "config: 'timeline-steps' must be >= 1, got ",
             c.timeline_steps);
   DPT_CHECK(c.log_every >= 1, "config: 'log-every' must be >= 1, got ", c.log_every);
+  DPT_CHECK(c.collective_timeout >= 0.0 && c.collective_timeout <= 7.0 * 24 * 3600,
+            "config: 'collective-timeout' must be in [0, 604800] seconds (0 = none), got ",
+            c.collective_timeout);
+  DPT_CHECK(c.nonfinite == "abort" || c.nonfinite == "skip",
+            "config: 'nonfinite' must be abort or skip, got '", c.nonfinite, "'");
+  DPT_CHECK(c.nonfinite_skip_limit >= 1, "config: 'nonfinite-skip-limit' must be >= 1, got ",
+            c.nonfinite_skip_limit);
+  DPT_CHECK(c.check_params_every >= 0, "config: 'check-params-every' must be >= 0, got ",
+            c.check_params_every);
 }
 
 std::string to_toml(const TrainConfig& config) {

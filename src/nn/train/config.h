@@ -42,6 +42,12 @@ struct TrainConfig {
   // mode, or another shard size): refused unless this is set (then a warning).
   bool allow_inexact_resume = false;
   bool log_all_ranks = false;       // every rank prints, prefixed with its rank
+  // reliability (docs/reliability.md)
+  double collective_timeout = 300.0;  // seconds a collective may wait for its peers; 0: forever
+  bool check_collectives = false;     // fingerprint every collective across ranks first (debug)
+  std::string nonfinite = "abort";    // abort | skip: a step whose reduced gradients are not finite
+  std::int64_t nonfinite_skip_limit = 10;  // skip: abort after this many skipped steps in all
+  std::int64_t check_params_every = 100;   // steps between parameter-hash checks; 0: never
   // optimizer
   std::string optimizer = "adamw";  // sgd | adamw
   double lr = 1e-3;

@@ -2,15 +2,16 @@
 // The training loop, evaluation and the step-time accounting behind the metrics summary.
 #include "nn/train/trainer.h"
 
-#include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <csignal>
+#include <cstring>
 #include <iomanip>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <sstream>
-#include <unistd.h>
 
 #include "kernels/ops.h"
 #include "nn/train/batch_on_device.h"
@@ -18,6 +19,7 @@
 #include "nn/train/timeline_writer.h"
 #include "runtime/config.h"
 #include "runtime/exact_sum.h"
+#include "runtime/fault.h"
 #include "runtime/io/loader.h"
 #include "runtime/logging.h"
 #include "runtime/stop_signals.h"
@@ -40,6 +42,25 @@ OptimizerConfig optimizer_config(const TrainConfig& c) {
   o.eps = c.eps;
   o.weight_decay = c.resolved_weight_decay();
   return o;
+}
+
+// DPT_FAULT's nan and inf (runtime/fault.h).
+float poison_value(fault::Action action) {
+  return action == fault::Action::kNan ? std::numeric_limits<float>::quiet_NaN()
+                                       : std::numeric_limits<float>::infinity();
+}
+
+// DPT_FAULT's flip: the lowest mantissa bit of the first parameter, the smallest change there is
+// (one ulp), so that a test shows that any desynchronisation is caught.
+void flip_lowest_bit(Tensor& params) {
+  Tensor first = Tensor::view_of(params, 0, {1});
+  Tensor host = Tensor::zeros({1}, DType::kF32, Device::cpu());
+  host.copy_from(first);
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, host.data<float>(), sizeof bits);
+  bits ^= 1u;
+  std::memcpy(host.data<float>(), &bits, sizeof bits);
+  first.copy_from(host);
 }
 
 std::string format_duration(double seconds) {
@@ -180,9 +201,10 @@ void Trainer::on_rank0_agreed(const std::function<void()>& work) {
 namespace {
 // Config keys that may differ between a checkpoint and the run resuming it without comment.
 bool is_run_local_key(const std::string& line) {
-  for (const char* key : {"resume ", "checkpoint-", "keep-last ", "threads ", "metrics ",
-                          "allow-inexact-resume ",
-                          "log-every ", "log-all-ranks ", "quiet ", "device "}) {
+  for (const char* key :
+       {"resume ", "checkpoint-", "keep-last ", "threads ", "metrics ", "allow-inexact-resume ",
+        "collective-timeout ", "check-collectives ", "check-params-every ", "log-every ",
+        "log-all-ranks ", "quiet ", "device "}) {
     if (line.starts_with(key)) return true;
   }
   return false;
@@ -355,7 +377,12 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
     // different algorithm for it by where the shard happens to start in this rank's batch (its
     // offset depends on the world size; cuBLASLt plans, for one, are chosen per alignment).
     const Tensor samples = Tensor::rows_of(images, start, count);
-    const Tensor input = config_.exact ? samples.clone() : samples;
+    Tensor input = config_.exact ? samples.clone() : samples;
+    if (const fault::Action a = fault::at("forward", step);
+        a == fault::Action::kNan || a == fault::Action::kInf) {
+      input = samples.clone();  // the batch itself stays clean
+      Tensor::view_of(input, 0, {1}).fill(poison_value(a));
+    }
     const Tensor logits = model_.forward(ctx_, input, info);
     Tensor dlogits = Tensor::empty(logits.shape(), DType::kF32, logits.device());
     kernels::softmax_cross_entropy_rows(ctx_, logits, Tensor::rows_of(labels, start, count),
@@ -395,6 +422,7 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
   }
   optimizer_->step(ctx_, model_.flat_params(), grads, schedule_.lr_at(step), grad_scale);
   optimizer_timer_.end();
+  if (fault::at("optimizer", step) == fault::Action::kFlip) flip_lowest_bit(model_.flat_params());
   if (trace) timeline_->add("optimizer", "optimizer", optimizer_start, steady_now_seconds());
 
   // The host waits here, once, with the optimizer queued: the all-reduces first (their errors and
@@ -553,11 +581,15 @@ TrainResult Trainer::run() {
   // uploader's stream) runs while this step's kernels do. On the CPU the upload is the identity.
   std::optional<io::Batch> ahead;
   const auto fetch = [&]() -> std::optional<io::Batch> {
+    fault::at("loader", result.steps);
     std::optional<io::Batch> host = loader.next();
     if (!host) return std::nullopt;
     return on_device(uploader_, std::move(*host));
   };
+  fault::at("start");
   while (result.steps < total_steps) {
+    const fault::Action injected = fault::at("step", result.steps);
+    if (injected == fault::Action::kLeave) break;
     if (timeline_) timeline_->set_recording(result.steps - start_.step < config_.timeline_steps);
     const double step_start = steady_now_seconds();
     Stopwatch step_time;
@@ -567,6 +599,10 @@ TrainResult Trainer::run() {
     if (batch && result.steps + 1 < total_steps) ahead = fetch();
     const double wait_ms = wait_time.elapsed_ms();
     if (!batch) break;
+    if (injected == fault::Action::kSkip) {  // this rank alone skips the step
+      ++result.steps;
+      continue;
+    }
     epoch = batch->epoch;
     const std::int64_t step = result.steps;
     const std::int64_t run_steps = step - start_.step;  // steps before this one in this process
@@ -636,6 +672,7 @@ TrainResult Trainer::run() {
       checkpoint(next_epoch);
     }
   }
+  fault::at("end");
   if (result.stop_signal == 0 && config_.eval && !evaluated_last_step &&
       result.steps > start_.step) {
     run_eval(epoch, result.steps);

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "runtime/check.h"
+#include "runtime/fault.h"
 #include "runtime/io/posix_file.h"
 #include "runtime/logging.h"
 
@@ -39,6 +40,19 @@ constexpr std::size_t kMaxLatestBytes = 256;
 
 void crash_point(test_hooks::CheckpointPhase phase, const std::string& path) {
   if (auto hook = test_hooks::g_crash_hook.load()) hook(phase, path);
+  // The same points for DPT_FAULT (runtime/fault.h), so that a job can be killed there from
+  // outside a unit test.
+  switch (phase) {
+    case test_hooks::CheckpointPhase::kTmpWritten:
+      fault::at("checkpoint-tmp");
+      break;
+    case test_hooks::CheckpointPhase::kRenamed:
+      fault::at("checkpoint-renamed");
+      break;
+    case test_hooks::CheckpointPhase::kLatestUpdated:
+      fault::at("checkpoint-latest");
+      break;
+  }
 }
 
 // The step of a name "step-<n>.h5" (digits only, no sign, no leading '+'), else nullopt.
