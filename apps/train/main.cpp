@@ -34,6 +34,8 @@ int verify(const dpt::nn::TrainConfig& config, const dpt::Context& ctx,
 
 int train(dpt::nn::TrainConfig config, std::unique_ptr<dpt::comm::Communicator>& world,
           bool verify_only) {
+  world->set_collective_timeout(config.collective_timeout);
+  world->set_check_collectives(config.check_collectives);
   if (config.threads == 0) {
     // The node's cores are shared by the ranks on it.
     config.threads = std::max(1, dpt::available_cores() / world->local_size());
@@ -81,9 +83,10 @@ int main(int argc, char** argv) {
   // A file-size limit must fail the write (EFBIG, reported with the path), not kill the process.
   std::signal(SIGXFSZ, SIG_IGN);
   int world_size = 1;
+  std::unique_ptr<dpt::comm::Communicator> comm;
   try {
     dpt::fault::load_from_environment();  // a malformed DPT_FAULT fails before any work
-    auto comm = dpt::comm::make_communicator("auto");
+    comm = dpt::comm::make_communicator("auto");
     world_size = comm->world_size();
     const char* command = argc > 1 ? argv[1] : "";
     if (std::strcmp(command, "eval") == 0) return dpt::apps::run_eval(argc - 1, argv + 1, *comm);
@@ -97,7 +100,10 @@ int main(int argc, char** argv) {
     if (!config) return 0;  // --help or --version
     return train(*config, comm, verify_only);
   } catch (const std::exception& e) {
-    dpt::log(dpt::LogLevel::kError, "train: ", e.what());
+    // What this rank's communication did last: where the ranks were when it failed.
+    const std::string record = comm ? comm->flight_record(8) : std::string();
+    dpt::log(dpt::LogLevel::kError, "train: ", e.what(),
+             record.empty() ? "" : "\n  this rank's last collectives:", record);
     // Other ranks may be blocked in a collective waiting for this one: end the whole job.
     if (world_size > 1 || environment.mpi_active()) dpt::comm::abort_all(1);
     return 1;

@@ -8,11 +8,31 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dpt::comm {
 
 enum class ReduceOp { kSum, kMax, kMin };
+
+enum class CollectiveKind {
+  kAllReduce,
+  kExactSum,
+  kBroadcast,
+  kAllGather,
+  kReduceScatter,
+  kBarrier
+};
+const char* to_string(CollectiveKind kind);
+
+// What the collectives a thread issues are for, in deadline messages, --check-collectives and
+// the flight record (comm/flight_recorder.h): "gradient bucket" 3 at step 40.
+struct CollectiveLabel {
+  std::string what;
+  std::int64_t bucket = -1;  // -1: none
+  std::int64_t step = -1;    // -1: none
+  bool operator==(const CollectiveLabel&) const = default;
+};
 
 // One bucket of an exact gradient sum (Note [Exact gradient sum] in runtime/exact_sum.cpp): the
 // sum over every rank's shards, the same bits whatever the number of ranks and however the shards
@@ -91,10 +111,40 @@ class Communicator {
   // nothing: host collectives (MPI) end with the job, in abort_all(). See Note [Abort on unwind]
   // in src/nn/parallel/data_parallel.cpp.
   virtual void abort() noexcept {}
+  // Names the collectives issued from now on (see CollectiveLabel); LabelScope sets and restores.
+  virtual void set_label(CollectiveLabel label) { label_ = std::move(label); }
+  const CollectiveLabel& label() const { return label_; }
+  // The deadline of every collective (seconds from when it starts executing; 0: none). On
+  // expiry every rank that can still speak reports the collective, how long it waited and which
+  // ranks did not arrive, and the job ends (Note [Collective deadline] in comm/mpi/watchdog.h).
+  virtual void set_collective_timeout(double /*seconds*/) {}
+  // Debug: every collective first compares its kind, size and label across ranks and fails
+  // naming both sides when they differ, instead of a hang or a silent mismatch.
+  virtual void set_check_collectives(bool /*on*/) {}
+  // The last `count` collectives of this rank, one line each ("" where none are recorded).
+  virtual std::string flight_record(std::size_t /*count*/) const { return {}; }
   // Benchmark baseline (dpt-bench allreduce): one in-place sum with the backend's own call
   // (MPI_Allreduce), run in order with the other collectives, returning the seconds that call
   // alone took, without the queueing and hand-over that all_reduce_async adds.
   virtual double native_all_reduce_seconds(float* data, std::int64_t count) = 0;
+
+ protected:
+  CollectiveLabel label_;
+};
+
+// Labels the collectives issued while it lives, then restores the previous label.
+class LabelScope {
+ public:
+  LabelScope(Communicator& comm, CollectiveLabel label) : comm_(comm), previous_(comm.label()) {
+    comm_.set_label(std::move(label));
+  }
+  LabelScope(const LabelScope&) = delete;
+  LabelScope& operator=(const LabelScope&) = delete;
+  ~LabelScope() { comm_.set_label(std::move(previous_)); }
+
+ private:
+  Communicator& comm_;
+  CollectiveLabel previous_;
 };
 
 // The process's MPI lifetime: initialises MPI (MPI_Init_thread, MPI_THREAD_SERIALIZED or better,

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Graceful stop on SIGTERM and SIGUSR1 (what schedulers send before they kill a job: SLURM's
+// Graceful stop on SIGTERM and SIGUSR1 (and SIGUSR2: a dump of the flight record) (what schedulers
+// send before they kill a job: SLURM's
 // `--signal`, `scancel --signal`, `kill`): the handler only records the signal; the trainer
 // polls stop_signal() after each step, every rank agrees to stop after the same step, rank 0
 // writes a checkpoint and all exit with 128 + the signal number.
@@ -22,5 +23,9 @@ int stop_signal() noexcept;
 // For tests, and for the trainer to ask for a stop itself: as if `signal` had arrived.
 void request_stop(int signal) noexcept;
 void clear_stop_request() noexcept;
+
+// SIGUSR2 asks for the flight record of recent collectives (comm/flight_recorder.h) without
+// stopping: true once per SIGUSR2 received since the last call.
+bool take_dump_request() noexcept;
 
 }  // namespace dpt

@@ -137,7 +137,11 @@ MpiCommunicator::MpiCommunicator() : max_chunk_count_(max_chunk_count_from_env()
   const int is_leader = local_rank_ == 0 ? 1 : 0;
   DPT_MPI_CHECK(MPI_Allreduce(&is_leader, &node_count_, 1, MPI_INT, MPI_SUM, comm_.get()));
 
-  // From here on only thread_ calls MPI (Note [One MPI thread]). Starting a std::thread
+  // The deadline (Note [Collective deadline]): the watchdog asks other ranks over a communicator
+  // of its own, from its own thread, which MPI allows with MPI_THREAD_MULTIPLE only.
+  watchdog_ = std::make_unique<Watchdog>(comm_.get(), recorder_, provided == MPI_THREAD_MULTIPLE);
+
+  // From here on only thread_ calls MPI on comm_ (Note [One MPI thread]). Starting a std::thread
   // synchronises with its first instruction, so the calls above happen-before its calls.
   thread_ = std::thread([this] { thread_main(); });
 }
@@ -153,6 +157,7 @@ MpiCommunicator::~MpiCommunicator() {
   } catch (const std::exception& e) {
     log(LogLevel::kWarning, "MpiCommunicator: joining the communication thread failed: ", e.what());
   }
+  watchdog_.reset();  // kept until here: draining the queue may hang too
   // comm_ is freed after this body, once no thread uses it.
 }
 
@@ -170,12 +175,15 @@ void MpiCommunicator::thread_main() noexcept {
       std::lock_guard lock(job.state->mutex);
       job.state->start = detail::steady_seconds();
     }
+    recorder_.started(job.seq);
     std::exception_ptr error;
     try {
+      if (check_collectives_.load(std::memory_order_relaxed)) check_fingerprint(job);
       job.run();
     } catch (...) {
       error = std::current_exception();  // rethrown by Work::wait() on the caller's thread
     }
+    recorder_.finished(job.seq, error != nullptr);
     {
       std::lock_guard lock(job.state->mutex);
       job.state->end = detail::steady_seconds();
@@ -187,18 +195,82 @@ void MpiCommunicator::thread_main() noexcept {
   }
 }
 
-std::shared_ptr<MpiCommunicator::WorkState> MpiCommunicator::enqueue(std::function<void()> run) {
+std::shared_ptr<MpiCommunicator::WorkState> MpiCommunicator::enqueue(CollectiveKind kind,
+                                                                     std::int64_t count,
+                                                                     int element_bytes,
+                                                                     std::function<void()> run) {
   auto state = std::make_shared<WorkState>();
+  Job job;
+  job.run = std::move(run);
+  job.state = state;
+  job.kind = kind;
+  job.count = count;
+  job.element_bytes = element_bytes;
+  job.label = label_;
+  job.seq = recorder_.queued(kind, count, element_bytes, label_);
   {
     std::lock_guard lock(queue_mutex_);
-    queue_.push_back(Job{std::move(run), state});
+    queue_.push_back(std::move(job));
   }
   queue_cv_.notify_one();  // the thread may be asleep on an empty queue
   return state;
 }
 
-void MpiCommunicator::run_blocking(std::function<void()> run) {
-  AsyncWork(enqueue(std::move(run))).wait();
+void MpiCommunicator::run_blocking(CollectiveKind kind, std::int64_t count, int element_bytes,
+                                   std::function<void()> run) {
+  AsyncWork(enqueue(kind, count, element_bytes, std::move(run))).wait();
+}
+
+namespace {
+// One rank's view of a collective for --check-collectives: fixed size, so one MPI_Allgather of
+// bytes carries it whatever the ranks disagree on.
+struct Fingerprint {
+  std::int64_t seq = 0;
+  std::int64_t kind = 0;
+  std::int64_t count = 0;
+  std::int64_t element_bytes = 0;
+  std::int64_t bucket = -1;
+  std::int64_t step = -1;
+  char what[48] = {};
+
+  bool same_as(const Fingerprint& o, bool compare_count) const {
+    return seq == o.seq && kind == o.kind && (!compare_count || count == o.count) &&
+           element_bytes == o.element_bytes && bucket == o.bucket && step == o.step &&
+           std::strncmp(what, o.what, sizeof what) == 0;
+  }
+  std::string text() const {
+    CollectiveLabel label{std::string(what, strnlen(what, sizeof what)), bucket, step};
+    return ::dpt::detail::str(
+        "#", seq, ", ",
+        describe(static_cast<CollectiveKind>(kind), count, static_cast<int>(element_bytes), label));
+  }
+};
+}  // namespace
+
+void MpiCommunicator::check_fingerprint(const Job& job) const {
+  Fingerprint mine;
+  mine.seq = job.seq;
+  mine.kind = static_cast<std::int64_t>(job.kind);
+  mine.count = job.count;
+  mine.element_bytes = job.element_bytes;
+  mine.bucket = job.label.bucket;
+  mine.step = job.label.step;
+  std::strncpy(mine.what, job.label.what.c_str(), sizeof mine.what - 1);
+  std::vector<Fingerprint> all(static_cast<std::size_t>(size_));
+  DPT_MPI_CHECK(
+      MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, comm_.get()));
+  // An all-gather's contributions may differ in length; every other size must match.
+  const bool compare_count = job.kind != CollectiveKind::kAllGather;
+  std::string differences;
+  for (int r = 1; r < size_; ++r) {
+    const Fingerprint& theirs = all[static_cast<std::size_t>(r)];
+    if (!theirs.same_as(all[0], compare_count)) {
+      differences += ::dpt::detail::str("; rank ", r, " issues ", theirs.text());
+    }
+  }
+  DPT_CHECK_KIND(ErrorKind::kComm, differences.empty(),
+                 "collectives differ between ranks (--check-collectives): rank 0 issues ",
+                 all[0].text(), differences);
 }
 
 void MpiCommunicator::all_reduce_chunked(void* data, std::int64_t count, MPI_Datatype type,
@@ -236,30 +308,34 @@ std::unique_ptr<Work> MpiCommunicator::all_reduce_async(float* data, std::int64_
   check_buffer("all_reduce", data, count);
   const MPI_Op mpi_op = to_mpi(op);
   // Captures by value: the caller returns at once; only `data` must stay alive (the contract).
-  return std::make_unique<AsyncWork>(enqueue([this, data, count, mpi_op] {
-    all_reduce_chunked(data, count, MPI_FLOAT, sizeof(float), mpi_op);
-  }));
+  return std::make_unique<AsyncWork>(
+      enqueue(CollectiveKind::kAllReduce, count, sizeof(float), [this, data, count, mpi_op] {
+        all_reduce_chunked(data, count, MPI_FLOAT, sizeof(float), mpi_op);
+      }));
 }
 
 void MpiCommunicator::all_reduce(double* data, std::int64_t count, ReduceOp op) {
   check_buffer("all_reduce", data, count);
   const MPI_Op mpi_op = to_mpi(op);
-  run_blocking([&] { all_reduce_chunked(data, count, MPI_DOUBLE, sizeof(double), mpi_op); });
+  run_blocking(CollectiveKind::kAllReduce, count, sizeof(double),
+               [&] { all_reduce_chunked(data, count, MPI_DOUBLE, sizeof(double), mpi_op); });
 }
 
 void MpiCommunicator::all_reduce(std::int64_t* data, std::int64_t count, ReduceOp op) {
   check_buffer("all_reduce", data, count);
   const MPI_Op mpi_op = to_mpi(op);
-  run_blocking(
-      [&] { all_reduce_chunked(data, count, MPI_INT64_T, sizeof(std::int64_t), mpi_op); });
+  run_blocking(CollectiveKind::kAllReduce, count, sizeof(std::int64_t),
+               [&] { all_reduce_chunked(data, count, MPI_INT64_T, sizeof(std::int64_t), mpi_op); });
 }
 
 std::unique_ptr<Work> MpiCommunicator::exact_sum_async(ExactSumBucket bucket) {
   exact::check_chunks("exact_sum", bucket.count, bucket.chunk_starts, bucket.total_shards,
                       static_cast<std::int64_t>(bucket.shards.size()));
   check_buffer("exact_sum", bucket.out, bucket.count);
+  const std::int64_t count = bucket.count;
   return std::make_unique<AsyncWork>(
-      enqueue([this, bucket = std::move(bucket)] { exact_sum(bucket); }));
+      enqueue(CollectiveKind::kExactSum, count, sizeof(float),
+              [this, bucket = std::move(bucket)] { exact_sum(bucket); }));
 }
 
 // Note [Exact gradient sum] in runtime/exact_sum.cpp. Integer sums are associative, so Open MPI
@@ -302,12 +378,13 @@ void MpiCommunicator::broadcast(void* data, std::int64_t count_bytes, int root) 
   check_buffer("broadcast", data, count_bytes);
   DPT_CHECK(root >= 0 && root < size_, "broadcast: root ", root, " is not a rank of a world of ",
             size_);
-  run_blocking([&] { broadcast_chunked(data, count_bytes, root); });
+  run_blocking(CollectiveKind::kBroadcast, count_bytes, 1,
+               [&] { broadcast_chunked(data, count_bytes, root); });
 }
 
 std::vector<std::string> MpiCommunicator::all_gather(const std::string& local) {
   std::vector<std::string> result(static_cast<std::size_t>(size_));
-  run_blocking([&] {
+  run_blocking(CollectiveKind::kAllGather, static_cast<std::int64_t>(local.size()), 1, [&] {
     // Lengths first, so that every rank can size its receive buffer.
     const auto length = static_cast<std::int64_t>(local.size());
     std::vector<std::int64_t> lengths(static_cast<std::size_t>(size_));
@@ -349,7 +426,7 @@ void MpiCommunicator::reduce_scatter(float* data, std::int64_t block_count, Redu
   DPT_CHECK(block_count <= INT64_MAX / size_, "reduce_scatter: ", size_, " blocks of ", block_count,
             " floats overflow a 64-bit count");
   const MPI_Op mpi_op = to_mpi(op);
-  run_blocking([&] {
+  run_blocking(CollectiveKind::kReduceScatter, block_count * size_, sizeof(float), [&] {
     if (block_count == 0) return;
     if (block_count <= max_chunk_count_) {
       // In place, MPI takes the inputs from the receive buffer and writes this rank's result at
@@ -378,7 +455,7 @@ void MpiCommunicator::reduce_scatter(float* data, std::int64_t block_count, Redu
 double MpiCommunicator::native_all_reduce_seconds(float* data, std::int64_t count) {
   check_buffer("native_all_reduce", data, count);
   double seconds = 0.0;
-  run_blocking([&] {
+  run_blocking(CollectiveKind::kAllReduce, count, sizeof(float), [&] {
     const double start = detail::steady_seconds();
     all_reduce_chunked(data, count, MPI_FLOAT, sizeof(float), MPI_SUM);
     seconds = detail::steady_seconds() - start;
@@ -387,7 +464,7 @@ double MpiCommunicator::native_all_reduce_seconds(float* data, std::int64_t coun
 }
 
 void MpiCommunicator::barrier() {
-  run_blocking([&] { DPT_MPI_CHECK(MPI_Barrier(comm_.get())); });
+  run_blocking(CollectiveKind::kBarrier, 0, 0, [&] { DPT_MPI_CHECK(MPI_Barrier(comm_.get())); });
 }
 
 std::unique_ptr<Communicator> make_communicator() { return std::make_unique<MpiCommunicator>(); }

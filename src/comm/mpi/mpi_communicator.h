@@ -5,6 +5,7 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -15,7 +16,9 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "comm/flight_recorder.h"
 #include "comm/mpi/mpi_check.h"
+#include "comm/mpi/watchdog.h"
 
 namespace dpt::comm::mpi {
 
@@ -56,6 +59,9 @@ class MpiCommunicator final : public Communicator {
   void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) override;
   void barrier() override;
   double native_all_reduce_seconds(float* data, std::int64_t count) override;
+  void set_collective_timeout(double seconds) override { watchdog_->set_timeout(seconds); }
+  void set_check_collectives(bool on) override { check_collectives_.store(on); }
+  std::string flight_record(std::size_t count) const override { return recorder_.dump(count); }
 
   struct WorkState;
 
@@ -63,12 +69,23 @@ class MpiCommunicator final : public Communicator {
   struct Job {
     std::function<void()> run;
     std::shared_ptr<WorkState> state;
+    // What it is, for the flight record and --check-collectives.
+    std::int64_t seq = 0;
+    CollectiveKind kind = CollectiveKind::kAllReduce;
+    std::int64_t count = 0;
+    int element_bytes = 0;
+    CollectiveLabel label;
   };
 
-  std::shared_ptr<WorkState> enqueue(std::function<void()> run);
+  std::shared_ptr<WorkState> enqueue(CollectiveKind kind, std::int64_t count, int element_bytes,
+                                     std::function<void()> run);
   // enqueue + wait: the caller's stack (captured by reference) outlives the job.
-  void run_blocking(std::function<void()> run);
+  void run_blocking(CollectiveKind kind, std::int64_t count, int element_bytes,
+                    std::function<void()> run);
   void thread_main() noexcept;
+  // --check-collectives: all-gathers every rank's (sequence, kind, size, label) of `job` and
+  // throws naming both sides when they differ.
+  void check_fingerprint(const Job& job) const;
 
   // MPI helpers; called on the communication thread only.
   void all_reduce_chunked(void* data, std::int64_t count, MPI_Datatype type,
@@ -77,6 +94,9 @@ class MpiCommunicator final : public Communicator {
   void exact_sum(const ExactSumBucket& bucket);
 
   UniqueComm comm_;
+  FlightRecorder recorder_;
+  std::unique_ptr<Watchdog> watchdog_;
+  std::atomic<bool> check_collectives_{false};
   int rank_ = 0;
   int size_ = 1;
   int local_rank_ = 0;

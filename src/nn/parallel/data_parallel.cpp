@@ -182,6 +182,7 @@ DataParallel::~DataParallel() {
 }
 
 void DataParallel::broadcast_parameters() {
+  const comm::LabelScope label(comm_, {"parameter broadcast", -1, -1});
   Tensor& params = model_.flat_params();
   comm_.broadcast(params.raw_data(), static_cast<std::int64_t>(params.size_bytes()), 0);
 }
@@ -232,6 +233,8 @@ void DataParallel::launch(std::size_t bucket) {
         .fill(a == fault::Action::kNan ? std::numeric_limits<float>::quiet_NaN()
                                        : std::numeric_limits<float>::infinity());
   }
+  const comm::LabelScope label(comm_,
+                               {"gradient bucket", static_cast<std::int64_t>(bucket), step_});
   if (!exact()) {
     work_[bucket] = comm_.all_reduce_async(data, b.count, comm::ReduceOp::kSum);
     return;

@@ -155,6 +155,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 }  // namespace
 
 void Trainer::check_ranks_agree() {
+  const comm::LabelScope label(comm_, {"start-up agreement", -1, -1});
   // One line per fact; every rank sends its lines and compares them with rank 0's.
   std::ostringstream facts;
   facts << "build = dptrain " << DPT_VERSION << '\n';
@@ -212,6 +213,7 @@ bool is_run_local_key(const std::string& line) {
 }  // namespace
 
 TrainPosition Trainer::resume() {
+  const comm::LabelScope label(comm_, {"resume", -1, -1});
   // [0] resumed (0/1), [1] step, [2] epoch, [3] optimizer step count
   std::int64_t header[4] = {0, 0, 0, 0};
   on_rank0_agreed([&] {
@@ -317,6 +319,7 @@ void Trainer::broadcast_optimizer_state() {
 }
 
 std::string Trainer::save_checkpoint(const TrainPosition& position) {
+  const comm::LabelScope label(comm_, {"checkpoint", -1, position.step});
   std::string path;
   on_rank0_agreed([&] {
     Stopwatch watch;
@@ -444,7 +447,40 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
   return loss;
 }
 
-Trainer::StepOutcome Trainer::agree_on_step(const LossTotals& loss) {
+// Note [Step check]
+// ~~~~~~~~~~~~~~~~~
+// Collectives match by issue order, not by meaning: a rank that skipped a step (or ran one more,
+// or left training early) sends its next step's buckets against its peers' current ones, its
+// end-of-run collectives against their gradient buckets. Same-sized all-reduces then mix
+// different steps silently; different-sized ones crash inside MPI or hang. So before each step
+// and once after the last, every rank all-reduces one int64 pair (its position as 2 x step +
+// ended, and its negation, under MAX: the largest and smallest position at once). Equal: go on.
+// Different: an all-gather of the positions (every rank saw the same MAX, so all take this
+// branch together) names each rank's step in one error on every rank. Cost: one 16-byte
+// all-reduce a step, a few microseconds. --check-collectives compares every collective instead.
+void Trainer::check_same_step(std::int64_t step, bool ended) {
+  if (comm_.world_size() == 1) return;
+  const comm::LabelScope label(comm_, {"step check", -1, step});
+  const std::int64_t position = 2 * step + (ended ? 1 : 0);
+  std::int64_t extremes[2] = {position, -position};
+  comm_.all_reduce(extremes, 2, comm::ReduceOp::kMax);
+  if (extremes[0] == -extremes[1]) return;
+  const std::vector<std::string> all = comm_.all_gather(std::to_string(position));
+  std::string where;
+  for (std::size_t r = 0; r < all.size(); ++r) {
+    const std::int64_t p = std::stoll(all[r]);
+    where += detail::str(r == 0 ? "" : "; ", "rank ", r,
+                         p % 2 == 0 ? detail::str(" starts step ", p / 2)
+                                    : detail::str(" has ended training after ", p / 2, " steps"));
+  }
+  DPT_FAIL_KIND(ErrorKind::kComm,
+                "ranks are at different steps (a rank skipped, repeated or "
+                "left steps): ",
+                where);
+}
+
+Trainer::StepOutcome Trainer::agree_on_step(const LossTotals& loss, std::int64_t step) {
+  const comm::LabelScope label(comm_, {"step agreement", -1, step});
   // Behind the gradient buckets in the communicator's order; every rank reports the global mean.
   // The same call tells every rank whether any rank received a stop signal, so that all stop
   // after this same step.
@@ -490,7 +526,9 @@ std::optional<double> Trainer::step() {
   if (!host) return std::nullopt;
   io::Batch batch = on_device(uploader_, std::move(*host));
   StepBreakdown ignored;
-  const StepOutcome outcome = agree_on_step(train_step(batch, start_.step + stepped_, ignored));
+  check_same_step(start_.step + stepped_, /*ended=*/false);
+  const StepOutcome outcome =
+      agree_on_step(train_step(batch, start_.step + stepped_, ignored), start_.step + stepped_);
   ++stepped_;
   return outcome.loss_sum / static_cast<double>(config_.batch_size);
 }
@@ -611,7 +649,8 @@ TrainResult Trainer::run() {
     if (timeline_) timeline_->add("data wait", "data", step_start, steady_now_seconds());
 
     // Forward, backward, all-reduce and the optimizer step.
-    const StepOutcome outcome = agree_on_step(train_step(*batch, step, times));
+    check_same_step(step, /*ended=*/false);
+    const StepOutcome outcome = agree_on_step(train_step(*batch, step, times), step);
     const double loss_sum = outcome.loss_sum;
     const int agreed_signal = outcome.signal;
     const double lr = schedule_.lr_at(step);  // the rate train_step's optimizer step used
@@ -673,6 +712,7 @@ TrainResult Trainer::run() {
     }
   }
   fault::at("end");
+  check_same_step(result.steps, /*ended=*/true);
   if (result.stop_signal == 0 && config_.eval && !evaluated_last_step &&
       result.steps > start_.step) {
     run_eval(epoch, result.steps);
@@ -721,6 +761,7 @@ TrainResult Trainer::run() {
   // Each rank's compute per step (forward and backward: what differs between ranks); a step
   // waits for the slowest, so the spread is time the others spend waiting.
   if (comm_.world_size() > 1) {
+    const comm::LabelScope label(comm_, {"summary", -1, -1});
     const double compute_ms = result.breakdown.forward_ms + result.breakdown.backward_ms;
     nlohmann::json per_rank = nlohmann::json::array();
     double slowest = 0.0, fastest = std::numeric_limits<double>::infinity();
@@ -773,6 +814,7 @@ TrainResult Trainer::run() {
 }
 
 EvalResult Trainer::evaluate(const io::DatasetSplit& split) {
+  const comm::LabelScope label(comm_, {"evaluation", -1, -1});
   if (config_.exact) return evaluate_model_exact(ctx_, comm_, model_, split);
   return evaluate_model(ctx_, comm_, model_, split);
 }

@@ -86,7 +86,10 @@ class Trainer {
     double loss_sum = 0.0;
     int signal = 0;
   };
-  StepOutcome agree_on_step(const LossTotals& loss);
+  StepOutcome agree_on_step(const LossTotals& loss, std::int64_t step);
+  // Note [Step check]: every rank is about to run step `step` (ended = false) or has ended
+  // training after `step` steps (ended = true); throws naming each rank's position otherwise.
+  void check_same_step(std::int64_t step, bool ended);
   // Stops every rank with one error when their configs, models, data or builds differ.
   void check_ranks_agree();
   // Runs `work` on rank 0; if it throws, every rank throws the same error (so that all exit
