@@ -114,10 +114,15 @@ class Communicator {
   // Names the collectives issued from now on (see CollectiveLabel); LabelScope sets and restores.
   virtual void set_label(CollectiveLabel label) { label_ = std::move(label); }
   const CollectiveLabel& label() const { return label_; }
-  // The deadline of every collective (seconds from when it starts executing; 0: none). On
-  // expiry every rank that can still speak reports the collective, how long it waited and which
-  // ranks did not arrive, and the job ends (Note [Collective deadline] in comm/mpi/watchdog.h).
-  virtual void set_collective_timeout(double /*seconds*/) {}
+  // The deadline of every collective (seconds from when it starts executing; 0: none; 300 until
+  // set). MPI: on expiry every rank that can still speak reports the collective, how long it
+  // waited and which ranks did not arrive, and the job ends (Note [Collective deadline] in
+  // comm/mpi/watchdog.h). NCCL takes its host communicator's value when it is created.
+  void set_collective_timeout(double seconds) {
+    collective_timeout_s_ = seconds;
+    apply_collective_timeout(seconds);
+  }
+  double collective_timeout() const { return collective_timeout_s_; }
   // Debug: every collective first compares its kind, size and label across ranks and fails
   // naming both sides when they differ, instead of a hang or a silent mismatch.
   virtual void set_check_collectives(bool /*on*/) {}
@@ -129,7 +134,11 @@ class Communicator {
   virtual double native_all_reduce_seconds(float* data, std::int64_t count) = 0;
 
  protected:
+  virtual void apply_collective_timeout(double /*seconds*/) {}
   CollectiveLabel label_;
+
+ private:
+  double collective_timeout_s_ = 300.0;
 };
 
 // Labels the collectives issued while it lives, then restores the previous label.
@@ -171,7 +180,7 @@ std::unique_ptr<Communicator> make_communicator(const std::string& kind = "auto"
 // The communicator for training on cuda_device: NCCL over the host communicator's ranks when this
 // binary has CUDA; throws otherwise. Takes `host` (from make_communicator), which keeps serving
 // collectives on host memory and carries NCCL's unique id; rank r of host uses NCCL rank r.
-// Collective: every rank calls it. NCCL's timeout comes from DPT_NCCL_TIMEOUT_S (default 600 s).
+// Collective: every rank calls it. NCCL's timeout is host->collective_timeout() (none when 0).
 std::unique_ptr<Communicator> make_device_communicator(std::unique_ptr<Communicator> host,
                                                        int cuda_device);
 

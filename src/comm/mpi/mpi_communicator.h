@@ -59,11 +59,13 @@ class MpiCommunicator final : public Communicator {
   void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) override;
   void barrier() override;
   double native_all_reduce_seconds(float* data, std::int64_t count) override;
-  void set_collective_timeout(double seconds) override { watchdog_->set_timeout(seconds); }
   void set_check_collectives(bool on) override { check_collectives_.store(on); }
   std::string flight_record(std::size_t count) const override { return recorder_.dump(count); }
 
   struct WorkState;
+
+ protected:
+  void apply_collective_timeout(double seconds) override { watchdog_->set_timeout(seconds); }
 
  private:
   struct Job {

@@ -11,7 +11,7 @@ namespace dpt::comm::nccl {
 
 // A new NcclCommunicator on `cuda_device` over the ranks of `host` (which it keeps for host
 // buffers and uses to broadcast the ncclUniqueId). Collective: every rank of `host` calls it.
-// The timeout comes from DPT_NCCL_TIMEOUT_S (see NcclOptions::from_environment).
+// The timeout is host->collective_timeout() (`train --collective-timeout`; 0: none).
 std::unique_ptr<Communicator> make_communicator(std::unique_ptr<Communicator> host,
                                                 int cuda_device);
 

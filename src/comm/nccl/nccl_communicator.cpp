@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <new>
 #include <span>
@@ -210,23 +211,6 @@ class ChunkStartsCache {
 };
 
 }  // namespace
-
-NcclOptions NcclOptions::from_environment() {
-  NcclOptions options;
-  const char* text = std::getenv("DPT_NCCL_TIMEOUT_S");
-  if (text == nullptr || *text == '\0') return options;
-  const std::string_view view(text);
-  double value = 0.0;
-  // from_chars, not strtod: independent of the locale's decimal point.
-  const auto [end, ec] = std::from_chars(view.data(), view.data() + view.size(), value);
-  DPT_CHECK(
-      ec == std::errc() && end == view.data() + view.size() && std::isfinite(value) && value > 0.0,
-      "DPT_NCCL_TIMEOUT_S='", view,
-      "' is not a positive number of seconds (the NCCL timeout; unset it for the default ",
-      options.timeout_s, " s)");
-  options.timeout_s = value;
-  return options;
-}
 
 // The NCCL communicator, its stream and what guards them. Shared with every Work handed out, so
 // the communicator is finalized only when nothing can still wait on it.
@@ -469,8 +453,8 @@ NcclCommunicator::NcclCommunicator(std::unique_ptr<Communicator> host, int cuda_
       uncaught_at_construction_(std::uncaught_exceptions()) {
   DPT_CHECK(host_ != nullptr, "NcclCommunicator: the host communicator is null");
   DPT_CHECK(device_ >= 0, "NcclCommunicator: CUDA device ", device_, " is negative");
-  DPT_CHECK(std::isfinite(options_.timeout_s) && options_.timeout_s > 0.0,
-            "NcclCommunicator: timeout ", options_.timeout_s, " s is not a positive number");
+  DPT_CHECK(options_.timeout_s > 0.0, "NcclCommunicator: timeout ", options_.timeout_s,
+            " s is not a positive number (infinity: no timeout)");
   // The device stays current: the calling thread drives it (docs/DESIGN.md).
   DPT_CUDA_CHECK(cudaSetDevice(device_));
   state_ = std::make_shared<State>(device_, options_.timeout_s);
@@ -755,7 +739,10 @@ double NcclCommunicator::native_all_reduce_seconds(float* data, std::int64_t cou
 
 std::unique_ptr<Communicator> make_communicator(std::unique_ptr<Communicator> host,
                                                 int cuda_device) {
-  return std::make_unique<NcclCommunicator>(std::move(host), cuda_device);
+  NcclOptions options;
+  const double timeout = host->collective_timeout();
+  options.timeout_s = timeout > 0.0 ? timeout : std::numeric_limits<double>::infinity();
+  return std::make_unique<NcclCommunicator>(std::move(host), cuda_device, options);
 }
 
 }  // namespace dpt::comm::nccl

@@ -17,11 +17,9 @@ struct NcclOptions {
   // How long a wait for one NCCL operation (initialisation, a collective's launch or completion,
   // finalisation) may take before the communicator is aborted and a kComm error thrown instead of
   // hanging. A stalled or dead peer otherwise blocks every other rank forever.
+  // make_communicator() takes the host communicator's collective_timeout() (`train
+  // --collective-timeout`); infinity waits forever.
   double timeout_s = 600.0;
-
-  // The defaults, with timeout_s from DPT_NCCL_TIMEOUT_S when that is set (a positive number of
-  // seconds; anything else is a kInvalidArgument error naming the variable).
-  static NcclOptions from_environment();
 };
 
 // Note [NCCL stream ordering]
@@ -53,8 +51,7 @@ struct NcclOptions {
 class NcclCommunicator final : public Communicator {
  public:
   // Collective over the ranks of `host`: rank r of host is NCCL rank r, on `cuda_device`.
-  NcclCommunicator(std::unique_ptr<Communicator> host, int cuda_device,
-                   NcclOptions options = NcclOptions::from_environment());
+  NcclCommunicator(std::unique_ptr<Communicator> host, int cuda_device, NcclOptions options = {});
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
   // Frees the NCCL communicator once the last Work handed out is gone (finalize, destroy; abort
@@ -96,9 +93,23 @@ class NcclCommunicator final : public Communicator {
   double native_all_reduce_seconds(float* data, std::int64_t count) override;
   // ncclCommAbort now: pending Works then fail at once (wait) or are dropped (destructor).
   void abort() noexcept override;
+  // Labels, --check-collectives and the flight record concern the host communicator's
+  // collectives (the step check and agreement, start-up, checkpoints); NCCL's own are bounded by
+  // NcclOptions::timeout_s.
+  void set_label(CollectiveLabel label) override {
+    host_->set_label(label);
+    label_ = std::move(label);
+  }
+  void set_check_collectives(bool on) override { host_->set_check_collectives(on); }
+  std::string flight_record(std::size_t count) const override {
+    return host_->flight_record(count);
+  }
 
   // Shared by the communicator and its Works (so a Work outliving nothing dangles).
   struct State;
+
+ protected:
+  void apply_collective_timeout(double seconds) override { host_->set_collective_timeout(seconds); }
 
  private:
   std::unique_ptr<Communicator> host_;

@@ -167,7 +167,7 @@ void DataParallel::set_up_exact() {
 // When an error unwinds the stack of a rank (a failed kernel, a peer's all-reduce that timed out,
 // a bad file), destructors run before main's catch can call comm::abort_all(). A collective still
 // pending then waits in its destructor for peers that may never issue theirs (an NCCL one polls
-// up to DPT_NCCL_TIMEOUT_S, 600 s by default, then finalizing the communicator waits again): a
+// up to --collective-timeout, 300 s by default, then finalizing the communicator waits again): a
 // failing rank would keep the whole job alive for ten minutes or more. So a DataParallel destroyed
 // by unwinding with collectives pending aborts the communicator first (Communicator::abort:
 // ncclCommAbort), and the pending Works then end at once; NcclCommunicator's own destructor does
