@@ -34,10 +34,10 @@ std::atomic<bool> g_armed{true};  // true until the first at() has looked at DPT
 
 const std::vector<std::pair<std::string_view, Action>>& action_names() {
   static const std::vector<std::pair<std::string_view, Action>> names = {
-      {"sigkill", Action::kSigkill}, {"stop", Action::kStop},   {"exit", Action::kExit},
-      {"throw", Action::kThrow},     {"sleep", Action::kSleep}, {"nan", Action::kNan},
-      {"inf", Action::kInf},         {"flip", Action::kFlip},   {"skip", Action::kSkip},
-      {"leave", Action::kLeave}};
+      {"sigkill", Action::kSigkill}, {"sigterm", Action::kSigterm}, {"stop", Action::kStop},
+      {"exit", Action::kExit},       {"throw", Action::kThrow},     {"sleep", Action::kSleep},
+      {"nan", Action::kNan},         {"inf", Action::kInf},         {"flip", Action::kFlip},
+      {"skip", Action::kSkip},       {"leave", Action::kLeave}};
   return names;
 }
 
@@ -69,9 +69,10 @@ Injection parse_entry(std::string_view entry) {
   const auto& names = action_names();
   const auto found =
       std::find_if(names.begin(), names.end(), [&](const auto& n) { return n.first == action; });
-  DPT_CHECK(found != names.end(), "DPT_FAULT entry '", entry, "': unknown action '", action,
-            "' (expected sigkill, stop, exit[=code], throw, sleep[=seconds], nan, inf, flip, "
-            "skip or leave)");
+  DPT_CHECK(
+      found != names.end(), "DPT_FAULT entry '", entry, "': unknown action '", action,
+      "' (expected sigkill, sigterm, stop, exit[=code], throw, sleep[=seconds], nan, inf, flip, "
+      "skip or leave)");
   injection.action = found->second;
   if (!argument.empty()) {
     if (injection.action == Action::kSleep) {
@@ -139,6 +140,9 @@ void carry_out(const Injection& injection, std::string_view point, std::int64_t 
     case Action::kSigkill:
       std::fflush(nullptr);
       std::raise(SIGKILL);
+      break;
+    case Action::kSigterm:
+      std::raise(SIGTERM);  // the handler (runtime/stop_signals.h) records it; training goes on
       break;
     case Action::kStop:
       std::fflush(nullptr);

@@ -4,7 +4,8 @@
 // tested through the shipped binaries. Compiled in always (a test cannot test what release
 // binaries lack); inert unless the variable is set: at() is then one relaxed atomic load.
 //
-// Actions carried out by at() itself: sigkill (the process dies), stop (SIGSTOP: a rank that
+// Actions carried out by at() itself: sigkill (the process dies), sigterm (as if a scheduler
+// had sent this rank alone SIGTERM), stop (SIGSTOP: a rank that
 // stops answering), exit[=code] (std::_Exit, 1 by default: a crash without clean-up), throw (a
 // dpt::Error, as if the code had failed there), sleep[=seconds] (forever by default: a rank that
 // hangs outside MPI). Actions at() returns for the caller to carry out, where that point supports
@@ -23,6 +24,7 @@ namespace dpt::fault {
 enum class Action {
   kNone,
   kSigkill,
+  kSigterm,
   kStop,
   kExit,
   kThrow,

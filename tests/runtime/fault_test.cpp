@@ -62,7 +62,8 @@ TEST(Fault, ThrowIsAnErrorNamingPointAndStep) {
     fault::at("loader", 4);
     ADD_FAILURE() << "no throw";
   } catch (const Error& e) {
-    EXPECT_NE(e.message().find("fault injected by DPT_FAULT at loader step 4"), std::string::npos)
+    EXPECT_NE(e.message().find("fault injected by DPT_FAULT at point 'loader', step 4"),
+              std::string::npos)
         << e.message();
   }
   fault::set_for_testing("");
