@@ -152,8 +152,8 @@ void carry_out(const Injection& injection, std::string_view point, std::int64_t 
       std::fflush(nullptr);
       std::_Exit(injection.exit_code);
     case Action::kThrow:
-      DPT_FAIL("fault injected by DPT_FAULT at ", point,
-               step >= 0 ? detail::str(" step ", step) : "");
+      DPT_FAIL("fault injected by DPT_FAULT at point '", point, "'",
+               step >= 0 ? detail::str(", step ", step) : "");
     case Action::kSleep:
       if (injection.seconds < 0) {
         for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
