@@ -351,3 +351,63 @@ TEST(Collectives, InvalidArgumentsNameTheOperation) {
 
 }  // namespace
 }  // namespace dpt::comm
+
+namespace dpt::comm {
+namespace {
+
+// --check-collectives: a collective whose size differs on one rank fails on every rank with an
+// error naming both sides, instead of a crash or hang inside MPI; matching ones pass.
+TEST(Collectives, CheckCollectivesNamesBothSidesOfAMismatch) {
+  Communicator& comm = dpt::test::world();
+  if (comm.world_size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  comm.set_check_collectives(true);
+  {
+    const LabelScope label(comm, {"test bucket", 5, 9});
+    std::vector<float> same(16, 1.0f);
+    comm.all_reduce(same.data(), 16, ReduceOp::kSum);
+    EXPECT_EQ(same[0], static_cast<float>(comm.world_size()));
+    // An all-gather may carry a different length on each rank.
+    const auto strings = comm.all_gather(std::string(static_cast<std::size_t>(comm.rank()), 'x'));
+    EXPECT_EQ(strings.size(), static_cast<std::size_t>(comm.world_size()));
+    const std::int64_t count = comm.rank() == 1 ? 3 : 4;
+    std::vector<float> values(4, 1.0f);
+    try {
+      comm.all_reduce(values.data(), count, ReduceOp::kSum);
+      ADD_FAILURE() << "no error for a mismatched all-reduce";
+    } catch (const dpt::Error& e) {
+      const std::string text = e.what();
+      EXPECT_NE(
+          text.find("collectives differ between ranks (--check-collectives): rank 0 issues #"),
+          std::string::npos)
+          << text;
+      EXPECT_NE(text.find("all-reduce of 4 floats (test bucket 5, step 9); rank 1 issues #"),
+                std::string::npos)
+          << text;
+      EXPECT_NE(text.find("all-reduce of 3 floats (test bucket 5, step 9)"), std::string::npos)
+          << text;
+    }
+  }
+  comm.set_check_collectives(false);
+  comm.barrier();
+}
+
+// The flight record lists this rank's collectives with their labels, in issue order.
+TEST(Collectives, FlightRecordNamesLabelledCollectives) {
+  Communicator& comm = dpt::test::world();
+  if (comm.backend() != "mpi") GTEST_SKIP() << "the world of one keeps no flight record";
+  {
+    const LabelScope label(comm, {"record test", -1, 77});
+    double value = 1.0;
+    comm.all_reduce(&value, 1, ReduceOp::kSum);
+  }
+  comm.barrier();
+  const std::string record = comm.flight_record(2);
+  const auto reduce = record.find("all-reduce of 1 8-byte value (record test, step 77): started");
+  const auto barrier = record.find("barrier: started");
+  EXPECT_NE(reduce, std::string::npos) << record;
+  EXPECT_NE(barrier, std::string::npos) << record;
+  EXPECT_LT(reduce, barrier) << record;
+}
+
+}  // namespace
+}  // namespace dpt::comm
