@@ -70,6 +70,9 @@ TEST(TrainerMpi, TwentyStepsOnNRanksMatchOneRank) {
         << "accumulate " << accumulate << ", rank " << world.rank() << " of "
         << world.world_size();
   }
+  // Every rank's one-rank run reads the dataset: rank 0 must not remove it (leaving `dir`'s
+  // scope) while a slower rank still trains alone.
+  world.barrier();
 }
 
 TEST(TrainerMpi, ParametersStayBitwiseIdenticalAcrossRanks) {
