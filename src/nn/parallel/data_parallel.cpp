@@ -232,6 +232,7 @@ void DataParallel::launch(std::size_t bucket) {
         .fill(a == fault::Action::kNan ? std::numeric_limits<float>::quiet_NaN()
                                        : std::numeric_limits<float>::infinity());
   }
+  if (launch_hook_) launch_hook_(bucket);
   if (!exact()) {
     work_[bucket] = comm_.all_reduce_async(data, b.count, comm::ReduceOp::kSum);
     return;
