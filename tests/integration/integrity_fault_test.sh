@@ -21,7 +21,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 failures=0
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 mpi() { local n=$1; shift; timeout 120 mpirun --oversubscribe --bind-to none -np "$n" "$@"; }
-common=(--data "$work/fm.h5" --model mlp --batch-size 96 --eval=false --threads 1 --quiet)
+common=(--data "$work/fm.h5" --train-samples 1920 --model mlp --batch-size 96 --eval=false --threads 1 --quiet)
 
 # expect NAME RC_WANTED(0|nonzero) OUTPUT PATTERN...
 expect() {
