@@ -27,15 +27,16 @@ DPT_HOST_DEVICE bool is_nonfinite_bits(std::uint32_t bits) {
 // A 64-bit hash of a tensor's bits that any change of one element always changes (the desync
 // check must catch a single flipped bit), computed at memory speed and independent of the thread
 // count and the backend. Elements are taken in chunks of kHashChunk; element i of a chunk goes to
-// lane i % 8, and each lane steps h = (h ^ bits) * K with K odd. For a fixed h that step is a
+// lane i % 32, and each lane steps h = (h ^ bits) * K with K odd. For a fixed h that step is a
 // bijection of the element's bits, and so is every later step of the lane for its state, so two
 // chunks that differ in one element end with different lane states. The lanes, then the chunks in
 // index order, are folded with the same bijective step, and the murmur3 finaliser (bijective too)
-// mixes the result. Eight independent lanes vectorise (AVX-512 multiplies eight 64-bit lanes at a
-// time) and chunks run on different threads or GPU threads. Not a cryptographic hash: a
+// mixes the result. 32 independent lanes vectorise as four AVX-512 registers, whose multiplies
+// overlap (eight lanes were one dependent chain, and GCC left them scalar), and chunks run on
+// different threads or GPU threads. Not a cryptographic hash: a
 // deliberate collision is easy; an accidental one among the parameters of one job is not.
 inline constexpr std::int64_t kHashChunk = 4096;
-inline constexpr int kHashLanes = 8;
+inline constexpr int kHashLanes = 32;
 inline constexpr std::uint64_t kHashMultiplier = 0x9E3779B97F4A7C15ull;  // odd
 
 DPT_HOST_DEVICE std::uint64_t hash_step(std::uint64_t h, std::uint64_t value) {
