@@ -427,6 +427,31 @@ double sum_squares(const Context& ctx, const Tensor& x) {
   return 0.0;  // not reached: is_cpu() threw
 }
 
+// ---- integrity checks ---------------------------------------------------------------------------
+
+void find_nonfinite(const Context& ctx, const Tensor& x, Tensor& index) {
+  constexpr const char* op = "find_nonfinite";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "index", index, DType::kI32);
+  expect_shape(op, "index", index, {1});
+  DPT_CHECK(x.numel() < (std::int64_t{1} << 31), op, ": x has ", x.numel(),
+            " elements, more than an int32 index can name");
+  if (is_cpu(ctx, op)) {
+    index.data<std::int32_t>()[0] =
+        static_cast<std::int32_t>(cpu::first_nonfinite(x.data<float>(), x.numel()));
+    return;
+  }
+  DPT_ON_CUDA(cuda::find_nonfinite(ctx, x.data<float>(), x.numel(), index.data<std::int32_t>()));
+}
+
+std::uint64_t hash_bits(const Context& ctx, const Tensor& x) {
+  constexpr const char* op = "hash_bits";
+  expect_tensor(ctx, op, "x", x);
+  if (is_cpu(ctx, op)) return cpu::hash_bits(x.data<float>(), x.numel());
+  DPT_ON_CUDA(return cuda::hash_bits(ctx, x.data<float>(), x.numel()));
+  return 0;  // not reached: is_cpu() threw
+}
+
 // ---- loss ---------------------------------------------------------------------------------------
 
 namespace {

@@ -91,6 +91,16 @@ void axpy(const Context& ctx, float alpha, const Tensor& x, Tensor& y);
 // Sum of squares in double, reduced in a fixed order (same result for any thread count).
 double sum_squares(const Context& ctx, const Tensor& x);
 
+// ---- integrity checks (kernels/integrity_math.h) ------------------------------------------------
+// index (i32 [1] on ctx's device) receives the index of the first NaN or +-Inf of x (f32), or
+// x.numel() when every value is finite. It does not wait for the device: the gradient check runs
+// on each bucket as backward completes it and reads the result once per step. x.numel() < 2^31.
+void find_nonfinite(const Context& ctx, const Tensor& x, Tensor& index);
+// A 64-bit hash of x's bits (Note [Parameter hash]): equal tensors hash equal, and a change of any
+// one element always changes it; the same value for any thread count and on either backend.
+// Waits for the device.
+std::uint64_t hash_bits(const Context& ctx, const Tensor& x);
+
 // ---- loss -----------------------------------------------------------------------------------
 struct LossResult {
   double loss_sum = 0.0;       // sum over samples of -log softmax(logits)[label]

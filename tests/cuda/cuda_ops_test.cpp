@@ -3,7 +3,8 @@
 // itself checked against naive references in tests/kernels/). Odd sizes throughout (N=3, K=37,
 // M=19; 7x5 and 9x11 images; 1, 7, 1023 and 2^20+3 elements), and views starting one element into
 // their storage, so vectorised loads and tails are exercised.
-//   bitwise: relu, dropout (mask and output, first_sample != 0 and above 2^32), scale, axpy, max
+//   bitwise: relu, dropout (mask and output, first_sample != 0 and above 2^32), scale, axpy,
+//     find_nonfinite (the index), hash_bits, max
 //     pooling forward (with ties) and backward (dyadic gradients, whose sums are exact in any
 //     order, so the routing to the argmax is compared exactly; random gradients within 1e-6);
 //   1e-6 relative: sgd (momentum, dampening, nesterov, weight decay, grad_scale, first step both
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 #include <iomanip>
+#include <limits>
 #include <ostream>
 #include <random>
 #include <string>
@@ -384,6 +386,36 @@ TEST_F(CudaOps, SumSquaresWithin1e12) {
     const double want_view = sum_squares(cpu_, offset_view(x1, n));
     const double got_view = sum_squares(gpu_, offset_view(xg, n));
     EXPECT_NEAR(got_view, want_view, 1e-12 * want_view) << "view at offset 1";
+  }
+}
+
+// ---- integrity checks ---------------------------------------------------------------------------
+
+TEST_F(CudaOps, FindNonfiniteMatchesCpu) {
+  for (const std::int64_t n : kSizes) {
+    SCOPED_TRACE(::testing::Message() << "n=" << n);
+    Tensor x1 = random_tensor({n}, 91);
+    for (const std::int64_t at : {n, n - 1, n / 2, std::int64_t{0}}) {
+      Tensor x = x1.clone();
+      if (at < n) x.data<float>()[at] = std::numeric_limits<float>::quiet_NaN();
+      if (at + 1 < n) x.data<float>()[n - 1] = std::numeric_limits<float>::infinity();
+      Tensor index_c = Tensor::zeros({1}, DType::kI32);
+      Tensor index_g = Tensor::zeros({1}, DType::kI32, kGpu);
+      find_nonfinite(cpu_, x, index_c);
+      find_nonfinite(gpu_, up(x), index_g);
+      EXPECT_EQ(index_g.to(Device::cpu()).data<std::int32_t>()[0], at);
+      EXPECT_EQ(index_c.data<std::int32_t>()[0], at);
+    }
+  }
+}
+
+TEST_F(CudaOps, HashBitsMatchesCpu) {
+  for (const std::int64_t n : kSizes) {
+    SCOPED_TRACE(::testing::Message() << "n=" << n);
+    const Tensor x1 = random_tensor({n + 1}, 92);
+    const Tensor xg = up(x1);
+    EXPECT_EQ(hash_bits(gpu_, xg), hash_bits(cpu_, x1));
+    EXPECT_EQ(hash_bits(gpu_, offset_view(xg, n)), hash_bits(cpu_, offset_view(x1, n)));
   }
 }
 

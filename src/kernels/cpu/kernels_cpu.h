@@ -45,6 +45,9 @@ void dropout_backward(const float* dy, const float* mask, float* dx, std::int64_
 void scale(float* y, float alpha, std::int64_t n);
 void axpy(float alpha, const float* x, float* y, std::int64_t n);
 double sum_squares(const float* x, std::int64_t n);
+// integrity_math.h: the first index of a NaN or Inf in x[0, n), or n; the hash of x's bits.
+std::int64_t first_nonfinite(const float* x, std::int64_t n);
+std::uint64_t hash_bits(const float* x, std::int64_t n);
 
 LossResult softmax_cross_entropy(const float* logits, const std::int32_t* labels, float* dlogits,
                                  std::int64_t n, std::int64_t classes);

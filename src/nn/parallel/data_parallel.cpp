@@ -233,6 +233,7 @@ void DataParallel::launch(std::size_t bucket) {
         .fill(a == fault::Action::kNan ? std::numeric_limits<float>::quiet_NaN()
                                        : std::numeric_limits<float>::infinity());
   }
+  if (launch_hook_) launch_hook_(bucket);
   const comm::LabelScope label(comm_,
                                {"gradient bucket", static_cast<std::int64_t>(bucket), step_});
   if (!exact()) {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -98,6 +99,17 @@ class DataParallel {
   // after a host-side finish().
   void complete();
 
+  // Called by launch() for each bucket right before its all-reduce starts, when backward has
+  // just written it (so it is still in cache): the local non-finite check (nn/train/nonfinite.h).
+  void set_launch_hook(std::function<void(std::size_t bucket)> hook) {
+    launch_hook_ = std::move(hook);
+  }
+  // The gradient buffers the all-reduces read: the model's own, or in exact mode one per local
+  // shard (Note [Shard gradients]), the model's own last.
+  std::vector<Tensor> local_gradients() const {
+    return exact() ? shard_grads_ : std::vector<Tensor>{model_.flat_grads()};
+  }
+
   const DataParallelOptions& options() const { return options_; }
   const std::vector<GradBucket>& buckets() const { return buckets_; }
   // Records of the last finished step, in bucket order.
@@ -125,6 +137,7 @@ class DataParallel {
   // the sums) and each bucket's chunk starts, relative to the bucket.
   std::vector<Tensor> shard_grads_;
   std::vector<std::vector<std::int64_t>> chunk_starts_;
+  std::function<void(std::size_t bucket)> launch_hook_;
   std::size_t next_bucket_ = 0;         // Note [Gradient bucket order]
   bool reducing_ = false;
   std::int64_t step_ = -1;

@@ -3,6 +3,7 @@
 #include "nn/train/checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -23,6 +24,38 @@ Tensor copy_of(const Tensor& src) { return src.to(Device::cpu()); }
 
 Tensor slice_copy(const Tensor& flat, std::int64_t offset, const Shape& shape) {
   return copy_of(Tensor::view_of(flat, offset, shape));
+}
+
+// "" when every value of the host tensor t is finite, else "NaN at element 17" (the first).
+std::string first_nonfinite_of(const Tensor& t) {
+  const float* v = t.data<float>();
+  for (std::int64_t i = 0; i < t.numel(); ++i) {
+    if (!std::isfinite(v[i])) {
+      return detail::str(std::isnan(v[i]) ? "NaN" : (v[i] > 0 ? "+Inf" : "-Inf"), " at element ",
+                         i, " of ", t.numel());
+    }
+  }
+  return {};
+}
+
+// A checkpoint never holds a NaN or Inf: one that did would carry the damage into every run
+// resumed from it (resume auto would even prefer it as the newest).
+void check_finite_to_write(const std::vector<io::NamedTensor>& tensors, const char* group,
+                           std::int64_t step) {
+  for (const io::NamedTensor& t : tensors) {
+    const std::string found = first_nonfinite_of(t.value);
+    DPT_CHECK(found.empty(), "not writing the checkpoint of step ", step, ": ", group, t.name,
+              " holds ", found);
+  }
+}
+
+void check_finite_to_read(const std::vector<io::NamedTensor>& tensors, const char* group,
+                          const std::string& path) {
+  for (const io::NamedTensor& t : tensors) {
+    const std::string found = first_nonfinite_of(t.value);
+    DPT_FIT_CHECK(found.empty(), path, ": ", group, t.name, " holds ", found,
+                  ": refusing to resume from a checkpoint with non-finite values");
+  }
 }
 
 }  // namespace
@@ -88,6 +121,8 @@ io::CheckpointState capture_checkpoint(const TrainConfig& config,
            slice_copy(optimizer.slot(slot), offset_in(flat, p->value), p->value.shape())});
     }
   }
+  check_finite_to_write(s.model, "/model/", s.step);
+  check_finite_to_write(s.slots, "/optimizer/", s.step);
   return s;
 }
 
@@ -133,6 +168,9 @@ void restore_checkpoint(const io::CheckpointState& state, const std::string& pat
       }
     }
   }
+
+  check_finite_to_read(state.model, "/model/", path);
+  if (optimizer != nullptr) check_finite_to_read(state.slots, "/optimizer/", path);
 
   // ---- then apply
   for (Parameter* p : model.parameters()) {

@@ -118,6 +118,12 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
     ddp.exact_local_shards = static_cast<int>(config_.shards_per_step() / comm_.world_size());
   }
   ddp_ = std::make_unique<DataParallel>(model_, comm_, ddp);
+  nonfinite_ = std::make_unique<NonfiniteGuard>(ctx_, comm_, model_, *ddp_,
+                                                parse_nonfinite_policy(config_.nonfinite),
+                                                config_.nonfinite_skip_limit);
+  if (config_.check_params_every > 0) {
+    param_check_ = std::make_unique<ParamCheck>(ctx_, comm_, model_, *optimizer_);
+  }
   check_ranks_agree();
   // Initialisation depends on the seed only, so ranks already agree; the broadcast makes it so
   // whatever happens (and is what a resumed run relies on).
@@ -321,6 +327,8 @@ void Trainer::broadcast_optimizer_state() {
 std::string Trainer::save_checkpoint(const TrainPosition& position) {
   const comm::LabelScope label(comm_, {"checkpoint", -1, position.step});
   std::string path;
+  // Never write a checkpoint that ranks disagree on (Note [Parameter check]).
+  if (param_check_) param_check_->check(position.step - 1);
   on_rank0_agreed([&] {
     Stopwatch watch;
     const io::CheckpointState state =
@@ -417,13 +425,17 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
   // the optimizer applies as it reads them, so it costs no pass of its own.
   const Tensor& grads = model_.flat_grads();
   double grad_scale = 1.0 / static_cast<double>(config_.batch_size);
-  if (config_.clip_grad_norm > 0.0) {
+  // NaN or Inf on any rank: every rank aborts, or skips the optimizer (Note [Non-finite gradients]).
+  step_skipped_ = nonfinite_->skip_step(step);
+  if (config_.clip_grad_norm > 0.0 && !step_skipped_) {
     // The norm comes back to the host: check the all-reduces first, so that a failed or stalled
     // one ends in its error or the timeout, not in a read that waits for it forever.
     ddp_->complete();
     grad_scale *= clip_grad_norm(ctx_, grads, grad_scale, config_.clip_grad_norm).coefficient;
   }
-  optimizer_->step(ctx_, model_.flat_params(), grads, schedule_.lr_at(step), grad_scale);
+  if (!step_skipped_) {
+    optimizer_->step(ctx_, model_.flat_params(), grads, schedule_.lr_at(step), grad_scale);
+  }
   optimizer_timer_.end();
   if (fault::at("optimizer", step) == fault::Action::kFlip) flip_lowest_bit(model_.flat_params());
   if (trace) timeline_->add("optimizer", "optimizer", optimizer_start, steady_now_seconds());
@@ -660,10 +672,11 @@ TrainResult Trainer::run() {
 
     ++result.steps;
     const double loss = loss_sum / static_cast<double>(config_.batch_size);
-    DPT_CHECK(std::isfinite(loss), "training diverged: loss is ", loss, " at step ", step,
-              " (lower --lr or set --clip-grad-norm)");
+    // A skipped step's loss may be NaN: its inputs were (Note [Non-finite gradients]).
+    DPT_CHECK(std::isfinite(loss) || step_skipped_, "training diverged: loss is ", loss,
+              " at step ", step, " (lower --lr or set --clip-grad-norm)");
     if (run_steps == 0) result.first_loss = loss;
-    result.last_loss = loss;
+    if (!step_skipped_) result.last_loss = loss;
     totals.forward_ms += times.forward_ms;
     totals.backward_ms += times.backward_ms;
     totals.comm_exposed_ms += times.comm_exposed_ms;
@@ -676,6 +689,7 @@ TrainResult Trainer::run() {
         static_cast<double>(config_.batch_size) / std::max(step_time.elapsed_s(), 1e-9);
     nlohmann::json j = {{"event", "step"}, {"step", result.steps}, {"epoch", epoch},
                         {"loss", loss},    {"lr", lr},             {"samples_per_sec", samples_per_sec}};
+    if (step_skipped_) j["skipped"] = "nonfinite";
     metrics.write_line(j.dump());
     if (result.steps % config_.log_every == 0 || result.steps == total_steps) {
       const double eta = elapsed / static_cast<double>(run_steps + 1) *
@@ -708,7 +722,10 @@ TrainResult Trainer::run() {
     }
     if (checkpoints_ && config_.checkpoint_every > 0 &&
         result.steps % config_.checkpoint_every == 0 && result.steps < total_steps) {
-      checkpoint(next_epoch);
+      checkpoint(next_epoch);  // checks the parameters first
+    } else if (param_check_ && (result.steps % config_.check_params_every == 0 ||
+                                result.steps == total_steps)) {
+      param_check_->check(step);
     }
   }
   fault::at("end");
@@ -792,6 +809,8 @@ TrainResult Trainer::run() {
   nlohmann::json bucket_mib = nlohmann::json::array();
   for (const GradBucket& b : ddp_->buckets()) bucket_mib.push_back(b.mib());
   summary["bucket_mib"] = bucket_mib;
+  result.nonfinite_skipped = nonfinite_->skipped();
+  summary["nonfinite_skipped"] = result.nonfinite_skipped;
   metrics.write_line(summary.dump());
   std::ostringstream done;
   done << std::fixed << std::setprecision(1) << "done: " << result.steps << " steps in "

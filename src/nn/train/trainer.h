@@ -16,6 +16,8 @@
 #include "nn/train/checkpoint.h"
 #include "nn/train/config.h"
 #include "nn/train/evaluate.h"
+#include "nn/train/nonfinite.h"
+#include "nn/train/param_check.h"
 #include "nn/train/step_loss.h"
 #include "runtime/batch_uploader.h"
 #include "runtime/device_timer.h"
@@ -52,6 +54,7 @@ struct TrainResult {
   std::optional<EvalResult> last_eval;
   int stop_signal = 0;           // SIGTERM/SIGUSR1 that ended training early; 0: it ran to the end
   std::string last_checkpoint;   // path of the last checkpoint written ("" when none)
+  std::int64_t nonfinite_skipped = 0;  // steps skipped for NaN/Inf gradients (--nonfinite skip)
 };
 
 class Trainer {
@@ -132,6 +135,9 @@ class Trainer {
   DeviceTimer backward_timer_;
   DeviceTimer exposed_comm_timer_;
   DeviceTimer optimizer_timer_;
+  std::unique_ptr<NonfiniteGuard> nonfinite_;  // --nonfinite
+  std::unique_ptr<ParamCheck> param_check_;    // --check-params-every (null when 0)
+  bool step_skipped_ = false;                  // the last train_step skipped its optimizer step
 };
 
 }  // namespace dpt::nn
