@@ -17,7 +17,7 @@
 #include <utility>
 #include <sstream>
 
-#include "runtime/config.h"
+#include "runtime/build_info.h"
 
 namespace dpt::nn {
 namespace {
@@ -442,7 +442,7 @@ std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv, b
   CLI::App app{"dptrain: data-parallel training of neural networks (one process, or N ranks "
                "under mpirun)",
                command};
-  app.set_version_flag("--version", std::string("dptrain ") + DPT_VERSION);
+  app.set_version_flag("--version", build_description());
   app.get_formatter()->column_width(34);
   app.footer(
       "Also: `train verify [the flags above]` (the steps on every rank against one rank: per "
