@@ -332,8 +332,9 @@ void apply_toml(const std::string& toml_text, const std::string& origin, TrainCo
   try {
     root = toml::parse(toml_text, origin);
   } catch (const toml::parse_error& e) {
-    DPT_FAIL(origin, ':', e.source().begin.line, ':', e.source().begin.column, key_on_line(
-             toml_text, e.source().begin.line), ": TOML syntax error: ", e.description());
+    DPT_FAIL(origin, ':', e.source().begin.line, ':', e.source().begin.column,
+             key_on_line(toml_text, e.source().begin.line), ": TOML syntax error: ",
+             e.description());
   }
   for (auto&& [k, v] : root) {
     const std::string key(k.str());

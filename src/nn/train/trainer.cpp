@@ -19,7 +19,6 @@
 #include "nn/train/metrics.h"
 #include "nn/train/timeline_writer.h"
 #include "runtime/build_info.h"
-#include "runtime/config.h"
 #include "runtime/exact_sum.h"
 #include "runtime/fault.h"
 #include "runtime/io/loader.h"

@@ -76,12 +76,14 @@ std::optional<std::int64_t> parse_step_name(const std::string& name) {
 std::string errno_text() { return std::strerror(errno); }
 
 // True when `path` (made absolute and free of "..", symbolic links resolved as far as they exist)
-// lies under `dir` (likewise).
+// lies under `dir` (likewise); false when either cannot be resolved.
 bool lies_under(const fs::path& path, const fs::path& dir) {
   std::error_code ec;
   const fs::path p = fs::weakly_canonical(fs::absolute(path, ec), ec);
+  if (ec || p.empty()) return false;
   const fs::path d = fs::weakly_canonical(fs::absolute(dir, ec), ec);
-  auto [d_end, p_end] = std::mismatch(d.begin(), d.end(), p.begin(), p.end());
+  if (ec || d.empty()) return false;
+  const auto d_end = std::mismatch(d.begin(), d.end(), p.begin(), p.end()).first;
   // "dir/" ends in an empty component: what follows the mismatch there is still inside.
   return d_end == d.end() || (std::next(d_end) == d.end() && d_end->empty());
 }
