@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "nn/train/checkpoint.h"
+#include "nn/train/cli_integer.h"
 #include "nn/train/evaluate.h"
 #include "runtime/context.h"
 #include "runtime/io/checkpoint_dir.h"
@@ -63,7 +64,8 @@ int run_eval(int argc, const char* const* argv, comm::Communicator& comm) {
       ->required();
   app.add_option("--data", data, "Dataset file (HDF5)")->required();
   app.add_option("--split", split, "Split to evaluate")->capture_default_str();
-  app.add_option("--samples", samples, "Evaluate the first N samples (0 = all)");
+  app.add_option("--samples", samples, "Evaluate the first N samples (0 = all)")
+      ->check(nn::integer_in_range<std::int64_t>());
   app.add_option("--threads", threads, "CPU threads (0 = the node's cores / ranks on it)");
   app.add_option("--logits", logits_path,
                  "Write the logits [N, classes] of every sample to this HDF5 file (one rank)");

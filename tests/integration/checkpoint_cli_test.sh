@@ -3,7 +3,8 @@
 # Checkpoints through the shipped binary: an unwritable --checkpoint-dir fails before step 1 on
 # every rank; SIGUSR1 to mpirun stops both ranks after one step with a checkpoint and exit 138, and
 # --resume auto finishes the run; a truncated newest checkpoint is passed over with a warning; a
-# malformed `latest` is refused; a file-size limit (disk full) fails the write cleanly and leaves
+# malformed `latest` is refused, and so are `latest` or a step-<n>.h5 that is a symbolic link out of
+# the directory (unread); a file-size limit (disk full) fails the write cleanly and leaves
 # the previous checkpoint and `latest` as they were; `train eval` and `train export` agree. The
 # two-rank runs' summaries say world_size 2.
 # Usage: checkpoint_cli_test.sh BIN_DIR
@@ -121,6 +122,27 @@ for bad in "../x" "/etc/passwd" "garbage"; do
   fi
 done
 echo "step-30.h5" >"$ckpt2/latest"
+
+# ---- symbolic links leading out of the directory are refused before step 1, naming the link and
+# its target; the error shows nothing of the file `latest` leads to
+echo "SECRET-TOKEN-1234" >"$work/secret.txt"
+mkdir -p "$work/outside" && cp "$ckpt2/step-30.h5" "$work/outside/other-run.h5"
+for link in latest step-99.h5; do
+  target=$work/secret.txt
+  [[ $link == step-99.h5 ]] && target=$work/outside/other-run.h5
+  mv "$ckpt2/latest" "$work/latest.saved"
+  [[ $link == step-99.h5 ]] && cp "$work/latest.saved" "$ckpt2/latest"
+  ln -s "$target" "$ckpt2/$link"
+  out=$(timeout 120 "$bin/train" --config "$work/small.toml" --steps 40 --checkpoint-dir "$ckpt2" --resume auto 2>&1)
+  rc=$?
+  if [[ $rc -ne 0 ]] && grep -qF "$ckpt2/$link is a symbolic link to $target, outside the checkpoint directory $ckpt2" <<<"$out" &&
+    ! grep -q -e SECRET -e '^step ' <<<"$out" && no_crash "$out"; then
+    ok "$link -> $target is refused before step 1 (exit $rc)"
+  else
+    fail "$link -> $target: exit $rc"; echo "$out" | tail -5
+  fi
+  rm -f "$ckpt2/$link" && mv "$work/latest.saved" "$ckpt2/latest"
+done
 
 # ---- disk full: the file-size limit stops the write of step 40; step 30 and latest are intact
 before=$(cksum <"$ckpt2/step-30.h5")

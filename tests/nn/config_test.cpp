@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <limits>
 
 #include "nn/train/config.h"
 #include "testing/test_util.h"
@@ -147,6 +148,45 @@ TEST(Config, IntegersOutsideTheFieldsTypeAreRejected) {
   EXPECT_NE(m.find("'threads' must be in [-2147483648, 2147483647]"), std::string::npos) << m;
   EXPECT_NE(error_of([&] { apply_toml("seed = -1\n", "run.toml", c); }).find("'seed'"),
             std::string::npos);
+}
+
+// Values beyond 64 bits: CLI11 2.1 saturated them silently (--steps 2^63 ran INT64_MAX steps, a
+// seed of -1 became 2^64 - 1); each is now an error naming the flag. The limits themselves parse.
+TEST(Config, FlagsBeyondTheirIntegerTypeAreErrorsNamingTheFlag) {
+  for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
+           {"--steps", "9223372036854775808"},
+           {"--steps", "99999999999999999999"},
+           {"--warmup-steps", "-9223372036854775809"},
+           {"--checkpoint-every", "0x10000000000000000"},
+           {"--seed", "18446744073709551616"},
+           {"--seed", "-1"},
+           {"--threads", "99999999999999999999"}}) {
+    const std::string m = error_of([&] { parse({"--data", "d.h5", flag, value}); });
+    EXPECT_NE(m.find("command line: " + flag + ": "), std::string::npos) << flag << " " << m;
+    if (flag != "--threads") {  // int: CLI11's own narrowing check already refused it
+      EXPECT_NE(m.find("value " + value + " is out of range"), std::string::npos) << m;
+    }
+  }
+  const auto c = parse({"--data", "d.h5", "--steps", "9223372036854775807", "--seed",
+                        "18446744073709551615", "--warmup-steps", "0x10"});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->steps, std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(c->seed, std::numeric_limits<std::uint64_t>::max());
+  EXPECT_EQ(c->warmup_steps, 16);
+  const std::string text = error_of([&] { parse({"--data", "d.h5", "--steps", "12abc"}); });
+  EXPECT_NE(text.find("--steps"), std::string::npos) << text;  // not a number: CLI11's message
+}
+
+// In a TOML file an integer beyond 64 bits is toml++'s syntax error; the message names the key.
+TEST(Config, TomlIntegersBeyond64BitsNameTheKey) {
+  TrainConfig c;
+  const std::string m = error_of(
+      [&] { apply_toml("data = 'd.h5'\n\n  steps  = 9223372036854775808 # x\n", "run.toml", c); });
+  EXPECT_NE(m.find("run.toml:3:"), std::string::npos) << m;
+  EXPECT_NE(m.find("(key 'steps'): TOML syntax error"), std::string::npos) << m;
+  EXPECT_NE(m.find("9223372036854775808"), std::string::npos) << m;
+  apply_toml("steps = 9223372036854775807\n", "run.toml", c);
+  EXPECT_EQ(c.steps, std::numeric_limits<std::int64_t>::max());
 }
 
 TEST(Config, CustomModelFromLayerTables) {

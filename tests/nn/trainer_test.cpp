@@ -9,6 +9,7 @@
 
 #include "comm/communicator.h"
 #include "nn/train/trainer.h"
+#include "runtime/build_info.h"
 #include "testing/test_util.h"
 
 namespace dpt::nn {
@@ -77,6 +78,9 @@ TEST(Trainer, LearnsAndEvaluates) {
       }
       EXPECT_TRUE(j.at("step_ms").contains("data_wait"));
       EXPECT_GT(j.at("samples_per_sec").get<double>(), 0.0);
+      for (const BuildFact& fact : build_facts()) {  // the build id, as the start-up agreement
+        EXPECT_EQ(j.at("build").at(std::string(fact.key)), fact.value) << fact.key;
+      }
     }
   }
   EXPECT_EQ(steps, 48);

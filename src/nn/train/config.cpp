@@ -17,7 +17,8 @@
 #include <utility>
 #include <sstream>
 
-#include "runtime/config.h"
+#include "nn/train/cli_integer.h"
+#include "runtime/build_info.h"
 
 namespace dpt::nn {
 namespace {
@@ -25,6 +26,24 @@ namespace {
 std::string normalise_key(std::string key) {
   std::replace(key.begin(), key.end(), '_', '-');
   return key;
+}
+
+// " (key 'steps')" when line `line` (from 1) of `text` starts with a bare key and '=', else "":
+// toml++ reports an integer beyond 64 bits as a syntax error with the position and value only.
+std::string key_on_line(std::string_view text, std::size_t line) {
+  for (std::size_t i = 1; i < line && !text.empty(); ++i) {
+    const std::size_t newline = text.find('\n');
+    text = newline == std::string_view::npos ? std::string_view() : text.substr(newline + 1);
+  }
+  text = text.substr(0, text.find('\n'));
+  const std::size_t start = text.find_first_not_of(" \t");
+  if (start == std::string_view::npos) return {};
+  const std::size_t end = text.find_first_not_of(
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-", start);
+  if (end == start || end == std::string_view::npos) return {};
+  const std::size_t equals = text.find_first_not_of(" \t", end);
+  if (equals == std::string_view::npos || text[equals] != '=') return {};
+  return detail::str(" (key '", text.substr(start, end - start), "')");
 }
 
 std::string where(const std::string& origin, const toml::node& node) {
@@ -92,6 +111,10 @@ Field field(std::string name, T TrainConfig::*member, std::string help) {
   f.add_option = [name, member, help](CLI::App& app, TrainConfig& c) -> CLI::Option* {
     if constexpr (std::is_same_v<T, bool>) {
       return app.add_flag("--" + name, c.*member, help);
+    } else if constexpr (std::is_integral_v<T>) {
+      return app.add_option("--" + name, c.*member, help)
+          ->capture_default_str()
+          ->check(integer_in_range<T>());
     } else {
       return app.add_option("--" + name, c.*member, help)->capture_default_str();
     }
@@ -310,7 +333,8 @@ void apply_toml(const std::string& toml_text, const std::string& origin, TrainCo
     root = toml::parse(toml_text, origin);
   } catch (const toml::parse_error& e) {
     DPT_FAIL(origin, ':', e.source().begin.line, ':', e.source().begin.column,
-             ": TOML syntax error: ", e.description());
+             key_on_line(toml_text, e.source().begin.line), ": TOML syntax error: ",
+             e.description());
   }
   for (auto&& [k, v] : root) {
     const std::string key(k.str());
@@ -442,7 +466,7 @@ std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv, b
   CLI::App app{"dptrain: data-parallel training of neural networks (one process, or N ranks "
                "under mpirun)",
                command};
-  app.set_version_flag("--version", std::string("dptrain ") + DPT_VERSION);
+  app.set_version_flag("--version", build_description());
   app.get_formatter()->column_width(34);
   app.footer(
       "Also: `train verify [the flags above]` (the steps on every rank against one rank: per "

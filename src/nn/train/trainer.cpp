@@ -14,10 +14,11 @@
 #include <sstream>
 
 #include "kernels/ops.h"
+#include "nn/train/agreement.h"
 #include "nn/train/batch_on_device.h"
 #include "nn/train/metrics.h"
 #include "nn/train/timeline_writer.h"
-#include "runtime/config.h"
+#include "runtime/build_info.h"
 #include "runtime/exact_sum.h"
 #include "runtime/fault.h"
 #include "runtime/io/loader.h"
@@ -162,29 +163,9 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 void Trainer::check_ranks_agree() {
   const comm::LabelScope label(comm_, {"start-up agreement", -1, -1});
-  // One line per fact; every rank sends its lines and compares them with rank 0's.
-  std::ostringstream facts;
-  facts << "build = dptrain " << DPT_VERSION << '\n';
-  for (const std::string& line : lines_of(to_toml(config_))) {
-    if (!line.empty()) facts << "config." << line << '\n';
-  }
-  for (const Parameter* p : model_.parameters()) {
-    facts << "model." << p->name << " = " << dpt::to_string(p->value.shape()) << '\n';
-  }
-  facts << "data.train = " << train_data_.identity() << '\n';
-  if (test_data_) facts << "data.test = " << test_data_->identity() << '\n';
-  const std::vector<std::string> all = comm_.all_gather(facts.str());
-  std::ostringstream differences;
-  const std::vector<std::string> reference = lines_of(all[0]);
-  for (std::size_t r = 1; r < all.size(); ++r) {
-    const std::vector<std::string> mine = lines_of(all[r]);
-    for (std::size_t i = 0; i < std::max(mine.size(), reference.size()); ++i) {
-      const std::string a = i < reference.size() ? reference[i] : "(missing)";
-      const std::string b = i < mine.size() ? mine[i] : "(missing)";
-      if (a != b) differences << "\n  rank 0: " << a << "\n  rank " << r << ": " << b;
-    }
-  }
-  const std::string text = differences.str();
+  // Every rank sends its facts (nn/train/agreement.h) and compares them with rank 0's.
+  const std::string text = disagreements(comm_.all_gather(
+      setup_facts(config_, model_, train_data_, test_data_ ? &*test_data_ : nullptr)));
   DPT_CHECK(text.empty(), "ranks disagree on their set-up (config, model, data or build):", text);
 }
 
@@ -775,6 +756,9 @@ TrainResult Trainer::run() {
       {"world_size", comm_.world_size()},
       {"model", config_.model},
       {"batch_size", config_.batch_size}};
+  for (const BuildFact& fact : build_facts()) {
+    summary["build"][std::string(fact.key)] = std::string(fact.value);
+  }
   // Each rank's compute per step (forward and backward: what differs between ranks); a step
   // waits for the slowest, so the spread is time the others spend waiting.
   if (comm_.world_size() > 1) {

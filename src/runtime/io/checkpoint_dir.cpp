@@ -75,6 +75,33 @@ std::optional<std::int64_t> parse_step_name(const std::string& name) {
 
 std::string errno_text() { return std::strerror(errno); }
 
+// True when `path` (made absolute and free of "..", symbolic links resolved as far as they exist)
+// lies under `dir` (likewise); false when either cannot be resolved.
+bool lies_under(const fs::path& path, const fs::path& dir) {
+  std::error_code ec;
+  const fs::path p = fs::weakly_canonical(fs::absolute(path, ec), ec);
+  if (ec || p.empty()) return false;
+  const fs::path d = fs::weakly_canonical(fs::absolute(dir, ec), ec);
+  if (ec || d.empty()) return false;
+  const auto d_end = std::mismatch(d.begin(), d.end(), p.begin(), p.end()).first;
+  // "dir/" ends in an empty component: what follows the mismatch there is still inside.
+  return d_end == d.end() || (std::next(d_end) == d.end() && d_end->empty());
+}
+
+// A checkpoint file or `latest` reached through a symbolic link must stay inside the directory:
+// a link to elsewhere would make dptrain read, report on and load a file it never wrote. Refused
+// without reading it; the message names the link and where it leads.
+void check_link_stays_inside(const std::string& dir, const fs::path& entry) {
+  std::error_code ec;
+  if (!fs::is_symlink(entry, ec)) return;
+  const fs::path target = fs::read_symlink(entry, ec);
+  DPT_DIR_CHECK(!ec, entry.string(), ": cannot read the symbolic link: ", ec.message());
+  const fs::path resolved = target.is_absolute() ? target : entry.parent_path() / target;
+  DPT_DIR_CHECK(lies_under(resolved, dir), entry.string(), " is a symbolic link to ",
+                target.string(), ", outside the checkpoint directory ", dir,
+                ": refusing to follow it (copy the file into the directory instead)");
+}
+
 void rename_file(const std::string& from, const std::string& to) {
   DPT_DIR_CHECK(::rename(from.c_str(), to.c_str()) == 0, "cannot rename ", from, " to ", to, ": ",
                 errno_text());
@@ -119,6 +146,9 @@ void CheckpointDir::prepare() const {
   DPT_DIR_CHECK(::unlink(probe.c_str()) == 0, "checkpoint directory ", dir_,
                 ": cannot remove files in it: ", errno_text());
   remove_stale_temporaries();
+  // Links leading out of the directory fail now, not at the first save's pruning.
+  check_link_stays_inside(dir_, fs::path(dir_) / kLatest);
+  (void)list();
 }
 
 void CheckpointDir::remove_stale_temporaries() const {
@@ -192,6 +222,7 @@ void CheckpointDir::prune(int keep_last, std::int64_t latest_step) const {
 std::optional<CheckpointRef> CheckpointDir::latest() const {
   const std::string latest_path = (fs::path(dir_) / kLatest).string();
   std::error_code ec;
+  check_link_stays_inside(dir_, latest_path);
   if (!fs::exists(latest_path, ec)) return std::nullopt;
   std::ifstream in(latest_path, std::ios::binary);
   DPT_DIR_CHECK(in.good(), "cannot read ", latest_path);
@@ -216,6 +247,7 @@ std::vector<CheckpointRef> CheckpointDir::list() const {
   std::error_code ec;
   for (const auto& item : fs::directory_iterator(dir_, ec)) {
     if (const auto step = parse_step_name(item.path().filename().string())) {
+      check_link_stays_inside(dir_, item.path());
       if (item.is_regular_file(ec)) out.push_back({*step, item.path().string()});
     }
   }

@@ -40,7 +40,8 @@ class CheckpointDir {
 
   // Creates the directory (and its parents) when missing, proves that a file can be created,
   // written, fsynced and removed in it, and removes stale temporaries of an interrupted write.
-  // IoError naming the directory and the reason, so a bad --checkpoint-dir fails before step 1.
+  // IoError naming the directory and the reason, so a bad --checkpoint-dir fails before step 1;
+  // also for a `latest` or step-<n>.h5 that is a symbolic link leading outside the directory.
   void prepare() const;
 
   // Writes `state` as step-<state.step>.h5 by the protocol above and returns its path. On any
@@ -49,10 +50,13 @@ class CheckpointDir {
   std::string save(const CheckpointState& state, int keep_last) const;
 
   // The checkpoint `latest` names (a full path), or nullopt when there is no `latest`. An IoError
-  // when it holds anything but a plain "step-<n>.h5" (no directories, no "..", no absolute path).
+  // when it holds anything but a plain "step-<n>.h5" (no directories, no "..", no absolute path),
+  // and, without reading it, when `latest` is a symbolic link leading outside the directory (the
+  // error shows what `latest` holds only for a file inside the directory).
   std::optional<CheckpointRef> latest() const;
 
-  // The files named step-<n>.h5, newest first (by n).
+  // The files named step-<n>.h5, newest first (by n). An IoError naming the link and its target
+  // for one that is a symbolic link leading outside the directory (links inside are followed).
   std::vector<CheckpointRef> list() const;
 
   // The newest checkpoint that reads back and verifies, trying `latest`'s file and any newer

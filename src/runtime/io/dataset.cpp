@@ -4,10 +4,12 @@
 #include "runtime/io/dataset.h"
 
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 #include "runtime/check.h"
 #include "runtime/io/h5.h"
+#include "runtime/xxh64.h"
 
 namespace dpt::io {
 namespace {
@@ -141,6 +143,18 @@ std::string DatasetSplit::identity() const {
   s << path_ << ":/" << split_ << " N=" << size() << " CxHxW=" << channels_ << 'x' << height_
     << 'x' << width_ << " classes=" << meta_.num_classes;
   return s.str();
+}
+
+std::uint64_t DatasetSplit::content_checksum() const {
+  // Fixed-width fields in a fixed order; labels in host byte order (every rank of a job shares it).
+  const std::int64_t header[] = {size(), channels_, height_, width_, meta_.num_classes};
+  std::uint32_t normalisation[2];
+  std::memcpy(&normalisation[0], &meta_.mean, sizeof(float));
+  std::memcpy(&normalisation[1], &meta_.std, sizeof(float));
+  std::uint64_t h = xxh64(header, sizeof header);
+  h = xxh64(normalisation, sizeof normalisation, h);
+  h = xxh64(labels_.data(), labels_.size() * sizeof(std::int32_t), h);
+  return xxh64(images_.data(), images_.size(), h);
 }
 
 void write_dataset(const std::string& path, int channels, int height, int width,

@@ -512,6 +512,78 @@ TEST_F(CheckpointDirTest, LatestRejectsAnythingButABareName) {
   }
 }
 
+// A `latest` that is a symbolic link out of the directory is refused before it is read: the error
+// names the link and its target and shows none of the file's content (it used to show the first
+// 64 bytes of whatever the link reached).
+TEST_F(CheckpointDirTest, LatestLinkLeadingOutsideIsRefusedUnread) {
+  const CheckpointDir dir(ckpt_path());
+  dir.prepare();
+  const std::string secret = path("secret.txt");
+  write_text(secret, "SECRET-TOKEN-1234\n");
+  const std::string latest = in_ckpt("latest");
+  for (const std::string& target : {secret, std::string("../secret.txt"), path("absent")}) {
+    fs::remove(latest);
+    fs::create_symlink(target, latest);
+    for (const auto& call : std::vector<std::function<void()>>{[&] { dir.latest(); },
+                                                               [&] { dir.load_newest(); },
+                                                               [&] { dir.prepare(); }}) {
+      try {
+        call();
+        ADD_FAILURE() << "no error for latest -> " << target;
+      } catch (const Error& e) {
+        const std::string what = e.what();
+        EXPECT_EQ(e.kind(), ErrorKind::kIo) << what;
+        EXPECT_NE(what.find(latest + " is a symbolic link to " + target +
+                            ", outside the checkpoint directory " + ckpt_path()),
+                  std::string::npos)
+            << what;
+        EXPECT_EQ(what.find("SECRET"), std::string::npos) << what;
+      }
+    }
+  }
+  // A link that stays inside is followed.
+  write_text(in_ckpt("latest.real"), "step-4.h5\n");
+  fs::remove(latest);
+  fs::create_symlink("latest.real", latest);
+  ASSERT_TRUE(dir.latest().has_value());
+  EXPECT_EQ(dir.latest()->step, 4);
+}
+
+// A step-<n>.h5 that is a symbolic link out of the directory is refused (by list, so by the
+// newest-good search, pruning and prepare), naming the link and its target; it used to be loaded
+// as the newest checkpoint. A link to a checkpoint inside the directory is followed.
+TEST_F(CheckpointDirTest, CheckpointLinkLeadingOutsideIsRefused) {
+  const CheckpointDir dir(ckpt_path());
+  dir.prepare();
+  dir.save(make_state(2), 0);
+  const std::string elsewhere = path("elsewhere");
+  CheckpointDir(elsewhere).prepare();
+  const std::string foreign = CheckpointDir(elsewhere).save(make_state(9), 0);
+  const std::string link = in_ckpt("step-9.h5");
+  fs::create_symlink(foreign, link);
+  const std::string message = link + " is a symbolic link to " + foreign +
+                              ", outside the checkpoint directory " + ckpt_path();
+  EXPECT_TRUE(io_error_with([&] { dir.list(); }, {message}));
+  EXPECT_TRUE(io_error_with([&] { dir.load_newest(); }, {message}));
+  EXPECT_TRUE(io_error_with([&] { dir.prepare(); }, {message}));
+  EXPECT_TRUE(io_error_with([&] { dir.save(make_state(3), 1); }, {message}));  // its pruning
+  // Through a link to a directory outside, too.
+  fs::remove(link);
+  fs::create_directory_symlink(elsewhere, in_ckpt("archive"));
+  fs::create_symlink("archive/step-9.h5", link);
+  EXPECT_TRUE(io_error_with([&] { dir.list(); }, {link + " is a symbolic link to archive/step-9.h5"}));
+
+  fs::remove(link);
+  fs::remove(in_ckpt("archive"));
+  fs::create_directory(in_ckpt("kept"));
+  fs::copy_file(foreign, in_ckpt("kept/nine.h5"));
+  fs::create_symlink("kept/nine.h5", link);
+  const auto found = dir.load_newest();
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->path, link);
+  EXPECT_EQ(found->state.step, 9);
+}
+
 TEST_F(CheckpointDirTest, LatestAcceptsNameWithOrWithoutNewline) {
   const CheckpointDir dir(ckpt_path());
   dir.prepare();

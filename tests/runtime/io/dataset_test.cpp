@@ -3,6 +3,7 @@
 // object and what was expected and found. Also the HDF5 helpers that checkpoints will use.
 #include <hdf5.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -158,6 +159,45 @@ TEST_F(DatasetFileTest, GoodFileRoundTrips) {
   EXPECT_EQ(limited.size(), 1500);
   EXPECT_EQ(limited.image(1499)[3], train.images[1499 * 6 + 3]);
   EXPECT_EQ(DatasetSplit::load(path(), "test", 1000).size(), 17);  // limit beyond N keeps all
+}
+
+// The content checksum the start-up agreement compares: equal for equal content wherever it was
+// written, different for one label, one pixel, the normalisation or the sample count; the split's
+// own content only (the test split does not enter the train split's).
+TEST_F(DatasetFileTest, ContentChecksumCoversLabelsPixelsAndNormalisation) {
+  const SplitData train = make_split(1100, 6, 0);
+  const SplitData test = make_split(17, 6, 5);
+  write_dataset(path("a.h5"), 1, 2, 3, test_meta(), train, test);
+  write_dataset(path("copy.h5"), 1, 2, 3, test_meta(), train, make_split(17, 6, 1));
+  const std::uint64_t base = DatasetSplit::load(path("a.h5"), "train").content_checksum();
+  EXPECT_EQ(DatasetSplit::load(path("copy.h5"), "train").content_checksum(), base);
+  EXPECT_NE(DatasetSplit::load(path("a.h5"), "test").content_checksum(),
+            DatasetSplit::load(path("copy.h5"), "test").content_checksum());
+
+  SplitData label = train;
+  label.labels[1050] = (label.labels[1050] + 1) % 3;  // in the second chunk
+  SplitData pixel = train;
+  pixel.images[777] ^= 1;
+  DatasetMeta mean = test_meta();
+  mean.mean = std::nextafter(mean.mean, 1.0f);
+  DatasetMeta std_dev = test_meta();
+  std_dev.std = 0.25f;
+  DatasetMeta classes = test_meta();
+  classes.num_classes = 4;
+  classes.class_names.push_back("d");
+  write_dataset(path("label.h5"), 1, 2, 3, test_meta(), label, test);
+  write_dataset(path("pixel.h5"), 1, 2, 3, test_meta(), pixel, test);
+  write_dataset(path("mean.h5"), 1, 2, 3, mean, train, test);
+  write_dataset(path("std.h5"), 1, 2, 3, std_dev, train, test);
+  write_dataset(path("classes.h5"), 1, 2, 3, classes, train, test);
+  write_dataset(path("shape.h5"), 1, 3, 2, test_meta(), train, test);  // same bytes, 3x2 images
+  for (const char* name : {"label.h5", "pixel.h5", "mean.h5", "std.h5", "classes.h5", "shape.h5"}) {
+    EXPECT_NE(DatasetSplit::load(path(name), "train").content_checksum(), base) << name;
+  }
+  // What a rank trains on: --train-samples 1000 leaves the changed label out.
+  EXPECT_EQ(DatasetSplit::load(path("label.h5"), "train", 1000).content_checksum(),
+            DatasetSplit::load(path("a.h5"), "train", 1000).content_checksum());
+  EXPECT_NE(DatasetSplit::load(path("a.h5"), "train", 1000).content_checksum(), base);
 }
 
 TEST_F(DatasetFileTest, WrittenLayoutIsDocumented) {
