@@ -137,6 +137,9 @@ int main(int argc, char** argv) {
     dpt::log(dpt::LogLevel::kError, "train: ", e.what());
     // Other ranks may be blocked in a collective waiting for this one: end the whole job.
     if (world_size > 1 || environment.mpi_active()) dpt::comm::abort_all(1);
+    // Under an address-space limit an OpenBLAS worker may be retrying its buffer forever (Note
+    // [Out of memory ends the process at once]): a normal exit would join it and hang.
+    if (dpt::memory_limits().address_space_limit) dpt::comm::abort_all(1);
     return 1;
   }
 }
