@@ -4,9 +4,12 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <new>
+#include <string>
 
 #include "comm/communicator.h"
 #include "comm/gpu_placement.h"
@@ -17,6 +20,7 @@
 #include "runtime/context.h"
 #include "runtime/fault.h"
 #include "runtime/logging.h"
+#include "runtime/memory.h"
 #include "runtime/stop_signals.h"
 
 namespace {
@@ -73,6 +77,33 @@ int train(dpt::nn::TrainConfig config, std::unique_ptr<dpt::comm::Communicator>&
   return status;
 }
 
+// The rank the launcher gave this process, for errors raised before the communicator exists
+// (-1 when none is known).
+int launcher_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"}) {
+    if (const char* value = std::getenv(name)) {
+      char* end = nullptr;
+      const long rank = std::strtol(value, &end, 10);
+      if (end != value && *end == '\0' && rank >= 0 && rank < (1L << 30)) return static_cast<int>(rank);
+    }
+  }
+  return -1;
+}
+
+// Note [Out of memory ends the process at once]
+// An allocation that failed may have failed inside a library too, and some cannot recover: an
+// OpenBLAS thread whose buffer cannot be allocated retries forever, and OpenBLAS's exit handler
+// joins it, so a normal exit hangs (measured under `ulimit -v`). So after an out-of-memory error
+// (ours or std::bad_alloc) the process logs one line naming the rank and ends through abort_all:
+// MPI_Abort under MPI (every rank ends), std::_Exit otherwise, skipping library exit handlers.
+[[noreturn]] void out_of_memory(std::string what) {
+  const int rank = dpt::process_rank() >= 0 ? dpt::process_rank() : std::max(0, launcher_rank());
+  const std::string prefix = "out of memory: ";
+  if (what.rfind(prefix, 0) == 0) what.erase(0, prefix.size());
+  dpt::log(dpt::LogLevel::kError, "train: out of memory on rank ", rank, ": ", what);
+  dpt::comm::abort_all(1);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -83,6 +114,8 @@ int main(int argc, char** argv) {
   // A file-size limit must fail the write (EFBIG, reported with the path), not kill the process.
   std::signal(SIGXFSZ, SIG_IGN);
   int world_size = 1;
+  // Until the communicator says, errors name the rank the launcher gave.
+  if (environment.mpi_active()) dpt::set_process_rank(launcher_rank());
   std::unique_ptr<dpt::comm::Communicator> comm;
   try {
     dpt::fault::load_from_environment();  // a malformed DPT_FAULT fails before any work
@@ -99,6 +132,10 @@ int main(int argc, char** argv) {
                     : dpt::nn::parse_train_args(argc, argv, comm->rank() == 0);
     if (!config) return 0;  // --help or --version
     return train(*config, comm, verify_only);
+  } catch (const std::bad_alloc& e) {
+    out_of_memory(std::string("a C++ allocation failed (") + e.what() + ")");
+  } catch (const dpt::OutOfMemoryError& e) {
+    out_of_memory(e.what());
   } catch (const std::exception& e) {
     // What this rank's communication did last: where the ranks were when it failed.
     const std::string record = comm ? comm->flight_record(8) : std::string();
@@ -106,6 +143,9 @@ int main(int argc, char** argv) {
              record.empty() ? "" : "\n  this rank's last collectives:", record);
     // Other ranks may be blocked in a collective waiting for this one: end the whole job.
     if (world_size > 1 || environment.mpi_active()) dpt::comm::abort_all(1);
+    // Under an address-space limit an OpenBLAS worker may be retrying its buffer forever (Note
+    // [Out of memory ends the process at once]): a normal exit would join it and hang.
+    if (dpt::memory_limits().address_space_limit) dpt::comm::abort_all(1);
     return 1;
   }
 }

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "runtime/check.h"
+#include "runtime/memory.h"
 
 namespace dpt {
 
@@ -42,13 +43,18 @@ void* HostAllocator::allocate(std::size_t size_bytes) {
     }
     ++stats_.system_allocations;
   }
-  void* ptr = std::aligned_alloc(kAlignment, rounded);
-  if (ptr == nullptr) {
+  // A block larger than the machine's memory cannot succeed; refusing it here also keeps it from
+  // sanitizer allocators, which abort on sizes beyond theirs instead of returning null.
+  static const std::uint64_t physical = memory_limits().physical_bytes;
+  void* ptr = rounded <= physical ? std::aligned_alloc(kAlignment, rounded) : nullptr;
+  if (ptr == nullptr && rounded <= physical) {
     release_cached();  // give the cache back and try once more before failing
     ptr = std::aligned_alloc(kAlignment, rounded);
   }
-  DPT_CHECK_KIND(ErrorKind::kInternal, ptr != nullptr, "host allocation of ", rounded,
-                 " bytes failed: out of memory");
+  if (ptr == nullptr) {
+    DPT_OUT_OF_MEMORY("host allocation of ", format_bytes(rounded), " failed (",
+                      memory_limits().describe(), ")");
+  }
   return ptr;
 }
 

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <sstream>
 
 #include "runtime/allocator.h"
 #include "runtime/gpu_backend.h"
+#include "runtime/memory.h"
 
 namespace dpt {
 
@@ -81,7 +83,17 @@ Tensor Tensor::allocate(Shape shape, DType dtype, Device device, void* cuda_stre
   t.numel_ = numel_of(shape);
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
-  t.storage_ = std::make_shared<Storage>(t.size_bytes(), device, cuda_stream);
+  try {
+    t.storage_ = std::make_shared<Storage>(t.size_bytes(), device, cuda_stream);
+  } catch (const OutOfMemoryError& e) {
+    // Say what the memory was for: the shape tells which tensor of which layer it was.
+    DPT_OUT_OF_MEMORY("cannot allocate a ", to_string(dtype), " tensor of shape ",
+                      to_string(t.shape_), " (", t.size_bytes(), " bytes) on ", to_string(device),
+                      ": ", e.message().substr(e.message().rfind("out of memory: ", 0) == 0 ? 15 : 0));
+  } catch (const std::bad_alloc&) {  // the control block or a device allocator's bookkeeping
+    DPT_OUT_OF_MEMORY("cannot allocate a ", to_string(dtype), " tensor of shape ",
+                      to_string(t.shape_), " (", t.size_bytes(), " bytes) on ", to_string(device));
+  }
   return t;
 }
 

@@ -6,6 +6,7 @@
 
 #include "runtime/allocator.h"
 #include "runtime/check.h"
+#include "runtime/memory.h"
 #include "runtime/tensor.h"
 
 namespace dpt {
@@ -34,6 +35,23 @@ TEST(HostAllocator, SecondStepAllocatesNothingNew) {
   const auto before = HostAllocator::instance().stats().system_allocations;
   for (int i = 0; i < 5; ++i) step();
   EXPECT_EQ(HostAllocator::instance().stats().system_allocations, before);
+}
+
+// A tensor larger than the machine's memory: an OutOfMemoryError naming the shape and the bytes,
+// never std::bad_alloc, a null block or a sanitizer's "allocation too big".
+TEST(HostAllocator, TensorBeyondMemoryIsOutOfMemoryNamingShapeAndBytes) {
+  const std::int64_t side = std::int64_t{1} << 20;  // 4 TiB of float32
+  ASSERT_LT(memory_limits().physical_bytes, std::uint64_t{1} << 42);
+  try {
+    Tensor::empty({side, side});
+    FAIL() << "allocated 4 TiB";
+  } catch (const OutOfMemoryError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("out of memory"), std::string::npos) << what;
+    EXPECT_NE(what.find("[1048576, 1048576]"), std::string::npos) << what;
+    EXPECT_NE(what.find("4398046511104 bytes"), std::string::npos) << what;
+    EXPECT_NE(what.find("physical memory"), std::string::npos) << what;
+  }
 }
 
 TEST(HostAllocator, LargeSizesRoundWithBoundedWaste) {

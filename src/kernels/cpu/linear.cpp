@@ -5,6 +5,8 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <unordered_map>
@@ -14,6 +16,7 @@
 #include "kernels/cpu/invariant.h"
 #include "kernels/cpu/kernels_cpu.h"
 #include "runtime/check.h"
+#include "runtime/memory.h"
 
 namespace dpt::kernels::cpu {
 namespace {
@@ -97,6 +100,31 @@ void linear_forward(const Context& ctx, const float* x, const float* w, const fl
   run(st, "linear_forward", e, x, w, b, y);
 }
 
+// Note [OpenBLAS buffers]
+// ~~~~~~~~~~~~~~~~~~~~~~~
+// Every OpenBLAS thread (the caller, and each worker of its pool) mallocs a buffer of 128 MiB and
+// a page on first use (BUFFER_SIZE of OpenBLAS 0.3 on x86-64), and when that fails it retries
+// forever (memory.c, blas_memory_alloc): under an address-space limit (`ulimit -v`) the job would
+// hang inside cblas_sgemm. So before the first call with a given thread count, the address space
+// for that many buffers is reserved and released (nothing is committed); when it cannot be, the
+// call is an out-of-memory error naming the bytes instead of a hang. Workers started when the
+// library was loaded may hold theirs already, so the check errs on the safe side.
+namespace {
+constexpr std::uint64_t kOpenBlasBufferBytes = (std::uint64_t{128} << 20) + 4096;
+std::atomic<int> g_openblas_checked_threads{0};
+
+void check_openblas_buffers(int threads) {
+  if (threads <= g_openblas_checked_threads.load(std::memory_order_relaxed)) return;
+  const std::uint64_t bytes = kOpenBlasBufferBytes * static_cast<std::uint64_t>(threads);
+  if (!can_reserve_address_space(bytes)) {
+    DPT_OUT_OF_MEMORY("OpenBLAS needs ", format_bytes(bytes), " of address space for the buffers of ",
+                      threads, " thread(s) (Note [OpenBLAS buffers]), which this process cannot "
+                      "reserve (", memory_limits().describe(), ")");
+  }
+  g_openblas_checked_threads.store(threads, std::memory_order_relaxed);
+}
+}  // namespace
+
 void linear_backward_data(const Context& ctx, const float* dy, const float* w, float* dx,
                           std::int64_t n, std::int64_t k, std::int64_t m) {
   if (ctx.thread_invariant()) return linear_backward_data_invariant(ctx, dy, w, dx, n, k, m);
@@ -107,6 +135,7 @@ void linear_backward_data(const Context& ctx, const float* dy, const float* w, f
   }
   DPT_CHECK(std::in_range<blasint>(n * std::max(k, m)), "linear_backward_data: [", n, ", ", m,
             "] x [", m, ", ", k, "] exceeds the BLAS integer range");
+  check_openblas_buffers(ctx.threads());
   // OpenBLAS keeps its own thread pool: give it the context's thread count (a no-op when equal).
   if (openblas_get_num_threads() != ctx.threads()) openblas_set_num_threads(ctx.threads());
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(n),

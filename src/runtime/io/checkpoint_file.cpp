@@ -95,10 +95,11 @@ Tensor read_tensor(hid_t file, const std::string& path, const std::string& name)
   const h5::DatasetInfo info = h5::dataset_info(dataset.get());
   DPT_CKPT_CHECK(info.dtype == "float32", path, ": dataset /", name, ": expected float32, found ",
                  info.dtype, " ", dpt::to_string(info.shape));
-  const std::vector<float> values = h5::read_rows<float>(dataset.get());
+  // Sizes checked before the tensor is allocated (Note [Sizes from files] in h5.h); read in place.
+  const std::int64_t numel = h5::checked_read_numel(dataset.get(), info, -1, sizeof(float));
   Tensor t = Tensor::empty(info.shape.empty() ? Shape{} : Shape(info.shape));
-  DPT_CHECK(static_cast<std::size_t>(t.numel()) == values.size(), "internal: size of /", name);
-  std::copy(values.begin(), values.end(), t.data<float>());
+  DPT_CHECK(t.numel() == numel, "internal: size of /", name);
+  if (numel > 0) h5::read_rows_raw(dataset.get(), -1, H5T_NATIVE_FLOAT, t.data<float>());
   return t;
 }
 

@@ -9,6 +9,7 @@
 
 #include "runtime/check.h"
 #include "runtime/io/h5.h"
+#include "runtime/memory.h"
 #include "runtime/xxh64.h"
 
 namespace dpt::io {
@@ -79,6 +80,24 @@ void check_dataset(hid_t file, const std::string& path, const std::string& name,
                expected);
 }
 
+// Reads samples [0, rows) of `dataset` a chunk's rows at a time, so that a read failure (a
+// corrupt chunk: Fletcher32 mismatch, a damaged chunk index) names the samples it hit.
+void read_samples(hid_t dataset, const std::string& path, const std::string& name,
+                  const h5::DatasetInfo& info, std::int64_t rows, hid_t mem_type, void* out,
+                  std::size_t sample_bytes) {
+  const std::int64_t block = info.chunk.empty() ? rows : std::max<std::int64_t>(1, info.chunk[0]);
+  for (std::int64_t first = 0; first < rows; first += block) {
+    const std::int64_t count = std::min(block, rows - first);
+    try {
+      h5::read_row_range_raw(dataset, first, count, mem_type,
+                             static_cast<char*>(out) + first * static_cast<std::int64_t>(sample_bytes));
+    } catch (const Error& e) {
+      DPT_FAIL_KIND(ErrorKind::kIo, path, ": dataset ", name, ": cannot read samples [", first,
+                    ", ", first + count, "): ", e.message());
+    }
+  }
+}
+
 }  // namespace
 
 DatasetSplit DatasetSplit::load(const std::string& path, const std::string& split,
@@ -127,14 +146,32 @@ DatasetSplit DatasetSplit::load(const std::string& path, const std::string& spli
   out.width_ = static_cast<int>(image_info.shape[3]);
 
   const std::int64_t rows = limit > 0 ? std::min(limit, n) : n;
-  out.labels_ = h5::read_rows<std::int32_t>(labels.get(), rows);
+  // The sizes the file declares, checked before anything is allocated (Note [Sizes from files]
+  // in h5.h): the file holds them, N*C*H*W*4 (the samples as float) does not overflow, and the
+  // samples kept fit in memory.
+  std::int64_t float_bytes = 0;
+  DPT_IO_CHECK(!__builtin_mul_overflow(n, out.sample_numel() * 4, &float_bytes), path,
+               ": dataset ", images_name, ": shape ", dpt::to_string(image_info.shape),
+               " overflows 64 bits as float32 bytes (a corrupt size field)");
+  h5::checked_read_numel(labels.get(), label_info, rows, sizeof(std::int32_t));
+  h5::checked_read_numel(images.get(), image_info, rows, 1);
+  check_fits_in_memory(
+      static_cast<std::uint64_t>(rows) * (out.sample_numel() + sizeof(std::int32_t)),
+      dpt::detail::str("file ", path, ", datasets ", images_name, " and ", labels_name, " (",
+                       rows, " samples of ", out.channels_, "x", out.height_, "x", out.width_,
+                       " uint8 and an int32 label)"));
+  out.labels_.resize(static_cast<std::size_t>(rows));
+  read_samples(labels.get(), path, labels_name, label_info, rows, H5T_NATIVE_INT32,
+               out.labels_.data(), sizeof(std::int32_t));
   for (std::int64_t i = 0; i < rows; ++i) {
     const std::int32_t label = out.labels_[static_cast<std::size_t>(i)];
     DPT_IO_CHECK(label >= 0 && label < out.meta_.num_classes, path, ": dataset ", labels_name,
                  ": label at index ", i, " is ", label, ", expected in [0, ",
                  out.meta_.num_classes, ") (num_classes)");
   }
-  out.images_ = h5::read_rows<std::uint8_t>(images.get(), rows);
+  out.images_.resize(static_cast<std::size_t>(rows * out.sample_numel()));
+  read_samples(images.get(), path, images_name, image_info, rows, H5T_NATIVE_UINT8,
+               out.images_.data(), static_cast<std::size_t>(out.sample_numel()));
   return out;
 }
 

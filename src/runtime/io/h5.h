@@ -199,19 +199,29 @@ void write_dataset(hid_t loc, const std::string& name, const std::vector<std::in
 // which holds rows * (product of the other dimensions) elements, converting to mem_type. A read
 // failure (e.g. a Fletcher32 checksum mismatch) is an IoError naming the file and dataset.
 void read_rows_raw(hid_t dataset, std::int64_t rows, hid_t mem_type, void* out);
+// Reads rows [first, first + count) of the first dimension into `out` (count * the product of the
+// other dimensions elements).
+void read_row_range_raw(hid_t dataset, std::int64_t first, std::int64_t count, hid_t mem_type,
+                        void* out);
+
+// Note [Sizes from files]
+// Every size a file declares is checked before memory is allocated for it, so that a corrupt or
+// crafted file is an IoError naming the file and the dataset, never std::bad_alloc, a sanitizer's
+// "allocation too big" or a multi-terabyte read of fill values:
+//  - the product of the dimensions (times the element size) must not overflow;
+//  - the file must hold the data it declares: a chunked dataset needs every chunk of its extent
+//    allocated in the file (HDF5 would return fill values for the missing ones), a contiguous one
+//    its full size;
+//  - the bytes must fit in what this process can allocate (runtime/memory.h: physical memory,
+//    the cgroup limit, RLIMIT_AS), an out-of-memory error naming the same.
+// Returns the elements of the first `rows` rows (all rows when rows < 0).
+std::int64_t checked_read_numel(hid_t dataset, const DatasetInfo& info, std::int64_t rows,
+                                std::size_t element_size);
+
 template <typename T>
 std::vector<T> read_rows(hid_t dataset, std::int64_t rows = -1) {
   const DatasetInfo info = dataset_info(dataset);
-  std::int64_t numel = 1;
-  for (std::size_t i = 0; i < info.shape.size(); ++i) {
-    const std::int64_t extent = (i == 0 && rows >= 0) ? rows : info.shape[i];
-    // A crafted file can declare dimensions whose product wraps; refuse before allocating.
-    DPT_CHECK_KIND(ErrorKind::kIo,
-                   !__builtin_mul_overflow(numel, extent, &numel) &&
-                       numel <= static_cast<std::int64_t>(PTRDIFF_MAX / sizeof(T)),
-                   "dataset of shape ", dpt::to_string(info.shape),
-                   " has more elements than fit in ", "memory");
-  }
+  const std::int64_t numel = checked_read_numel(dataset, info, rows, sizeof(T));
   std::vector<T> out(static_cast<std::size_t>(numel));
   read_rows_raw(dataset, rows, native_type<T>(), out.data());
   return out;

@@ -7,6 +7,7 @@
 
 #include "runtime/io/h5.h"
 #include "runtime/io/h5_internal.h"
+#include "runtime/memory.h"
 
 namespace dpt::io::h5 {
 
@@ -109,6 +110,74 @@ void write_dataset_raw(hid_t loc, const std::string& name, const std::vector<std
     DPT_H5_CHECK_MSG(H5Dwrite(dataset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
                      "cannot write dataset ", describe(loc, name));
   }
+}
+
+std::int64_t checked_read_numel(hid_t dataset, const DatasetInfo& info, std::int64_t rows,
+                                std::size_t element_size) {
+  const std::string where = describe(dataset, "");
+  std::int64_t numel = 1, stored = 1;
+  bool overflow = false;
+  for (std::size_t i = 0; i < info.shape.size(); ++i) {
+    const std::int64_t extent = (i == 0 && rows >= 0) ? std::min(rows, info.shape[i]) : info.shape[i];
+    overflow = overflow || __builtin_mul_overflow(numel, extent, &numel) ||
+               __builtin_mul_overflow(stored, info.shape[i], &stored);
+  }
+  std::int64_t bytes = 0;
+  overflow = overflow || __builtin_mul_overflow(stored, static_cast<std::int64_t>(element_size), &bytes);
+  DPT_CHECK_KIND(ErrorKind::kIo, !overflow && bytes <= PTRDIFF_MAX, where, ": declares shape ",
+                 dpt::to_string(info.shape), " of ", info.dtype,
+                 " whose size in bytes overflows 64 bits (a corrupt size field)");
+  if (stored == 0) return 0;
+
+  // Does the file hold what the shape declares? (Note [Sizes from files])
+  if (!info.chunk.empty()) {
+    std::int64_t expected = 1;
+    for (std::size_t i = 0; i < info.shape.size() && i < info.chunk.size(); ++i) {
+      DPT_CHECK_KIND(ErrorKind::kIo, info.chunk[i] > 0, where, ": chunk shape ",
+                     dpt::to_string(info.chunk), " has a zero extent");
+      expected *= (info.shape[i] + info.chunk[i] - 1) / info.chunk[i];  // <= stored: no overflow
+    }
+    hsize_t allocated = 0;
+    const H5Handle space(H5Dget_space(dataset), where + ": cannot get its dataspace");
+    DPT_H5_CHECK_MSG(H5Dget_num_chunks(dataset, space.get(), &allocated),
+                     "cannot count the chunks of ", where);
+    DPT_CHECK_KIND(ErrorKind::kIo, static_cast<std::int64_t>(allocated) >= expected, where,
+                   ": declares shape ", dpt::to_string(info.shape), " (", expected,
+                   " chunks of ", dpt::to_string(info.chunk), ") but the file holds ", allocated,
+                   " chunk(s): a size field larger than the data written");
+  } else {
+    const hsize_t storage = H5Dget_storage_size(dataset);
+    DPT_CHECK_KIND(ErrorKind::kIo, static_cast<std::int64_t>(storage) >= bytes, where,
+                   ": declares shape ", dpt::to_string(info.shape), " of ", info.dtype, " (",
+                   bytes, " bytes) but the file holds ", storage,
+                   " bytes of it: a size field larger than the data written");
+  }
+  const std::string part = rows >= 0 ? dpt::detail::str(", its first ", rows, " rows") : std::string();
+  check_fits_in_memory(static_cast<std::uint64_t>(numel) * element_size,
+                       dpt::detail::str("reading ", where, " (", dpt::to_string(info.shape), " ",
+                                   info.dtype, part, ")"));
+  return numel;
+}
+
+void read_row_range_raw(hid_t dataset, std::int64_t first, std::int64_t count, hid_t mem_type,
+                        void* out) {
+  init();
+  const H5Handle file_space(H5Dget_space(dataset),
+                            describe(dataset, "") + ": cannot get its dataspace");
+  const std::vector<std::int64_t> shape = space_shape(file_space.get());
+  DPT_CHECK(!shape.empty() && first >= 0 && count >= 0 && first + count <= shape[0],
+            "read_row_range: rows [", first, ", ", first + count, ") of ", describe(dataset, ""),
+            " of shape ", dpt::to_string(shape));
+  if (count == 0) return;
+  std::vector<hsize_t> extent = to_hsize(shape);
+  extent[0] = static_cast<hsize_t>(count);
+  std::vector<hsize_t> start(extent.size(), 0);
+  start[0] = static_cast<hsize_t>(first);
+  DPT_H5_CHECK(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr,
+                                   extent.data(), nullptr));
+  const H5Handle mem_space(H5Screate_simple(static_cast<int>(extent.size()), extent.data(), nullptr));
+  DPT_H5_CHECK_MSG(H5Dread(dataset, mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, out),
+                   "cannot read rows [", first, ", ", first + count, ") of ", describe(dataset, ""));
 }
 
 void read_rows_raw(hid_t dataset, std::int64_t rows, hid_t mem_type, void* out) {
