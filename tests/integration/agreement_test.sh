@@ -22,13 +22,7 @@ if [[ "${3:-}" == --build ]]; then
     echo "skip: $other is not built (build that variant first)"; exit 77
   fi
 fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-"$bin/dpt-data" import-fashion-mnist "$work/fm.h5" >/dev/null || exit 1
-failures=0
-fail() { echo "FAIL $*"; failures=$((failures + 1)); }
-ok() { echo "ok   $*"; }
+source "$(dirname "$0")/harness.sh"
 mpi=(mpirun --oversubscribe --bind-to none)
 common=(--data data.h5 --model mlp --steps 2 --batch-size 64 --train-samples 1000 --threads 1
         --eval=false --quiet)

@@ -11,13 +11,7 @@
 set -uo pipefail
 bin=${1:?usage: checkpoint_cli_test.sh BIN_DIR}
 source "$(dirname "$0")/summary.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-"$bin/dpt-data" import-fashion-mnist "$work/fm.h5" >/dev/null || exit 1
-failures=0
-fail() { echo "FAIL $*"; failures=$((failures + 1)); }
-ok() { echo "ok   $*"; }
+source "$(dirname "$0")/harness.sh"
 # A small model: checkpoints of ~1 MB keep the test fast.
 cat >"$work/small.toml" <<EOF
 data = "$work/fm.h5"

@@ -25,13 +25,7 @@ quick=0
 [[ ${2:-} == --quick ]] && quick=1
 dl=4  # the deadline of the hang cases, seconds
 ((quick)) && dl=15
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-"$bin/dpt-data" import-fashion-mnist "$work/fm.h5" >/dev/null || exit 1
-failures=0
-ok() { echo "ok   $*"; }
-fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+source "$(dirname "$0")/harness.sh"
 common=(--data "$work/fm.h5" --model cnn --batch-size 96 --eval=false --threads 1 --quiet)
 
 job() {  # job NAME RANKS FAULT ARGS...: runs to $work/NAME.log, sets $rc (124: outer timeout)

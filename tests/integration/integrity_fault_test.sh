@@ -14,12 +14,7 @@ set -uo pipefail
 bin=${1:?usage: integrity_fault_test.sh BIN_DIR}
 here=$(dirname "$0")
 py="$here/../../scripts/python"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-"$bin/dpt-data" import-fashion-mnist "$work/fm.h5" >/dev/null || exit 1
-failures=0
-fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+source "$(dirname "$0")/harness.sh"
 mpi() { local n=$1; shift; timeout 120 mpirun --oversubscribe --bind-to none -np "$n" "$@"; }
 common=(--data "$work/fm.h5" --train-samples 1920 --model mlp --batch-size 96 --eval=false --threads 1 --quiet)
 

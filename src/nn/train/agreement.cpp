@@ -10,7 +10,6 @@
 #include "runtime/build_info.h"
 
 namespace dpt::nn {
-namespace {
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
@@ -18,8 +17,6 @@ std::vector<std::string> lines_of(const std::string& text) {
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
 }
-
-}  // namespace
 
 std::string data_fact(const io::DatasetSplit& split) {
   std::ostringstream s;

@@ -18,6 +18,9 @@
 
 namespace dpt::nn {
 
+// The lines of `text` (facts, TOML dumps), without their newlines.
+std::vector<std::string> lines_of(const std::string& text);
+
 // "<identity> mean=<m> std=<s> xxh64=<16 hex digits>" (io::DatasetSplit::content_checksum).
 std::string data_fact(const io::DatasetSplit& split);
 

@@ -152,15 +152,6 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
 
 Trainer::~Trainer() = default;
 
-namespace {
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-}  // namespace
-
 void Trainer::check_ranks_agree() {
   const comm::LabelScope label(comm_, {"start-up agreement", -1, -1});
   // Every rank sends its facts (nn/train/agreement.h) and compares them with rank 0's.
