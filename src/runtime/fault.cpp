@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -172,6 +173,11 @@ const char* to_string(Action action) {
     if (a == action) return name.data();
   }
   return "none";
+}
+
+float poison_value(Action action) {
+  return action == Action::kNan ? std::numeric_limits<float>::quiet_NaN()
+                                : std::numeric_limits<float>::infinity();
 }
 
 const std::vector<PointInfo>& points() {

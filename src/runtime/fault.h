@@ -59,6 +59,9 @@ const std::vector<PointInfo>& points();
 // Parses DPT_FAULT text; throws dpt::Error naming DPT_FAULT, the entry and what was expected.
 std::vector<Injection> parse(std::string_view text);
 
+// The value a nan or inf action writes (quiet NaN, +Inf).
+float poison_value(Action action);
+
 // Reads DPT_FAULT now, so that a malformed value is an error before any work (at() reads it
 // at its first call otherwise).
 void load_from_environment();

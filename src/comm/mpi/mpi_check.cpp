@@ -54,4 +54,12 @@ void abort_job(int code) noexcept {
   std::_Exit(code);
 }
 
+UniqueComm duplicate_returning_errors(MPI_Comm comm) {
+  MPI_Comm dup = MPI_COMM_NULL;
+  DPT_MPI_CHECK(MPI_Comm_dup(comm, &dup));
+  UniqueComm owned(dup);
+  DPT_MPI_CHECK(MPI_Comm_set_errhandler(owned.get(), MPI_ERRORS_RETURN));
+  return owned;
+}
+
 }  // namespace dpt::comm::mpi

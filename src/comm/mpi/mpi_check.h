@@ -40,4 +40,8 @@ struct CommTraits {
 };
 using UniqueComm = UniqueHandle<CommTraits>;
 
+// A private duplicate of `comm` (its collectives and messages can never match another user's)
+// whose errors are returned, not fatal, so that every DPT_MPI_CHECK sees them. Collective.
+UniqueComm duplicate_returning_errors(MPI_Comm comm);
+
 }  // namespace dpt::comm::mpi

@@ -120,10 +120,7 @@ MpiCommunicator::MpiCommunicator() : max_chunk_count_(max_chunk_count_from_env()
                  "MpiCommunicator: MPI was initialised with thread level ", provided,
                  "; the communication thread needs MPI_THREAD_SERIALIZED or better");
   // A private duplicate: our collectives can never match another library's on MPI_COMM_WORLD.
-  MPI_Comm dup = MPI_COMM_NULL;
-  DPT_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &dup));
-  comm_ = UniqueComm(dup);
-  DPT_MPI_CHECK(MPI_Comm_set_errhandler(comm_.get(), MPI_ERRORS_RETURN));
+  comm_ = duplicate_returning_errors(MPI_COMM_WORLD);
   DPT_MPI_CHECK(MPI_Comm_rank(comm_.get(), &rank_));
   DPT_MPI_CHECK(MPI_Comm_size(comm_.get(), &size_));
 

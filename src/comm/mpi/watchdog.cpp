@@ -38,14 +38,19 @@ struct Answer {
   std::string words;
 };
 
+// The words of a state (own_state): what follows its machine line.
+std::string words_of(const std::string& state) {
+  const auto newline = state.find('\n');
+  return newline == std::string::npos ? state : state.substr(newline + 1);
+}
+
 bool parse_answer(const std::string& text, Answer& a) {
-  const auto newline = text.find('\n');
-  if (newline == std::string::npos) return false;
+  if (text.find('\n') == std::string::npos) return false;
   if (std::sscanf(text.c_str(), "%" SCNd64 " %lf %" SCNd64 " %lf", &a.in_flight, &a.for_s,
                   &a.last_finished, &a.idle_s) != 4) {
     return false;
   }
-  a.words = text.substr(newline + 1);
+  a.words = words_of(text);
   return true;
 }
 
@@ -53,10 +58,7 @@ bool parse_answer(const std::string& text, Answer& a) {
 
 Watchdog::Watchdog(MPI_Comm world, const FlightRecorder& recorder, bool can_talk)
     : recorder_(recorder), can_talk_(can_talk) {
-  MPI_Comm dup = MPI_COMM_NULL;
-  DPT_MPI_CHECK(MPI_Comm_dup(world, &dup));
-  comm_ = UniqueComm(dup);
-  DPT_MPI_CHECK(MPI_Comm_set_errhandler(comm_.get(), MPI_ERRORS_RETURN));
+  comm_ = duplicate_returning_errors(world);
   DPT_MPI_CHECK(MPI_Comm_rank(comm_.get(), &rank_));
   DPT_MPI_CHECK(MPI_Comm_size(comm_.get(), &size_));
   thread_ = std::thread([this] { run(); });
@@ -129,9 +131,8 @@ void Watchdog::serve(std::vector<std::string>* answers) {
     } else if (status.MPI_TAG == kAnswerTag && answers != nullptr) {
       (*answers)[static_cast<std::size_t>(status.MPI_SOURCE)] = std::move(text);
     } else if (status.MPI_TAG == kVerdictTag) {
-      const std::string state = own_state(now);
       log(LogLevel::kError, "collective deadline reported by rank ", status.MPI_SOURCE, " (", text,
-          "); this rank: ", state.substr(state.find('\n') + 1),
+          "); this rank: ", words_of(own_state(now)),
           "; its last collectives:", recorder_.dump(kRecordLines / 2));
       std::fflush(nullptr);
       // The reporting rank ends the job; should its MPI_Abort not arrive, end it from here.
@@ -214,8 +215,8 @@ void Watchdog::run() noexcept {
         reap_sends();
       }
       if (take_dump_request()) {
-        log(LogLevel::kInfo, "flight record (SIGUSR2), ", own_state(detail::steady_seconds()),
-            recorder_.dump(256));
+        log(LogLevel::kInfo, "flight record (SIGUSR2), ",
+            words_of(own_state(detail::steady_seconds())), ":", recorder_.dump(256));
       }
       const double timeout = timeout_s_.load();
       if (timeout <= 0.0) continue;

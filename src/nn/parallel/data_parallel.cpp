@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <exception>
 #include <iomanip>
-#include <limits>
 #include <sstream>
 
 #include "runtime/check.h"
@@ -229,9 +228,7 @@ void DataParallel::launch(std::size_t bucket) {
   records_[bucket].launched = steady_seconds();
   if (const fault::Action a = fault::at("allreduce", step_);
       a == fault::Action::kNan || a == fault::Action::kInf) {
-    Tensor::view_of(model_.flat_grads(), b.offset, {1})
-        .fill(a == fault::Action::kNan ? std::numeric_limits<float>::quiet_NaN()
-                                       : std::numeric_limits<float>::infinity());
+    Tensor::view_of(model_.flat_grads(), b.offset, {1}).fill(fault::poison_value(a));
   }
   if (launch_hook_) launch_hook_(bucket);
   const comm::LabelScope label(comm_,

@@ -45,12 +45,6 @@ OptimizerConfig optimizer_config(const TrainConfig& c) {
   return o;
 }
 
-// DPT_FAULT's nan and inf (runtime/fault.h).
-float poison_value(fault::Action action) {
-  return action == fault::Action::kNan ? std::numeric_limits<float>::quiet_NaN()
-                                       : std::numeric_limits<float>::infinity();
-}
-
 // DPT_FAULT's flip: the lowest mantissa bit of the first parameter, the smallest change there is
 // (one ulp), so that a test shows that any desynchronisation is caught.
 void flip_lowest_bit(Tensor& params) {
@@ -364,7 +358,7 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
     if (const fault::Action a = fault::at("forward", step);
         a == fault::Action::kNan || a == fault::Action::kInf) {
       input = samples.clone();  // the batch itself stays clean
-      Tensor::view_of(input, 0, {1}).fill(poison_value(a));
+      Tensor::view_of(input, 0, {1}).fill(fault::poison_value(a));
     }
     const Tensor logits = model_.forward(ctx_, input, info);
     Tensor dlogits = Tensor::empty(logits.shape(), DType::kF32, logits.device());
