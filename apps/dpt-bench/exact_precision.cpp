@@ -129,7 +129,7 @@ void measure(const Context& ctx, Subject& s, const io::Batch& batch, std::int64_
     info.first_sample = batch.first_position + sh * shard_size;
     info.accumulate_grads = false;  // exact mode: every shard writes a buffer of its own
     // As training in exact mode: each shard's input in a fresh (aligned) buffer.
-    const Tensor input = rows(batch.images, sh * shard_size, shard_size).clone();
+    const Tensor input = rows(batch.inputs, sh * shard_size, shard_size).clone();
     const Tensor logits = model.forward(ctx, input, info);
     Tensor dlogits = Tensor::empty(logits.shape(), DType::kF32, logits.device());
     kernels::softmax_cross_entropy_rows(ctx, logits, rows(batch.labels, sh * shard_size, shard_size),

@@ -91,6 +91,55 @@ void axpy(const Context& ctx, float alpha, const Tensor& x, Tensor& y);
 // Sum of squares in double, reduced in a fixed order (same result for any thread count).
 double sum_squares(const Context& ctx, const Tensor& x);
 
+// ---- transformer layers (kernels/transformer_math.h) ---------------------------------------------
+// Activations are [B, T, C] (batch, position, channel), contiguous; ops that work per row treat
+// any tensor as [numel / C, C].
+
+// y[B,T,C] = wte[tokens[b,t]] + wpe[t]. tokens i32 [B,T] with values in [0, V) (a value outside
+// is an error naming it and its position), wte [V,C], wpe [P,C] with P >= T.
+void embedding_forward(const Context& ctx, const Tensor& tokens, const Tensor& wte,
+                       const Tensor& wpe, Tensor& y);
+// dwte[v] = sum of dy[b,t] over the positions with tokens[b,t] == v, dwpe[t] = sum over b of
+// dy[b,t] (rows of dwpe at or past T are left alone). Each sum runs in (b, t) order, whatever the
+// thread count. accumulate_wte / accumulate_wpe: add to the existing values instead of
+// overwriting them (a tied language-model head has written dwte first).
+void embedding_backward(const Context& ctx, const Tensor& tokens, const Tensor& dy, Tensor& dwte,
+                        Tensor& dwpe, bool accumulate_wte, bool accumulate_wpe);
+
+// Layer normalisation over the last dimension C of x (as torch.nn.LayerNorm(C, eps)):
+// y = (x - mean) * rstd * gamma + beta with rstd = 1 / sqrt(var + eps) (biased variance).
+// mean and rstd (f32 [rows]) are written for the backward. beta may be undefined (bias=False).
+void layer_norm_forward(const Context& ctx, const Tensor& x, const Tensor& gamma,
+                        const Tensor& beta, Tensor& y, Tensor& mean, Tensor& rstd, float eps);
+// dx (overwritten) and dgamma, dbeta (added to when accumulate; dbeta may be undefined) from the
+// forward's x, mean, rstd and dy. dgamma/dbeta sum over rows in row order for any thread count.
+void layer_norm_backward(const Context& ctx, const Tensor& x, const Tensor& gamma,
+                         const Tensor& mean, const Tensor& rstd, const Tensor& dy, Tensor& dx,
+                         Tensor& dgamma, Tensor& dbeta, bool accumulate);
+
+// GELU, tanh form (GPT-2; torch.nn.GELU(approximate="tanh")). y may alias x.
+void gelu_forward(const Context& ctx, const Tensor& x, Tensor& y);
+// dx = dy * gelu'(x), x the forward's input. dx may alias dy.
+void gelu_backward(const Context& ctx, const Tensor& x, const Tensor& dy, Tensor& dx);
+
+// y = a + b (same shapes). y may alias a or b. (The residual connection.)
+void add(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& y);
+
+// Causal multi-head self-attention core (nanoGPT's CausalSelfAttention between c_attn and
+// c_proj). qkv [B,T,3C] holds q, k and v side by side (channels [0,C), [C,2C), [2C,3C)), head h
+// of each at channels [h*D, (h+1)*D) with D = C / heads. For each (b, h):
+//   att = softmax(q k^T / sqrt(D)) over j <= i (entries above the diagonal are 0),
+//   y[b, :, h*D:(h+1)*D] = dropout(att) v,
+// with y [B,T,C]. att [B,heads,T,T] is written for the backward; so is att_mask (same shape)
+// when dropout_p > 0 (then the mask of element (h, i, j) of sample b is the dropout mask of
+// element h*T*T + i*T + j of global sample key.first_sample + b), else att_mask is not touched.
+void attention_forward(const Context& ctx, const Tensor& qkv, Tensor& y, Tensor& att,
+                       Tensor& att_mask, int heads, float dropout_p, const DropoutKey& key);
+// dqkv [B,T,3C] (overwritten) from the forward's qkv, att, att_mask (when dropout_p > 0) and dy.
+void attention_backward(const Context& ctx, const Tensor& qkv, const Tensor& att,
+                        const Tensor& att_mask, const Tensor& dy, Tensor& dqkv, int heads,
+                        float dropout_p);
+
 // ---- integrity checks (kernels/integrity_math.h) ------------------------------------------------
 // index (i32 [1] on ctx's device) receives the index of the first NaN or +-Inf of x (f32), or
 // x.numel() when every value is finite. It does not wait for the device: the gradient check runs

@@ -43,7 +43,7 @@ class FakeDeviceSide final : public BatchUploader::Impl {
 
 io::Batch host_batch() {
   io::Batch b;
-  b.images = Tensor::full({2, 1, 4, 4}, 0.5f);
+  b.inputs = Tensor::full({2, 1, 4, 4}, 0.5f);
   b.labels = Tensor::zeros({2}, DType::kI32);
   return b;
 }
@@ -86,7 +86,7 @@ TEST(BatchOnDevice, TheCpuUploaderHandsTheBatchBackWithNothingToWaitFor) {
   BatchUploader uploader(Device::cpu());
   const io::Batch host = host_batch();
   io::Batch batch = on_device(uploader, host);
-  EXPECT_TRUE(batch.images.shares_storage_with(host.images));
+  EXPECT_TRUE(batch.inputs.shares_storage_with(host.inputs));
   EXPECT_FALSE(batch.ready.pending());
   batch.ready.wait_on_device();  // harmless
 }

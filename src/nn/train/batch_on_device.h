@@ -11,11 +11,11 @@ namespace dpt::nn {
 // covering both copies. No wait is issued here: the user of the batch calls
 // batch.ready.wait_on_device() before its first kernel (Note [Upload one step ahead]).
 inline io::Batch on_device(BatchUploader& uploader, io::Batch batch) {
-  Upload images = uploader.upload(batch.images);
+  Upload inputs = uploader.upload(batch.inputs);
   Upload labels = uploader.upload(batch.labels);
-  batch.images = std::move(images.tensor);
+  batch.inputs = std::move(inputs.tensor);
   batch.labels = std::move(labels.tensor);
-  batch.ready = std::move(images.ready);
+  batch.ready = std::move(inputs.ready);
   batch.ready.add(labels.ready);
   return batch;
 }

@@ -330,7 +330,7 @@ void Trainer::log_devices() {
 // the last all-reduce) and optimizer mean on a GPU what they mean on the CPU, where DeviceTimer is
 // the host clock. Each all-reduce's own duration comes from its events (Work::duration_ms).
 LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdown& times) {
-  const Tensor& images = batch.images;
+  const Tensor& images = batch.inputs;
   const Tensor& labels = batch.labels;
   // The batch's first use: kernels from here on run after its upload (Note [Upload one step
   // ahead]); the copy of the next batch, queued already, is not waited for.

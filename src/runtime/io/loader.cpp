@@ -129,10 +129,10 @@ Batch Loader::make_batch(const std::vector<std::int64_t>& order, std::int64_t ep
   batch.epoch = epoch;
   batch.step_in_epoch = step;
   batch.first_position = first;
-  batch.images = Tensor::empty({b, data_.channels(), data_.height(), data_.width()}, DType::kF32);
+  batch.inputs = Tensor::empty({b, data_.channels(), data_.height(), data_.width()}, DType::kF32);
   batch.labels = Tensor::empty({b}, DType::kI32);
   const std::int64_t sample_numel = data_.sample_numel();
-  float* images = b > 0 ? batch.images.data<float>() : nullptr;
+  float* images = b > 0 ? batch.inputs.data<float>() : nullptr;
   std::int32_t* labels = b > 0 ? batch.labels.data<std::int32_t>() : nullptr;
   const PhiloxStream flips{options_.seed, RngPurpose::kAugment, static_cast<std::uint32_t>(epoch),
                            static_cast<std::uint32_t>(static_cast<std::uint64_t>(epoch) >> 32)};

@@ -40,7 +40,7 @@ struct LoaderOptions {
 };
 
 struct Batch {
-  Tensor images;  // f32 [b, C, H, W], normalised with the dataset's mean and std
+  Tensor inputs;  // images: f32 [b, C, H, W], normalised with the dataset's mean and std
   Tensor labels;  // i32 [b]
   std::int64_t epoch = 0;
   std::int64_t step_in_epoch = 0;

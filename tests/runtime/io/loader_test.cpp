@@ -58,7 +58,7 @@ class LoaderTest : public ::testing::Test {
   }
 
   static std::int64_t decode(const Batch& batch, std::int64_t k) {
-    const float x = batch.images.data<float>()[k * 6];
+    const float x = batch.inputs.data<float>()[k * 6];
     return std::lround((x * kStd + kMean) * 255.0f);
   }
   // Every batch of a run as the list of sample indices it holds.
@@ -157,7 +157,7 @@ TEST_F(LoaderTest, BatchMetadataAndEvalOrder) {
     const std::int64_t global = std::min<std::int64_t>(10, kSamples - step * 10);
     const std::int64_t first = step * 10 + global * 1 / 3;
     EXPECT_EQ(batch->first_position, first);
-    EXPECT_EQ(batch->images.shape(), (Shape{global * 2 / 3 - global / 3, 1, 2, 3}));
+    EXPECT_EQ(batch->inputs.shape(), (Shape{global * 2 / 3 - global / 3, 1, 2, 3}));
     for (std::int64_t k = 0; k < batch->labels.numel(); ++k) {
       EXPECT_EQ(decode(*batch, k), first + k);  // sequential order without shuffle
       EXPECT_EQ(batch->labels.data<std::int32_t>()[k], (first + k) % 7);
@@ -180,16 +180,16 @@ TEST_F(LoaderTest, NormalisesPixelsAndFillsLabels) {
   Loader loader(*data_, {.global_batch = kSamples, .shuffle = false});
   const std::optional<Batch> batch = loader.next();
   ASSERT_TRUE(batch);
-  EXPECT_EQ(batch->images.dtype(), DType::kF32);
+  EXPECT_EQ(batch->inputs.dtype(), DType::kF32);
   EXPECT_EQ(batch->labels.dtype(), DType::kI32);
   for (std::int64_t i = 0; i < kSamples; ++i) {
     for (int k = 0; k < 6; ++k) {
       const auto p = static_cast<float>(data_->image(i)[k]);
-      ASSERT_EQ(batch->images.data<float>()[i * 6 + k], (p / 255.0f - kMean) / kStd);
+      ASSERT_EQ(batch->inputs.data<float>()[i * 6 + k], (p / 255.0f - kMean) / kStd);
     }
     ASSERT_EQ(batch->labels.data<std::int32_t>()[i], data_->label(i));
   }
-  EXPECT_FLOAT_EQ(batch->images.data<float>()[0], -0.5f);  // pixel 0 -> (0 - 0.25) / 0.5
+  EXPECT_FLOAT_EQ(batch->inputs.data<float>()[0], -0.5f);  // pixel 0 -> (0 - 0.25) / 0.5
   EXPECT_FALSE(loader.next());
 }
 
@@ -211,8 +211,8 @@ TEST_F(LoaderTest, FlipMirrorsRowsForAboutHalfTheSamplesWhateverTheSharding) {
   std::vector<bool> flipped_at;  // per (batch, sample), to compare with the sharded run
   for (std::size_t i = 0; i < a.size(); ++i) {
     for (std::int64_t k = 0; k < a[i].labels.numel(); ++k) {
-      const float* x = a[i].images.data<float>() + k * numel;
-      const float* y = r[i].images.data<float>() + k * numel;
+      const float* x = a[i].inputs.data<float>() + k * numel;
+      const float* y = r[i].inputs.data<float>() + k * numel;
       bool same = true, mirrored = true;
       for (std::int64_t p = 0; p < numel; ++p) {
         same = same && x[p] == y[p];
@@ -240,8 +240,8 @@ TEST_F(LoaderTest, FlipMirrorsRowsForAboutHalfTheSamplesWhateverTheSharding) {
     for (int rank = 0; rank < 2; ++rank) {
       const Batch& b = ranks[static_cast<std::size_t>(rank)][i];
       for (std::int64_t k = 0; k < b.labels.numel(); ++k, ++index) {
-        const float* x = b.images.data<float>() + k * numel;
-        const float* y = a[i].images.data<float>() + (b.first_position - a[i].first_position + k) * numel;
+        const float* x = b.inputs.data<float>() + k * numel;
+        const float* y = a[i].inputs.data<float>() + (b.first_position - a[i].first_position + k) * numel;
         ASSERT_TRUE(std::equal(x, x + numel, y)) << "batch " << i << " rank " << rank;
       }
     }
