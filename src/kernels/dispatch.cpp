@@ -2,6 +2,7 @@
 // The one place in kernels/ that knows the backends: validates shapes, dtypes and devices with
 // messages naming the op, then calls the backend of ctx.device(): cpu:: always, cuda:: in builds
 // with DPT_HAVE_CUDA (the only #if of kernels/, STYLE.md Decision 3).
+#include <cstdint>
 #include <string>
 
 #include "kernels/cpu/gemm_choice.h"
@@ -425,6 +426,252 @@ double sum_squares(const Context& ctx, const Tensor& x) {
   if (is_cpu(ctx, op)) return cpu::sum_squares(x.data<float>(), x.numel());
   DPT_ON_CUDA(return cuda::sum_squares(ctx, x.data<float>(), x.numel()));
   return 0.0;  // not reached: is_cpu() threw
+}
+
+// ---- transformer layers -------------------------------------------------------------------------
+
+namespace {
+
+// Checks tokens i32 [B,T], wte [V,C] and wpe [P,C] with P >= T; returns {B, T, C, V}.
+struct EmbeddingDims {
+  std::int64_t b, t, c, v;
+};
+EmbeddingDims check_embedding(const Context& ctx, const char* op, const Tensor& tokens,
+                              const Tensor& wte, const char* wte_name, const Tensor& wpe,
+                              const char* wpe_name) {
+  expect_tensor(ctx, op, "tokens", tokens, DType::kI32);
+  expect_tensor(ctx, op, wte_name, wte);
+  expect_tensor(ctx, op, wpe_name, wpe);
+  expect_rank(op, "tokens", tokens, 2);
+  expect_rank(op, wte_name, wte, 2);
+  expect_rank(op, wpe_name, wpe, 2);
+  const EmbeddingDims dims{tokens.dim(0), tokens.dim(1), wte.dim(1), wte.dim(0)};
+  DPT_CHECK(wpe.dim(1) == dims.c, op, ": ", wpe_name, " ", to_string(wpe.shape()), " and ",
+            wte_name, " ", to_string(wte.shape()), " differ in channels");
+  DPT_CHECK(dims.t <= wpe.dim(0), op, ": tokens ", to_string(tokens.shape()), " has T = ", dims.t,
+            " positions but ", wpe_name, " ", to_string(wpe.shape()), " has only ", wpe.dim(0));
+  return dims;
+}
+
+// Every token in [0, V), else an error naming the first bad value and its position. The tokens
+// are read on the host: a CPU context's tensors are host memory.
+void check_tokens_on_host(const char* op, const Tensor& tokens, std::int64_t v) {
+  const std::int32_t* tok = tokens.data<std::int32_t>();
+  const std::int64_t t = tokens.dim(1);
+  for (std::int64_t i = 0; i < tokens.numel(); ++i) {
+    DPT_CHECK(tok[i] >= 0 && tok[i] < v, op, ": tokens[b=", i / t, ", t=", i % t, "] = ", tok[i],
+              " is outside the vocabulary [0, ", v, ")");
+  }
+}
+
+// Checks qkv [B,T,3C] and the head count; returns the shape record.
+AttentionShape attention_shape(const Context& ctx, const char* op, const Tensor& qkv, int heads,
+                               float dropout_p) {
+  expect_tensor(ctx, op, "qkv", qkv);
+  expect_rank(op, "qkv", qkv, 3);
+  const std::int64_t width = qkv.dim(2);
+  DPT_CHECK(width > 0 && width % 3 == 0, op, ": qkv ", to_string(qkv.shape()),
+            " must be [B,T,3C] (last dimension a positive multiple of 3)");
+  const std::int64_t c = width / 3;
+  DPT_CHECK(heads >= 1 && c % heads == 0, op, ": ", heads, " heads do not divide C = ", c,
+            " (qkv ", to_string(qkv.shape()), ")");
+  DPT_CHECK(dropout_p >= 0.0f && dropout_p < 1.0f, op, ": dropout_p must be in [0, 1), found ",
+            dropout_p);
+  return AttentionShape{qkv.dim(0), qkv.dim(1), c, heads, c / heads};
+}
+
+}  // namespace
+
+void embedding_forward(const Context& ctx, const Tensor& tokens, const Tensor& wte,
+                       const Tensor& wpe, Tensor& y) {
+  constexpr const char* op = "embedding_forward";
+  const EmbeddingDims e = check_embedding(ctx, op, tokens, wte, "wte", wpe, "wpe");
+  expect_tensor(ctx, op, "y", y);
+  expect_shape(op, "y", y, {e.b, e.t, e.c});
+  if (is_cpu(ctx, op)) {
+    check_tokens_on_host(op, tokens, e.v);
+    cpu::embedding_forward(tokens.data<std::int32_t>(), wte.data<float>(), wpe.data<float>(),
+                           y.data<float>(), e.b, e.t, e.c);
+  } else {
+    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+  }
+}
+
+void embedding_backward(const Context& ctx, const Tensor& tokens, const Tensor& dy, Tensor& dwte,
+                        Tensor& dwpe, bool accumulate_wte, bool accumulate_wpe) {
+  constexpr const char* op = "embedding_backward";
+  const EmbeddingDims e = check_embedding(ctx, op, tokens, dwte, "dwte", dwpe, "dwpe");
+  expect_tensor(ctx, op, "dy", dy);
+  expect_shape(op, "dy", dy, {e.b, e.t, e.c});
+  expect_distinct(op, "dwte", dwte, "dwpe", dwpe);
+  if (is_cpu(ctx, op)) {
+    check_tokens_on_host(op, tokens, e.v);
+    cpu::embedding_backward(tokens.data<std::int32_t>(), dy.data<float>(), dwte.data<float>(),
+                            dwpe.data<float>(), e.b, e.t, e.c, e.v, accumulate_wte,
+                            accumulate_wpe);
+  } else {
+    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+  }
+}
+
+void layer_norm_forward(const Context& ctx, const Tensor& x, const Tensor& gamma,
+                        const Tensor& beta, Tensor& y, Tensor& mean, Tensor& rstd, float eps) {
+  constexpr const char* op = "layer_norm_forward";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "gamma", gamma);
+  expect_tensor(ctx, op, "y", y);
+  expect_tensor(ctx, op, "mean", mean);
+  expect_tensor(ctx, op, "rstd", rstd);
+  DPT_CHECK(x.rank() >= 1 && x.dim(x.rank() - 1) >= 1, op, ": x ", to_string(x.shape()),
+            " has no channel dimension");
+  const std::int64_t c = x.dim(x.rank() - 1), rows = x.numel() / c;
+  expect_shape(op, "gamma", gamma, {c});
+  if (beta.defined()) {
+    expect_tensor(ctx, op, "beta", beta);
+    expect_shape(op, "beta", beta, {c});
+  }
+  expect_shape(op, "y", y, x.shape());
+  expect_shape(op, "mean", mean, {rows});
+  expect_shape(op, "rstd", rstd, {rows});
+  expect_distinct(op, "x", x, "y", y);
+  DPT_CHECK(eps >= 0.0f, op, ": eps must be >= 0, found ", eps);
+  const float* bias = beta.defined() ? beta.data<float>() : nullptr;
+  if (is_cpu(ctx, op)) {
+    cpu::layer_norm_forward(x.data<float>(), gamma.data<float>(), bias, y.data<float>(),
+                            mean.data<float>(), rstd.data<float>(), rows, c, eps);
+  } else {
+    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+  }
+}
+
+void layer_norm_backward(const Context& ctx, const Tensor& x, const Tensor& gamma,
+                         const Tensor& mean, const Tensor& rstd, const Tensor& dy, Tensor& dx,
+                         Tensor& dgamma, Tensor& dbeta, bool accumulate) {
+  constexpr const char* op = "layer_norm_backward";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "gamma", gamma);
+  expect_tensor(ctx, op, "mean", mean);
+  expect_tensor(ctx, op, "rstd", rstd);
+  expect_tensor(ctx, op, "dy", dy);
+  expect_tensor(ctx, op, "dx", dx);
+  expect_tensor(ctx, op, "dgamma", dgamma);
+  DPT_CHECK(x.rank() >= 1 && x.dim(x.rank() - 1) >= 1, op, ": x ", to_string(x.shape()),
+            " has no channel dimension");
+  const std::int64_t c = x.dim(x.rank() - 1), rows = x.numel() / c;
+  expect_shape(op, "gamma", gamma, {c});
+  expect_shape(op, "mean", mean, {rows});
+  expect_shape(op, "rstd", rstd, {rows});
+  expect_shape(op, "dy", dy, x.shape());
+  expect_shape(op, "dx", dx, x.shape());
+  expect_shape(op, "dgamma", dgamma, {c});
+  if (dbeta.defined()) {
+    expect_tensor(ctx, op, "dbeta", dbeta);
+    expect_shape(op, "dbeta", dbeta, {c});
+  }
+  expect_distinct(op, "dy", dy, "dx", dx);
+  expect_distinct(op, "x", x, "dx", dx);
+  float* bias_grad = dbeta.defined() ? dbeta.data<float>() : nullptr;
+  if (is_cpu(ctx, op)) {
+    cpu::layer_norm_backward(x.data<float>(), gamma.data<float>(), mean.data<float>(),
+                             rstd.data<float>(), dy.data<float>(), dx.data<float>(),
+                             dgamma.data<float>(), bias_grad, rows, c, accumulate);
+  } else {
+    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+  }
+}
+
+void gelu_forward(const Context& ctx, const Tensor& x, Tensor& y) {
+  constexpr const char* op = "gelu_forward";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "y", y);
+  expect_shape(op, "y", y, x.shape());
+  if (is_cpu(ctx, op)) {
+    cpu::gelu_forward(x.data<float>(), y.data<float>(), x.numel());
+  } else {
+    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+  }
+}
+
+void gelu_backward(const Context& ctx, const Tensor& x, const Tensor& dy, Tensor& dx) {
+  constexpr const char* op = "gelu_backward";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "dy", dy);
+  expect_tensor(ctx, op, "dx", dx);
+  expect_shape(op, "dy", dy, x.shape());
+  expect_shape(op, "dx", dx, x.shape());
+  if (is_cpu(ctx, op)) {
+    cpu::gelu_backward(x.data<float>(), dy.data<float>(), dx.data<float>(), x.numel());
+  } else {
+    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+  }
+}
+
+void add(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& y) {
+  constexpr const char* op = "add";
+  expect_tensor(ctx, op, "a", a);
+  expect_tensor(ctx, op, "b", b);
+  expect_tensor(ctx, op, "y", y);
+  expect_shape(op, "b", b, a.shape());
+  expect_shape(op, "y", y, a.shape());
+  if (is_cpu(ctx, op)) {
+    cpu::add(a.data<float>(), b.data<float>(), y.data<float>(), a.numel());
+  } else {
+    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+  }
+}
+
+void attention_forward(const Context& ctx, const Tensor& qkv, Tensor& y, Tensor& att,
+                       Tensor& att_mask, int heads, float dropout_p, const DropoutKey& key) {
+  constexpr const char* op = "attention_forward";
+  const AttentionShape s = attention_shape(ctx, op, qkv, heads, dropout_p);
+  expect_tensor(ctx, op, "y", y);
+  expect_tensor(ctx, op, "att", att);
+  expect_shape(op, "y", y, {s.b, s.t, s.c});
+  expect_shape(op, "att", att, {s.b, s.heads, s.t, s.t});
+  expect_distinct(op, "qkv", qkv, "y", y);
+  float* mask = nullptr;
+  if (dropout_p > 0.0f) {
+    expect_tensor(ctx, op, "att_mask", att_mask);
+    expect_shape(op, "att_mask", att_mask, att.shape());
+    expect_distinct(op, "att", att, "att_mask", att_mask);
+    DPT_CHECK(key.first_sample >= 0, op, ": first_sample must be >= 0, found ", key.first_sample);
+    DPT_CHECK(s.heads * s.t * s.t <= 4 * static_cast<std::int64_t>(UINT32_MAX), op, ": ",
+              s.heads * s.t * s.t, " attention elements per sample exceed the dropout counter");
+    mask = att_mask.data<float>();
+  }
+  if (is_cpu(ctx, op)) {
+    cpu::attention_forward(ctx, s, qkv.data<float>(), y.data<float>(), att.data<float>(), mask,
+                           dropout_p, key);
+  } else {
+    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+  }
+}
+
+void attention_backward(const Context& ctx, const Tensor& qkv, const Tensor& att,
+                        const Tensor& att_mask, const Tensor& dy, Tensor& dqkv, int heads,
+                        float dropout_p) {
+  constexpr const char* op = "attention_backward";
+  const AttentionShape s = attention_shape(ctx, op, qkv, heads, dropout_p);
+  expect_tensor(ctx, op, "att", att);
+  expect_tensor(ctx, op, "dy", dy);
+  expect_tensor(ctx, op, "dqkv", dqkv);
+  expect_shape(op, "att", att, {s.b, s.heads, s.t, s.t});
+  expect_shape(op, "dy", dy, {s.b, s.t, s.c});
+  expect_shape(op, "dqkv", dqkv, qkv.shape());
+  expect_distinct(op, "qkv", qkv, "dqkv", dqkv);
+  expect_distinct(op, "dy", dy, "dqkv", dqkv);
+  const float* mask = nullptr;
+  if (dropout_p > 0.0f) {
+    expect_tensor(ctx, op, "att_mask", att_mask);
+    expect_shape(op, "att_mask", att_mask, att.shape());
+    mask = att_mask.data<float>();
+  }
+  if (is_cpu(ctx, op)) {
+    cpu::attention_backward(ctx, s, qkv.data<float>(), att.data<float>(), mask, dy.data<float>(),
+                            dqkv.data<float>(), dropout_p);
+  } else {
+    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+  }
 }
 
 // ---- integrity checks ---------------------------------------------------------------------------

@@ -130,9 +130,10 @@ void add(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& y);
 // of each at channels [h*D, (h+1)*D) with D = C / heads. For each (b, h):
 //   att = softmax(q k^T / sqrt(D)) over j <= i (entries above the diagonal are 0),
 //   y[b, :, h*D:(h+1)*D] = dropout(att) v,
-// with y [B,T,C]. att [B,heads,T,T] is written for the backward; so is att_mask (same shape)
-// when dropout_p > 0 (then the mask of element (h, i, j) of sample b is the dropout mask of
-// element h*T*T + i*T + j of global sample key.first_sample + b), else att_mask is not touched.
+// with y [B,T,C]. att [B,heads,T,T] (the softmax, before dropout) is written for the backward;
+// so is att_mask (same shape) when dropout_p > 0 (then the mask of element (h, i, j) of sample b
+// is the dropout mask of element h*T*T + i*T + j of global sample key.first_sample + b), else
+// att_mask is not touched.
 void attention_forward(const Context& ctx, const Tensor& qkv, Tensor& y, Tensor& att,
                        Tensor& att_mask, int heads, float dropout_p, const DropoutKey& key);
 // dqkv [B,T,3C] (overwritten) from the forward's qkv, att, att_mask (when dropout_p > 0) and dy.
