@@ -150,7 +150,7 @@ void add(const float* a, const float* b, float* y, std::int64_t n) {
 // past the diagonal that a product computes are overwritten by the row's softmax (forward and
 // backward write 0 past the diagonal), so what is read past the diagonal is always 0. At T = 64
 // this computes 3/4 of the full products; the block split is a function of T alone.
-// A (batch, head) is computed by one thread (parallel_blocks: OpenMP's thread count 1 inside, so
+// A (batch, head) is computed by one thread (for_each_pair: OpenMP's thread count 1 inside, so
 // dnnl_sgemm runs sequentially), hence the bits do not depend on the thread count.
 
 namespace {
@@ -167,6 +167,24 @@ HeadView head_of(const AttentionShape& s, const float* qkv, std::int64_t b, std:
   return {base, base + s.c, base + 2 * s.c, 3 * s.c};
 }
 
+// Threads for the (batch, head) pairs: one below kParallelMin multiply-adds of the products
+// (where a parallel region costs more than it saves), else parallel_blocks' count.
+int attention_workers(const Context& ctx, const AttentionShape& s) {
+  const std::int64_t pairs = s.b * s.heads;
+  return pairs * s.t * s.t * s.d < kParallelMin ? 1 : block_workers(ctx, pairs);
+}
+
+// body(pair, worker) for every (batch, head) pair, each run by one thread with OpenMP's thread
+// count 1 (so dnnl_sgemm runs sequentially); worker < attention_workers(). Which thread runs a pair
+// does not change its bits.
+template <typename Body>
+void for_each_pair(const Context& ctx, const AttentionShape& s, Body&& body) {
+  const std::int64_t pairs = s.b * s.heads;
+  if (attention_workers(ctx, s) > 1) return parallel_blocks(ctx, pairs, body);
+  const OmpThreads one(1);
+  for (std::int64_t pair = 0; pair < pairs; ++pair) body(pair, 0);
+}
+
 float attention_scale(const AttentionShape& s) {
   return static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.d)));
 }
@@ -181,8 +199,8 @@ void attention_forward(const Context& ctx, const AttentionShape& s, const float*
   const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
   // The dropped-out probabilities of one (batch, head), per worker (allocated once per call).
   Tensor scratch;
-  if (p > 0.0f) scratch = Tensor::empty({block_workers(ctx, pairs), t * t});
-  parallel_blocks(ctx, pairs, [&](std::int64_t pair, int worker) {
+  if (p > 0.0f) scratch = Tensor::empty({attention_workers(ctx, s), t * t});
+  for_each_pair(ctx, s, [&](std::int64_t pair, int worker) {
     const std::int64_t b = pair / s.heads, h = pair % s.heads;
     const HeadView hv = head_of(s, qkv, b, h);
     float* a = att + pair * t * t;
@@ -221,8 +239,8 @@ void attention_backward(const Context& ctx, const AttentionShape& s, const float
   // Per worker: the gradient of the probabilities (then of the scores), and with dropout the
   // dropped-out probabilities.
   const std::int64_t per_worker = (p > 0.0f ? 2 : 1) * t * t;
-  Tensor scratch = Tensor::empty({block_workers(ctx, pairs), per_worker});
-  parallel_blocks(ctx, pairs, [&](std::int64_t pair, int worker) {
+  Tensor scratch = Tensor::empty({attention_workers(ctx, s), per_worker});
+  for_each_pair(ctx, s, [&](std::int64_t pair, int worker) {
     const std::int64_t b = pair / s.heads, h = pair % s.heads;
     const HeadView hv = head_of(s, qkv, b, h);
     float* dq = dqkv + b * t * 3 * s.c + h * d;  // the same layout as qkv
