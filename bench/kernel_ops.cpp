@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-// dpt-kernel-bench: the CPU time of every op of the reference models (cnn, mlp) at one shard
-// batch, in the default mode and in thread-invariant mode (Context::set_thread_invariant), for the
-// given thread counts. Each figure is the median (--best: the fastest) of --repeats timed calls
-// after two warm-up calls (which also build the cached primitives); the two modes' calls
-// alternate, so load from other processes falls on both alike.
+// dpt-kernel-bench: the CPU time of every op of the reference models (cnn, mlp; gpt: one block of
+// a small GPT) at one shard batch, in the default mode and in thread-invariant mode
+// (Context::set_thread_invariant), for the given thread counts. Each figure is the median
+// (--best: the fastest) of --repeats timed calls after two warm-up calls (which also build the
+// cached primitives); the two modes' calls alternate, so load from other processes falls on both
+// alike.
 //   build/bin/dpt-kernel-bench [--batch 32] [--threads 1 2] [--models cnn mlp] [--repeats 30]
 //                              [--best]
 // --optimizers instead times one optimizer step over --numel floats (SGD with momentum, SGD
@@ -125,6 +126,64 @@ std::vector<Op> mlp_ops(std::int64_t n) {
   add_linear(ops, "fc2", n, 2048, 2048, true);
   add_linear(ops, "fc3", n, 2048, 2048, true);
   add_linear(ops, "fc4", n, 2048, 10, false);
+  return ops;
+}
+
+// The kernels of one block of a small GPT (T = 64, C = 128, 4 heads, vocabulary 65) at `n`
+// sequences: embedding, layer norm, causal attention (no dropout), the block's linear layers,
+// GELU and the residual add.
+std::vector<Op> gpt_ops(std::int64_t n) {
+  constexpr std::int64_t kT = 64, kC = 128, kV = 65;
+  constexpr int kHeads = 4;
+  std::vector<Op> ops;
+  auto tokens = std::make_shared<Tensor>(Tensor::empty({n, kT}, dpt::DType::kI32));
+  for (std::int64_t i = 0; i < tokens->numel(); ++i) {
+    tokens->data<std::int32_t>()[i] = static_cast<std::int32_t>((i * 7919) % kV);
+  }
+  auto wte = std::make_shared<Tensor>(random({kV, kC}, 1)),
+       wpe = std::make_shared<Tensor>(random({kT, kC}, 2));
+  auto x = std::make_shared<Tensor>(random({n, kT, kC}, 3)),
+       dy = std::make_shared<Tensor>(random({n, kT, kC}, 4));
+  auto y = std::make_shared<Tensor>(Tensor::empty({n, kT, kC})),
+       dx = std::make_shared<Tensor>(Tensor::empty({n, kT, kC}));
+  auto dwte = std::make_shared<Tensor>(Tensor::empty({kV, kC})),
+       dwpe = std::make_shared<Tensor>(Tensor::empty({kT, kC}));
+  ops.push_back({"embedding fwd", [=](const Context& c) { k::embedding_forward(c, *tokens, *wte, *wpe, *y); }});
+  ops.push_back({"embedding bwd", [=](const Context& c) {
+                   k::embedding_backward(c, *tokens, *dy, *dwte, *dwpe, false, false);
+                 }});
+  auto gamma = std::make_shared<Tensor>(random({kC}, 5)), beta = std::make_shared<Tensor>(random({kC}, 6));
+  auto mean = std::make_shared<Tensor>(Tensor::empty({n * kT})),
+       rstd = std::make_shared<Tensor>(Tensor::empty({n * kT}));
+  auto dgamma = std::make_shared<Tensor>(Tensor::empty({kC})),
+       dbeta = std::make_shared<Tensor>(Tensor::empty({kC}));
+  ops.push_back({"layer norm fwd", [=](const Context& c) {
+                   k::layer_norm_forward(c, *x, *gamma, *beta, *y, *mean, *rstd, 1e-5f);
+                 }});
+  ops.push_back({"layer norm bwd", [=](const Context& c) {
+                   k::layer_norm_backward(c, *x, *gamma, *mean, *rstd, *dy, *dx, *dgamma, *dbeta, false);
+                 }});
+  add_linear(ops, "c_attn", n * kT, kC, 3 * kC, false);
+  auto qkv = std::make_shared<Tensor>(random({n, kT, 3 * kC}, 7)),
+       dqkv = std::make_shared<Tensor>(Tensor::empty({n, kT, 3 * kC}));
+  auto att = std::make_shared<Tensor>(Tensor::empty({n, kHeads, kT, kT})),
+       att_mask = std::make_shared<Tensor>();
+  ops.push_back({"attention fwd", [=](const Context& c) {
+                   k::attention_forward(c, *qkv, *y, *att, *att_mask, kHeads, 0.0f, k::DropoutKey{});
+                 }});
+  ops.push_back({"attention bwd", [=](const Context& c) {
+                   k::attention_backward(c, *qkv, *att, *att_mask, *dy, *dqkv, kHeads, 0.0f);
+                 }});
+  add_linear(ops, "c_proj", n * kT, kC, kC, false);
+  ops.push_back({"residual add", [=](const Context& c) { k::add(c, *x, *dy, *y); }});
+  add_linear(ops, "c_fc", n * kT, kC, 4 * kC, false);
+  auto h = std::make_shared<Tensor>(random({n, kT, 4 * kC}, 8)),
+       dh = std::make_shared<Tensor>(random({n, kT, 4 * kC}, 9));
+  auto hy = std::make_shared<Tensor>(Tensor::empty({n, kT, 4 * kC})),
+       hdx = std::make_shared<Tensor>(Tensor::empty({n, kT, 4 * kC}));
+  ops.push_back({"gelu fwd", [=](const Context& c) { k::gelu_forward(c, *h, *hy); }});
+  ops.push_back({"gelu bwd", [=](const Context& c) { k::gelu_backward(c, *h, *dh, *hdx); }});
+  add_linear(ops, "mlp c_proj", n * kT, 4 * kC, kC, false);
   return ops;
 }
 
@@ -279,7 +338,7 @@ int main(int argc, char** argv) {
   std::int64_t numel = 10'000'000;
   app.add_option("--batch", batch, "Samples per op call (the shard batch)")->capture_default_str();
   app.add_option("--threads", threads, "Thread counts")->capture_default_str();
-  app.add_option("--models", models, "cnn and/or mlp")->capture_default_str();
+  app.add_option("--models", models, "cnn, mlp and/or gpt (one block, T 64, C 128)")->capture_default_str();
   app.add_option("--repeats", repeats, "Timed calls per figure")->capture_default_str();
   app.add_flag("--best", best,
                "Show the fastest call instead of the median (for a loaded machine)");
@@ -298,9 +357,11 @@ int main(int argc, char** argv) {
                 static_cast<long long>(batch), best ? "fastest" : "median", repeats,
                 cpu_description().c_str());
     for (const std::string& model : models) {
-      if (model != "cnn" && model != "mlp")
-        throw std::invalid_argument("--models: cnn or mlp, not " + model);
-      const std::vector<Op> ops = model == "cnn" ? cnn_ops(batch) : mlp_ops(batch);
+      if (model != "cnn" && model != "mlp" && model != "gpt")
+        throw std::invalid_argument("--models: cnn, mlp or gpt, not " + model);
+      const std::vector<Op> ops = model == "cnn"   ? cnn_ops(batch)
+                                  : model == "mlp" ? mlp_ops(batch)
+                                                   : gpt_ops(batch);
       std::printf("\n## %s\n| op |", model.c_str());
       for (int t : threads) std::printf(" %d thr default | %d thr invariant | cost |", t, t);
       std::printf("\n|---|");
