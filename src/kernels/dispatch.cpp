@@ -493,7 +493,9 @@ void embedding_forward(const Context& ctx, const Tensor& tokens, const Tensor& w
     cpu::embedding_forward(tokens.data<std::int32_t>(), wte.data<float>(), wpe.data<float>(),
                            y.data<float>(), e.b, e.t, e.c);
   } else {
-    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+    check_tokens_on_host(op, tokens.to(Device::cpu()), e.v);  // a synchronising copy
+    DPT_ON_CUDA(cuda::embedding_forward(ctx, tokens.data<std::int32_t>(), wte.data<float>(),
+                                        wpe.data<float>(), y.data<float>(), e.b, e.t, e.c));
   }
 }
 
@@ -510,7 +512,10 @@ void embedding_backward(const Context& ctx, const Tensor& tokens, const Tensor& 
                             dwpe.data<float>(), e.b, e.t, e.c, e.v, accumulate_wte,
                             accumulate_wpe);
   } else {
-    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+    check_tokens_on_host(op, tokens.to(Device::cpu()), e.v);  // a synchronising copy
+    DPT_ON_CUDA(cuda::embedding_backward(ctx, tokens.data<std::int32_t>(), dy.data<float>(),
+                                         dwte.data<float>(), dwpe.data<float>(), e.b, e.t, e.c,
+                                         e.v, accumulate_wte, accumulate_wpe));
   }
 }
 
@@ -540,7 +545,9 @@ void layer_norm_forward(const Context& ctx, const Tensor& x, const Tensor& gamma
     cpu::layer_norm_forward(x.data<float>(), gamma.data<float>(), bias, y.data<float>(),
                             mean.data<float>(), rstd.data<float>(), rows, c, eps);
   } else {
-    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+    DPT_ON_CUDA(cuda::layer_norm_forward(ctx, x.data<float>(), gamma.data<float>(), bias,
+                                         y.data<float>(), mean.data<float>(), rstd.data<float>(),
+                                         rows, c, eps));
   }
 }
 
@@ -576,7 +583,10 @@ void layer_norm_backward(const Context& ctx, const Tensor& x, const Tensor& gamm
                              rstd.data<float>(), dy.data<float>(), dx.data<float>(),
                              dgamma.data<float>(), bias_grad, rows, c, accumulate);
   } else {
-    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+    DPT_ON_CUDA(cuda::layer_norm_backward(ctx, x.data<float>(), gamma.data<float>(),
+                                          mean.data<float>(), rstd.data<float>(), dy.data<float>(),
+                                          dx.data<float>(), dgamma.data<float>(), bias_grad, rows,
+                                          c, accumulate));
   }
 }
 
@@ -588,7 +598,7 @@ void gelu_forward(const Context& ctx, const Tensor& x, Tensor& y) {
   if (is_cpu(ctx, op)) {
     cpu::gelu_forward(x.data<float>(), y.data<float>(), x.numel());
   } else {
-    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+    DPT_ON_CUDA(cuda::gelu_forward(ctx, x.data<float>(), y.data<float>(), x.numel()));
   }
 }
 
@@ -602,7 +612,8 @@ void gelu_backward(const Context& ctx, const Tensor& x, const Tensor& dy, Tensor
   if (is_cpu(ctx, op)) {
     cpu::gelu_backward(x.data<float>(), dy.data<float>(), dx.data<float>(), x.numel());
   } else {
-    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+    DPT_ON_CUDA(cuda::gelu_backward(ctx, x.data<float>(), dy.data<float>(), dx.data<float>(),
+                                    x.numel()));
   }
 }
 
@@ -616,7 +627,7 @@ void add(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& y) {
   if (is_cpu(ctx, op)) {
     cpu::add(a.data<float>(), b.data<float>(), y.data<float>(), a.numel());
   } else {
-    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+    DPT_ON_CUDA(cuda::add(ctx, a.data<float>(), b.data<float>(), y.data<float>(), a.numel()));
   }
 }
 
@@ -643,7 +654,8 @@ void attention_forward(const Context& ctx, const Tensor& qkv, Tensor& y, Tensor&
     cpu::attention_forward(ctx, s, qkv.data<float>(), y.data<float>(), att.data<float>(), mask,
                            dropout_p, key);
   } else {
-    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+    DPT_ON_CUDA(cuda::attention_forward(ctx, s, qkv.data<float>(), y.data<float>(),
+                                        att.data<float>(), mask, dropout_p, key));
   }
 }
 
@@ -670,7 +682,8 @@ void attention_backward(const Context& ctx, const Tensor& qkv, const Tensor& att
     cpu::attention_backward(ctx, s, qkv.data<float>(), att.data<float>(), mask, dy.data<float>(),
                             dqkv.data<float>(), dropout_p);
   } else {
-    DPT_ON_CUDA(DPT_FAIL(op, ": not yet implemented on CUDA"));
+    DPT_ON_CUDA(cuda::attention_backward(ctx, s, qkv.data<float>(), att.data<float>(), mask,
+                                         dy.data<float>(), dqkv.data<float>(), dropout_p));
   }
 }
 

@@ -96,7 +96,8 @@ double sum_squares(const Context& ctx, const Tensor& x);
 // any tensor as [numel / C, C].
 
 // y[B,T,C] = wte[tokens[b,t]] + wpe[t]. tokens i32 [B,T] with values in [0, V) (a value outside
-// is an error naming it and its position), wte [V,C], wpe [P,C] with P >= T.
+// is an error naming it and its position; on a GPU the check copies tokens to the host, which
+// waits for the device), wte [V,C], wpe [P,C] with P >= T.
 void embedding_forward(const Context& ctx, const Tensor& tokens, const Tensor& wte,
                        const Tensor& wpe, Tensor& y);
 // dwte[v] = sum of dy[b,t] over the positions with tokens[b,t] == v, dwpe[t] = sum over b of

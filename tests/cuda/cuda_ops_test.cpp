@@ -593,5 +593,125 @@ TEST_F(CudaOps, TensorOnTheWrongDeviceThrows) {
   });
 }
 
+// ---- transformer layers ---------------------------------------------------------------------
+// Bitwise: embedding (forward, backward with and without accumulation; dwpe's rows past T keep
+// their values), layer norm (statistics, output, gradients: the same sums in the same order),
+// add, and attention's dropout mask. To float rounding: GELU (the device's expf) and attention
+// (dot products in index order against the CPU's dnnl_sgemm), at T = 37 and 70 (past the CPU's
+// causal blocks of 32 rows), with and without dropout.
+
+Tensor tokens_tensor(const Shape& shape, std::int32_t vocab, std::uint64_t seed) {
+  Tensor t = Tensor::empty(shape, DType::kI32);
+  std::mt19937_64 gen(seed);
+  std::uniform_int_distribution<std::int32_t> dist(0, vocab - 1);
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.data<std::int32_t>()[i] = dist(gen);
+  return t;
+}
+
+TEST_F(CudaOps, EmbeddingMatchesCpuBitwise) {
+  const std::int64_t B = 3, T = 37, C = 19, V = 11, P = 40;
+  const Tensor tokens = tokens_tensor({B, T}, static_cast<std::int32_t>(V), 131);
+  const Tensor wte = random_tensor({V, C}, 132), wpe = random_tensor({P, C}, 133);
+  Tensor y = Tensor::full({B, T, C}, 123.0f), yg = Tensor::full({B, T, C}, 123.0f, kGpu);
+  embedding_forward(cpu_, tokens, wte, wpe, y);
+  embedding_forward(gpu_, up(tokens), up(wte), up(wpe), yg);
+  EXPECT_TRUE(bitwise_equal(yg, y));
+  const Tensor dy = random_tensor({B, T, C}, 134);
+  for (const bool accumulate : {false, true}) {
+    SCOPED_TRACE(accumulate ? "accumulate" : "overwrite");
+    Tensor dwte = Tensor::full({V, C}, 123.0f), dwpe = Tensor::full({P, C}, 123.0f);
+    Tensor dwteg = up(dwte), dwpeg = up(dwpe);
+    embedding_backward(cpu_, tokens, dy, dwte, dwpe, accumulate, accumulate);
+    embedding_backward(gpu_, up(tokens), up(dy), dwteg, dwpeg, accumulate, accumulate);
+    EXPECT_TRUE(bitwise_equal(dwteg, dwte)) << "dwte";
+    EXPECT_TRUE(bitwise_equal(dwpeg, dwpe)) << "dwpe";
+  }
+  Tensor bad = tokens.clone();
+  bad.data<std::int32_t>()[T + 2] = static_cast<std::int32_t>(V);  // b = 1, t = 2
+  try {
+    embedding_forward(gpu_, up(bad), up(wte), up(wpe), yg);
+    ADD_FAILURE() << "no error for a token outside the vocabulary";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("tokens[b=1, t=2] = 11"));
+  }
+}
+
+TEST_F(CudaOps, LayerNormMatchesCpuBitwise) {
+  const std::int64_t rows = 75, C = 37;
+  const Tensor x = random_tensor({rows, C}, 141, -2.0f, 3.0f), gamma = random_tensor({C}, 142);
+  const Tensor beta = random_tensor({C}, 143), dy = random_tensor({rows, C}, 144);
+  for (const bool bias : {true, false}) {
+    SCOPED_TRACE(bias ? "with bias" : "without bias");
+    const Tensor b = bias ? beta : Tensor(), bg = bias ? up(beta) : Tensor();
+    Tensor y = Tensor::full({rows, C}, 123.0f), mean = Tensor::full({rows}, 123.0f),
+           rstd = Tensor::full({rows}, 123.0f);
+    Tensor yg = up(y), meang = up(mean), rstdg = up(rstd);
+    layer_norm_forward(cpu_, x, gamma, b, y, mean, rstd, 1e-5f);
+    layer_norm_forward(gpu_, up(x), up(gamma), bg, yg, meang, rstdg, 1e-5f);
+    EXPECT_TRUE(bitwise_equal(yg, y)) << "y";
+    EXPECT_TRUE(bitwise_equal(meang, mean)) << "mean";
+    EXPECT_TRUE(bitwise_equal(rstdg, rstd)) << "rstd";
+    for (const bool accumulate : {false, true}) {
+      Tensor dx = Tensor::full({rows, C}, 123.0f), dgamma = Tensor::full({C}, 0.5f);
+      Tensor dbeta = bias ? Tensor::full({C}, 0.25f) : Tensor();
+      Tensor dxg = up(dx), dgammag = up(dgamma), dbetag = bias ? up(dbeta) : Tensor();
+      layer_norm_backward(cpu_, x, gamma, mean, rstd, dy, dx, dgamma, dbeta, accumulate);
+      layer_norm_backward(gpu_, up(x), up(gamma), meang, rstdg, up(dy), dxg, dgammag, dbetag,
+                          accumulate);
+      EXPECT_TRUE(bitwise_equal(dxg, dx)) << "dx";
+      EXPECT_TRUE(bitwise_equal(dgammag, dgamma)) << "dgamma";
+      if (bias) {
+        EXPECT_TRUE(bitwise_equal(dbetag, dbeta)) << "dbeta";
+      }
+    }
+  }
+}
+
+TEST_F(CudaOps, GeluAndAddMatchCpu) {
+  for (const std::int64_t n : kSizes) {
+    SCOPED_TRACE(::testing::Message() << "n=" << n);
+    const Tensor x = random_tensor({n}, 151, -8.0f, 8.0f), dy = random_tensor({n}, 152);
+    Tensor y = Tensor::full({n}, 123.0f), yg = Tensor::full({n}, 123.0f, kGpu);
+    gelu_forward(cpu_, x, y);
+    gelu_forward(gpu_, up(x), yg);
+    EXPECT_TRUE(close(yg, y, 1e-6, 1e-7)) << "gelu";
+    Tensor dx = Tensor::full({n}, 123.0f), dxg = Tensor::full({n}, 123.0f, kGpu);
+    gelu_backward(cpu_, x, dy, dx);
+    gelu_backward(gpu_, up(x), up(dy), dxg);
+    EXPECT_TRUE(close(dxg, dx, 1e-6, 1e-7)) << "gelu backward";
+    Tensor sum = Tensor::full({n}, 123.0f), sumg = Tensor::full({n}, 123.0f, kGpu);
+    add(cpu_, x, dy, sum);
+    add(gpu_, up(x), up(dy), sumg);
+    EXPECT_TRUE(bitwise_equal(sumg, sum)) << "add";
+  }
+}
+
+TEST_F(CudaOps, AttentionMatchesCpu) {
+  for (const std::int64_t T : {5, 37, 70}) {
+    for (const float p : {0.0f, 0.2f}) {
+      SCOPED_TRACE(::testing::Message() << "T=" << T << " p=" << p);
+      const std::int64_t B = 2, C = 12;
+      const int heads = 3;
+      const DropoutKey key{0xfeedULL, 9, 2, (std::int64_t{1} << 32) + 3};
+      const Tensor qkv = random_tensor({B, T, 3 * C}, 161, -2.0f, 2.0f);
+      const Tensor dy = random_tensor({B, T, C}, 162);
+      Tensor y = Tensor::full({B, T, C}, 123.0f), att = Tensor::full({B, heads, T, T}, 123.0f);
+      Tensor mask = Tensor::full(att.shape(), 123.0f);
+      Tensor yg = up(y), attg = up(att), maskg = up(mask);
+      attention_forward(cpu_, qkv, y, att, mask, heads, p, key);
+      attention_forward(gpu_, up(qkv), yg, attg, maskg, heads, p, key);
+      EXPECT_TRUE(close(yg, y, 1e-4, 1e-5)) << "y";
+      EXPECT_TRUE(close(attg, att, 1e-4, 1e-6)) << "att";
+      if (p > 0.0f) {
+        EXPECT_TRUE(bitwise_equal(maskg, mask)) << "att_mask";
+      }
+      Tensor dqkv = Tensor::full(qkv.shape(), 123.0f), dqkvg = up(dqkv);
+      attention_backward(cpu_, qkv, att, mask, dy, dqkv, heads, p);
+      attention_backward(gpu_, up(qkv), attg, maskg, up(dy), dqkvg, heads, p);
+      EXPECT_TRUE(close(dqkvg, dqkv, 1e-4, 1e-5)) << "dqkv";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dpt::kernels

@@ -65,6 +65,32 @@ void softmax_cross_entropy_rows(const Context& ctx, const float* logits,
                                 const std::int32_t* labels, float* dlogits, std::int64_t n,
                                 std::int64_t classes, double* row_loss, std::int32_t* row_hit);
 
+// ---- own kernels over transformer_math.h (transformer.cu) -------------------------------------
+// tokens [b, t] already checked on the host to lie in [0, V); wpe has at least t rows.
+void embedding_forward(const Context& ctx, const std::int32_t* tokens, const float* wte,
+                       const float* wpe, float* y, std::int64_t b, std::int64_t t,
+                       std::int64_t c);
+void embedding_backward(const Context& ctx, const std::int32_t* tokens, const float* dy,
+                        float* dwte, float* dwpe, std::int64_t b, std::int64_t t, std::int64_t c,
+                        std::int64_t v, bool accumulate_wte, bool accumulate_wpe);
+void layer_norm_forward(const Context& ctx, const float* x, const float* gamma, const float* beta,
+                        float* y, float* mean, float* rstd, std::int64_t rows, std::int64_t c,
+                        float eps);
+void layer_norm_backward(const Context& ctx, const float* x, const float* gamma,
+                         const float* mean, const float* rstd, const float* dy, float* dx,
+                         float* dgamma, float* dbeta, std::int64_t rows, std::int64_t c,
+                         bool accumulate);
+void gelu_forward(const Context& ctx, const float* x, float* y, std::int64_t n);
+void gelu_backward(const Context& ctx, const float* x, const float* dy, float* dx,
+                   std::int64_t n);
+void add(const Context& ctx, const float* a, const float* b, float* y, std::int64_t n);
+// att_mask is written (and read) only when p > 0.
+void attention_forward(const Context& ctx, const AttentionShape& s, const float* qkv, float* y,
+                       float* att, float* att_mask, float p, const DropoutKey& key);
+void attention_backward(const Context& ctx, const AttentionShape& s, const float* qkv,
+                        const float* att, const float* att_mask, const float* dy, float* dqkv,
+                        float p);
+
 void sgd_step(const Context& ctx, float* param, const float* grad, float* momentum_buf,
               std::int64_t n, const SgdHyper& h, bool first_step);
 void adamw_step(const Context& ctx, float* param, const float* grad, float* exp_avg,
