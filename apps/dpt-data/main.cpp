@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// dpt-data: builds dptrain dataset files (import-fashion-mnist) and shows what a dataset or
-// checkpoint file holds (inspect).
+// dpt-data: builds dptrain dataset files (import-fashion-mnist, import-text) and shows what a
+// dataset or checkpoint file holds (inspect).
 #include <CLI/CLI.hpp>
 
 #include <cmath>
@@ -10,6 +10,7 @@
 #include <string>
 
 #include "idx.h"
+#include "import_text.h"
 #include "runtime/check.h"
 #include "runtime/io/dataset.h"
 #include "runtime/io/inspect.h"
@@ -85,8 +86,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "dpt-data: create and inspect dptrain HDF5 files.\n"
       "Datasets hold /train and /test groups with images (uint8 [N,C,H,W]) and labels\n"
-      "(int32 [N]) plus root attributes num_classes, class_names, mean and std\n"
-      "(docs/formats.md). Exit status 0 on success, 1 with one 'dpt-data: error: ...' line\n"
+      "(int32 [N]) plus root attributes num_classes, class_names, mean and std;\n"
+      "text datasets hold tokens (uint16 [N]) and their vocabulary (docs/formats.md).\nExit status 0 on success, 1 with one 'dpt-data: error: ...' line\n"
       "on stderr otherwise."};
   app.require_subcommand(1);
 
@@ -103,6 +104,25 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   import->add_option("OUT", out, "output .h5 file (written as OUT.tmp, then renamed)")->required();
 
+  dpt::data::ImportTextOptions text;
+  std::string tokenizer = "char";
+  CLI::App* import_text = app.add_subcommand(
+      "import-text",
+      "Tokenise text files into a text dataset: the FILES are concatenated in the order\n"
+      "given (nothing inserted between them); --tokenizer char: one token per Unicode\n"
+      "character (UTF-8; the vocabulary is the sorted set of characters present, invalid\n"
+      "UTF-8 is an error naming the file and byte offset), byte: one token per byte (256).\n"
+      "The first floor(n * (1 - val_fraction)) tokens go to /train, the rest to /test.");
+  import_text->add_option("OUT", text.out, "output .h5 file (written as OUT.tmp, then renamed)")
+      ->required();
+  import_text->add_option("FILES", text.files, "text files, in corpus order")->required();
+  import_text->add_option("--tokenizer", tokenizer, "char or byte")
+      ->check(CLI::IsMember({"char", "byte"}))
+      ->capture_default_str();
+  import_text->add_option("--val-fraction", text.val_fraction,
+                          "fraction of the tokens (the last ones) in /test, in (0, 1)")
+      ->capture_default_str();
+
   std::string file;
   CLI::App* inspect = app.add_subcommand(
       "inspect",
@@ -118,6 +138,11 @@ int main(int argc, char** argv) {
 
   try {
     if (import->parsed()) return import_fashion_mnist(src, out);
+    if (import_text->parsed()) {
+      text.tokenizer = *dpt::io::parse_tokenizer(tokenizer);
+      dpt::data::import_text(text);
+      return 0;
+    }
     if (inspect->parsed()) {
       std::cout << dpt::io::inspect_file(file);
       return 0;

@@ -46,7 +46,13 @@ DPT_HOST_DEVICE float uniform_from_bits(std::uint32_t bits) {
 }
 
 // What a random stream belongs to: the first counter word. Distinct purposes never share numbers.
-enum class RngPurpose : std::uint32_t { kInit = 1, kDataOrder = 2, kDropout = 3, kAugment = 4 };
+enum class RngPurpose : std::uint32_t {
+  kInit = 1,
+  kDataOrder = 2,
+  kDropout = 3,
+  kAugment = 4,
+  kWindow = 5,  // where a training window of a text dataset starts (io/loader.h)
+};
 
 // Keyed stream: seed -> key; (purpose, a, b) -> the upper counter words; index -> the lowest word
 // and the lane. Element i of the stream is lane i % 4 of block i / 4.

@@ -99,7 +99,7 @@ out=$("$src/scripts/install-deps.sh" --bench 2>&1); rc=$?
 [[ $rc -eq 2 ]] && grep -q "unknown argument '--bench'" <<<"$out"
 check "install-deps.sh --bench is refused, not ignored" $? "exit $rc: $out"
 list=$("$src/scripts/install-deps.sh" --list); rc=$?
-for p in iproute2 python3-torch python3-h5py python3-numpy python3-matplotlib openmpi-bin; do
+for p in iproute2 python3-torch python3-h5py python3-numpy python3-matplotlib python3-pip openmpi-bin; do
   [[ $rc -eq 0 ]] && grep -qx "$p" <<<"$list"
   check "install-deps.sh installs $p" $? "exit $rc"
 done

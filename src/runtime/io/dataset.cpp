@@ -8,21 +8,79 @@
 #include <sstream>
 
 #include "runtime/check.h"
+#include "runtime/io/dataset_internal.h"
 #include "runtime/io/h5.h"
 #include "runtime/memory.h"
 #include "runtime/xxh64.h"
 
 namespace dpt::io {
+
+namespace detail {
+
+DatasetKind read_dataset_kind(hid_t file, const std::string& path) {
+  // format / format_version are optional (files built by hand with h5py may lack them), but when
+  // present they must say this is a dataset of a version we understand.
+  if (h5::has_attribute(file, "format")) {
+    const std::string format = h5::read_attribute_string(file, "format");
+    DPT_IO_CHECK(format == kDatasetFormat, path, ": attribute 'format' of /: expected \"",
+                 kDatasetFormat, "\", found \"", format, "\"");
+  }
+  if (h5::has_attribute(file, "format_version")) {
+    const std::int64_t version = h5::read_attribute_int(file, "format_version");
+    DPT_IO_CHECK(version == kDatasetFormatVersion, path,
+                 ": attribute 'format_version' of /: expected ", kDatasetFormatVersion, ", found ",
+                 version);
+  }
+  // Files written before text datasets existed have no `kind`: they are image datasets.
+  if (!h5::has_attribute(file, "kind")) return DatasetKind::kImages;
+  const std::string kind = h5::read_attribute_string(file, "kind");
+  if (kind == "images") return DatasetKind::kImages;
+  if (kind == "text") return DatasetKind::kTokens;
+  DPT_FAIL_KIND(ErrorKind::kIo, path, ": attribute 'kind' of /: expected \"images\" or \"text\", found \"",
+                kind, "\"");
+}
+
+void write_dataset_header(hid_t file, DatasetKind kind) {
+  h5::write_attribute_string(file, "format", kDatasetFormat);
+  h5::write_attribute_int(file, "format_version", kDatasetFormatVersion);
+  h5::write_attribute_string(file, "kind", kind == DatasetKind::kTokens ? "text" : "images");
+}
+
+void check_dataset(hid_t file, const std::string& path, const std::string& name,
+                   const char* expected) {
+  DPT_IO_CHECK(h5::exists(file, name), path, ": dataset ", name, " is missing: expected ",
+               expected);
+  DPT_IO_CHECK(h5::is_dataset(file, name), path, ": ", name, " is not a dataset: expected ",
+               expected);
+}
+
+void read_samples(hid_t dataset, const std::string& path, const std::string& name,
+                  const h5::DatasetInfo& info, std::int64_t rows, hid_t mem_type, void* out,
+                  std::size_t sample_bytes) {
+  const std::int64_t block = info.chunk.empty() ? rows : std::max<std::int64_t>(1, info.chunk[0]);
+  for (std::int64_t first = 0; first < rows; first += block) {
+    const std::int64_t count = std::min(block, rows - first);
+    try {
+      h5::read_row_range_raw(dataset, first, count, mem_type,
+                             static_cast<char*>(out) + first * static_cast<std::int64_t>(sample_bytes));
+    } catch (const Error& e) {
+      DPT_FAIL_KIND(ErrorKind::kIo, path, ": dataset ", name, ": cannot read samples [", first,
+                    ", ", first + count, "): ", e.message());
+    }
+  }
+}
+
+}  // namespace detail
+
 namespace {
 
-constexpr const char* kFormat = "dptrain-dataset";
-constexpr std::int64_t kFormatVersion = 1;
+using detail::check_dataset;
+using detail::read_samples;
+
 // ~1024 samples per chunk: a Fashion-MNIST chunk is 784 KiB, under HDF5's default 1 MiB chunk
 // cache, and a corrupt chunk costs at most 1024 samples of diagnosis.
 constexpr std::int64_t kImageChunkRows = 1024;
 constexpr std::int64_t kLabelChunkRows = 65536;
-
-#define DPT_IO_CHECK(cond, ...) DPT_CHECK_KIND(::dpt::ErrorKind::kIo, cond, __VA_ARGS__)
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
   return "rank " + std::to_string(shape.size()) + " " + dpt::to_string(shape);
@@ -30,19 +88,6 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 
 DatasetMeta read_meta(hid_t file, const std::string& path) {
   DatasetMeta meta;
-  // format / format_version are optional (files built by hand with h5py may lack them), but when
-  // present they must say this is a dataset of a version we understand.
-  if (h5::has_attribute(file, "format")) {
-    const std::string format = h5::read_attribute_string(file, "format");
-    DPT_IO_CHECK(format == kFormat, path, ": attribute 'format' of /: expected \"", kFormat,
-                 "\", found \"", format, "\"");
-  }
-  if (h5::has_attribute(file, "format_version")) {
-    const std::int64_t version = h5::read_attribute_int(file, "format_version");
-    DPT_IO_CHECK(version == kFormatVersion, path, ": attribute 'format_version' of /: expected ",
-                 kFormatVersion, ", found ", version);
-  }
-
   DPT_IO_CHECK(h5::has_attribute(file, "num_classes"), path,
                ": attribute 'num_classes' of / is missing: expected an integer >= 2");
   const std::int64_t num_classes = h5::read_attribute_int(file, "num_classes");
@@ -72,40 +117,17 @@ DatasetMeta read_meta(hid_t file, const std::string& path) {
   return meta;
 }
 
-void check_dataset(hid_t file, const std::string& path, const std::string& name,
-                   const char* expected) {
-  DPT_IO_CHECK(h5::exists(file, name), path, ": dataset ", name, " is missing: expected ",
-               expected);
-  DPT_IO_CHECK(h5::is_dataset(file, name), path, ": ", name, " is not a dataset: expected ",
-               expected);
-}
-
-// Reads samples [0, rows) of `dataset` a chunk's rows at a time, so that a read failure (a
-// corrupt chunk: Fletcher32 mismatch, a damaged chunk index) names the samples it hit.
-void read_samples(hid_t dataset, const std::string& path, const std::string& name,
-                  const h5::DatasetInfo& info, std::int64_t rows, hid_t mem_type, void* out,
-                  std::size_t sample_bytes) {
-  const std::int64_t block = info.chunk.empty() ? rows : std::max<std::int64_t>(1, info.chunk[0]);
-  for (std::int64_t first = 0; first < rows; first += block) {
-    const std::int64_t count = std::min(block, rows - first);
-    try {
-      h5::read_row_range_raw(dataset, first, count, mem_type,
-                             static_cast<char*>(out) + first * static_cast<std::int64_t>(sample_bytes));
-    } catch (const Error& e) {
-      DPT_FAIL_KIND(ErrorKind::kIo, path, ": dataset ", name, ": cannot read samples [", first,
-                    ", ", first + count, "): ", e.message());
-    }
-  }
-}
-
 }  // namespace
 
 DatasetSplit DatasetSplit::load(const std::string& path, const std::string& split,
-                                std::int64_t limit) {
+                                std::int64_t limit, std::int64_t block_size) {
   DPT_CHECK(!split.empty() && split.find('/') == std::string::npos, "dataset split name '", split,
             "' must be a plain group name such as train or test");
   DPT_CHECK(limit >= 0, "dataset limit must be >= 0, got ", limit);
   const H5Handle file = h5::open_file_read(path);
+  if (detail::read_dataset_kind(file.get(), path) == DatasetKind::kTokens) {
+    return load_tokens(path, split, limit, block_size);
+  }
 
   DatasetSplit out;
   out.path_ = path;
@@ -177,12 +199,30 @@ DatasetSplit DatasetSplit::load(const std::string& path, const std::string& spli
 
 std::string DatasetSplit::identity() const {
   std::ostringstream s;
+  if (kind_ == DatasetKind::kTokens) {
+    s << path_ << ":/" << split_ << " tokens=" << num_tokens() << " T=" << block_size_
+      << " windows=" << size() << " vocab=" << vocabulary_.size()
+      << " tokenizer=" << tokenizer_name(vocabulary_.tokenizer());
+    return s.str();
+  }
   s << path_ << ":/" << split_ << " N=" << size() << " CxHxW=" << channels_ << 'x' << height_
     << 'x' << width_ << " classes=" << meta_.num_classes;
   return s.str();
 }
 
 std::uint64_t DatasetSplit::content_checksum() const {
+  if (kind_ == DatasetKind::kTokens) {
+    // Entries length-prefixed, so that {"ab", "c"} and {"a", "bc"} differ.
+    const std::int64_t header[] = {-1, num_tokens(), block_size_, vocabulary_.size(),
+                                   static_cast<std::int64_t>(vocabulary_.tokenizer())};
+    std::uint64_t h = xxh64(header, sizeof header);
+    for (const std::string& text : vocabulary_.texts()) {
+      const auto length = static_cast<std::uint64_t>(text.size());
+      h = xxh64(&length, sizeof length, h);
+      h = xxh64(text.data(), text.size(), h);
+    }
+    return xxh64(tokens_.data(), tokens_.size() * sizeof(std::uint16_t), h);
+  }
   // Fixed-width fields in a fixed order; labels in host byte order (every rank of a job shares it).
   const std::int64_t header[] = {size(), channels_, height_, width_, meta_.num_classes};
   std::uint32_t normalisation[2];
@@ -227,8 +267,7 @@ void write_dataset(const std::string& path, int channels, int height, int width,
   // Built in memory and written as <path>.tmp, then renamed: a full disk is one clear error and
   // a crash never leaves a valid-looking partial file.
   h5::write_file_then_rename(path, payload, [&](hid_t file) {
-    h5::write_attribute_string(file, "format", kFormat);
-    h5::write_attribute_int(file, "format_version", kFormatVersion);
+    detail::write_dataset_header(file, DatasetKind::kImages);
     h5::write_attribute_int(file, "num_classes", meta.num_classes);
     if (!meta.class_names.empty()) {
       h5::write_attribute_strings(file, "class_names", meta.class_names);

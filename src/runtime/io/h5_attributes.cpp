@@ -206,13 +206,21 @@ std::vector<std::string> read_attribute_strings(hid_t loc, const std::string& na
   } else {
     const std::size_t size = H5Tget_size(file_type.get());
     const H5Handle mem_type = string_type(false, size, cset);
+    // Read with the file's padding, so that only a space-padded (Fortran-style) string loses its
+    // trailing spaces: in a NUL-terminated or NUL-padded one they are content (a vocabulary's
+    // " " entry).
+    const H5T_str_t pad = H5Tget_strpad(file_type.get());
+    DPT_H5_CHECK(pad);
+    DPT_H5_CHECK(H5Tset_strpad(mem_type.get(), pad));
     std::vector<char> buffer(n * size, '\0');
     DPT_H5_CHECK_MSG(H5Aread(attr.get(), mem_type.get(), buffer.data()), "cannot read ",
                      attribute_where(loc, name));
     for (std::size_t i = 0; i < n; ++i) {
       const char* begin = buffer.data() + i * size;
-      out.emplace_back(begin, strnlen(begin, size));  // fixed strings are NUL- or space-padded
-      while (!out.back().empty() && out.back().back() == ' ') out.back().pop_back();
+      out.emplace_back(begin, strnlen(begin, size));
+      if (pad == H5T_STR_SPACEPAD) {
+        while (!out.back().empty() && out.back().back() == ' ') out.back().pop_back();
+      }
     }
   }
   return out;

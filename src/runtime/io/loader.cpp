@@ -79,6 +79,44 @@ std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed,
   return order;
 }
 
+// Note [Window start]
+// ~~~~~~~~~~~~~~~~~~~
+// The window at position q of epoch e starts at j uniform in [0, R), R = n_tokens - T. The words
+// are PhiloxStream{seed, kWindow, a = e, b = q} elements 0, 1, 2, ..., taken in pairs as
+// x = (w0 << 32) | w1; j comes from Lemire's multiply-shift on 64 bits with rejection (as in
+// Note [Epoch permutation], one pair per draw except with probability < R / 2^64). So windows
+// are a pure function of (seed, e, q): no state carried from one window to the next.
+// GCC and Clang's 128-bit integer (__extension__: not ISO C++, -Wpedantic would reject it).
+__extension__ using Uint128 = unsigned __int128;
+
+std::int64_t window_start(std::uint64_t seed, std::int64_t epoch, std::int64_t position,
+                          std::int64_t n_tokens, std::int64_t block_size) {
+  DPT_CHECK(block_size > 0 && n_tokens > block_size, "window_start: ", n_tokens,
+            " tokens hold no window of ", block_size);
+  DPT_CHECK(epoch >= 0 && epoch <= std::numeric_limits<std::uint32_t>::max() && position >= 0 &&
+                position <= std::numeric_limits<std::uint32_t>::max(),
+            "window_start: epoch ", epoch, " and position ", position, " must be in [0, 2^32)");
+  const auto range = static_cast<std::uint64_t>(n_tokens - block_size);
+  const PhiloxStream stream{seed, RngPurpose::kWindow, static_cast<std::uint32_t>(epoch),
+                            static_cast<std::uint32_t>(position)};
+  std::uint32_t index = 0;
+  const auto draw = [&] {
+    const std::uint64_t high = stream.bits(index++);
+    const std::uint64_t x = (high << 32) | stream.bits(index++);
+    return static_cast<Uint128>(x) * range;
+  };
+  Uint128 m = draw();
+  auto low = static_cast<std::uint64_t>(m);
+  if (low < range) {
+    const std::uint64_t threshold = (0 - range) % range;
+    while (low < threshold) {
+      m = draw();
+      low = static_cast<std::uint64_t>(m);
+    }
+  }
+  return static_cast<std::int64_t>(m >> 64);
+}
+
 Loader::Loader(const DatasetSplit& data, LoaderOptions options)
     : data_(data), options_(options) {
   const LoaderOptions& o = options_;
@@ -91,6 +129,9 @@ Loader::Loader(const DatasetSplit& data, LoaderOptions options)
   DPT_CHECK(o.epochs >= 0 && o.first_epoch >= 0, "loader: epochs ", o.epochs, " / first_epoch ",
             o.first_epoch, " must be >= 0");
   DPT_CHECK(n > 0, "loader: ", data_.identity(), " is empty");
+  DPT_CHECK(!(o.augment_flip && data_.kind() == DatasetKind::kTokens), "loader: ",
+            data_.identity(), " is a text dataset: augment_flip (a horizontal image flip) does not "
+            "apply to it");
   steps_per_epoch_ = o.drop_last ? n / o.global_batch : (n + o.global_batch - 1) / o.global_batch;
   DPT_CHECK(steps_per_epoch_ > 0, "loader: ", data_.identity(), " has fewer samples than one global batch of ",
             o.global_batch, " and drop_last is set: no step to run");
@@ -120,15 +161,20 @@ Batch Loader::make_batch(const std::vector<std::int64_t>& order, std::int64_t ep
   const std::int64_t last = begin + global * (options_.rank + 1) / options_.world_size;
   const std::int64_t b = last - first;
 
+  Batch batch;
+  batch.epoch = epoch;
+  batch.step_in_epoch = step;
+  batch.first_position = first;
+  if (data_.kind() == DatasetKind::kTokens) {
+    fill_windows(&batch, epoch, first, b);
+    return batch;
+  }
+
   // One multiply-add per pixel through a table; computed in float exactly as documented.
   std::array<float, 256> table{};
   const float mean = data_.meta().mean, std_dev = data_.meta().std;
   for (int p = 0; p < 256; ++p) table[static_cast<std::size_t>(p)] = (static_cast<float>(p) / 255.0f - mean) / std_dev;
 
-  Batch batch;
-  batch.epoch = epoch;
-  batch.step_in_epoch = step;
-  batch.first_position = first;
   batch.inputs = Tensor::empty({b, data_.channels(), data_.height(), data_.width()}, DType::kF32);
   batch.labels = Tensor::empty({b}, DType::kI32);
   const std::int64_t sample_numel = data_.sample_numel();
@@ -155,12 +201,35 @@ Batch Loader::make_batch(const std::vector<std::int64_t>& order, std::int64_t ep
   return batch;
 }
 
+void Loader::fill_windows(Batch* batch, std::int64_t epoch, std::int64_t first,
+                          std::int64_t b) const {
+  const std::int64_t t = data_.block_size();
+  batch->inputs = Tensor::empty({b, t}, DType::kI32);
+  batch->labels = Tensor::empty({b * t}, DType::kI32);
+  if (b == 0) return;
+  std::int32_t* inputs = batch->inputs.data<std::int32_t>();
+  std::int32_t* labels = batch->labels.data<std::int32_t>();
+  const std::uint16_t* tokens = data_.tokens().data();
+  for (std::int64_t k = 0; k < b; ++k) {
+    const std::int64_t q = first + k;
+    const std::int64_t start = options_.shuffle
+                                   ? window_start(options_.seed, epoch, q, data_.num_tokens(), t)
+                                   : q * t;
+    for (std::int64_t i = 0; i < t; ++i) {
+      inputs[k * t + i] = tokens[start + i];
+      labels[k * t + i] = tokens[start + i + 1];
+    }
+  }
+}
+
 void Loader::produce() {
   try {
     std::vector<std::int64_t> order;
     for (std::int64_t e = 0; e < options_.epochs; ++e) {
       const std::int64_t epoch = options_.first_epoch + e;
-      if (options_.shuffle) {
+      if (data_.kind() == DatasetKind::kTokens) {
+        // Windows are located by position (fill_windows): no order to build.
+      } else if (options_.shuffle) {
         order = epoch_permutation(data_.size(), options_.seed, epoch);
       } else if (order.empty()) {
         order.resize(static_cast<std::size_t>(data_.size()));

@@ -4,6 +4,9 @@
 // every rank. A global batch is positions [s*B, (s+1)*B) of that order; rank r of W takes the
 // contiguous run [r*B/W, (r+1)*B/W) of it. Training drops the last partial global batch, so every
 // rank runs floor(N / B) steps per epoch; evaluation keeps it (sequential order, no shuffle).
+// Text datasets (DatasetKind::kTokens): a sample is a window of T tokens and N the windows per
+// epoch, (tokens - 1) / T; steps, sharding and resume are the same. Training windows start at
+// window_start(seed, epoch, position); evaluation window q covers tokens [q*T, q*T + T].
 #pragma once
 
 #include <condition_variable>
@@ -23,6 +26,13 @@ namespace dpt::io {
 // The permutation of [0, n) for `epoch`: Fisher-Yates driven by Philox keyed by (seed, epoch).
 std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch);
 
+// Where the training window at `position` of `epoch`'s order starts in a split of n_tokens
+// tokens with windows of block_size: uniform in [0, n_tokens - block_size - 1], drawn from
+// PhiloxStream{seed, kWindow, epoch, position} (docs/formats.md). A pure function of its
+// arguments, so the same on every rank, world size and batch split, and after a resume.
+std::int64_t window_start(std::uint64_t seed, std::int64_t epoch, std::int64_t position,
+                          std::int64_t n_tokens, std::int64_t block_size);
+
 struct LoaderOptions {
   std::int64_t global_batch = 128;
   int rank = 0;
@@ -36,12 +46,14 @@ struct LoaderOptions {
   int prefetch_depth = 2;     // batches prepared ahead
   // Random horizontal flip with probability 1/2. Whether the sample at position q of epoch e's
   // order is flipped is Philox(seed; augment, e, q): independent of batch split, rank and thread.
+  // Images only: set on a text dataset, the loader refuses to start.
   bool augment_flip = false;
 };
 
 struct Batch {
-  Tensor inputs;  // images: f32 [b, C, H, W], normalised with the dataset's mean and std
-  Tensor labels;  // i32 [b]
+  Tensor inputs;  // images: f32 [b, C, H, W], normalised with the dataset's mean and std;
+                  // text: i32 [b, T], token ids
+  Tensor labels;  // images: i32 [b]; text: i32 [b * T], the token after each input position
   std::int64_t epoch = 0;
   std::int64_t step_in_epoch = 0;
   std::int64_t first_position = 0;  // position in the epoch order of this rank's first sample
@@ -70,6 +82,8 @@ class Loader {
  private:
   void produce();
   Batch make_batch(const std::vector<std::int64_t>& order, std::int64_t epoch, std::int64_t step);
+  // Text: fills inputs and labels of `batch` with the windows at positions [first, first + b).
+  void fill_windows(Batch* batch, std::int64_t epoch, std::int64_t first, std::int64_t b) const;
 
   const DatasetSplit& data_;
   LoaderOptions options_;
