@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // `train`: trains a model on a dataset, in one process or on every rank of an MPI job; `train
-// eval` and `train export` work on checkpoints, `train verify` compares N ranks with one. See `train --help` and README.md.
+// eval`, `train export` and `train sample` work on checkpoints, `train verify` compares N ranks
+// with one. See `train --help` and README.md.
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -124,6 +125,8 @@ int main(int argc, char** argv) {
     const char* command = argc > 1 ? argv[1] : "";
     if (std::strcmp(command, "eval") == 0) return dpt::apps::run_eval(argc - 1, argv + 1, *comm);
     if (std::strcmp(command, "export") == 0) return dpt::apps::run_export(argc - 1, argv + 1, *comm);
+    if (std::strcmp(command, "sample") == 0)
+      return dpt::apps::run_sample(argc - 1, argv + 1, *comm);
     // `train verify` takes the training flags and config keys.
     const bool verify_only = std::strcmp(command, "verify") == 0;
     const auto config =

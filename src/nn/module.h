@@ -14,11 +14,22 @@
 
 namespace dpt::nn {
 
+// How a parameter starts (Sequential::init_parameters), each element drawn from Philox keyed by
+// (seed, parameter index, element) only.
+enum class Init {
+  kUniformFanIn,  // uniform in +-1/sqrt(fan_in): PyTorch's default for Linear and Conv2d
+  kNormal,        // normal(0, init_std): GPT-2's weights and embeddings
+  kZeros,
+  kOnes,
+};
+
 struct Parameter {
   std::string name;  // PyTorch name, e.g. "layers.0.weight"
   Tensor value;
   Tensor grad;       // same shape; a view into the model's flat gradient buffer
   std::int64_t fan_in = 0;  // for PyTorch's default initialisation bound 1/sqrt(fan_in)
+  Init init = Init::kUniformFanIn;
+  float init_std = 0.0f;  // for Init::kNormal
 };
 
 // What a forward pass needs beyond its input: mode and the keys of its randomness.
@@ -53,8 +64,13 @@ class Module {
   // Layers that can apply a following ReLU inside their own kernel say yes and then do. (optional)
   virtual bool fuse_relu() { return false; }
 
-  // Position in the Sequential; names parameters and keys dropout masks.
-  void set_index(int index) { index_ = index; }
+  // The module's number in the model, unique among all modules at any depth (depth-first order;
+  // for a flat Sequential, the layer's position): keys dropout masks and names the module in
+  // errors. A module holding others numbers itself, then them, and returns the next free number.
+  virtual int assign_indices(int first) {
+    index_ = first;
+    return first + 1;
+  }
   int index() const { return index_; }
 
  private:

@@ -2,6 +2,7 @@
 // Sequential: fusion, naming, flat buffers, initialisation, forward and backward with hooks.
 #include "nn/sequential.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -10,9 +11,10 @@
 
 namespace dpt::nn {
 
-void Sequential::add(std::unique_ptr<Module> module) {
+void Sequential::add(std::unique_ptr<Module> module, std::string name) {
   DPT_CHECK(!finalized_, "Sequential: add() after finalize()");
-  module->set_index(static_cast<int>(layers_.size()));
+  next_index_ = module->assign_indices(next_index_);
+  names_.push_back(name.empty() ? "layers." + std::to_string(layers_.size()) : std::move(name));
   layers_.push_back(std::move(module));
 }
 
@@ -38,7 +40,7 @@ void Sequential::finalize(const Shape& sample_shape, Device device) {
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     std::vector<int> indices;
     for (Parameter* p : layers_[i]->parameters()) {
-      p->name = "layers." + std::to_string(i) + "." + p->name;
+      p->name = names_[i] + "." + p->name;
       indices.push_back(static_cast<int>(params_.size()));
       params_.push_back(p);
       total = (total + kParamAlignment - 1) / kParamAlignment * kParamAlignment;
@@ -79,12 +81,34 @@ void Sequential::init_parameters(std::uint64_t seed) {
   // Drawn on the host (the same numbers on every device), then copied to the parameters' device.
   for (std::size_t i = 0; i < params_.size(); ++i) {
     Parameter& p = *params_[i];
-    const float bound = 1.0f / std::sqrt(static_cast<float>(p.fan_in));
     const PhiloxStream stream{seed, RngPurpose::kInit, static_cast<std::uint32_t>(i), 0};
     Tensor host = Tensor::empty(p.value.shape());
     float* v = host.data<float>();
-    for (std::int64_t e = 0; e < p.value.numel(); ++e) {
-      v[e] = (2.0f * stream.uniform(static_cast<std::uint32_t>(e)) - 1.0f) * bound;
+    const std::int64_t n = p.value.numel();
+    switch (p.init) {
+      case Init::kUniformFanIn: {
+        const float bound = 1.0f / std::sqrt(static_cast<float>(p.fan_in));
+        for (std::int64_t e = 0; e < n; ++e) {
+          v[e] = (2.0f * stream.uniform(static_cast<std::uint32_t>(e)) - 1.0f) * bound;
+        }
+        break;
+      }
+      case Init::kNormal:
+        // Box-Muller on the element's own pair of draws (2e, 2e + 1), in double.
+        for (std::int64_t e = 0; e < n; ++e) {
+          const auto k = static_cast<std::uint32_t>(2 * e);
+          const double u1 = 1.0 - static_cast<double>(stream.uniform(k));  // (0, 1]
+          const double u2 = static_cast<double>(stream.uniform(k + 1));
+          const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+          v[e] = static_cast<float>(z * static_cast<double>(p.init_std));
+        }
+        break;
+      case Init::kZeros:
+        std::fill(v, v + n, 0.0f);
+        break;
+      case Init::kOnes:
+        std::fill(v, v + n, 1.0f);
+        break;
     }
     p.value.copy_from(host);
   }
@@ -92,7 +116,7 @@ void Sequential::init_parameters(std::uint64_t seed) {
 
 std::string Sequential::span_name(const StepInfo& info, std::size_t layer) const {
   if (info.timeline == nullptr || !info.timeline->recording()) return {};
-  return detail::str("layers.", layer, " ", layers_[layer]->describe());
+  return detail::str(names_[layer], " ", layers_[layer]->describe());
 }
 
 Tensor Sequential::forward(const Context& ctx, const Tensor& x, const StepInfo& info) {
@@ -144,7 +168,7 @@ std::string Sequential::summary() const {
     shape = layers_[i]->output_shape(shape);
     std::int64_t count = 0;
     for (Parameter* p : layers_[i]->parameters()) count += p->value.numel();
-    out << "  layers." << i << "  " << layers_[i]->describe() << "  -> " << to_string(shape);
+    out << "  " << names_[i] << "  " << layers_[i]->describe() << "  -> " << to_string(shape);
     if (count > 0) out << "  (" << count << " parameters)";
     out << '\n';
   }

@@ -20,14 +20,16 @@ class Sequential {
   Sequential(Sequential&&) noexcept = default;
   Sequential& operator=(Sequential&&) noexcept = default;
 
-  void add(std::unique_ptr<Module> module);
+  // Appends a module named `name` (its parameters become "<name>.weight" ...); by default
+  // "layers.<i>", as PyTorch's nn.Sequential names its i-th module.
+  void add(std::unique_ptr<Module> module, std::string name = {});
 
   // Fuses each ReLU into a preceding Linear/Conv2d, names the parameters, checks that every layer
   // accepts its input for samples of `sample_shape` ([C,H,W] or [features]) and places parameters
   // and gradients in the flat buffers on `device`. Call once, after the last add().
   void finalize(const Shape& sample_shape, Device device = Device::cpu());
-  // PyTorch's default initialisation (uniform in +-1/sqrt(fan_in) for weights and biases of Linear
-  // and Conv2d), from (seed, parameter index) only.
+  // Each parameter as its Init says (PyTorch's default for Linear and Conv2d: uniform in
+  // +-1/sqrt(fan_in)), from (seed, parameter index, element) only.
   void init_parameters(std::uint64_t seed);
 
   Tensor forward(const Context& ctx, const Tensor& x, const StepInfo& info);
@@ -57,6 +59,8 @@ class Sequential {
   std::string span_name(const StepInfo& info, std::size_t layer) const;
 
   std::vector<std::unique_ptr<Module>> layers_;
+  std::vector<std::string> names_;  // of each layer: the prefix of its parameters
+  int next_index_ = 0;              // Module::assign_indices
   std::vector<Parameter*> params_;
   std::vector<std::vector<int>> layer_params_;  // parameter indices of each layer
   std::int64_t num_parameters_ = 0;

@@ -52,6 +52,7 @@ enum class RngPurpose : std::uint32_t {
   kDropout = 3,
   kAugment = 4,
   kWindow = 5,  // where a training window of a text dataset starts (io/loader.h)
+  kSample = 6,  // the draws of `train sample` (nn/train/sampling.h)
 };
 
 // Keyed stream: seed -> key; (purpose, a, b) -> the upper counter words; index -> the lowest word

@@ -83,7 +83,7 @@ TEST(Config, OutOfRangeValuesAreRejectedByName) {
             std::string::npos);
   EXPECT_NE(message({"--optimizer", "lamb"}).find("sgd or adamw"), std::string::npos);
   EXPECT_NE(message({"--lr-schedule", "linear"}).find("'lr-schedule'"), std::string::npos);
-  EXPECT_NE(message({"--model", "resnet"}).find("'model'"), std::string::npos);
+  EXPECT_NE(message({"--model", "transformer"}).find("'model'"), std::string::npos);
   EXPECT_NE(error_of([&] { parse({}); }).find("'data'"), std::string::npos);
   EXPECT_NE(message({"--no-such-flag"}).find("command line"), std::string::npos);
 }
@@ -202,6 +202,45 @@ TEST(Config, CustomModelFromLayerTables) {
   const std::string m = error_of(
       [&] { apply_toml("[model]\nlayers = [ { type = 'linear', width = 3 } ]\n", "m.toml", c); });
   EXPECT_NE(m.find("model.layers[0].width"), std::string::npos) << m;
+}
+
+TEST(Config, GptKeysFromTheModelTableAndFlags) {
+  TrainConfig c;
+  c.data = "t.h5";
+  apply_toml(
+      "[model]\nn_layer = 6\nn_head = 8\nn_embd = 256\nblock_size = 32\n"
+      "dropout = 0.1\nbias = true\n",
+      "g.toml", c);
+  EXPECT_EQ(c.model, "gpt");
+  EXPECT_EQ(c.n_layer, 6);
+  EXPECT_EQ(c.n_head, 8);
+  EXPECT_EQ(c.n_embd, 256);
+  EXPECT_EQ(c.block_size, 32);
+  EXPECT_DOUBLE_EQ(c.dropout, 0.1);
+  EXPECT_TRUE(c.bias);
+  validate(c);
+  const GptConfig g = gpt_config(c);
+  EXPECT_EQ(g.n_layer, 6);
+  EXPECT_FLOAT_EQ(g.dropout, 0.1f);
+  TrainConfig back;
+  apply_toml(to_toml(c), "dump", back);
+  EXPECT_EQ(to_toml(back), to_toml(c));
+
+  const auto fails = [](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"--data", "t.h5"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return error_of([&] { parse(args); });
+  };
+  EXPECT_NE(fails({"--model", "gpt", "--n-head", "3"}).find("n_head 3 does not divide n_embd 128"),
+            std::string::npos);
+  // A gpt key with another model would be ignored: refused instead.
+  EXPECT_NE(fails({"--model", "cnn", "--n-layer", "6"}).find("'n-layer' is a key of the gpt"),
+            std::string::npos);
+  EXPECT_NE(fails({"--model", "gpt", "--augment", "flip"}).find("'augment'"), std::string::npos);
+  EXPECT_NE(fails({"--model", "resnet", "--dropout", "0.2"}).find("resnet"), std::string::npos);
+  TrainConfig t;
+  const std::string m = error_of([&] { apply_toml("[model]\nn_layers = 6\n", "g.toml", t); });
+  EXPECT_NE(m.find("unknown key 'model.n_layers'"), std::string::npos) << m;
 }
 
 TEST(Config, DumpRoundTrips) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "gradient_check.h"
 #include "kernels/ops.h"
 #include "nn/models.h"
 #include "runtime/timeline.h"
@@ -131,46 +132,11 @@ TEST(Sequential, WholeModelGradientMatchesFiniteDifferences) {
   m.backward(ctx, dlogits, info);
   const std::vector<float> analytic = m.flat_grads().to_vector();
 
-  // Every element of every parameter, walked through the parameters' own views: the flat buffer
-  // also holds alignment gaps (Note [Parameter alignment]), where both gradients are zero and a
-  // check would pass whatever backward computed.
-  const float* flat = m.flat_params().data<float>();
   // h = 1e-2 moves enough pixels across a ReLU or max-pool kink to miss the derivative by 10-50%
   // on 1-14 of the 272 elements for most seeds; 1e-3 keeps clear of them here, and the float
   // forward's rounding (~1e-7 of the loss) is still far below the tolerance.
-  const float h = 1e-3f;
-  std::vector<bool> is_parameter(analytic.size(), false);
   ASSERT_EQ(m.parameters().size(), 8u);  // two conv2d and two linear layers, weight and bias
-  for (Parameter* p : m.parameters()) {
-    float* values = p->value.data<float>();
-    const std::int64_t offset = values - flat;
-    ASSERT_GE(offset, 0) << p->name;
-    ASSERT_LE(offset + p->value.numel(), static_cast<std::int64_t>(analytic.size())) << p->name;
-    double largest = 0.0;
-    for (std::int64_t e = 0; e < p->value.numel(); ++e) {
-      const std::size_t i = static_cast<std::size_t>(offset + e);
-      is_parameter[i] = true;
-      const float saved = values[e];
-      values[e] = saved + h;
-      const double up = loss_at();
-      values[e] = saved - h;
-      const double down = loss_at();
-      values[e] = saved;
-      const double numeric =
-          (up - down) / (static_cast<double>(saved + h) - static_cast<double>(saved - h));
-      largest = std::max(largest, std::abs(numeric));
-      EXPECT_NEAR(analytic[i], numeric, 2e-3 + 2e-2 * std::abs(numeric))
-          << p->name << " element " << e;
-    }
-    // A parameter whose loss does not move would check nothing.
-    EXPECT_GT(largest, 1e-2) << p->name << ": every finite difference is ~0";
-  }
-  // The gaps between parameters get no gradient.
-  for (std::size_t i = 0; i < analytic.size(); ++i) {
-    if (!is_parameter[i]) {
-      EXPECT_EQ(analytic[i], 0.0f) << "gradient in the alignment gap at " << i;
-    }
-  }
+  test::expect_gradients_match_differences(m, analytic, loss_at);
 }
 
 TEST(Sequential, FusedReluMatchesSeparateRelu) {

@@ -3,6 +3,7 @@
 #include "nn/layers/linear.h"
 
 #include "kernels/ops.h"
+#include "nn/layers/rows.h"
 
 namespace dpt::nn {
 namespace {
@@ -23,23 +24,29 @@ std::string Linear::describe() const {
   return detail::str("Linear(", in_features_, " -> ", out_features_, relu() ? ", relu" : "", ")");
 }
 
+// [N, in] or, over sequences, [B, T, in] (as torch.nn.Linear, on the last dimension).
 Shape Linear::output_shape(const Shape& input) const {
-  DPT_CHECK(input.size() == 2 && input[1] == in_features_, "layer ", index(), " ", describe(),
-            ": expected input [N, ", in_features_, "], got ", to_string(input));
-  return {input[0], out_features_};
+  DPT_CHECK((input.size() == 2 || input.size() == 3) && input.back() == in_features_, "layer ",
+            index(), " ", describe(), ": expected input [N, ", in_features_, "] or [B, T, ",
+            in_features_, "], got ", to_string(input));
+  Shape out = input;
+  out.back() = out_features_;
+  return out;
 }
 
 void Linear::run_forward(const Context& ctx, const Tensor& x, Tensor& y) {
-  kernels::linear_forward(ctx, x, weight(), bias(), y, relu());
+  Tensor y_rows = as_rows(y);
+  kernels::linear_forward(ctx, as_rows(x), weight(), bias(), y_rows, relu());
 }
 
 void Linear::run_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy,
                                   Tensor& dw, Tensor& db, bool accumulate) {
-  kernels::linear_backward_weights(ctx, x, dy, dw, db, accumulate);
+  kernels::linear_backward_weights(ctx, as_rows(x), as_rows(dy), dw, db, accumulate);
 }
 
 void Linear::run_backward_data(const Context& ctx, const Tensor& dy, Tensor& dx) {
-  kernels::linear_backward_data(ctx, dy, weight(), dx);
+  Tensor dx_rows = as_rows(dx);
+  kernels::linear_backward_data(ctx, as_rows(dy), weight(), dx_rows);
 }
 
 }  // namespace dpt::nn

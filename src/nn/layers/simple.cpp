@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// ReLU, MaxPool2d, Flatten and Dropout: the parameter-free layers.
+// ReLU, MaxPool2d, Flatten, GELU and Dropout: the parameter-free layers.
 #include "nn/layers/simple.h"
 
 namespace dpt::nn {
@@ -73,6 +73,24 @@ Tensor Flatten::forward(const Context&, const Tensor& x, const StepInfo& info) {
 
 Tensor Flatten::backward(const Context&, const Tensor& dy, const StepInfo&, bool need_dx) {
   return need_dx ? dy.reshape(input_shape_) : Tensor();
+}
+
+Tensor Gelu::forward(const Context& ctx, const Tensor& x, const StepInfo& info) {
+  Tensor y = Tensor::empty(x.shape(), DType::kF32, x.device());
+  kernels::gelu_forward(ctx, x, y);
+  if (info.training) input_ = x;
+  return y;
+}
+
+Tensor Gelu::backward(const Context& ctx, const Tensor& dy, const StepInfo&, bool need_dx) {
+  DPT_CHECK(input_.defined(), "module ", index(), " GELU: backward without forward");
+  Tensor dx;
+  if (need_dx) {
+    dx = Tensor::empty(dy.shape(), DType::kF32, dy.device());
+    kernels::gelu_backward(ctx, input_, dy, dx);
+  }
+  input_ = Tensor();
+  return dx;
 }
 
 Dropout::Dropout(float p) : p_(p) {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Parameter-free layers: ReLU, MaxPool2d, Flatten, Dropout.
+// Parameter-free layers: ReLU, MaxPool2d, Flatten, GELU, Dropout.
 #pragma once
 
 #include "kernels/ops.h"
@@ -47,6 +47,19 @@ class Flatten final : public Module {
 
  private:
   Shape input_shape_;
+};
+
+// GELU, tanh form (GPT-2's; torch.nn.GELU(approximate="tanh")).
+class Gelu final : public Module {
+ public:
+  std::string describe() const override { return "GELU(tanh)"; }
+  Shape output_shape(const Shape& input) const override { return input; }
+  Tensor forward(const Context& ctx, const Tensor& x, const StepInfo& info) override;
+  Tensor backward(const Context& ctx, const Tensor& dy, const StepInfo& info,
+                  bool need_dx) override;
+
+ private:
+  Tensor input_;
 };
 
 // Dropout with inverted scaling; the mask of a sample depends on (seed, step, layer, global sample

@@ -61,6 +61,8 @@ void check_finite_to_read(const std::vector<io::NamedTensor>& tensors, const cha
 }  // namespace
 
 std::vector<LayerSpec> layers_of(const TrainConfig& config) {
+  // Built by functions of their own (nn/gpt.h, nn/resnet.h), not from layer specs.
+  if (config.model == "gpt" || config.model == "resnet") return {};
   return config.model == "custom"
              ? config.layers
              : reference_model(config.model, static_cast<float>(config.dropout));

@@ -3,9 +3,9 @@
 // new option is one line here and cannot be reachable from one side only.
 #include "nn/train/config.h"
 
-#include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -14,8 +14,9 @@
 #include <iomanip>
 #include <iostream>
 #include <limits>
-#include <utility>
+#include <set>
 #include <sstream>
+#include <utility>
 
 #include "nn/train/cli_integer.h"
 #include "runtime/build_info.h"
@@ -148,8 +149,16 @@ const std::vector<Field>& fields() {
   static const std::vector<Field> table = {
       field("data", &TrainConfig::data, "Dataset file (HDF5, see `dpt-data import-fashion-mnist`)"),
       field("model", &TrainConfig::model,
-            "Model: cnn, mlp, or custom (layers from the config file's [model] table)"),
-      field("dropout", &TrainConfig::dropout, "cnn/mlp: dropout probability before the classifier"),
+            "Model: cnn, mlp, resnet (residual CNN), gpt (on a text dataset), or custom (layers "
+            "from the config file's [model] table)"),
+      field("dropout", &TrainConfig::dropout,
+            "cnn/mlp: dropout probability before the classifier; gpt: of every dropout layer"),
+      field("n-layer", &TrainConfig::n_layer, "gpt: transformer blocks"),
+      field("n-head", &TrainConfig::n_head, "gpt: attention heads (must divide n-embd)"),
+      field("n-embd", &TrainConfig::n_embd, "gpt: width"),
+      field("block-size", &TrainConfig::block_size, "gpt: context, tokens per training window"),
+      field("vocab-size", &TrainConfig::vocab_size, "gpt: vocabulary size (0 = the dataset's)"),
+      field("bias", &TrainConfig::bias, "gpt: biases in Linear and LayerNorm layers"),
       field("train-samples", &TrainConfig::train_samples,
             "Use only the first N training samples (0 = all)"),
       field("test-samples", &TrainConfig::test_samples,
@@ -231,6 +240,8 @@ const std::vector<Field>& fields() {
           "optimizer and data waits"),
       field("timeline-steps", &TrainConfig::timeline_steps, "Steps recorded in --timeline"),
       field("eval", &TrainConfig::eval, "Evaluate on the test split after each epoch"),
+      field("eval-every", &TrainConfig::eval_every,
+            "Also evaluate every N steps (0 = after each epoch and at the end only)"),
       field("quiet", &TrainConfig::quiet, "No progress output"),
   };
   return table;
@@ -278,6 +289,18 @@ std::vector<LayerSpec> parse_layers(const toml::node& node, const std::string& o
 }
 
 }  // namespace
+
+GptConfig gpt_config(const TrainConfig& c) {
+  GptConfig g;
+  g.n_layer = c.n_layer;
+  g.n_head = c.n_head;
+  g.n_embd = c.n_embd;
+  g.block_size = c.block_size;
+  g.vocab_size = c.vocab_size;
+  g.dropout = static_cast<float>(c.dropout);
+  g.bias = c.bias;
+  return g;
+}
 
 double TrainConfig::resolved_weight_decay() const {
   if (weight_decay) return *weight_decay;
@@ -344,10 +367,18 @@ void apply_toml(const std::string& toml_text, const std::string& origin, TrainCo
         if (mkey == "layers") {
           config.layers = parse_layers(mv, origin);
           config.model = "custom";
-        } else {
-          DPT_FAIL(where(origin, mv), ": unknown key 'model.", mkey,
-                   "' (the [model] table takes 'layers')");
+          continue;
         }
+        // The gpt's keys, nanoGPT's names: [model] n_layer = 6 is the key n-layer = 6.
+        static const std::set<std::string> gpt_keys = {
+            "n_layer", "n_head", "n_embd", "block_size", "vocab_size", "dropout", "bias"};
+        DPT_CHECK(gpt_keys.count(mkey) > 0, where(origin, mv), ": unknown key 'model.", mkey,
+                  "' (the [model] table takes 'layers', or the gpt's n_layer, n_head, n_embd, "
+                  "block_size, vocab_size, dropout and bias)");
+        find_field(mkey)->from_toml(mv, origin, config);
+        // A table of the gpt's keys names the model, as `layers` names a custom one (TOML has
+        // no room for both model = "gpt" and a [model] table).
+        if (mkey != "dropout") config.model = "gpt";
       }
       continue;
     }
@@ -361,8 +392,35 @@ void apply_toml(const std::string& toml_text, const std::string& origin, TrainCo
 void validate(const TrainConfig& c) {
   DPT_CHECK(!c.data.empty(), "config: 'data' (--data) is required: the dataset file");
   const auto names = reference_model_names();
-  DPT_CHECK(c.model == "custom" || std::find(names.begin(), names.end(), c.model) != names.end(),
-            "config: 'model' must be cnn, mlp or custom, got '", c.model, "'");
+  DPT_CHECK(c.model == "custom" || c.model == "gpt" || c.model == "resnet" ||
+                std::find(names.begin(), names.end(), c.model) != names.end(),
+            "config: 'model' must be cnn, mlp, resnet, gpt or custom, got '", c.model, "'");
+  if (c.model == "gpt") {
+    GptConfig gpt = gpt_config(c);
+    if (gpt.vocab_size == 0) gpt.vocab_size = 1;  // the dataset's: checked when it is read
+    validate(gpt);
+    DPT_CHECK(c.augment == "none", "config: 'augment' ", c.augment,
+              " is for images; gpt reads text");
+  }
+  DPT_CHECK(c.model != "resnet" || c.dropout == 0.0, "config: 'dropout' (", c.dropout,
+            ") has no place in the resnet model");
+  if (c.model != "gpt") {
+    // The gpt's keys would be ignored by any other model: a mistake, not a choice.
+    const TrainConfig d;
+    const char* set = c.n_layer != d.n_layer         ? "n-layer"
+                      : c.n_head != d.n_head         ? "n-head"
+                      : c.n_embd != d.n_embd         ? "n-embd"
+                      : c.block_size != d.block_size ? "block-size"
+                      : c.vocab_size != d.vocab_size ? "vocab-size"
+                      : c.bias != d.bias             ? "bias"
+                                                     : nullptr;
+    DPT_CHECK(set == nullptr, "config: '", set ? set : "",
+              "' is a key of the gpt model, but "
+              "'model' is ",
+              c.model);
+  }
+  DPT_CHECK(c.vocab_size >= 0, "config: 'vocab-size' must be >= 0, got ", c.vocab_size);
+  DPT_CHECK(c.eval_every >= 0, "config: 'eval-every' must be >= 0, got ", c.eval_every);
   DPT_CHECK(c.model != "custom" || !c.layers.empty(),
             "config: model 'custom' needs a [model] table with layers in the config file");
   DPT_CHECK(c.dropout >= 0.0 && c.dropout < 1.0, "config: 'dropout' must be in [0, 1), got ",
@@ -471,7 +529,8 @@ std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv, b
   app.footer(
       "Also: `train verify [the flags above]` (the steps on every rank against one rank: per "
       "parameter the largest differences, exit 2 beyond the mode's bound), `train eval "
-      "--checkpoint C --data D` and `train export --checkpoint C --out M` (see their --help).");
+      "--checkpoint C --data D`, `train export --checkpoint C --out M` and `train sample "
+      "--checkpoint C --prompt TEXT` (a gpt's text; see their --help).");
   std::string config_path;
   app.add_option("--config", config_path,
                  "TOML file; every flag is also a key (e.g. batch-size = 256), flags override it")

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/gpt.h"
 #include "nn/models.h"
 
 namespace dpt::nn {
@@ -16,9 +17,16 @@ namespace dpt::nn {
 struct TrainConfig {
   // data and model
   std::string data;                 // dataset file (HDF5)
-  std::string model = "cnn";        // cnn | mlp | custom (layers from the [model] table)
+  std::string model = "cnn";        // cnn | mlp | gpt | custom (layers from the [model] table)
   std::vector<LayerSpec> layers;    // custom model, from [model] layers = [...]
-  double dropout = 0.0;             // cnn/mlp: Dropout(p) before the classifier when > 0
+  double dropout = 0.0;             // cnn/mlp: Dropout(p) before the classifier; gpt: everywhere
+  // gpt (nn/gpt.h; also keys of the [model] table): nanoGPT's CPU configuration by default
+  std::int64_t n_layer = 4;
+  std::int64_t n_head = 4;
+  std::int64_t n_embd = 128;
+  std::int64_t block_size = 64;     // context: each training window has this many tokens
+  std::int64_t vocab_size = 0;      // 0: the dataset's vocabulary size
+  bool bias = false;                // biases in the gpt's Linear and LayerNorm layers
   std::int64_t train_samples = 0;   // > 0: use only the first N training samples
   std::int64_t test_samples = 0;    // > 0: evaluate on the first N test samples
   std::string augment = "none";     // none | flip (random horizontal flip, keyed by sample)
@@ -79,6 +87,7 @@ struct TrainConfig {
   std::string timeline;             // Chrome trace of every rank (rank 0 writes it); empty: none
   std::int64_t timeline_steps = 20; // steps recorded in the timeline, from the first
   bool eval = true;                 // evaluate on the test split after each epoch
+  std::int64_t eval_every = 0;      // > 0: also every N steps
   bool quiet = false;               // no progress output
 
   double resolved_weight_decay() const;
@@ -101,6 +110,9 @@ std::optional<TrainConfig> parse_train_args(int argc, const char* const* argv,
 // Loads a TOML file into `config` (keys not in the file keep their values). `origin` names the
 // file in errors.
 void apply_toml(const std::string& toml_text, const std::string& origin, TrainConfig& config);
+
+// The gpt's configuration from the keys (vocab_size as given: 0 means the dataset's).
+GptConfig gpt_config(const TrainConfig& config);
 
 // Checks ranges and cross-field rules; errors name the key.
 void validate(const TrainConfig& config);

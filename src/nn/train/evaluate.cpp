@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "kernels/ops.h"
+#include "nn/layers/rows.h"
 #include "nn/train/batch_on_device.h"
 #include "nn/train/step_loss.h"
 #include "runtime/exact_sum.h"
@@ -39,7 +40,8 @@ EvalResult evaluate_model(const Context& ctx, comm::Communicator& comm, Sequenti
     if (host->labels.numel() == 0) continue;  // a last batch smaller than the world
     io::Batch batch = on_device(uploader, std::move(*host));
     batch.ready.wait_on_device();  // the batch's first use
-    const Tensor out = model.forward(ctx, batch.inputs, info);
+    // One row of logits per target: [b, classes], or [b*T, V] for a language model's windows.
+    const Tensor out = as_rows(model.forward(ctx, batch.inputs, info));
     const kernels::LossResult r = kernels::softmax_cross_entropy(ctx, out, batch.labels, nullptr);
     loss_sum += r.loss_sum;
     correct += r.correct;
@@ -89,7 +91,7 @@ EvalResult evaluate_model_exact(const Context& ctx, comm::Communicator& comm, Se
     if (block % comm.world_size() != comm.rank()) continue;
     io::Batch batch = on_device(uploader, std::move(*host));
     batch.ready.wait_on_device();
-    const Tensor out = model.forward(ctx, batch.inputs, info);
+    const Tensor out = as_rows(model.forward(ctx, batch.inputs, info));
     const std::int64_t rows = batch.labels.numel();
     losses.begin_step(rows);
     kernels::softmax_cross_entropy_rows(ctx, out, batch.labels, nullptr,

@@ -13,9 +13,9 @@
 namespace dpt::nn {
 
 struct EvalResult {
-  double loss = 0.0;  // mean over samples
+  double loss = 0.0;  // mean over targets: samples, or a language model's tokens
   double accuracy = 0.0;
-  std::int64_t samples = 0;
+  std::int64_t samples = 0;  // targets evaluated (tokens for a language model)
 };
 
 // Forward passes only (dropout off). Each rank evaluates its share of every batch; loss and

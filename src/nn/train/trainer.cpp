@@ -14,9 +14,11 @@
 #include <sstream>
 
 #include "kernels/ops.h"
+#include "nn/layers/rows.h"
 #include "nn/train/agreement.h"
 #include "nn/train/batch_on_device.h"
 #include "nn/train/metrics.h"
+#include "nn/train/model_of_config.h"
 #include "nn/train/timeline_writer.h"
 #include "runtime/build_info.h"
 #include "runtime/exact_sum.h"
@@ -58,6 +60,10 @@ void flip_lowest_bit(Tensor& params) {
   first.copy_from(host);
 }
 
+// Tokens per training window for a language model (the dataset is read as windows of this many
+// tokens); 0 for images.
+std::int64_t window_of(const TrainConfig& c) { return is_language_model(c) ? c.block_size : 0; }
+
 std::string format_duration(double seconds) {
   const auto s = static_cast<long long>(std::max(0.0, seconds));
   std::ostringstream out;
@@ -75,7 +81,8 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
       comm_(comm),
       uploader_(ctx.device()),
       micro_batch_(config_.resolved_micro_batch(comm.world_size())),
-      train_data_(io::DatasetSplit::load(config_.data, "train", config_.train_samples)),
+      train_data_(
+          io::DatasetSplit::load(config_.data, "train", config_.train_samples, window_of(config_))),
       step_loss_(ctx.device()),
       forward_timer_(ctx.device()),
       backward_timer_(ctx.device()),
@@ -84,19 +91,35 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
   DPT_CHECK(!config_.exact || ctx_.thread_invariant(),
             "exact mode needs a Context with thread-invariant kernels "
             "(Context::set_thread_invariant(true)), or results would depend on the thread count");
-  if (config_.eval) test_data_ = io::DatasetSplit::load(config_.data, "test", config_.test_samples);
+  if (config_.eval) {
+    test_data_ =
+        io::DatasetSplit::load(config_.data, "test", config_.test_samples, window_of(config_));
+  }
   DPT_CHECK(train_data_.size() >= config_.batch_size, "dataset '", config_.data, "' split train has ",
             train_data_.size(), " samples, fewer than one global batch (batch-size ",
             config_.batch_size, ")");
 
-  const Shape sample_shape{train_data_.channels(), train_data_.height(), train_data_.width()};
+  const bool text = train_data_.kind() == io::DatasetKind::kTokens;
+  const std::int64_t classes = train_data_.meta().num_classes;  // the vocabulary for text
+  DPT_CHECK(text == is_language_model(config_), "model '", config_.model, "' ",
+            text ? "classifies images, but dataset '" : "reads text, but dataset '", config_.data,
+            text ? "' holds text (train it with --model gpt)"
+                 : "' holds images (import a text corpus with `dpt-data import-text`)");
+  if (text) {
+    if (config_.vocab_size == 0) config_.vocab_size = classes;
+    DPT_CHECK(config_.vocab_size >= classes, "config: 'vocab-size' ", config_.vocab_size,
+              " is smaller than the vocabulary of dataset '", config_.data, "' (", classes,
+              " tokens)");
+    targets_per_sample_ = config_.block_size;
+  }
   layers_ = layers_of(config_);
-  model_ = build_model(layers_, sample_shape, ctx_.device());
+  model_ = build_model_of_config(config_, train_data_.sample_shape(), ctx_.device());
   const Shape out = model_.output_shape(1);
-  DPT_CHECK(out.size() == 2 && out[1] == train_data_.meta().num_classes, "model '", config_.model,
-            "' produces ", dpt::to_string(out), " for one sample but dataset '", config_.data, "' has ",
-            train_data_.meta().num_classes, " classes: expected [1,",
-            train_data_.meta().num_classes, "]");
+  const Shape expected =
+      text ? Shape{1, config_.block_size, config_.vocab_size} : Shape{1, classes};
+  DPT_CHECK(out == expected, "model '", config_.model, "' produces ", dpt::to_string(out),
+            " for one sample but dataset '", config_.data, "' has ", classes,
+            text ? " tokens" : " classes", ": expected ", dpt::to_string(expected));
   model_.init_parameters(config_.seed);
   optimizer_ = make_optimizer(optimizer_config(config_), model_.flat_params().numel(),
                               ctx_.device());
@@ -297,9 +320,13 @@ std::string Trainer::save_checkpoint(const TrainPosition& position) {
   if (param_check_) param_check_->check(position.step - 1);
   on_rank0_agreed([&] {
     Stopwatch watch;
-    const io::CheckpointState state =
+    io::CheckpointState state =
         capture_checkpoint(config_, layers_, model_, *optimizer_, schedule_.lr_at(position.step),
                            position, comm_.world_size());
+    if (train_data_.kind() == io::DatasetKind::kTokens) {  // for `train sample`
+      state.tokenizer = io::tokenizer_name(train_data_.tokenizer());
+      state.vocabulary = train_data_.vocabulary().stored_entries();
+    }
     path = checkpoints_->save(state, static_cast<int>(config_.keep_last));
     log(LogLevel::kDebug, "checkpoint ", path, " written in ", watch.elapsed_ms(), " ms");
   });
@@ -330,14 +357,15 @@ void Trainer::log_devices() {
 // the last all-reduce) and optimizer mean on a GPU what they mean on the CPU, where DeviceTimer is
 // the host clock. Each all-reduce's own duration comes from its events (Work::duration_ms).
 LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdown& times) {
-  const Tensor& images = batch.inputs;
+  const Tensor& inputs = batch.inputs;
   const Tensor& labels = batch.labels;
+  const std::int64_t targets = targets_per_sample_;  // labels per sample
   // The batch's first use: kernels from here on run after its upload (Note [Upload one step
   // ahead]); the copy of the next batch, queued already, is not waited for.
   batch.ready.wait_on_device();
-  const std::int64_t rows_total = images.dim(0);
+  const std::int64_t rows_total = inputs.dim(0);
   const std::int64_t micro = micro_batch_;
-  step_loss_.begin_step(rows_total);
+  step_loss_.begin_step(rows_total * targets);
   for (std::int64_t start = 0; start < rows_total; start += micro) {
     const std::int64_t count = std::min(micro, rows_total - start);
     StepInfo info;
@@ -353,17 +381,24 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
     // Exact mode: a shard's input gets a fresh (aligned) buffer, so that no kernel can choose a
     // different algorithm for it by where the shard happens to start in this rank's batch (its
     // offset depends on the world size; cuBLASLt plans, for one, are chosen per alignment).
-    const Tensor samples = Tensor::rows_of(images, start, count);
+    const Tensor samples = Tensor::rows_of(inputs, start, count);
     Tensor input = config_.exact ? samples.clone() : samples;
-    if (const fault::Action a = fault::at("forward", step);
-        a == fault::Action::kNan || a == fault::Action::kInf) {
+    const fault::Action injected = fault::at("forward", step);
+    const bool poison = injected == fault::Action::kNan || injected == fault::Action::kInf;
+    if (poison && input.dtype() == DType::kF32) {
       input = samples.clone();  // the batch itself stays clean
-      Tensor::view_of(input, 0, {1}).fill(fault::poison_value(a));
+      Tensor::view_of(input, 0, {1}).fill(fault::poison_value(injected));
     }
-    const Tensor logits = model_.forward(ctx_, input, info);
+    // A language model's logits [b, T, V] are b*T rows of V, one per target token.
+    const Tensor logits = as_rows(model_.forward(ctx_, input, info));
+    // Tokens cannot hold a NaN: the first logit does instead.
+    if (poison && input.dtype() != DType::kF32) {
+      Tensor::view_of(logits, 0, {1}).fill(fault::poison_value(injected));
+    }
     Tensor dlogits = Tensor::empty(logits.shape(), DType::kF32, logits.device());
-    kernels::softmax_cross_entropy_rows(ctx_, logits, Tensor::rows_of(labels, start, count),
-                                        &dlogits, step_loss_.micro_batch(start, count));
+    kernels::softmax_cross_entropy_rows(
+        ctx_, logits, Tensor::rows_of(labels, start * targets, count * targets), &dlogits,
+        step_loss_.micro_batch(start * targets, count * targets));
     if (corrupt_gradients_ && start == 0) {
       Tensor first = Tensor::view_of(dlogits, 0, {1});
       kernels::scale(ctx_, first, 1.5f);
@@ -375,7 +410,7 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
     // into the local gradients, which that reduction then carries.
     ddp_->prepare_backward(/*reduce=*/start + count == rows_total, step,
                            /*shard=*/static_cast<int>(start / micro));
-    model_.backward(ctx_, dlogits, info);
+    model_.backward(ctx_, dlogits.reshape(model_.output_shape(count)), info);
     backward_timer_.end();
   }
   const double finish_start = steady_now_seconds();
@@ -390,7 +425,7 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
   // Gradients are sums over the global batch; the mean (and any clipping) is one factor that
   // the optimizer applies as it reads them, so it costs no pass of its own.
   const Tensor& grads = model_.flat_grads();
-  double grad_scale = 1.0 / static_cast<double>(config_.batch_size);
+  double grad_scale = 1.0 / static_cast<double>(config_.batch_size * targets);
   // NaN or Inf on any rank: every rank aborts, or skips the optimizer (Note [Non-finite gradients]).
   step_skipped_ = nonfinite_->skip_step(step);
   if (config_.clip_grad_norm > 0.0 && !step_skipped_) {
@@ -508,7 +543,7 @@ std::optional<double> Trainer::step() {
   const StepOutcome outcome =
       agree_on_step(train_step(batch, start_.step + stepped_, ignored), start_.step + stepped_);
   ++stepped_;
-  return outcome.loss_sum / static_cast<double>(config_.batch_size);
+  return outcome.loss_sum / static_cast<double>(config_.batch_size * targets_per_sample_);
 }
 
 TrainResult Trainer::run() {
@@ -577,14 +612,17 @@ TrainResult Trainer::run() {
     const EvalResult e = evaluate(*test_data_);
     result.eval_seconds += watch.elapsed_s();
     result.last_eval = e;
+    const bool tokens = is_language_model(config_);
     std::ostringstream line;
     line << std::fixed << std::setprecision(4) << "epoch " << eval_epoch << " step " << step
-         << "  test loss " << e.loss << "  accuracy " << e.accuracy << " (" << e.samples
-         << " samples)";
+         << "  test loss " << e.loss;
+    if (tokens) line << "  perplexity " << std::exp(e.loss);
+    line << "  accuracy " << e.accuracy << " (" << e.samples << (tokens ? " tokens)" : " samples)");
     progress.print(line.str());
     nlohmann::json j = {{"event", "eval"},   {"epoch", eval_epoch}, {"step", step},
                         {"split", "test"},   {"loss", e.loss},      {"accuracy", e.accuracy},
                         {"samples", e.samples}};
+    if (tokens) j["perplexity"] = std::exp(e.loss);
     metrics.write_line(j.dump());
   };
 
@@ -637,7 +675,8 @@ TrainResult Trainer::run() {
     }
 
     ++result.steps;
-    const double loss = loss_sum / static_cast<double>(config_.batch_size);
+    // The mean over the step's targets: samples, or tokens of a language model.
+    const double loss = loss_sum / static_cast<double>(config_.batch_size * targets_per_sample_);
     // A skipped step's loss may be NaN: its inputs were (Note [Non-finite gradients]).
     DPT_CHECK(std::isfinite(loss) || step_skipped_, "training diverged: loss is ", loss,
               " at step ", step, " (lower --lr or set --clip-grad-norm)");
@@ -673,7 +712,8 @@ TrainResult Trainer::run() {
       ++result.timed_steps;
     }
     evaluated_last_step = false;
-    if (config_.eval && batch->step_in_epoch == steps_per_epoch_ - 1) {
+    if (config_.eval && (batch->step_in_epoch == steps_per_epoch_ - 1 ||
+                         (config_.eval_every > 0 && result.steps % config_.eval_every == 0))) {
       run_eval(epoch, result.steps);
       evaluated_last_step = true;
     }
@@ -778,21 +818,28 @@ TrainResult Trainer::run() {
   nlohmann::json bucket_mib = nlohmann::json::array();
   for (const GradBucket& b : ddp_->buckets()) bucket_mib.push_back(b.mib());
   summary["bucket_mib"] = bucket_mib;
+  if (is_language_model(config_)) {
+    summary["tokens_per_sec"] = result.samples_per_sec * static_cast<double>(targets_per_sample_);
+  }
   result.nonfinite_skipped = nonfinite_->skipped();
   summary["nonfinite_skipped"] = result.nonfinite_skipped;
   metrics.write_line(summary.dump());
   std::ostringstream done;
   done << std::fixed << std::setprecision(1) << "done: " << result.steps << " steps in "
-       << format_duration(result.wall_seconds) << " (training " << all_steps_s
-       << " s, evaluation " << result.eval_seconds << " s, checkpoints "
-       << result.checkpoint_seconds << " s), " << result.samples_per_sec
-       << " samples/s over " << result.timed_steps << " steps (after " << kWarmupSteps
+       << format_duration(result.wall_seconds) << " (training " << all_steps_s << " s, evaluation "
+       << result.eval_seconds << " s, checkpoints " << result.checkpoint_seconds << " s), "
+       << result.samples_per_sec << " samples/s";
+  if (is_language_model(config_)) {
+    done << " (" << result.samples_per_sec * static_cast<double>(targets_per_sample_)
+         << " tokens/s)";
+  }
+  done << " over " << result.timed_steps << " steps (after " << kWarmupSteps
        << " warm-up steps, without evaluation and checkpoints); per step forward "
        << result.breakdown.forward_ms << " ms, backward " << result.breakdown.backward_ms
        << " ms, exposed communication " << result.breakdown.comm_exposed_ms << " ms (of "
        << result.breakdown.comm_total_ms << " ms all-reducing), optimizer "
-       << result.breakdown.optimizer_ms << " ms, data wait "
-       << result.breakdown.data_wait_ms << " ms";
+       << result.breakdown.optimizer_ms << " ms, data wait " << result.breakdown.data_wait_ms
+       << " ms";
   progress.print(done.str());
   if (timeline_) {
     write_timeline(comm_, *timeline_, config_.timeline);

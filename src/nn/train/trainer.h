@@ -114,6 +114,7 @@ class Trainer {
   comm::Communicator& comm_;
   BatchUploader uploader_;  // loader batches -> the training device
   std::int64_t micro_batch_ = 0;
+  std::int64_t targets_per_sample_ = 1;  // labels per sample: 1, or T tokens of a window
   std::int64_t steps_per_epoch_ = 0;
   io::DatasetSplit train_data_;
   std::optional<io::DatasetSplit> test_data_;

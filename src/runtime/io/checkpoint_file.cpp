@@ -42,6 +42,10 @@ void write_model_part(hid_t file, const CheckpointState& s, const char* format) 
 
   const H5Handle model = h5::create_group(file, kModelGroup);
   h5::write_attribute_string(model.get(), "layers", s.model_layers);
+  if (!s.vocabulary.empty()) {
+    h5::write_attribute_string(model.get(), "tokenizer", s.tokenizer);
+    h5::write_attribute_strings(model.get(), "vocabulary", s.vocabulary);
+  }
   for (const NamedTensor& p : s.model)
     write_tensor(file, std::string(kModelGroup) + "/" + p.name, p.value);
 }
@@ -143,6 +147,10 @@ CheckpointState read_model_part(hid_t file, const std::string& path, bool allow_
   {
     const H5Handle model = h5::open_group(file, kModelGroup);
     s.model_layers = read_string(model.get(), path, model_object, "layers");
+    if (h5::has_attribute(model.get(), "vocabulary")) {
+      s.tokenizer = read_string(model.get(), path, model_object, "tokenizer");
+      s.vocabulary = h5::read_attribute_strings(model.get(), "vocabulary");
+    }
     for (const std::string& name : h5::list_children(model.get())) {
       s.model.push_back({name, read_tensor(file, path, std::string(kModelGroup) + "/" + name)});
     }

@@ -38,6 +38,11 @@ struct CheckpointState {
   // ---- /model: parameters with PyTorch names and shapes; `layers` (JSON) describes the model
   std::string model_layers;
   std::vector<NamedTensor> model;
+  // A language model's vocabulary (attributes of /model, present only then): tokenizer "char" |
+  // "byte" and the entries in their stored form (runtime/io/vocabulary.h), so that `train sample`
+  // needs no dataset. Empty for image models.
+  std::string tokenizer;
+  std::vector<std::string> vocabulary;
   // ---- /optimizer
   std::string optimizer_kind;        // "sgd" | "adamw"
   std::int64_t optimizer_steps = 0;  // the optimizer's own step count (AdamW bias correction)
