@@ -228,6 +228,26 @@ TEST(FuzzLoad, MutatedDatasetsLoadOrFailCleanly) {
   EXPECT_GT(errors, kMutations / 3);
 }
 
+TEST(FuzzLoad, MutatedTextDatasetsLoadExactlyOrFailCleanly) {
+  const test::TempDir dir;
+  const std::string path = dir / "text.h5";
+  const Vocabulary vocabulary = Vocabulary::chars({U'\n', U' ', U'a', U'b', U'c', 0xe9, 0x20ac});
+  std::vector<std::uint16_t> train(300), test(100);
+  for (std::size_t i = 0; i < train.size(); ++i) train[i] = static_cast<std::uint16_t>(i * 5 % 7);
+  for (std::size_t i = 0; i < test.size(); ++i) test[i] = static_cast<std::uint16_t>(i * 3 % 7);
+  write_token_dataset(path, vocabulary, train, test);
+  // Written by dptrain (HDF5 1.8 format: checksummed metadata, Fletcher32 data), so a mutation
+  // either fails to load or changed nothing that is read.
+  const int errors = run_mutations(path, {300, 100, 7}, [&](const std::string& p) {
+    const DatasetSplit got_train = DatasetSplit::load(p, "train", 0, 8);
+    const DatasetSplit got_test = DatasetSplit::load(p, "test", 0, 8);
+    return got_train.tokens() == train && got_test.tokens() == test &&
+           got_train.vocabulary().texts() == vocabulary.texts() &&
+           got_train.tokenizer() == Tokenizer::kChar;
+  });
+  EXPECT_GT(errors, kMutations / 3);
+}
+
 TEST(FuzzLoad, MutatedCheckpointsLoadExactlyOrFailCleanly) {
   const test::TempDir dir;
   const std::string path = dir / "step-12.h5";
