@@ -674,11 +674,13 @@ TEST_F(CudaOps, GeluAndAddMatchCpu) {
     Tensor y = Tensor::full({n}, 123.0f), yg = Tensor::full({n}, 123.0f, kGpu);
     gelu_forward(cpu_, x, y);
     gelu_forward(gpu_, up(x), yg);
-    EXPECT_TRUE(close(yg, y, 1e-6, 1e-7)) << "gelu";
+    // The device's expf is within 2 ulp, glibc's within 1: a few ulp apart after the divisions,
+    // and the derivative's two terms cancel near its zero at x = -0.75.
+    EXPECT_TRUE(close(yg, y, 1e-5, 1e-6)) << "gelu";
     Tensor dx = Tensor::full({n}, 123.0f), dxg = Tensor::full({n}, 123.0f, kGpu);
     gelu_backward(cpu_, x, dy, dx);
     gelu_backward(gpu_, up(x), up(dy), dxg);
-    EXPECT_TRUE(close(dxg, dx, 1e-6, 1e-7)) << "gelu backward";
+    EXPECT_TRUE(close(dxg, dx, 1e-5, 1e-6)) << "gelu backward";
     Tensor sum = Tensor::full({n}, 123.0f), sumg = Tensor::full({n}, 123.0f, kGpu);
     add(cpu_, x, dy, sum);
     add(gpu_, up(x), up(dy), sumg);

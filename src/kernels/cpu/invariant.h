@@ -35,7 +35,9 @@ namespace dpt::kernels::cpu {
 //   order.
 // - Everything else already is invariant by construction: elementwise ops and optimizer steps
 //   work per element, pooling per plane, the loss per row (rows then added in order), the sum of
-//   squares over fixed 4096-element chunks (added in order), the linear bias gradient per column.
+//   squares over fixed 4096-element chunks (added in order), the linear bias gradient per column,
+//   the transformer layers (cpu/transformer.cpp: parameter gradients per channel block in row
+//   order, attention per (batch, head) on one thread).
 // Blocks are handed out dynamically: which thread computes a block does not change its bits.
 constexpr std::int64_t kGemmBlock = 256;
 constexpr std::int64_t kConvGroup = 4;
