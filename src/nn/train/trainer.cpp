@@ -60,9 +60,16 @@ void flip_lowest_bit(Tensor& params) {
   first.copy_from(host);
 }
 
-// Tokens per training window for a language model (the dataset is read as windows of this many
-// tokens); 0 for images.
-std::int64_t window_of(const TrainConfig& c) { return is_language_model(c) ? c.block_size : 0; }
+// A split of the config's dataset, read as its model needs: a language model's text in windows of
+// block_size tokens, images as they are. A model of the other kind is refused first, by name.
+io::DatasetSplit load_split(const TrainConfig& c, const char* split, std::int64_t limit) {
+  const bool text = io::dataset_kind(c.data) == io::DatasetKind::kTokens;
+  DPT_CHECK(text == is_language_model(c), "model '", c.model, "' ",
+            text ? "classifies images, but dataset '" : "reads text, but dataset '", c.data,
+            text ? "' holds text (train it with --model gpt)"
+                 : "' holds images (import a text corpus with `dpt-data import-text`)");
+  return io::DatasetSplit::load(c.data, split, limit, text ? c.block_size : 0);
+}
 
 std::string format_duration(double seconds) {
   const auto s = static_cast<long long>(std::max(0.0, seconds));
@@ -81,8 +88,7 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
       comm_(comm),
       uploader_(ctx.device()),
       micro_batch_(config_.resolved_micro_batch(comm.world_size())),
-      train_data_(
-          io::DatasetSplit::load(config_.data, "train", config_.train_samples, window_of(config_))),
+      train_data_(load_split(config_, "train", config_.train_samples)),
       step_loss_(ctx.device()),
       forward_timer_(ctx.device()),
       backward_timer_(ctx.device()),
@@ -92,8 +98,7 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
             "exact mode needs a Context with thread-invariant kernels "
             "(Context::set_thread_invariant(true)), or results would depend on the thread count");
   if (config_.eval) {
-    test_data_ =
-        io::DatasetSplit::load(config_.data, "test", config_.test_samples, window_of(config_));
+    test_data_ = load_split(config_, "test", config_.test_samples);
   }
   DPT_CHECK(train_data_.size() >= config_.batch_size, "dataset '", config_.data, "' split train has ",
             train_data_.size(), " samples, fewer than one global batch (batch-size ",
@@ -101,10 +106,6 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
 
   const bool text = train_data_.kind() == io::DatasetKind::kTokens;
   const std::int64_t classes = train_data_.meta().num_classes;  // the vocabulary for text
-  DPT_CHECK(text == is_language_model(config_), "model '", config_.model, "' ",
-            text ? "classifies images, but dataset '" : "reads text, but dataset '", config_.data,
-            text ? "' holds text (train it with --model gpt)"
-                 : "' holds images (import a text corpus with `dpt-data import-text`)");
   if (text) {
     if (config_.vocab_size == 0) config_.vocab_size = classes;
     DPT_CHECK(config_.vocab_size >= classes, "config: 'vocab-size' ", config_.vocab_size,

@@ -119,6 +119,11 @@ DatasetMeta read_meta(hid_t file, const std::string& path) {
 
 }  // namespace
 
+DatasetKind dataset_kind(const std::string& path) {
+  const H5Handle file = h5::open_file_read(path);
+  return detail::read_dataset_kind(file.get(), path);
+}
+
 DatasetSplit DatasetSplit::load(const std::string& path, const std::string& split,
                                 std::int64_t limit, std::int64_t block_size) {
   DPT_CHECK(!split.empty() && split.find('/') == std::string::npos, "dataset split name '", split,

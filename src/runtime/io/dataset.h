@@ -95,6 +95,10 @@ class DatasetSplit {
   Vocabulary vocabulary_;
 };
 
+// What the file at `path` holds (its root attribute `kind`), without reading any split: lets a
+// caller refuse a model meant for the other kind by name before loading.
+DatasetKind dataset_kind(const std::string& path);
+
 // Writes a dataset file with both splits (used by dpt-data import and by tests).
 struct SplitData {
   std::vector<std::uint8_t> images;  // N*C*H*W
