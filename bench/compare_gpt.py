@@ -91,7 +91,10 @@ print(json.dumps(dict(tokens_per_sec=(steps - {WARMUP_STEPS}) * B * T / elapsed,
 
 
 def run_torch(args):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
+    # Debian's torch calls OpenBLAS through the generic BLAS interface: its own thread count, and
+    # its best kernels for this CPU (bench/machine.py), so that the reference runs at its best.
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
+               **args.torch_env)
     out = subprocess.run([sys.executable, "-c", torch_child(args)], check=True, capture_output=True,
                          text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -140,7 +143,8 @@ def main():
     p.add_argument("--out", help="also append the markdown table to this file")
     args = p.parse_args()
     sys.path.insert(0, HERE)
-    from machine import cpu_description
+    from machine import cpu_description, reference_blas_env
+    args.torch_env, blas_note = reference_blas_env()
     from requires import require
     require("torch", "numpy", "h5py")
     if not os.path.exists(args.data):
@@ -163,7 +167,8 @@ def main():
 
     table = [f"gpt {args.n_layer}x{args.n_embd} ({args.n_head} heads, context {args.block_size}), "
              f"{args.steps} steps of {args.batch} windows per rank, {args.threads} thread(s) per "
-             f"rank, AdamW + cosine, {time.strftime('%Y-%m-%d')}; {cpu_description()}", "",
+             f"rank, AdamW + cosine, {time.strftime('%Y-%m-%d')}, torch {torch.__version__} "
+             f"({blas_note}); {cpu_description()}", "",
              "| run | first loss | last train loss | validation loss | tokens/s | vs dptrain 1 rank |",
              "|---|---:|---:|---:|---:|---|"]
     for name, r in rows:

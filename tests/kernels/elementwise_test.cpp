@@ -16,6 +16,8 @@
 namespace dpt::kernels {
 namespace {
 
+using test::expect_error;
+
 using test::all_close;
 using test::random_tensor;
 
@@ -242,17 +244,6 @@ TEST_F(Elementwise, DropoutKeepsAboutOneMinusP) {
 }
 
 // ---- error messages -------------------------------------------------------------------------------
-
-// Runs fn, expects a dpt::Error whose message contains every one of `parts`.
-template <typename Fn>
-void expect_error(Fn&& fn, std::initializer_list<const char*> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no dpt::Error thrown";
-  } catch (const Error& e) {
-    for (const char* part : parts) EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
 
 TEST_F(Elementwise, ShapeMismatchErrorsNameTheOp) {
   const Tensor x = random_tensor({3, 5}, 1), w = random_tensor({4, 6}, 2);

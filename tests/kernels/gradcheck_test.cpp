@@ -8,11 +8,14 @@
 #include <numeric>
 #include <random>
 
+#include "finite_difference.h"
 #include "kernels/ops.h"
 #include "testing/test_util.h"
 
 namespace dpt::kernels {
 namespace {
+
+using test::expect_gradient;
 
 using test::random_tensor;
 
@@ -20,24 +23,6 @@ double dot(const Tensor& a, const Tensor& b) {
   double s = 0.0;
   for (std::int64_t i = 0; i < a.numel(); ++i) s += static_cast<double>(a.data<float>()[i]) * b.data<float>()[i];
   return s;
-}
-
-// Perturbs every element of `v` by +-h, evaluates f, compares with `analytic`.
-void expect_gradient(const char* what, Tensor& v, const Tensor& analytic, const std::function<double()>& f,
-                     float h, double tol) {
-  ASSERT_EQ(v.numel(), analytic.numel()) << what;
-  for (std::int64_t i = 0; i < v.numel(); ++i) {
-    float& e = v.data<float>()[i];
-    const float saved = e;
-    e = saved + h;
-    const double plus = f();
-    e = saved - h;
-    const double minus = f();
-    e = saved;
-    const double numeric = (plus - minus) / (static_cast<double>(saved + h) - static_cast<double>(saved - h));
-    const double a = analytic.data<float>()[i];
-    ASSERT_NEAR(a, numeric, tol * (1.0 + std::abs(numeric))) << what << " element " << i;
-  }
 }
 
 class GradCheck : public ::testing::Test {

@@ -15,12 +15,17 @@
 #include <string>
 #include <vector>
 
+#include "finite_difference.h"
 #include "kernels/ops.h"
 #include "runtime/check.h"
 #include "testing/test_util.h"
 
 namespace dpt::kernels {
 namespace {
+
+using test::expect_error;
+
+using test::expect_gradient;
 
 using test::all_close;
 using test::random_tensor;
@@ -91,25 +96,6 @@ double dot(const Tensor& a, const Tensor& b) {
   return s;
 }
 
-// Central differences of f at every element of v against `analytic` (as gradcheck_test.cpp).
-void expect_gradient(const char* what, Tensor& v, const Tensor& analytic,
-                     const std::function<double()>& f, float h, double tol) {
-  ASSERT_EQ(v.numel(), analytic.numel()) << what;
-  for (std::int64_t i = 0; i < v.numel(); ++i) {
-    float& e = v.data<float>()[i];
-    const float saved = e;
-    e = saved + h;
-    const double plus = f();
-    e = saved - h;
-    const double minus = f();
-    e = saved;
-    const double numeric =
-        (plus - minus) / (static_cast<double>(saved + h) - static_cast<double>(saved - h));
-    const double a = analytic.data<float>()[i];
-    ASSERT_NEAR(a, numeric, tol * (1.0 + std::abs(numeric))) << what << " element " << i;
-  }
-}
-
 bool same_bits(const Tensor& a, const Tensor& b) {
   return a.size_bytes() == b.size_bytes() &&
          std::memcmp(a.raw_data(), b.raw_data(), a.size_bytes()) == 0;
@@ -123,18 +109,6 @@ Tensor random_tokens(const Shape& shape, std::int32_t vocab, std::uint64_t seed)
         std::min(vocab - 1, static_cast<std::int32_t>(u.data<float>()[i] * vocab));
   }
   return t;
-}
-
-template <typename Fn>
-void expect_error(Fn&& fn, std::initializer_list<const char*> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no dpt::Error thrown";
-  } catch (const Error& e) {
-    for (const char* part : parts) {
-      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-    }
-  }
 }
 
 // Naive double-precision causal attention from the definition, sharing no code with the kernels:

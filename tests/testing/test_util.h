@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
+#include "runtime/error.h"
 #include "runtime/tensor.h"
 
 namespace dpt::test {
@@ -21,6 +23,19 @@ Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo = -1.0f, f
                                      double atol);
 ::testing::AssertionResult all_close(const std::vector<double>& actual,
                                      const std::vector<double>& expected, double rtol, double atol);
+
+// Runs fn and expects a dpt::Error whose message contains every one of `parts`.
+template <typename Fn>
+void expect_error(Fn&& fn, std::initializer_list<const char*> parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "no dpt::Error thrown";
+  } catch (const Error& e) {
+    for (const char* part : parts) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  }
+}
 
 // A fresh directory under the system temp dir, removed when the object dies.
 class TempDir {
