@@ -90,6 +90,9 @@ class MpiCommunicator final : public Communicator {
   void check_fingerprint(const Job& job) const;
 
   // MPI helpers; called on the communication thread only.
+  // Returns once every rank has reached this point, asleep between polls (Note [Waiting for
+  // peers asleep]).
+  void wait_for_peers_asleep();
   void all_reduce_chunked(void* data, std::int64_t count, MPI_Datatype type,
                           std::size_t element_bytes, MPI_Op op) const;
   void broadcast_chunked(void* data, std::int64_t count_bytes, int root) const;
