@@ -47,10 +47,10 @@ std::string checkpoint_path(const std::string& path) {
   return latest->path;
 }
 
-// The checkpoint's model, with its parameters loaded, for samples of `sample_shape`.
-nn::Sequential load_model(const io::CheckpointState& state, const std::string& path,
-                          const Shape& sample_shape) {
-  const nn::TrainConfig config = nn::config_of_checkpoint(state, path);
+// The checkpoint's model (config: the checkpoint's, config_of_checkpoint), with its parameters
+// loaded, for samples of `sample_shape`.
+nn::Sequential load_model(const io::CheckpointState& state, const nn::TrainConfig& config,
+                          const std::string& path, const Shape& sample_shape) {
   nn::Sequential model = nn::build_model_of_config(config, sample_shape);
   nn::restore_checkpoint(state, path, model, /*optimizer=*/nullptr);
   return model;
@@ -82,15 +82,14 @@ int run_eval(int argc, const char* const* argv, comm::Communicator& comm) {
   const Context ctx = Context::create(Device::cpu(), threads);
   const io::CheckpointState state = io::read_model_file(checkpoint);
   const nn::TrainConfig config = nn::config_of_checkpoint(state, checkpoint);
-  const io::DatasetSplit dataset = io::DatasetSplit::load(
-      data, split, samples, nn::is_language_model(config) ? config.block_size : 0);
-  nn::Sequential model = load_model(state, checkpoint, dataset.sample_shape());
+  const io::DatasetSplit dataset = nn::load_split_for(config, data, split, samples);
+  nn::Sequential model = load_model(state, config, checkpoint, dataset.sample_shape());
   std::vector<float> logits;
   const nn::EvalResult r =
       nn::evaluate_model(ctx, comm, model, dataset, logits_path.empty() ? nullptr : &logits);
   if (!logits_path.empty()) {
     // One row per target: a sample, or each position of a language model's windows.
-    const std::int64_t n = dataset.size() * (nn::is_language_model(config) ? config.block_size : 1);
+    const std::int64_t n = dataset.size() * nn::targets_per_sample(config);
     const std::int64_t classes =
         static_cast<std::int64_t>(logits.size()) / std::max<std::int64_t>(1, n);
     io::write_tensor_file(logits_path, {{"logits", Tensor::from_vector({n, classes}, logits)}});
@@ -178,7 +177,7 @@ int run_sample(int argc, const char* const* argv, comm::Communicator& comm) {
 
   if (threads <= 0) threads = std::max(1, available_cores());
   const Context ctx = Context::create(Device::cpu(), threads);
-  nn::Sequential model = load_model(state, checkpoint, {config.block_size});
+  nn::Sequential model = load_model(state, config, checkpoint, {config.block_size});
   const std::vector<std::int32_t> ids =
       nn::generate(ctx, model, prompt_ids, config.block_size, options);
   const std::string text = vocabulary.decode(ids.data(), ids.size());

@@ -43,10 +43,6 @@ std::unique_ptr<Module> block(const GptConfig& c) {
   return b;
 }
 
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 }  // namespace
 
 void validate(const GptConfig& c) {
@@ -88,11 +84,11 @@ Sequential build_gpt(const GptConfig& c, std::int64_t context, Device device) {
   const float projection_std = 0.02f / std::sqrt(2.0f * static_cast<float>(c.n_layer));
   for (Parameter* p : model.parameters()) {
     if (p->init == Init::kOnes) continue;  // LayerNorm weights
-    if (ends_with(p->name, ".bias")) {
+    if (p->name.ends_with(".bias")) {
       p->init = Init::kZeros;
     } else {
       p->init = Init::kNormal;
-      p->init_std = ends_with(p->name, "c_proj.weight") ? projection_std : 0.02f;
+      p->init_std = p->name.ends_with("c_proj.weight") ? projection_std : 0.02f;
     }
   }
   return model;

@@ -60,17 +60,6 @@ void flip_lowest_bit(Tensor& params) {
   first.copy_from(host);
 }
 
-// A split of the config's dataset, read as its model needs: a language model's text in windows of
-// block_size tokens, images as they are. A model of the other kind is refused first, by name.
-io::DatasetSplit load_split(const TrainConfig& c, const char* split, std::int64_t limit) {
-  const bool text = io::dataset_kind(c.data) == io::DatasetKind::kTokens;
-  DPT_CHECK(text == is_language_model(c), "model '", c.model, "' ",
-            text ? "classifies images, but dataset '" : "reads text, but dataset '", c.data,
-            text ? "' holds text (train it with --model gpt)"
-                 : "' holds images (import a text corpus with `dpt-data import-text`)");
-  return io::DatasetSplit::load(c.data, split, limit, text ? c.block_size : 0);
-}
-
 std::string format_duration(double seconds) {
   const auto s = static_cast<long long>(std::max(0.0, seconds));
   std::ostringstream out;
@@ -88,7 +77,7 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
       comm_(comm),
       uploader_(ctx.device()),
       micro_batch_(config_.resolved_micro_batch(comm.world_size())),
-      train_data_(load_split(config_, "train", config_.train_samples)),
+      train_data_(load_split_for(config_, config_.data, "train", config_.train_samples)),
       step_loss_(ctx.device()),
       forward_timer_(ctx.device()),
       backward_timer_(ctx.device()),
@@ -98,7 +87,7 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
             "exact mode needs a Context with thread-invariant kernels "
             "(Context::set_thread_invariant(true)), or results would depend on the thread count");
   if (config_.eval) {
-    test_data_ = load_split(config_, "test", config_.test_samples);
+    test_data_ = load_split_for(config_, config_.data, "test", config_.test_samples);
   }
   DPT_CHECK(train_data_.size() >= config_.batch_size, "dataset '", config_.data, "' split train has ",
             train_data_.size(), " samples, fewer than one global batch (batch-size ",
@@ -111,8 +100,8 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
     DPT_CHECK(config_.vocab_size >= classes, "config: 'vocab-size' ", config_.vocab_size,
               " is smaller than the vocabulary of dataset '", config_.data, "' (", classes,
               " tokens)");
-    targets_per_sample_ = config_.block_size;
   }
+  targets_per_sample_ = targets_per_sample(config_);
   layers_ = layers_of(config_);
   model_ = build_model_of_config(config_, train_data_.sample_shape(), ctx_.device());
   const Shape out = model_.output_shape(1);

@@ -39,27 +39,44 @@ class WordStream {
   explicit WordStream(const PhiloxStream& stream) : stream_(stream) {}
   std::uint32_t next() {
     DPT_CHECK(index_ < std::numeric_limits<std::uint32_t>::max(),
-              "epoch_permutation: Philox stream exhausted");
+              "loader: Philox stream exhausted");
     return stream_.bits(index_++);
   }
-  // Uniform in [0, range), range in [1, 2^32).
-  std::uint32_t bounded(std::uint32_t range) {
-    std::uint64_t m = static_cast<std::uint64_t>(next()) * range;
-    auto low = static_cast<std::uint32_t>(m);
+  // Uniform in [0, range), range >= 1, by Lemire's multiply-shift with rejection. U is
+  // std::uint32_t (one word a draw, the product in Wide = 64 bits: the permutation) or
+  // std::uint64_t (two words, high first, the product in 128 bits: Note [Window start]).
+  template <typename U, typename Wide>
+  U bounded(U range) {
+    const auto draw = [&] { return static_cast<Wide>(word<U>()) * range; };
+    Wide m = draw();
+    auto low = static_cast<U>(m);
     if (low < range) {
-      const std::uint32_t threshold = static_cast<std::uint32_t>(-range) % range;
+      const U threshold = static_cast<U>(U{0} - range) % range;
       while (low < threshold) {
-        m = static_cast<std::uint64_t>(next()) * range;
-        low = static_cast<std::uint32_t>(m);
+        m = draw();
+        low = static_cast<U>(m);
       }
     }
-    return static_cast<std::uint32_t>(m >> 32);
+    return static_cast<U>(m >> (8 * sizeof(U)));
   }
 
  private:
+  template <typename U>
+  U word() {
+    if constexpr (sizeof(U) == sizeof(std::uint32_t)) {
+      return next();
+    } else {
+      const std::uint64_t high = next();
+      return (high << 32) | next();
+    }
+  }
+
   PhiloxStream stream_;
   std::uint32_t index_ = 0;
 };
+
+// GCC and Clang's 128-bit integer (__extension__: not ISO C++, -Wpedantic would reject it).
+__extension__ using Uint128 = unsigned __int128;
 
 }  // namespace
 
@@ -73,7 +90,8 @@ std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed,
   WordStream words(PhiloxStream{seed, RngPurpose::kDataOrder, static_cast<std::uint32_t>(e),
                                 static_cast<std::uint32_t>(e >> 32)});
   for (std::int64_t i = n - 1; i > 0; --i) {
-    const std::uint32_t j = words.bounded(static_cast<std::uint32_t>(i + 1));
+    const std::uint32_t j =
+        words.bounded<std::uint32_t, std::uint64_t>(static_cast<std::uint32_t>(i + 1));
     std::swap(order[static_cast<std::size_t>(i)], order[j]);
   }
   return order;
@@ -86,9 +104,6 @@ std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed,
 // x = (w0 << 32) | w1; j comes from Lemire's multiply-shift on 64 bits with rejection (as in
 // Note [Epoch permutation], one pair per draw except with probability < R / 2^64). So windows
 // are a pure function of (seed, e, q): no state carried from one window to the next.
-// GCC and Clang's 128-bit integer (__extension__: not ISO C++, -Wpedantic would reject it).
-__extension__ using Uint128 = unsigned __int128;
-
 std::int64_t window_start(std::uint64_t seed, std::int64_t epoch, std::int64_t position,
                           std::int64_t n_tokens, std::int64_t block_size) {
   DPT_CHECK(block_size > 0 && n_tokens > block_size, "window_start: ", n_tokens,
@@ -96,25 +111,10 @@ std::int64_t window_start(std::uint64_t seed, std::int64_t epoch, std::int64_t p
   DPT_CHECK(epoch >= 0 && epoch <= std::numeric_limits<std::uint32_t>::max() && position >= 0 &&
                 position <= std::numeric_limits<std::uint32_t>::max(),
             "window_start: epoch ", epoch, " and position ", position, " must be in [0, 2^32)");
-  const auto range = static_cast<std::uint64_t>(n_tokens - block_size);
-  const PhiloxStream stream{seed, RngPurpose::kWindow, static_cast<std::uint32_t>(epoch),
-                            static_cast<std::uint32_t>(position)};
-  std::uint32_t index = 0;
-  const auto draw = [&] {
-    const std::uint64_t high = stream.bits(index++);
-    const std::uint64_t x = (high << 32) | stream.bits(index++);
-    return static_cast<Uint128>(x) * range;
-  };
-  Uint128 m = draw();
-  auto low = static_cast<std::uint64_t>(m);
-  if (low < range) {
-    const std::uint64_t threshold = (0 - range) % range;
-    while (low < threshold) {
-      m = draw();
-      low = static_cast<std::uint64_t>(m);
-    }
-  }
-  return static_cast<std::int64_t>(m >> 64);
+  WordStream words(PhiloxStream{seed, RngPurpose::kWindow, static_cast<std::uint32_t>(epoch),
+                                static_cast<std::uint32_t>(position)});
+  return static_cast<std::int64_t>(
+      words.bounded<std::uint64_t, Uint128>(static_cast<std::uint64_t>(n_tokens - block_size)));
 }
 
 Loader::Loader(const DatasetSplit& data, LoaderOptions options)
