@@ -65,6 +65,28 @@ std::unique_ptr<Communicator> make_device_communicator(std::unique_ptr<Communica
 #endif
 }
 
+namespace {
+[[noreturn]] void no_uneven_collectives(const Communicator& comm, const char* op) {
+  DPT_FAIL_KIND(ErrorKind::kComm, op, ": the ", comm.backend(),
+                " communicator has no collectives over uneven blocks (a sharded optimizer, "
+                "--zero 1, runs on the MPI and local communicators)");
+}
+}  // namespace
+
+std::unique_ptr<Work> Communicator::reduce_scatter_async(float*, std::vector<std::int64_t>,
+                                                         ReduceOp) {
+  no_uneven_collectives(*this, "reduce_scatter_async");
+}
+std::unique_ptr<Work> Communicator::all_gather_async(float*, std::vector<std::int64_t>) {
+  no_uneven_collectives(*this, "all_gather_async");
+}
+void Communicator::gather(const float*, float*, const std::vector<std::int64_t>&, int) {
+  no_uneven_collectives(*this, "gather");
+}
+void Communicator::scatter(const float*, float*, const std::vector<std::int64_t>&, int) {
+  no_uneven_collectives(*this, "scatter");
+}
+
 void abort_all(int code) {
   // _Exit and MPI_Abort skip stdio's exit-time flush: flush so the fatal message logged just
   // before is not lost.

@@ -21,6 +21,8 @@ enum class CollectiveKind {
   kBroadcast,
   kAllGather,
   kReduceScatter,
+  kGather,
+  kScatter,
   kBarrier
 };
 const char* to_string(CollectiveKind kind);
@@ -104,6 +106,24 @@ class Communicator {
   // rank's block (index rank()) holds the reduction of everyone's block. Other blocks undefined.
   virtual void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) = 0;
   virtual void barrier() = 0;
+
+  // Collectives over uneven blocks, for a sharded optimizer (Note [Sharded optimizer] in
+  // nn/parallel/data_parallel.h). `counts` has world_size() entries, the same on every rank:
+  // block r is counts[r] consecutive floats, the blocks follow one another in rank order. The
+  // defaults throw: a backend without them cannot shard (the MPI and local ones have them).
+  // In place and asynchronous: `data` holds sum(counts) floats; on completion this rank's block
+  // holds the reduction of every rank's copy of that block; the other blocks are undefined.
+  virtual std::unique_ptr<Work> reduce_scatter_async(float* data, std::vector<std::int64_t> counts,
+                                                     ReduceOp op);
+  // In place and asynchronous: rank r's block of `data` is its contribution; on completion every
+  // rank holds every block.
+  virtual std::unique_ptr<Work> all_gather_async(float* data, std::vector<std::int64_t> counts);
+  // Blocking. gather: `local` (counts[rank()] floats) of every rank lands in `all` of `root`
+  // (sum(counts) floats; ignored elsewhere). scatter: the reverse.
+  virtual void gather(const float* local, float* all, const std::vector<std::int64_t>& counts,
+                      int root);
+  virtual void scatter(const float* all, float* local, const std::vector<std::int64_t>& counts,
+                       int root);
   // (optional) For a rank that is failing with an error in flight: ends this rank's part of the
   // communicator at once (ncclCommAbort for NCCL), so that the collectives still pending fail fast
   // and destroying them, and the communicator, no longer waits for peers that will never come

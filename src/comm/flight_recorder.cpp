@@ -22,6 +22,10 @@ const char* to_string(CollectiveKind kind) {
       return "broadcast";
     case CollectiveKind::kAllGather:
       return "all-gather";
+    case CollectiveKind::kGather:
+      return "gather";
+    case CollectiveKind::kScatter:
+      return "scatter";
     case CollectiveKind::kReduceScatter:
       return "reduce-scatter";
     case CollectiveKind::kBarrier:

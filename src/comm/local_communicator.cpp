@@ -3,6 +3,8 @@
 // call fails in single-rank tests too), then every collective is the identity.
 #include "comm/local_communicator.h"
 
+#include <algorithm>
+
 #include "comm/work_clock.h"
 #include "runtime/check.h"
 #include "runtime/exact_sum.h"
@@ -29,7 +31,41 @@ void check_buffer(const char* op, const void* data, std::int64_t count) {
   DPT_CHECK(data != nullptr || count == 0, op, ": null buffer for ", count, " elements");
 }
 
+void check_blocks(const char* op, const void* data, const std::vector<std::int64_t>& counts,
+                  int root) {
+  DPT_CHECK(counts.size() == 1, op, ": ", counts.size(), " block counts for a world of 1");
+  DPT_CHECK(root == 0, op, ": root ", root, " is not a rank of a world of 1");
+  check_buffer(op, data, counts[0]);
+}
+
 }  // namespace
+
+std::unique_ptr<Work> LocalCommunicator::reduce_scatter_async(float* data,
+                                                              std::vector<std::int64_t> counts,
+                                                              ReduceOp /*op*/) {
+  check_blocks("reduce_scatter_async", data, counts, 0);
+  return std::make_unique<CompletedWork>();
+}
+
+std::unique_ptr<Work> LocalCommunicator::all_gather_async(float* data,
+                                                          std::vector<std::int64_t> counts) {
+  check_blocks("all_gather_async", data, counts, 0);
+  return std::make_unique<CompletedWork>();
+}
+
+void LocalCommunicator::gather(const float* local, float* all,
+                               const std::vector<std::int64_t>& counts, int root) {
+  check_blocks("gather", local, counts, root);
+  check_buffer("gather", all, counts[0]);
+  std::copy(local, local + counts[0], all);
+}
+
+void LocalCommunicator::scatter(const float* all, float* local,
+                                const std::vector<std::int64_t>& counts, int root) {
+  check_blocks("scatter", all, counts, root);
+  check_buffer("scatter", local, counts[0]);
+  std::copy(all, all + counts[0], local);
+}
 
 std::unique_ptr<Work> LocalCommunicator::all_reduce_async(float* data, std::int64_t count,
                                                           ReduceOp /*op*/) {

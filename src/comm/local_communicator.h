@@ -25,6 +25,13 @@ class LocalCommunicator final : public Communicator {
   void broadcast(void* data, std::int64_t count_bytes, int root) override;
   std::vector<std::string> all_gather(const std::string& local) override;
   void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) override;
+  std::unique_ptr<Work> reduce_scatter_async(float* data, std::vector<std::int64_t> counts,
+                                             ReduceOp op) override;
+  std::unique_ptr<Work> all_gather_async(float* data, std::vector<std::int64_t> counts) override;
+  void gather(const float* local, float* all, const std::vector<std::int64_t>& counts,
+              int root) override;
+  void scatter(const float* all, float* local, const std::vector<std::int64_t>& counts,
+               int root) override;
   void barrier() override {}
   double native_all_reduce_seconds(float*, std::int64_t) override { return 0.0; }
 };

@@ -428,6 +428,18 @@ double sum_squares(const Context& ctx, const Tensor& x) {
   return 0.0;  // not reached: is_cpu() threw
 }
 
+void sum_squares_chunks(const Context& ctx, const Tensor& x, std::vector<double>& chunks) {
+  constexpr const char* op = "sum_squares_chunks";
+  expect_tensor(ctx, op, "x", x);
+  chunks.assign(static_cast<std::size_t>((x.numel() + kSumSquaresChunk - 1) / kSumSquaresChunk),
+                0.0);
+  if (is_cpu(ctx, op)) {
+    cpu::sum_squares_chunks(x.data<float>(), x.numel(), chunks.data());
+  } else {
+    DPT_ON_CUDA(cuda::sum_squares_chunks(ctx, x.data<float>(), x.numel(), chunks.data()));
+  }
+}
+
 // ---- transformer layers -------------------------------------------------------------------------
 
 namespace {

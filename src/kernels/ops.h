@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "runtime/context.h"
 #include "runtime/tensor.h"
@@ -88,8 +89,16 @@ void dropout_backward(const Context& ctx, const Tensor& dy, const Tensor& mask, 
 void scale(const Context& ctx, Tensor& y, float alpha);
 // y += alpha * x
 void axpy(const Context& ctx, float alpha, const Tensor& x, Tensor& y);
-// Sum of squares in double, reduced in a fixed order (same result for any thread count).
+// Sum of squares in double, reduced in a fixed order (same result for any thread count): the
+// squares of each chunk of kSumSquaresChunk elements are summed in double (a fixed lane order),
+// then the chunk sums are added in index order.
 double sum_squares(const Context& ctx, const Tensor& x);
+constexpr std::int64_t kSumSquaresChunk = 4096;
+// The chunk sums of sum_squares(x), one per kSumSquaresChunk elements (the last may be shorter),
+// written to `chunks` (on the host). Adding them in index order gives sum_squares(x) bit for bit;
+// so does adding those of consecutive ranges of x that start at multiples of the chunk (a sharded
+// gradient's norm: Note [Sharded gradient norm] in nn/optim/optimizer.cpp).
+void sum_squares_chunks(const Context& ctx, const Tensor& x, std::vector<double>& chunks);
 
 // ---- transformer layers (kernels/transformer_math.h) ---------------------------------------------
 // Activations are [B, T, C] (batch, position, channel), contiguous; ops that work per row treat

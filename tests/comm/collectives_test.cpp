@@ -276,6 +276,103 @@ TEST(Collectives, ReduceScatter) {
   }
 }
 
+// Uneven blocks as a sharded optimizer's buckets cut them: some empty, one larger than a chunk of
+// the chunked run (1000), the last shorter.
+std::vector<std::vector<std::int64_t>> uneven_layouts(int n) {
+  std::vector<std::vector<std::int64_t>> layouts;
+  std::vector<std::int64_t> first(static_cast<std::size_t>(n)), second(first.size()),
+      alone(first.size(), 0);
+  for (int r = 0; r < n; ++r) {
+    first[static_cast<std::size_t>(r)] = r % 2 == 0 ? 2500 + 7 * r : 0;
+    second[static_cast<std::size_t>(r)] = r + 1 == n ? 3 : 1001;
+  }
+  alone[static_cast<std::size_t>(n - 1)] = 11;  // the whole bucket inside the last shard
+  layouts.push_back(first);
+  layouts.push_back(second);
+  layouts.push_back(alone);
+  layouts.push_back(std::vector<std::int64_t>(static_cast<std::size_t>(n), 0));
+  return layouts;
+}
+
+std::int64_t start_of(const std::vector<std::int64_t>& counts, int r) {
+  std::int64_t start = 0;
+  for (int q = 0; q < r; ++q) start += counts[static_cast<std::size_t>(q)];
+  return start;
+}
+
+TEST(Collectives, ReduceScatterUnevenBlocksInPlace) {
+  Communicator& comm = world();
+  const int r = comm.rank(), n = comm.world_size();
+  for (const std::vector<std::int64_t>& counts : uneven_layouts(n)) {
+    const std::int64_t total = start_of(counts, n);
+    std::vector<float> data(static_cast<std::size_t>(total));
+    for (std::int64_t i = 0; i < total; ++i) data[i] = static_cast<float>(r + 1) * (i % 5 + 1);
+    comm.reduce_scatter_async(data.data(), counts, ReduceOp::kSum)->wait();
+    const std::int64_t begin = start_of(counts, r), end = begin + counts[r];
+    int mismatches = 0;
+    for (std::int64_t i = begin; i < end; ++i) {
+      const float expected = n * (n + 1) / 2.0f * (i % 5 + 1);
+      if (data[i] != expected && mismatches++ < 3) {
+        ADD_FAILURE() << "total " << total << " [" << i << "] = " << data[i] << ", expected "
+                      << expected;
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << "total " << total;
+  }
+}
+
+TEST(Collectives, AllGatherUnevenBlocksInPlace) {
+  Communicator& comm = world();
+  const int r = comm.rank(), n = comm.world_size();
+  for (const std::vector<std::int64_t>& counts : uneven_layouts(n)) {
+    const std::int64_t total = start_of(counts, n);
+    std::vector<float> data(static_cast<std::size_t>(total), -1.0f);
+    const std::int64_t begin = start_of(counts, r);
+    for (std::int64_t i = begin; i < begin + counts[r]; ++i) data[i] = static_cast<float>(i) + 0.5f;
+    comm.all_gather_async(data.data(), counts)->wait();
+    for (std::int64_t i = 0; i < total; ++i) {
+      ASSERT_EQ(data[i], static_cast<float>(i) + 0.5f) << "total " << total << " [" << i << "]";
+    }
+  }
+}
+
+TEST(Collectives, GatherAndScatterUnevenBlocksToAnyRoot) {
+  Communicator& comm = world();
+  const int r = comm.rank(), n = comm.world_size();
+  for (const int root : {0, n - 1}) {
+    for (const std::vector<std::int64_t>& counts : uneven_layouts(n)) {
+      const std::int64_t total = start_of(counts, n), begin = start_of(counts, r);
+      std::vector<float> mine(static_cast<std::size_t>(counts[r]));
+      for (std::size_t i = 0; i < mine.size(); ++i) mine[i] = static_cast<float>(begin + i) * 2;
+      std::vector<float> all(r == root ? static_cast<std::size_t>(total) : 0, -1.0f);
+      comm.gather(mine.data(), all.data(), counts, root);
+      if (r == root) {
+        for (std::int64_t i = 0; i < total; ++i) {
+          ASSERT_EQ(all[i], static_cast<float>(i) * 2) << "gather to " << root << " [" << i << "]";
+        }
+        for (std::int64_t i = 0; i < total; ++i) all[i] = static_cast<float>(i) * 3;
+      }
+      std::vector<float> back(mine.size(), -1.0f);
+      comm.scatter(all.data(), back.data(), counts, root);
+      for (std::size_t i = 0; i < back.size(); ++i) {
+        ASSERT_EQ(back[i], static_cast<float>(begin + i) * 3) << "scatter from " << root;
+      }
+    }
+  }
+}
+
+TEST(Collectives, UnevenBlocksRefuseWrongCounts) {
+  Communicator& comm = world();
+  std::vector<float> data(4);
+  expect_error_naming("reduce_scatter_async", [&] {
+    comm.reduce_scatter_async(data.data(), std::vector<std::int64_t>(comm.world_size() + 1, 1),
+                              ReduceOp::kSum);
+  });
+  expect_error_naming("gather", [&] {
+    comm.gather(data.data(), data.data(), std::vector<std::int64_t>(comm.world_size(), -1), 0);
+  });
+}
+
 TEST(Collectives, BarrierWaitsForTheLastRank) {
   Communicator& comm = world();
   comm.barrier();  // start together

@@ -113,6 +113,29 @@ TEST_F(Elementwise, SumSquaresMatchesDoubleAndIsThreadCountIndependent) {
   EXPECT_EQ(sum_squares(ctx_, Tensor::from_vector({3}, {1.0f, -2.0f, 3.0f})), 14.0);
 }
 
+// A sharded gradient's norm: the chunk sums of ranges starting at chunk multiples, put side by side
+// and added in index order, are sum_squares of the whole buffer bit for bit.
+TEST_F(Elementwise, SumSquaresChunksOfShardsAddUpToTheWholeBitwise) {
+  const std::int64_t n = 3 * kSumSquaresChunk + 1001;
+  const Tensor x = random_tensor({n}, 11, -3.0f, 3.0f);
+  std::vector<double> whole;
+  sum_squares_chunks(ctx_, x, whole);
+  ASSERT_EQ(whole.size(), 4u);
+  double total = 0.0;
+  for (const double c : whole) total += c;
+  EXPECT_EQ(total, sum_squares(ctx_, x));
+  // Shards [0, 2 chunks) and [2 chunks, n): the same chunks in the same order.
+  const std::int64_t cut = 2 * kSumSquaresChunk;
+  std::vector<double> first, second;
+  sum_squares_chunks(ctx_, Tensor::view_of(x, 0, {cut}), first);
+  sum_squares_chunks(ctx_, Tensor::view_of(x, cut, {n - cut}), second);
+  first.insert(first.end(), second.begin(), second.end());
+  EXPECT_EQ(first, whole);
+  std::vector<double> none = {1.0};
+  sum_squares_chunks(ctx_, Tensor::view_of(x, 0, {0}), none);
+  EXPECT_TRUE(none.empty());
+}
+
 // The documented order (cpu/elementwise.cpp): chunks of 4096 elements, element i of a chunk added
 // into lane i % 8, lanes paired ((0+1)+(2+3))+((4+5)+(6+7)), chunk sums added in index order. The
 // gradient norm, and so clipping, depends on these bits; the size spans several of the blocks

@@ -476,6 +476,125 @@ void MpiCommunicator::reduce_scatter(float* data, std::int64_t block_count, Redu
   });
 }
 
+// Note [Uneven blocks]
+// ~~~~~~~~~~~~~~~~~~~~
+// A sharded optimizer's buckets cut the shards unevenly (a bucket may lie in one rank's shard, or
+// straddle two), so its collectives take one count per rank: MPI's v-variants (Reduce_scatter,
+// Allgatherv, Gatherv, Scatterv), whose counts and displacements are ints. Long buffers go in
+// windows of at most max_chunk_count_ elements, each rank's share of a window being the part of
+// its block inside it; every rank computes the same windows, so the calls match.
+std::vector<std::int64_t> MpiCommunicator::block_starts(
+    const char* op, const std::vector<std::int64_t>& counts) const {
+  DPT_CHECK(static_cast<int>(counts.size()) == size_, op, ": ", counts.size(),
+            " block counts for a world of ", size_);
+  std::vector<std::int64_t> starts(counts.size() + 1, 0);
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    DPT_CHECK(counts[r] >= 0, op, ": block ", r, " has a negative count ", counts[r]);
+    starts[r + 1] = starts[r] + counts[r];
+  }
+  return starts;
+}
+
+void MpiCommunicator::for_each_window(
+    const std::vector<std::int64_t>& starts,
+    const std::function<void(std::int64_t, const std::vector<int>&, const std::vector<int>&,
+                             std::int64_t)>& piece) const {
+  std::vector<int> counts(static_cast<std::size_t>(size_)), displacements(counts.size());
+  const std::int64_t total = starts.back();
+  for (std::int64_t begin = 0; begin < total;) {
+    const std::int64_t end = std::min(total, begin + max_chunk_count_);
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      const std::int64_t from = std::clamp(starts[r], begin, end);
+      const std::int64_t to = std::clamp(starts[r + 1], begin, end);
+      counts[r] = static_cast<int>(to - from);
+      displacements[r] = static_cast<int>(from - begin);
+    }
+    const auto me = static_cast<std::size_t>(rank_);
+    piece(begin, counts, displacements, begin + displacements[me] - starts[me]);
+    begin = end;
+  }
+}
+
+std::unique_ptr<Work> MpiCommunicator::reduce_scatter_async(float* data,
+                                                            std::vector<std::int64_t> counts,
+                                                            ReduceOp op) {
+  std::vector<std::int64_t> starts = block_starts("reduce_scatter_async", counts);
+  check_buffer("reduce_scatter_async", data, starts.back());
+  const MPI_Op mpi_op = to_mpi(op);
+  const std::int64_t total = starts.back();
+  return std::make_unique<AsyncWork>(enqueue(
+      CollectiveKind::kReduceScatter, total, sizeof(float),
+      [this, data, mpi_op, starts = std::move(starts)] {
+        wait_for_peers_asleep();
+        for_each_window(starts, [&](std::int64_t begin, const std::vector<int>& shares,
+                                    const std::vector<int>& offsets, std::int64_t) {
+          float* window = data + begin;
+          const auto me = static_cast<std::size_t>(rank_);
+          // In place, MPI takes the inputs from the receive buffer and leaves this rank's result
+          // at its start (MPI-3.1 section 5.10.1); it belongs at this rank's displacement.
+          DPT_MPI_CHECK(MPI_Reduce_scatter(MPI_IN_PLACE, window, shares.data(), MPI_FLOAT, mpi_op,
+                                           comm_.get()));
+          if (offsets[me] != 0 && shares[me] > 0) {
+            std::memmove(window + offsets[me], window,
+                         static_cast<std::size_t>(shares[me]) * sizeof(float));
+          }
+        });
+      }));
+}
+
+std::unique_ptr<Work> MpiCommunicator::all_gather_async(float* data,
+                                                        std::vector<std::int64_t> counts) {
+  std::vector<std::int64_t> starts = block_starts("all_gather_async", counts);
+  check_buffer("all_gather_async", data, starts.back());
+  const std::int64_t total = starts.back();
+  return std::make_unique<AsyncWork>(
+      enqueue(CollectiveKind::kAllGather, total, sizeof(float),
+              [this, data, starts = std::move(starts)] {
+                wait_for_peers_asleep();
+                for_each_window(starts, [&](std::int64_t begin, const std::vector<int>& shares,
+                                            const std::vector<int>& offsets, std::int64_t) {
+                  DPT_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data + begin,
+                                               shares.data(), offsets.data(), MPI_FLOAT,
+                                               comm_.get()));
+                });
+              }));
+}
+
+void MpiCommunicator::gather(const float* local, float* all,
+                             const std::vector<std::int64_t>& counts, int root) {
+  DPT_CHECK(root >= 0 && root < size_, "gather: root ", root, " is not a rank of a world of ",
+            size_);
+  const std::vector<std::int64_t> starts = block_starts("gather", counts);
+  check_buffer("gather", local, counts[static_cast<std::size_t>(rank_)]);
+  if (rank_ == root) check_buffer("gather", all, starts.back());
+  run_blocking(CollectiveKind::kGather, starts.back(), sizeof(float), [&] {
+    for_each_window(starts, [&](std::int64_t begin, const std::vector<int>& shares,
+                                const std::vector<int>& offsets, std::int64_t mine) {
+      DPT_MPI_CHECK(MPI_Gatherv(local + mine, shares[static_cast<std::size_t>(rank_)], MPI_FLOAT,
+                                rank_ == root ? all + begin : nullptr, shares.data(),
+                                offsets.data(), MPI_FLOAT, root, comm_.get()));
+    });
+  });
+}
+
+void MpiCommunicator::scatter(const float* all, float* local,
+                              const std::vector<std::int64_t>& counts, int root) {
+  DPT_CHECK(root >= 0 && root < size_, "scatter: root ", root, " is not a rank of a world of ",
+            size_);
+  const std::vector<std::int64_t> starts = block_starts("scatter", counts);
+  check_buffer("scatter", local, counts[static_cast<std::size_t>(rank_)]);
+  if (rank_ == root) check_buffer("scatter", all, starts.back());
+  run_blocking(CollectiveKind::kScatter, starts.back(), sizeof(float), [&] {
+    for_each_window(starts, [&](std::int64_t begin, const std::vector<int>& shares,
+                                const std::vector<int>& offsets, std::int64_t mine) {
+      DPT_MPI_CHECK(MPI_Scatterv(rank_ == root ? all + begin : nullptr, shares.data(),
+                                 offsets.data(), MPI_FLOAT, local + mine,
+                                 shares[static_cast<std::size_t>(rank_)], MPI_FLOAT, root,
+                                 comm_.get()));
+    });
+  });
+}
+
 double MpiCommunicator::native_all_reduce_seconds(float* data, std::int64_t count) {
   check_buffer("native_all_reduce", data, count);
   double seconds = 0.0;

@@ -57,6 +57,13 @@ class MpiCommunicator final : public Communicator {
   void broadcast(void* data, std::int64_t count_bytes, int root) override;
   std::vector<std::string> all_gather(const std::string& local) override;
   void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) override;
+  std::unique_ptr<Work> reduce_scatter_async(float* data, std::vector<std::int64_t> counts,
+                                             ReduceOp op) override;
+  std::unique_ptr<Work> all_gather_async(float* data, std::vector<std::int64_t> counts) override;
+  void gather(const float* local, float* all, const std::vector<std::int64_t>& counts,
+              int root) override;
+  void scatter(const float* all, float* local, const std::vector<std::int64_t>& counts,
+               int root) override;
   void barrier() override;
   double native_all_reduce_seconds(float* data, std::int64_t count) override;
   void set_check_collectives(bool on) override { check_collectives_.store(on); }
@@ -97,6 +104,17 @@ class MpiCommunicator final : public Communicator {
                           std::size_t element_bytes, MPI_Op op) const;
   void broadcast_chunked(void* data, std::int64_t count_bytes, int root) const;
   void exact_sum(const ExactSumBucket& bucket);
+  // Uneven blocks (Communicator::reduce_scatter_async): checks `counts` and returns the blocks'
+  // starts (world size + 1 entries, the last the total).
+  std::vector<std::int64_t> block_starts(const char* op,
+                                         const std::vector<std::int64_t>& counts) const;
+  // Calls `piece` for consecutive windows [begin, end) of at most max_chunk_count_ elements
+  // covering the blocks, with each rank's share of the window (counts and displacements relative
+  // to begin: MPI's ints) and this rank's share's start relative to its block.
+  void for_each_window(const std::vector<std::int64_t>& starts,
+                       const std::function<void(std::int64_t begin, const std::vector<int>& counts,
+                                                const std::vector<int>& displacements,
+                                                std::int64_t mine_in_block)>& piece) const;
 
   UniqueComm comm_;
   FlightRecorder recorder_;

@@ -83,6 +83,38 @@ void axpy(float alpha, const float* x, float* y, std::int64_t n) {
   });
 }
 
+namespace {
+// One chunk's sum of squares. Eight fixed lanes (element i goes to lane i % 8) let the compiler
+// vectorise while the order of additions stays a function of the chunk's length only.
+double chunk_sum_squares(const float* x, std::int64_t begin, std::int64_t end) {
+  double lane[8] = {};
+  std::int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    for (int l = 0; l < 8; ++l) {
+      const double v = x[i + l];
+      lane[l] += v * v;
+    }
+  }
+  for (int l = 0; i < end; ++i, ++l) {
+    const double v = x[i];
+    lane[l] += v * v;
+  }
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+// Chunk sums [first, first + count) of x[0, n) into out[0, count).
+void chunk_sums(const float* x, std::int64_t n, std::int64_t first, std::int64_t count,
+                double* out) {
+#pragma omp parallel for schedule(static) if (count * kSumChunk >= kParallelMin)
+  for (std::int64_t c = 0; c < count; ++c) {
+    const std::int64_t begin = (first + c) * kSumChunk;
+    out[c] = chunk_sum_squares(x, begin, begin + kSumChunk < n ? begin + kSumChunk : n);
+  }
+}
+}  // namespace
+
+static_assert(kSumChunk == kSumSquaresChunk, "the chunk ops.h promises");
+
 double sum_squares(const float* x, std::int64_t n) {
   const std::int64_t chunks = (n + kSumChunk - 1) / kSumChunk;
   // The chunk sums are added in index order. They are formed kSumBlock chunks at a time into a
@@ -92,30 +124,14 @@ double sum_squares(const float* x, std::int64_t n) {
   for (std::int64_t first = 0; first < chunks; first += kSumBlock) {
     const std::int64_t count = chunks - first < kSumBlock ? chunks - first : kSumBlock;
     double partial[kSumBlock];
-#pragma omp parallel for schedule(static) if (count * kSumChunk >= kParallelMin)
-    for (std::int64_t c = 0; c < count; ++c) {
-      const std::int64_t begin = (first + c) * kSumChunk;
-      const std::int64_t end = begin + kSumChunk < n ? begin + kSumChunk : n;
-      // Eight fixed lanes (element i goes to lane i % 8) let the compiler vectorise while the
-      // order of additions stays a function of n only.
-      double lane[8] = {};
-      std::int64_t i = begin;
-      for (; i + 8 <= end; i += 8) {
-        for (int l = 0; l < 8; ++l) {
-          const double v = x[i + l];
-          lane[l] += v * v;
-        }
-      }
-      for (int l = 0; i < end; ++i, ++l) {
-        const double v = x[i];
-        lane[l] += v * v;
-      }
-      partial[c] = ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
-                   ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-    }
+    chunk_sums(x, n, first, count, partial);
     for (std::int64_t c = 0; c < count; ++c) total += partial[c];  // chunk sums in index order
   }
   return total;
+}
+
+void sum_squares_chunks(const float* x, std::int64_t n, double* out) {
+  chunk_sums(x, n, 0, (n + kSumChunk - 1) / kSumChunk, out);
 }
 
 }  // namespace dpt::kernels::cpu

@@ -45,6 +45,8 @@ void dropout_backward(const float* dy, const float* mask, float* dx, std::int64_
 void scale(float* y, float alpha, std::int64_t n);
 void axpy(float alpha, const float* x, float* y, std::int64_t n);
 double sum_squares(const float* x, std::int64_t n);
+// Each chunk's sum of squares (kSumSquaresChunk elements; the last may be shorter) into out.
+void sum_squares_chunks(const float* x, std::int64_t n, double* out);
 // integrity_math.h: the first index of a NaN or Inf in x[0, n), or n; the hash of x's bits.
 std::int64_t first_nonfinite(const float* x, std::int64_t n);
 std::uint64_t hash_bits(const float* x, std::int64_t n);

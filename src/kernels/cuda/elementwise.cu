@@ -123,9 +123,9 @@ void axpy(const Context& ctx, float alpha, const float* x, float* y, std::int64_
   DPT_CUDA_CHECK_LAUNCH();
 }
 
-double sum_squares(const Context& ctx, const float* x, std::int64_t n) {
+void sum_squares_chunks(const Context& ctx, const float* x, std::int64_t n, double* host_out) {
   const std::int64_t chunks = (n + kSumChunk - 1) / kSumChunk;
-  if (chunks == 0) return 0.0;
+  if (chunks == 0) return;
   const cudaStream_t stream = stream_of(ctx);
   // Scratch: chunks * 8 lane sums, then the chunks partial sums.
   auto* lanes = static_cast<double*>(
@@ -136,10 +136,14 @@ double sum_squares(const Context& ctx, const float* x, std::int64_t n) {
   DPT_CUDA_CHECK_LAUNCH();
   sum_squares_chunks_kernel<<<blocks_for(chunks), kThreads, 0, stream>>>(lanes, chunks, partial);
   DPT_CUDA_CHECK_LAUNCH();
-  std::vector<double> host(static_cast<std::size_t>(chunks));
   // Waits for the kernels (copy() synchronises the compute stream for a device-to-host copy).
-  ::dpt::cuda::copy(host.data(), false, partial, true, host.size() * sizeof(double),
+  ::dpt::cuda::copy(host_out, false, partial, true, static_cast<std::size_t>(chunks) * sizeof(double),
                     ctx.device().index);
+}
+
+double sum_squares(const Context& ctx, const float* x, std::int64_t n) {
+  std::vector<double> host(static_cast<std::size_t>((n + kSumChunk - 1) / kSumChunk));
+  sum_squares_chunks(ctx, x, n, host.data());
   double total = 0.0;
   for (double v : host) total += v;  // chunk sums in index order, as the CPU
   return total;

@@ -50,6 +50,8 @@ void scale(const Context& ctx, float* y, float alpha, std::int64_t n);
 void axpy(const Context& ctx, float alpha, const float* x, float* y, std::int64_t n);
 // Bitwise the CPU's result: same chunks, lanes and order (waits for the compute stream).
 double sum_squares(const Context& ctx, const float* x, std::int64_t n);
+// Each chunk's sum of squares, copied to host_out (waits for the device).
+void sum_squares_chunks(const Context& ctx, const float* x, std::int64_t n, double* host_out);
 // integrity_math.h. find_nonfinite: index[0] = the first index of a NaN or Inf in x[0, n), or n
 // (a device int32; no synchronisation). hash_bits: the CPU's hash (waits for the compute stream).
 void find_nonfinite(const Context& ctx, const float* x, std::int64_t n, std::int32_t* index);
