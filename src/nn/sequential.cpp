@@ -124,6 +124,11 @@ Tensor Sequential::forward(const Context& ctx, const Tensor& x, const StepInfo& 
   Tensor h = x;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const TimelineScope span(info.timeline, "forward", span_name(info, i));
+    if (params_needed_ && !layer_params_[i].empty()) {
+      const auto [first, last] =
+          std::minmax_element(layer_params_[i].begin(), layer_params_[i].end());
+      params_needed_(*first, *last);
+    }
     h = layers_[i]->forward(ctx, h, info);
   }
   return h;

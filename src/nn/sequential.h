@@ -37,6 +37,12 @@ class Sequential {
   // gradient-ready hook with the index of each of its parameters (last layer first).
   void backward(const Context& ctx, const Tensor& dy, const StepInfo& info);
   void set_grad_ready_hook(std::function<void(int param_index)> hook) { grad_ready_ = std::move(hook); }
+  // Called in forward before each layer that has parameters, with the first and last index of
+  // its parameters: a sharded optimizer waits there for their all-gather (Note [Sharded
+  // optimizer] in parallel/data_parallel.h).
+  void set_params_needed_hook(std::function<void(int first_param, int last_param)> hook) {
+    params_needed_ = std::move(hook);
+  }
 
   const std::vector<Parameter*>& parameters() const { return params_; }
   Tensor& flat_params() { return flat_params_; }
@@ -68,6 +74,7 @@ class Sequential {
   Tensor flat_params_, flat_grads_;
   std::vector<std::int64_t> param_offsets_;  // of each parameter in the flat buffers
   std::function<void(int)> grad_ready_;
+  std::function<void(int, int)> params_needed_;
   bool finalized_ = false;
 };
 

@@ -154,7 +154,7 @@ TEST_F(Nonfinite, SkipStopsPastTheLimit) {
 
 TEST_F(Nonfinite, ParameterCheckNamesANonFiniteParameter) {
   Trainer t(config(), ctx_, *world_);
-  ParamCheck check(ctx_, *world_, t.model(), t.optimizer());
+  ParamCheck check(ctx_, *world_, t.model(), &t.optimizer());
   check.check(0);  // finite: nothing to say
   t.model().parameters()[2]->value.data<float>()[3] = std::numeric_limits<float>::infinity();
   try {

@@ -87,9 +87,13 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& config, std::in
 
 GradClip clip_grad_norm(const Context& ctx, const Tensor& grads, double grad_scale,
                         double max_norm) {
+  return clip_from_sum_squares(kernels::sum_squares(ctx, grads), grad_scale, max_norm);
+}
+
+GradClip clip_from_sum_squares(double sum_squares, double grad_scale, double max_norm) {
   DPT_CHECK(max_norm > 0.0, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
   GradClip clip;
-  clip.norm = std::sqrt(kernels::sum_squares(ctx, grads)) * std::abs(grad_scale);
+  clip.norm = std::sqrt(sum_squares) * std::abs(grad_scale);
   // torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), applied only when < 1.
   clip.coefficient = std::min(1.0, max_norm / (clip.norm + 1e-6));
   return clip;

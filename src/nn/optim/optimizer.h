@@ -59,5 +59,8 @@ struct GradClip {
   double coefficient = 1.0;
 };
 GradClip clip_grad_norm(const Context& ctx, const Tensor& grads, double grad_scale, double max_norm);
+// The same from the gradients' sum of squares (kernels::sum_squares, or a sharded optimizer's
+// DataParallel::gradient_sum_squares).
+GradClip clip_from_sum_squares(double sum_squares, double grad_scale, double max_norm);
 
 }  // namespace dpt::nn

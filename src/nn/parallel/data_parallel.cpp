@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "kernels/ops.h"
 #include "runtime/check.h"
 #include "runtime/fault.h"
 #include "runtime/timeline.h"
@@ -129,9 +130,114 @@ DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataPara
   }
   buckets_.push_back(current);
   if (options.exact_total_shards > 0) set_up_exact();
+  set_up_shards();
   pending_.assign(buckets_.size(), 0);
   work_.resize(buckets_.size());
+  gather_work_.resize(buckets_.size());
   model_.set_grad_ready_hook([this](int param_index) { on_grad_ready(param_index); });
+  if (sharded()) {
+    model_.set_params_needed_hook([this](int first, int last) { on_params_needed(first, last); });
+  }
+}
+
+void DataParallel::set_up_shards() {
+  const std::int64_t total = model_.flat_grads().numel();
+  if (!sharded()) {
+    shard_starts_ = {0, total};
+    return;
+  }
+  const std::int64_t n = comm_.world_size();
+  constexpr std::int64_t kAlign = kernels::kSumSquaresChunk;
+  const std::int64_t per_rank = ((total + n - 1) / n + kAlign - 1) / kAlign * kAlign;
+  for (std::int64_t r = 0; r <= n; ++r) shard_starts_.push_back(std::min(total, r * per_rank));
+  shard_starts_.back() = total;
+  for (const GradBucket& b : buckets_) {
+    std::vector<std::int64_t> counts;
+    for (std::int64_t r = 0; r < n; ++r) {
+      const auto i = static_cast<std::size_t>(r);
+      const std::int64_t from = std::clamp(shard_starts_[i], b.offset, b.offset + b.count);
+      const std::int64_t to = std::clamp(shard_starts_[i + 1], b.offset, b.offset + b.count);
+      counts.push_back(to - from);
+    }
+    bucket_shard_counts_.push_back(std::move(counts));
+  }
+}
+
+std::vector<std::int64_t> DataParallel::shard_counts() const {
+  std::vector<std::int64_t> counts;
+  for (std::size_t r = 0; r + 1 < shard_starts_.size(); ++r) {
+    counts.push_back(shard_starts_[r + 1] - shard_starts_[r]);
+  }
+  return counts;
+}
+
+Tensor DataParallel::owned_range(const Tensor& flat) const {
+  const auto r = static_cast<std::size_t>(sharded() ? comm_.rank() : 0);
+  return Tensor::view_of(flat, shard_starts_[r], {shard_starts_[r + 1] - shard_starts_[r]});
+}
+
+double DataParallel::gradient_sum_squares(const Context& ctx) {
+  const Tensor& grads = model_.flat_grads();
+  if (!sharded()) return kernels::sum_squares(ctx, grads);
+  // Note [Sharded optimizer]: every chunk is summed by its owner, the others hold zero there, so
+  // the all-reduce adds each chunk sum to zeros only (exact), and the chunk sums are then added
+  // in index order, as sum_squares adds them.
+  const std::int64_t chunk = kernels::kSumSquaresChunk;
+  std::vector<double> all(static_cast<std::size_t>((grads.numel() + chunk - 1) / chunk), 0.0);
+  std::vector<double> mine;
+  kernels::sum_squares_chunks(ctx, owned_range(grads), mine);
+  const std::int64_t first = shard_starts_[static_cast<std::size_t>(comm_.rank())] / chunk;
+  std::copy(mine.begin(), mine.end(), all.begin() + first);
+  const comm::LabelScope label(comm_, {"gradient norm", -1, step_});
+  comm_.all_reduce(all.data(), static_cast<std::int64_t>(all.size()), comm::ReduceOp::kSum);
+  double total = 0.0;
+  for (const double c : all) total += c;
+  return total;
+}
+
+void DataParallel::parameters_updated() {
+  if (sharded() && comm_.world_size() > 1) gather_pending_ = true;
+}
+
+void DataParallel::launch_gathers() {
+  gather_pending_ = false;
+  float* params = model_.flat_params().data<float>();
+  // Forward order: the last bucket holds the first parameters.
+  for (std::size_t b = buckets_.size(); b-- > 0;) {
+    const comm::LabelScope label(comm_,
+                                 {"parameter all-gather", static_cast<std::int64_t>(b), step_});
+    gather_work_[b] = comm_.all_gather_async(params + buckets_[b].offset, bucket_shard_counts_[b]);
+  }
+}
+
+void DataParallel::on_params_needed(int first_param, int last_param) {
+  if (gather_pending_) launch_gathers();
+  const int first_bucket = bucket_of_param_[static_cast<std::size_t>(last_param)];
+  const int last_bucket = bucket_of_param_[static_cast<std::size_t>(first_param)];
+  for (int b = first_bucket; b <= last_bucket; ++b) {
+    std::unique_ptr<comm::Work>& work = gather_work_[static_cast<std::size_t>(b)];
+    if (work == nullptr) continue;
+    Stopwatch waited;
+    work->wait();
+    gather_wait_ms_ += waited.elapsed_ms();
+    work.reset();
+  }
+}
+
+void DataParallel::gather_parameters() {
+  if (!sharded()) return;
+  if (gather_pending_) launch_gathers();
+  for (std::unique_ptr<comm::Work>& work : gather_work_) {
+    if (work == nullptr) continue;
+    work->wait();
+    work.reset();
+  }
+}
+
+double DataParallel::take_gather_wait_ms() {
+  const double ms = gather_wait_ms_;
+  gather_wait_ms_ = 0.0;
+  return ms;
 }
 
 void DataParallel::set_up_exact() {
@@ -173,11 +279,15 @@ void DataParallel::set_up_exact() {
 // the same when unwinding. Outside unwinding nothing changes: pending collectives are waited for.
 DataParallel::~DataParallel() {
   model_.set_grad_ready_hook(nullptr);
-  const bool pending =
-      std::any_of(work_.begin(), work_.end(), [](const auto& work) { return work != nullptr; });
+  model_.set_params_needed_hook(nullptr);
+  const auto in_flight = [](const auto& works) {
+    return std::any_of(works.begin(), works.end(), [](const auto& w) { return w != nullptr; });
+  };
+  const bool pending = in_flight(work_) || in_flight(gather_work_);
   if (pending && std::uncaught_exceptions() > uncaught_at_construction_) comm_.abort();
-  // Work destructors wait: buckets in flight must not outlive the gradient buffer they reduce.
+  // Work destructors wait: buckets in flight must not outlive the buffers they reduce or gather.
   work_.clear();
+  gather_work_.clear();
 }
 
 void DataParallel::broadcast_parameters() {
@@ -234,7 +344,9 @@ void DataParallel::launch(std::size_t bucket) {
   const comm::LabelScope label(comm_,
                                {"gradient bucket", static_cast<std::int64_t>(bucket), step_});
   if (!exact()) {
-    work_[bucket] = comm_.all_reduce_async(data, b.count, comm::ReduceOp::kSum);
+    work_[bucket] = sharded() ? comm_.reduce_scatter_async(data, bucket_shard_counts_[bucket],
+                                                           comm::ReduceOp::kSum)
+                              : comm_.all_reduce_async(data, b.count, comm::ReduceOp::kSum);
     return;
   }
   comm::ExactSumBucket sum;

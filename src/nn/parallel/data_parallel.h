@@ -41,6 +41,10 @@ struct DataParallelOptions {
   int exact_local_shards = 1;
   // Values sharing one fixed-point exponent: Note [Exact sum chunks].
   std::int64_t exact_chunk = 256;
+  // ZeRO stage 1 (Note [Sharded optimizer]): each rank owns a contiguous range of the flat
+  // buffers, receives the reduced gradients of that range only (a reduce-scatter per bucket) and
+  // all-gathers the parameters it updated.
+  bool shard_optimizer = false;
 
   // 25 MiB buckets, but a small model (cnn: 350 KB) is still split into about four, whose
   // all-reduces overlap backward, instead of one that can only start when backward has finished.
@@ -50,6 +54,30 @@ struct DataParallelOptions {
     return o;
   }
 };
+
+// Note [Sharded optimizer]
+// ~~~~~~~~~~~~~~~~~~~~~~~~
+// --zero 1 (ZeRO stage 1, as DeepSpeed and PyTorch's ZeroRedundancyOptimizer): rank r of N owns
+// the range [starts[r], starts[r + 1]) of the flat parameter and gradient buffers, ceil(P / N)
+// rounded up to a multiple of kernels::kSumSquaresChunk elements each (the last shorter, and any
+// N allowed: trailing ranks may own nothing), and keeps optimizer state for that range only.
+// A step then is:
+//   1. backward launches, for each bucket as today, a reduce-scatter instead of an all-reduce:
+//      each rank receives the sum of the part of the bucket inside its own range;
+//   2. the optimizer updates the owned range (the update is elementwise: the same bits as the
+//      unsharded optimizer on those elements);
+//   3. the updated parameters are all-gathered, bucket by bucket in forward order, launched when
+//      the next forward starts; each layer waits only for the buckets holding its parameters
+//      (Sequential's params-needed hook), so the gather overlaps the forward of earlier layers.
+// A reduce-scatter and an all-gather move the bytes of one all-reduce. The gradient norm for
+// clipping is the sum of per-chunk sums of squares in index order (gradient_sum_squares): chunk
+// boundaries never cross a shard boundary, so every chunk is summed by one rank and one small
+// all-reduce of the chunk sums (zeros elsewhere: exact) gives sum_squares of the whole reduced
+// gradient bit for bit. Anything else that reads the parameters between steps (evaluation,
+// checkpoints, the parameter check) calls gather_parameters() first. In exact mode the bucket
+// sums stay exact sums of the whole bucket (every rank gets all of it) and only the optimizer
+// and the parameter all-gather are sharded: the same bits as unsharded exact mode, at the bytes
+// of an exact sum plus an all-gather.
 
 // A contiguous range of the flat gradient buffer holding whole parameters.
 struct GradBucket {
@@ -115,9 +143,33 @@ class DataParallel {
   // Records of the last finished step, in bucket order.
   const std::vector<BucketRecord>& records() const { return records_; }
 
+  // ---- sharded optimizer (Note [Sharded optimizer]) ----
+  bool sharded() const { return options_.shard_optimizer; }
+  // Where each rank's range starts (world size + 1 entries, the last the buffers' size); one
+  // range of the whole buffers when not sharded.
+  const std::vector<std::int64_t>& shard_starts() const { return shard_starts_; }
+  // Each rank's range length (the counts of gather and scatter).
+  std::vector<std::int64_t> shard_counts() const;
+  // This rank's range of a flat buffer laid out like the parameters (params, gradients).
+  Tensor owned_range(const Tensor& flat) const;
+  // The sum of squares of the reduced gradients of the whole model (for the global norm), the
+  // same bits whether sharded or not; collective when sharded. Call after finish().
+  double gradient_sum_squares(const Context& ctx);
+  // After the optimizer updated this rank's range: the parameters of other ranks' ranges are
+  // stale until gathered (launched by the next forward, or by gather_parameters()).
+  void parameters_updated();
+  // Launches what is not yet launched of the parameter all-gather and waits for all of it.
+  // Collective: every rank calls it at the same point. Nothing to do when nothing is pending.
+  void gather_parameters();
+  // Milliseconds forward waited for parameter all-gathers since the last call.
+  double take_gather_wait_ms();
  private:
   void set_up_exact();
+  void set_up_shards();
   void on_grad_ready(int param_index);
+  // Sequential's params-needed hook: waits for the all-gathers holding [first, last].
+  void on_params_needed(int first_param, int last_param);
+  void launch_gathers();
   void launch_ready_buckets();
   void launch(std::size_t bucket);
   // Waits for bucket b's all-reduce on the host and records it; failures go to fail_bucket.
@@ -138,6 +190,12 @@ class DataParallel {
   std::vector<Tensor> shard_grads_;
   std::vector<std::vector<std::int64_t>> chunk_starts_;
   std::function<void(std::size_t bucket)> launch_hook_;
+  // Sharded optimizer: each rank's range, and each bucket's part in each range.
+  std::vector<std::int64_t> shard_starts_;
+  std::vector<std::vector<std::int64_t>> bucket_shard_counts_;
+  std::vector<std::unique_ptr<comm::Work>> gather_work_;  // per bucket, while in flight
+  bool gather_pending_ = false;   // parameters updated, their all-gather not yet launched
+  double gather_wait_ms_ = 0.0;
   std::size_t next_bucket_ = 0;         // Note [Gradient bucket order]
   bool reducing_ = false;
   std::int64_t step_ = -1;

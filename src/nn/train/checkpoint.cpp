@@ -91,7 +91,8 @@ std::string layers_to_json(const std::vector<LayerSpec>& layers) {
 io::CheckpointState capture_checkpoint(const TrainConfig& config,
                                        const std::vector<LayerSpec>& layers, Sequential& model,
                                        Optimizer& optimizer, double next_lr,
-                                       const TrainPosition& position, int world_size) {
+                                       const TrainPosition& position, int world_size,
+                                       const std::vector<Tensor>& full_slots) {
   io::CheckpointState s;
   s.step = position.step;
   s.epoch = position.epoch;
@@ -116,11 +117,14 @@ io::CheckpointState capture_checkpoint(const TrainConfig& config,
              {"eps", config.eps},
              {"weight_decay", config.resolved_weight_decay()}};
   s.slot_names = optimizer.slot_names();
+  DPT_CHECK(full_slots.empty() || full_slots.size() == s.slot_names.size(),
+            "capture_checkpoint: ", full_slots.size(), " gathered slots for the optimizer's ",
+            s.slot_names.size());
   for (const Parameter* p : model.parameters()) {
-    for (const std::string& slot : s.slot_names) {
-      s.slots.push_back(
-          {p->name + "/" + slot,
-           slice_copy(optimizer.slot(slot), offset_in(flat, p->value), p->value.shape())});
+    for (std::size_t i = 0; i < s.slot_names.size(); ++i) {
+      const Tensor& state = full_slots.empty() ? optimizer.slot(s.slot_names[i]) : full_slots[i];
+      s.slots.push_back({p->name + "/" + s.slot_names[i],
+                         slice_copy(state, offset_in(flat, p->value), p->value.shape())});
     }
   }
   check_finite_to_write(s.model, "/model/", s.step);

@@ -183,6 +183,10 @@ const std::vector<Field>& fields() {
       field("shard-size", &TrainConfig::shard_size,
             "Exact mode: samples per micro-shard (0 = the largest divisor of batch-size up to "
             "32); the number of ranks must divide batch-size / shard-size"),
+      field("zero", &TrainConfig::zero,
+            "ZeRO stage: 0 = every rank keeps the whole optimizer state; 1 = each rank keeps and "
+            "updates 1/N of it (reduce-scatter of gradients, all-gather of parameters: the bytes "
+            "of one all-reduce)"),
       field("allow-inexact-resume", &TrainConfig::allow_inexact_resume,
             "Resume on another number of ranks even where the continuation cannot be bitwise "
             "(a warning instead of an error)"),
@@ -444,6 +448,8 @@ void validate(const TrainConfig& c) {
             c.shard_size);
   DPT_CHECK(c.shard_size == 0 || c.exact,
             "config: 'shard-size' applies to exact mode only: add 'exact' (--exact)");
+  DPT_CHECK(c.zero == 0 || c.zero == 1, "config: 'zero' must be 0 or 1 (ZeRO stage 1 shards the "
+            "optimizer state), got ", c.zero);
   // Micro-batch and accumulate against one rank; in exact mode `accumulate` counts shards per
   // rank, which depends on the world size: checked when the world is known.
   if (!c.exact) (void)c.resolved_micro_batch(1);

@@ -46,6 +46,9 @@ struct TrainConfig {
   // batch_size up to 32), each computed on its own, and gradients are summed in fixed point.
   bool exact = false;
   std::int64_t shard_size = 0;
+  // ZeRO stage: 0 every rank keeps the whole optimizer state; 1 each rank keeps (and updates)
+  // 1/N of it (Note [Sharded optimizer] in nn/parallel/data_parallel.h).
+  std::int64_t zero = 0;
   // Resume on a different number of ranks where the continuation cannot be bitwise (not exact
   // mode, or another shard size): refused unless this is set (then a warning).
   bool allow_inexact_resume = false;

@@ -115,11 +115,15 @@ bool NonfiniteGuard::skip_step(std::int64_t step) {
   std::string reduced;
   if (policy_ == NonfinitePolicy::kSkip && comm_.world_size() > 1) {
     // A sum of finite values can overflow: Note [Non-finite gradients].
-    kernels::find_nonfinite(ctx_, model_.flat_grads(), reduced_found_);
+    // A sharded optimizer's rank holds the reduced gradients of its own range only (Note
+    // [Sharded optimizer]); the ranges cover the buffer, and the counts are summed below.
+    const Tensor reduced_grads = ddp_.owned_range(model_.flat_grads());
+    kernels::find_nonfinite(ctx_, reduced_grads, reduced_found_);
     const std::int32_t at = on_host(reduced_found_).data<std::int32_t>()[0];
-    if (at < model_.flat_grads().numel()) {
+    if (at < reduced_grads.numel()) {
       counts[1] = 1;
-      reduced = describe_flat_element(model_, at);
+      reduced = describe_flat_element(
+          model_, ddp_.shard_starts()[static_cast<std::size_t>(ddp_.sharded() ? comm_.rank() : 0)] + at);
     }
   }
   if (comm_.world_size() > 1) comm_.all_reduce(counts, 2, comm::ReduceOp::kSum);
@@ -136,7 +140,9 @@ bool NonfiniteGuard::skip_step(std::int64_t step) {
   } else {
     what << ": every rank's own gradients were finite, the sum overflowed in the all-reduce "
             "(first in "
-         << reduced << ")";
+         << (reduced.empty() ? std::string("another rank's range of the sharded optimizer")
+                             : reduced)
+         << ")";
   }
   if (policy_ == NonfinitePolicy::kAbort) {
     DPT_FAIL(what.str(), "\n(--nonfinite abort; --nonfinite skip skips such steps)");

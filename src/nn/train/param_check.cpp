@@ -28,12 +28,13 @@ namespace dpt::nn {
 // later, but the check should name where it happened. The same pass checks that parameters are
 // finite, so that an overflow that made them Inf (Note [Non-finite gradients]) stops the job.
 
-std::vector<HashedTensor> hashed_tensors(Sequential& model, Optimizer& optimizer) {
+std::vector<HashedTensor> hashed_tensors(Sequential& model, Optimizer* optimizer) {
   std::vector<HashedTensor> tensors;
   const Tensor& flat = model.flat_params();
   for (const Parameter* p : model.parameters()) tensors.push_back({p->name, p->value});
-  for (const std::string& slot : optimizer.slot_names()) {
-    const Tensor& state = optimizer.slot(slot);
+  if (optimizer == nullptr) return tensors;
+  for (const std::string& slot : optimizer->slot_names()) {
+    const Tensor& state = optimizer->slot(slot);
     for (const Parameter* p : model.parameters()) {
       const auto offset = static_cast<std::int64_t>(
           static_cast<const char*>(p->value.raw_data()) - static_cast<const char*>(flat.raw_data())) /
@@ -73,7 +74,7 @@ std::string describe_param_difference(const std::vector<std::string>& names,
 }
 
 ParamCheck::ParamCheck(const Context& ctx, comm::Communicator& comm, Sequential& model,
-                       Optimizer& optimizer)
+                       Optimizer* optimizer)
     : ctx_(ctx),
       comm_(comm),
       model_(model),

@@ -21,8 +21,9 @@ struct HashedTensor {
   Tensor value;      // a view of the flat parameters or of the slot
 };
 
-// The tensors the check hashes, parameters first, in parameter order.
-std::vector<HashedTensor> hashed_tensors(Sequential& model, Optimizer& optimizer);
+// The tensors the check hashes, parameters first, in parameter order; then the optimizer's
+// slots, unless `optimizer` is null (a sharded optimizer: each rank holds a different range).
+std::vector<HashedTensor> hashed_tensors(Sequential& model, Optimizer* optimizer);
 
 // The message for per-tensor hashes that differ between ranks (hashes[rank][tensor], all ranks
 // the same number of tensors); "" when they all agree. E.g. "parameters differ between ranks after
@@ -33,7 +34,7 @@ std::string describe_param_difference(const std::vector<std::string>& names,
 
 class ParamCheck {
  public:
-  ParamCheck(const Context& ctx, comm::Communicator& comm, Sequential& model, Optimizer& optimizer);
+  ParamCheck(const Context& ctx, comm::Communicator& comm, Sequential& model, Optimizer* optimizer);
 
   // Every rank calls it at the same point, after step `after_step` (0-based, for the message).
   // Throws, with one message on every rank, when the ranks hold different parameters or optimizer

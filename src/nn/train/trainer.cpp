@@ -2,6 +2,7 @@
 // The training loop, evaluation and the step-time accounting behind the metrics summary.
 #include "nn/train/trainer.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,6 +61,13 @@ void flip_lowest_bit(Tensor& params) {
   first.copy_from(host);
 }
 
+// The process's peak resident set in bytes (Linux reports ru_maxrss in KiB).
+std::int64_t peak_rss_bytes() {
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return static_cast<std::int64_t>(usage.ru_maxrss) * 1024;
+}
+
 std::string format_duration(double seconds) {
   const auto s = static_cast<long long>(std::max(0.0, seconds));
   std::ostringstream out;
@@ -111,8 +119,6 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
             " for one sample but dataset '", config_.data, "' has ", classes,
             text ? " tokens" : " classes", ": expected ", dpt::to_string(expected));
   model_.init_parameters(config_.seed);
-  optimizer_ = make_optimizer(optimizer_config(config_), model_.flat_params().numel(),
-                              ctx_.device());
   // --bucket-mb, when given, governs the cut exactly; otherwise the automatic layout splits small
   // models (the start-up log says which).
   DataParallelOptions ddp = DataParallelOptions::automatic_layout();
@@ -125,12 +131,21 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
     ddp.exact_total_shards = config_.shards_per_step();
     ddp.exact_local_shards = static_cast<int>(config_.shards_per_step() / comm_.world_size());
   }
+  ddp.shard_optimizer = config_.zero == 1;
+  DPT_CHECK(!ddp.shard_optimizer || comm_.backend() != "nccl",
+            "--zero 1 (a sharded optimizer) needs the MPI or local communicator; this build's "
+            "NCCL communicator has no collectives over uneven blocks yet: run without --zero");
   ddp_ = std::make_unique<DataParallel>(model_, comm_, ddp);
+  // A sharded optimizer keeps state for this rank's range only (Note [Sharded optimizer]).
+  optimizer_ = make_optimizer(optimizer_config(config_),
+                              ddp_->owned_range(model_.flat_params()).numel(), ctx_.device());
   nonfinite_ = std::make_unique<NonfiniteGuard>(ctx_, comm_, model_, *ddp_,
                                                 parse_nonfinite_policy(config_.nonfinite),
                                                 config_.nonfinite_skip_limit);
   if (config_.check_params_every > 0) {
-    param_check_ = std::make_unique<ParamCheck>(ctx_, comm_, model_, *optimizer_);
+    // Sharded optimizer state differs between ranks by design: the check hashes parameters only.
+    param_check_ = std::make_unique<ParamCheck>(ctx_, comm_, model_,
+                                                ddp_->sharded() ? nullptr : optimizer_.get());
   }
   check_ranks_agree();
   // Initialisation depends on the seed only, so ranks already agree; the broadcast makes it so
@@ -201,6 +216,9 @@ TrainPosition Trainer::resume() {
   const comm::LabelScope label(comm_, {"resume", -1, -1});
   // [0] resumed (0/1), [1] step, [2] epoch, [3] optimizer step count
   std::int64_t header[4] = {0, 0, 0, 0};
+  // A sharded optimizer: rank 0 reads the whole state into an unsharded optimizer, then
+  // scatters each rank's range (the file is the same whatever the sharding).
+  std::unique_ptr<Optimizer> whole;
   on_rank0_agreed([&] {
     io::CheckpointState state;
     std::string path;
@@ -235,7 +253,11 @@ TrainPosition Trainer::resume() {
                    " there, but this run has ", steps_per_epoch_,
                    " steps per epoch (different --data or --train-samples?)");
     check_elastic_resume(state, path);
-    restore_checkpoint(state, path, model_, optimizer_.get());
+    if (ddp_->sharded()) {
+      whole = make_optimizer(optimizer_config(config_), model_.flat_params().numel(),
+                             ctx_.device());
+    }
+    restore_checkpoint(state, path, model_, whole ? whole.get() : optimizer_.get());
     header[0] = 1;
     header[1] = state.step;
     header[2] = state.epoch;
@@ -258,7 +280,14 @@ TrainPosition Trainer::resume() {
   comm_.broadcast(header, sizeof(header), 0);
   if (header[0] == 0) return TrainPosition{};
   ddp_->broadcast_parameters();
-  broadcast_optimizer_state();
+  if (ddp_->sharded()) {
+    for (const std::string& name : optimizer_->slot_names()) {
+      comm_.scatter(whole ? whole->slot(name).data<float>() : nullptr,
+                    optimizer_->slot(name).data<float>(), ddp_->shard_counts(), 0);
+    }
+  } else {
+    broadcast_optimizer_state();
+  }
   optimizer_->set_step_count(header[3]);
   return TrainPosition{header[1], header[2]};
 }
@@ -306,13 +335,27 @@ void Trainer::broadcast_optimizer_state() {
 std::string Trainer::save_checkpoint(const TrainPosition& position) {
   const comm::LabelScope label(comm_, {"checkpoint", -1, position.step});
   std::string path;
+  ddp_->gather_parameters();
   // Never write a checkpoint that ranks disagree on (Note [Parameter check]).
   if (param_check_) param_check_->check(position.step - 1);
+  // A sharded optimizer's state is gathered on rank 0: the file holds the whole state, the same
+  // as an unsharded run's, so it resumes on any number of ranks, sharded or not.
+  std::vector<Tensor> whole_slots;
+  if (ddp_->sharded()) {
+    const std::int64_t numel = model_.flat_params().numel();
+    for (const std::string& name : optimizer_->slot_names()) {
+      Tensor whole = comm_.rank() == 0 ? Tensor::empty({numel}, DType::kF32, ctx_.device())
+                                       : Tensor();
+      comm_.gather(optimizer_->slot(name).data<float>(),
+                   comm_.rank() == 0 ? whole.data<float>() : nullptr, ddp_->shard_counts(), 0);
+      whole_slots.push_back(std::move(whole));
+    }
+  }
   on_rank0_agreed([&] {
     Stopwatch watch;
     io::CheckpointState state =
         capture_checkpoint(config_, layers_, model_, *optimizer_, schedule_.lr_at(position.step),
-                           position, comm_.world_size());
+                           position, comm_.world_size(), whole_slots);
     if (train_data_.kind() == io::DatasetKind::kTokens) {  // for `train sample`
       state.tokenizer = io::tokenizer_name(train_data_.tokenizer());
       state.vocabulary = train_data_.vocabulary().stored_entries();
@@ -422,10 +465,15 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
     // The norm comes back to the host: check the all-reduces first, so that a failed or stalled
     // one ends in its error or the timeout, not in a read that waits for it forever.
     ddp_->complete();
-    grad_scale *= clip_grad_norm(ctx_, grads, grad_scale, config_.clip_grad_norm).coefficient;
+    grad_scale *= clip_from_sum_squares(ddp_->gradient_sum_squares(ctx_), grad_scale,
+                                        config_.clip_grad_norm)
+                      .coefficient;
   }
   if (!step_skipped_) {
-    optimizer_->step(ctx_, model_.flat_params(), grads, schedule_.lr_at(step), grad_scale);
+    // This rank's range: all of it, or a sharded optimizer's own (Note [Sharded optimizer]).
+    Tensor params = ddp_->owned_range(model_.flat_params());
+    optimizer_->step(ctx_, params, ddp_->owned_range(grads), schedule_.lr_at(step), grad_scale);
+    ddp_->parameters_updated();
   }
   optimizer_timer_.end();
   if (fault::at("optimizer", step) == fault::Action::kFlip) flip_lowest_bit(model_.flat_params());
@@ -435,7 +483,10 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
   // the NCCL timeout surface here), then the loss (Note [One loss read per step]).
   ddp_->complete();
   const LossTotals loss = step_loss_.read(labels, train_data_.meta().num_classes);
-  times.forward_ms += forward_timer_.take_ms();
+  // Forward's waits for a sharded optimizer's parameter all-gathers are communication.
+  const double gather_wait_ms = ddp_->take_gather_wait_ms();
+  times.forward_ms += forward_timer_.take_ms() - gather_wait_ms;
+  times.comm_exposed_ms += gather_wait_ms;
   times.backward_ms += backward_timer_.take_ms();
   times.comm_exposed_ms += exposed_comm_timer_.take_ms();
   times.optimizer_ms += optimizer_timer_.take_ms();
@@ -532,6 +583,7 @@ std::optional<double> Trainer::step() {
   check_same_step(start_.step + stepped_, /*ended=*/false);
   const StepOutcome outcome =
       agree_on_step(train_step(batch, start_.step + stepped_, ignored), start_.step + stepped_);
+  ddp_->gather_parameters();  // callers read the parameters between steps
   ++stepped_;
   return outcome.loss_sum / static_cast<double>(config_.batch_size * targets_per_sample_);
 }
@@ -599,6 +651,7 @@ TrainResult Trainer::run() {
   auto run_eval = [&](std::int64_t eval_epoch, std::int64_t step) {
     if (!test_data_) return;
     Stopwatch watch;
+    ddp_->gather_parameters();
     const EvalResult e = evaluate(*test_data_);
     result.eval_seconds += watch.elapsed_s();
     result.last_eval = e;
@@ -721,11 +774,13 @@ TrainResult Trainer::run() {
       checkpoint(next_epoch);  // checks the parameters first
     } else if (param_check_ && (result.steps % config_.check_params_every == 0 ||
                                 result.steps == total_steps)) {
+      ddp_->gather_parameters();
       param_check_->check(step);
     }
   }
   fault::at("end");
   check_same_step(result.steps, /*ended=*/true);
+  ddp_->gather_parameters();  // what run() leaves (and the final checkpoint) is the whole model
   if (result.stop_signal == 0 && config_.eval && !evaluated_last_step &&
       result.steps > start_.step) {
     run_eval(epoch, result.steps);
@@ -773,6 +828,24 @@ TrainResult Trainer::run() {
       {"batch_size", config_.batch_size}};
   for (const BuildFact& fact : build_facts()) {
     summary["build"][std::string(fact.key)] = std::string(fact.value);
+  }
+  // Memory per rank: optimizer state (a sharded optimizer's range only) and the process's peak
+  // resident set (getrusage), each rank's in rank order.
+  std::int64_t state_bytes = 0;
+  for (const std::string& name : optimizer_->slot_names()) {
+    state_bytes += static_cast<std::int64_t>(optimizer_->slot(name).size_bytes());
+  }
+  summary["zero"] = config_.zero;
+  summary["optimizer_state_bytes"] = nlohmann::json::array();
+  summary["peak_rss_bytes"] = nlohmann::json::array();
+  {
+    const comm::LabelScope label(comm_, {"summary", -1, -1});
+    for (const std::string& text :
+         comm_.all_gather(nlohmann::json::array({state_bytes, peak_rss_bytes()}).dump())) {
+      const nlohmann::json pair = nlohmann::json::parse(text);
+      summary["optimizer_state_bytes"].push_back(pair[0]);
+      summary["peak_rss_bytes"].push_back(pair[1]);
+    }
   }
   // Each rank's compute per step (forward and backward: what differs between ranks); a step
   // waits for the slowest, so the spread is time the others spend waiting.
