@@ -19,6 +19,7 @@ quick=0
 here=$(dirname "$0")
 source "$here/summary.sh"
 py="$here/../../scripts/python"
+source "$here/checkpoint_digest.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -39,27 +40,6 @@ run() {  # run NAME RANKS THREADS ARGS...: one job writing $work/NAME/ and $work
       return 1; }
 }
 
-# Digest of every dataset of a checkpoint (parameters, optimizer slots) and of the logged losses
-# and evaluation: the bits, not a tolerance.
-digest() {  # digest CHECKPOINT METRICS
-  "$py" --needs h5py - "$1" "$2" <<'PY'
-import hashlib, json, sys
-import h5py
-h = hashlib.sha256()
-with h5py.File(sys.argv[1], "r") as f:
-    names = []
-    f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-    for n in sorted(names):
-        if n.startswith(("model/", "optimizer/")):
-            h.update(n.encode()); h.update(f[n][()].tobytes())
-with open(sys.argv[2]) as m:
-    for r in map(json.loads, m):
-        if r.get("event") in ("step", "eval"):
-            h.update(repr((r["event"], r.get("step"), r["loss"], r.get("accuracy"))).encode())
-print(h.hexdigest())
-PY
-}
-
 cnn=(--data "$work/fm.h5" --model cnn --dropout 0.3 --augment flip --optimizer adamw --lr 0.003
      --clip-grad-norm 0.5 --lr-schedule cosine --warmup-steps 3 --batch-size 48 --steps 12
      --train-samples 960 --test-samples 300 --eval --exact --shard-size 2 --seed 5)
@@ -77,16 +57,7 @@ compare_runs() {  # compare_runs MODEL REFERENCE OTHERS...
       ok "$model: $other is bitwise $ref"
     else
       fail "$model: $other differs from $ref"
-      "$py" --needs h5py - "$work/$ref/step-12.h5" "$work/$other/step-12.h5" <<'PY'
-import sys, h5py, numpy as np
-a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
-def visit(n, o):
-    if isinstance(o, h5py.Dataset) and n.startswith(("model/", "optimizer/")):
-        x, y = o[()], b[n][()]
-        if x.tobytes() != y.tobytes():
-            print(f"  {n}: max |diff| {np.max(np.abs(x.astype(np.float64) - y)):.3g}")
-a.visititems(visit)
-PY
+      show_differences "$work/$ref/step-12.h5" "$work/$other/step-12.h5"
     fi
   done
 }
@@ -122,14 +93,8 @@ for n in "${elastic[@]}"; do
 done
 # The metrics of a resumed run hold steps 7..12 only: compare parameters and optimizer state.
 for n in "${elastic[@]}"; do
-  if "$py" --needs h5py - "$work/cnn-np4/step-12.h5" "$work/cnn-resumed-np$n/step-12.h5" <<'PY'
-import sys, h5py
-a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
-bad = []
-a.visititems(lambda n, o: bad.append(n) if isinstance(o, h5py.Dataset) and n.startswith(("model/", "optimizer/")) and o[()].tobytes() != b[n][()].tobytes() else None)
-sys.exit(1 if bad else 0)
-PY
-  then ok "elastic: 2 ranks x 6 steps + $n rank(s) x 6 steps is bitwise 4 ranks x 12 steps"
+  if same_state "$work/cnn-np4/step-12.h5" "$work/cnn-resumed-np$n/step-12.h5"; then
+    ok "elastic: 2 ranks x 6 steps + $n rank(s) x 6 steps is bitwise 4 ranks x 12 steps"
   else fail "elastic resume on $n rank(s) differs from 4 ranks x 12 steps"; fi
 done
 
