@@ -22,6 +22,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SPLIT = ("forward", "backward", "comm_total", "comm_exposed", "optimizer")
 
 
+def optimizer_flags(args):
+    """SGD with momentum unless the benchmark sets args.optimizer to "adamw"."""
+    if getattr(args, "optimizer", "sgd") == "adamw":
+        return ["--optimizer", "adamw", "--lr", "0.001"]
+    return ["--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9"]
+
+
 def run(args, model, ranks, flags, check=None):
     """One job through launch/dptrun; returns its metrics summary. `check(summary)` may return an
     error text when the summary is not that of the job asked for."""
@@ -30,8 +37,7 @@ def run(args, model, ranks, flags, check=None):
         cmd = [os.path.join(HERE, "..", "launch", "dptrun"), "-n", str(ranks),
                os.path.join(args.bin_dir, "train"), "--data", args.data, "--model", model,
                "--steps", str(args.steps), "--batch-size", str(args.batch), "--threads", "1",
-               "--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9", "--eval=false",
-               "--quiet", "--metrics", metrics] + flags
+               "--eval=false", "--quiet", "--metrics", metrics] + optimizer_flags(args) + flags
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
@@ -65,7 +71,8 @@ def measure(args, modes, check=None):
 
 def table(args, modes, runs, title, started):
     names = [name for name, _ in modes]
-    lines = [f"{title}: 1 thread per rank, global batch {args.batch}, SGD momentum 0.9, "
+    optimizer = "AdamW" if getattr(args, "optimizer", "sgd") == "adamw" else "SGD momentum 0.9"
+    lines = [f"{title}: 1 thread per rank, global batch {args.batch}, {optimizer}, "
              f"{args.steps} steps (first 5 left out), {args.repeats} repeats with the modes "
              f"alternating ({time.strftime('%Y-%m-%d')}, {time.time() - started:.0f} s); "
              f"{cpu_description()}", "",

@@ -108,6 +108,8 @@ class MpiCommunicator final : public Communicator {
   // starts (world size + 1 entries, the last the total).
   std::vector<std::int64_t> block_starts(const char* op,
                                          const std::vector<std::int64_t>& counts) const;
+  // In place over blocks [starts[r], starts[r + 1]): Note [Ring reduce-scatter].
+  void ring_reduce_scatter(float* data, const std::vector<std::int64_t>& starts, MPI_Op op);
   // Calls `piece` for consecutive windows [begin, end) of at most max_chunk_count_ elements
   // covering the blocks, with each rank's share of the window (counts and displacements relative
   // to begin: MPI's ints) and this rank's share's start relative to its block.
@@ -129,6 +131,7 @@ class MpiCommunicator final : public Communicator {
   // exact_sum scratch, reused; touched by the communication thread only.
   std::vector<std::int32_t> codes_;
   std::vector<std::int64_t> sums_;
+  std::vector<float> scratch_;  // ring_reduce_scatter's receive buffer
 
   // Guards queue_ and stopping_; queue_cv_ wakes the thread for a new job or for shutdown.
   std::mutex queue_mutex_;
