@@ -45,6 +45,10 @@ struct ExactSumBucket {
   std::int64_t count = 0;
   std::vector<std::int64_t> chunk_starts;  // the chunks sharing an exponent: ascending, from 0
   std::int64_t total_shards = 1;           // shards of all ranks together (the same on every rank)
+  // Empty: every rank receives the whole sum. Else (a sharded optimizer) world_size() counts in
+  // rank order, summing to `count`: rank r receives only its block, at its place in `out`, and
+  // the rest of `out` is left as it was.
+  std::vector<std::int64_t> owned_counts;
 };
 
 // A collective in flight. wait() blocks until it completed on this rank (its buffer may then be

@@ -82,6 +82,10 @@ void LocalCommunicator::all_reduce(std::int64_t* data, std::int64_t count, Reduc
 }
 
 std::unique_ptr<Work> LocalCommunicator::exact_sum_async(ExactSumBucket bucket) {
+  DPT_CHECK(bucket.owned_counts.empty() ||
+                (bucket.owned_counts.size() == 1 && bucket.owned_counts[0] == bucket.count),
+            "exact_sum: a world of 1 owns the whole bucket, got owned counts for ",
+            bucket.owned_counts.size(), " rank(s)");
   exact::check_chunks("exact_sum", bucket.count, bucket.chunk_starts, bucket.total_shards,
                       static_cast<std::int64_t>(bucket.shards.size()));
   check_buffer("exact_sum", bucket.out, bucket.count);

@@ -356,14 +356,19 @@ std::unique_ptr<Work> MpiCommunicator::exact_sum_async(ExactSumBucket bucket) {
   exact::check_chunks("exact_sum", bucket.count, bucket.chunk_starts, bucket.total_shards,
                       static_cast<std::int64_t>(bucket.shards.size()));
   check_buffer("exact_sum", bucket.out, bucket.count);
+  if (!bucket.owned_counts.empty()) {
+    const std::vector<std::int64_t> starts = block_starts("exact_sum", bucket.owned_counts);
+    DPT_CHECK(starts.back() == bucket.count, "exact_sum: owned counts add up to ", starts.back(),
+              ", not the bucket's ", bucket.count);
+  }
   const std::int64_t count = bucket.count;
   return std::make_unique<AsyncWork>(
       enqueue(CollectiveKind::kExactSum, count, sizeof(float),
               [this, bucket = std::move(bucket)] { exact_sum(bucket); }));
 }
 
-// Note [Exact gradient sum] in runtime/exact_sum.cpp. Integer sums are associative, so Open MPI
-// may pick any algorithm for the reduce-scatter: the result is the same for every world size.
+// Note [Exact gradient sum] in runtime/exact_sum.cpp. Integer sums are associative, so the ring
+// may add in any order: the result is the same for every world size.
 void MpiCommunicator::exact_sum(const ExactSumBucket& bucket) {
   const auto chunks = static_cast<std::int64_t>(bucket.chunk_starts.size());
   codes_.resize(static_cast<std::size_t>(chunks));
@@ -372,30 +377,25 @@ void MpiCommunicator::exact_sum(const ExactSumBucket& bucket) {
   sums_.resize(static_cast<std::size_t>(bucket.count));
   exact::quantize_sum(bucket.shards, bucket.count, bucket.chunk_starts, codes_.data(),
                       bucket.total_shards, 0, bucket.count, sums_.data());
-  // Piece by piece (an MPI count is an int): rank r reduces and converts its share of a piece,
-  // then everyone's shares are gathered into `out` in place.
-  std::vector<int> counts(static_cast<std::size_t>(size_)), displacements(counts.size());
-  for (std::int64_t piece = 0; piece < bucket.count;) {
-    const std::int64_t length = std::min(bucket.count - piece, max_chunk_count_);
-    for (int r = 0; r < size_; ++r) {
-      const std::int64_t begin = length * r / size_, end = length * (r + 1) / size_;
-      counts[static_cast<std::size_t>(r)] = static_cast<int>(end - begin);
-      displacements[static_cast<std::size_t>(r)] = static_cast<int>(begin);
-    }
-    std::int64_t* sums = sums_.data() + piece;
-    const std::int64_t mine = displacements[static_cast<std::size_t>(rank_)];
-    const int my_count = counts[static_cast<std::size_t>(rank_)];
-    // In place, MPI takes the inputs from the receive buffer and leaves this rank's share at
-    // its start (MPI-3.1 section 5.10.1).
-    DPT_MPI_CHECK(MPI_Reduce_scatter(MPI_IN_PLACE, sums, counts.data(), MPI_INT64_T, MPI_SUM,
-                                     comm_.get()));
-    exact::dequantize_range(sums, bucket.count, bucket.chunk_starts, codes_.data(),
-                            bucket.total_shards, piece + mine, piece + mine + my_count,
-                            bucket.out + piece + mine);
-    DPT_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, bucket.out + piece,
-                                 counts.data(), displacements.data(), MPI_FLOAT, comm_.get()));
-    piece += length;
+  // Rank r reduces and converts block r: its own range of a sharded optimizer, or an even share
+  // whose results everyone then gathers into `out` in place.
+  std::vector<std::int64_t> starts(static_cast<std::size_t>(size_) + 1, 0);
+  for (int r = 0; r < size_; ++r) {
+    const auto i = static_cast<std::size_t>(r);
+    starts[i + 1] = bucket.owned_counts.empty() ? bucket.count * (r + 1) / size_
+                                                : starts[i] + bucket.owned_counts[i];
   }
+  ring_reduce_scatter(sums_.data(), starts, MPI_INT64_T, sizeof(std::int64_t), MPI_SUM);
+  const std::int64_t first = starts[static_cast<std::size_t>(rank_)];
+  const std::int64_t last = starts[static_cast<std::size_t>(rank_) + 1];
+  exact::dequantize_range(sums_.data() + first, bucket.count, bucket.chunk_starts, codes_.data(),
+                          bucket.total_shards, first, last, bucket.out + first);
+  if (!bucket.owned_counts.empty()) return;
+  for_each_window(starts, [&](std::int64_t begin, const std::vector<int>& shares,
+                              const std::vector<int>& offsets, std::int64_t) {
+    DPT_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, bucket.out + begin,
+                                 shares.data(), offsets.data(), MPI_FLOAT, comm_.get()));
+  });
 }
 
 void MpiCommunicator::broadcast(void* data, std::int64_t count_bytes, int root) {
@@ -527,14 +527,20 @@ void MpiCommunicator::for_each_window(
 // half of it on 2 ranks, and the order of the additions is fixed by N alone (one addition, which
 // commutes, on 2 ranks: the same bits as an all-reduce). Messages go in pieces of at most
 // max_chunk_count_ elements (non-blocking, so that both directions of a step proceed at once).
-void MpiCommunicator::ring_reduce_scatter(float* data, const std::vector<std::int64_t>& starts,
+void MpiCommunicator::ring_reduce_scatter(void* data, const std::vector<std::int64_t>& starts,
+                                          MPI_Datatype type, std::size_t element_bytes,
                                           MPI_Op op) {
   const int n = size_;
   if (n == 1) return;
   const int next = (rank_ + 1) % n, previous = (rank_ + n - 1) % n;
+  auto* bytes = static_cast<char*>(data);
+  const auto at = [&](int block, std::int64_t element) {
+    return bytes + (starts[static_cast<std::size_t>(block)] + element) *
+                       static_cast<std::int64_t>(element_bytes);
+  };
   std::int64_t largest = 0;
   for (int b = 0; b < n; ++b) largest = std::max(largest, starts[b + 1] - starts[b]);
-  scratch_.resize(static_cast<std::size_t>(largest));
+  scratch_.resize(static_cast<std::size_t>(largest) * element_bytes);
   std::vector<MPI_Request> requests;
   for (int step = 0; step + 1 < n; ++step) {
     const int send_block = ((rank_ - step - 1) % n + n) % n;
@@ -545,21 +551,21 @@ void MpiCommunicator::ring_reduce_scatter(float* data, const std::vector<std::in
     for (std::int64_t done = 0; done < receive_count; done += max_chunk_count_) {
       const int piece = static_cast<int>(std::min(receive_count - done, max_chunk_count_));
       requests.emplace_back();
-      DPT_MPI_CHECK(MPI_Irecv(scratch_.data() + done, piece, MPI_FLOAT, previous, step, comm_.get(),
-                              &requests.back()));
+      DPT_MPI_CHECK(MPI_Irecv(scratch_.data() + done * static_cast<std::int64_t>(element_bytes),
+                              piece, type, previous, step, comm_.get(), &requests.back()));
     }
     for (std::int64_t done = 0; done < send_count; done += max_chunk_count_) {
       const int piece = static_cast<int>(std::min(send_count - done, max_chunk_count_));
       requests.emplace_back();
-      DPT_MPI_CHECK(MPI_Isend(data + starts[send_block] + done, piece, MPI_FLOAT, next, step,
-                              comm_.get(), &requests.back()));
+      DPT_MPI_CHECK(MPI_Isend(at(send_block, done), piece, type, next, step, comm_.get(),
+                              &requests.back()));
     }
     DPT_MPI_CHECK(MPI_Waitall(static_cast<int>(requests.size()), requests.data(),
                               MPI_STATUSES_IGNORE));
     for (std::int64_t done = 0; done < receive_count; done += max_chunk_count_) {
       const int piece = static_cast<int>(std::min(receive_count - done, max_chunk_count_));
-      DPT_MPI_CHECK(MPI_Reduce_local(scratch_.data() + done, data + starts[receive_block] + done,
-                                     piece, MPI_FLOAT, op));
+      DPT_MPI_CHECK(MPI_Reduce_local(scratch_.data() + done * static_cast<std::int64_t>(element_bytes),
+                                     at(receive_block, done), piece, type, op));
     }
   }
 }
@@ -574,7 +580,8 @@ std::unique_ptr<Work> MpiCommunicator::reduce_scatter_async(float* data,
   return std::make_unique<AsyncWork>(enqueue(CollectiveKind::kReduceScatter, total, sizeof(float),
                                              [this, data, mpi_op, starts = std::move(starts)] {
                                                wait_for_peers_asleep();
-                                               ring_reduce_scatter(data, starts, mpi_op);
+                                               ring_reduce_scatter(data, starts, MPI_FLOAT,
+                                                                   sizeof(float), mpi_op);
                                              }));
 }
 

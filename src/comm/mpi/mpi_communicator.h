@@ -51,8 +51,8 @@ class MpiCommunicator final : public Communicator {
   void all_reduce(double* data, std::int64_t count, ReduceOp op) override;
   void all_reduce(std::int64_t* data, std::int64_t count, ReduceOp op) override;
   // On the communication thread: a MAX all-reduce of the chunk codes, an int64 reduce-scatter of
-  // the quantised sums and a float all-gather of the results (1.5x the bytes of a float
-  // all-reduce).
+  // the quantised sums (the ring of Note [Ring reduce-scatter]) and a float all-gather of the
+  // results (1.5x the bytes of a float all-reduce); with owned_counts, no all-gather.
   std::unique_ptr<Work> exact_sum_async(ExactSumBucket bucket) override;
   void broadcast(void* data, std::int64_t count_bytes, int root) override;
   std::vector<std::string> all_gather(const std::string& local) override;
@@ -109,7 +109,8 @@ class MpiCommunicator final : public Communicator {
   std::vector<std::int64_t> block_starts(const char* op,
                                          const std::vector<std::int64_t>& counts) const;
   // In place over blocks [starts[r], starts[r + 1]): Note [Ring reduce-scatter].
-  void ring_reduce_scatter(float* data, const std::vector<std::int64_t>& starts, MPI_Op op);
+  void ring_reduce_scatter(void* data, const std::vector<std::int64_t>& starts, MPI_Datatype type,
+                           std::size_t element_bytes, MPI_Op op);
   // Calls `piece` for consecutive windows [begin, end) of at most max_chunk_count_ elements
   // covering the blocks, with each rank's share of the window (counts and displacements relative
   // to begin: MPI's ints) and this rank's share's start relative to its block.
@@ -131,7 +132,7 @@ class MpiCommunicator final : public Communicator {
   // exact_sum scratch, reused; touched by the communication thread only.
   std::vector<std::int32_t> codes_;
   std::vector<std::int64_t> sums_;
-  std::vector<float> scratch_;  // ring_reduce_scatter's receive buffer
+  std::vector<char> scratch_;  // ring_reduce_scatter's receive buffer
 
   // Guards queue_ and stopping_; queue_cv_ wakes the thread for a new job or for shutdown.
   std::mutex queue_mutex_;

@@ -654,6 +654,8 @@ std::unique_ptr<Work> NcclCommunicator::exact_sum_async(ExactSumBucket bucket) {
   if (bucket.count == 0 || !shards_on_device(bucket, on_device(bucket.out, bucket.count))) {
     return host_->exact_sum_async(std::move(bucket));
   }
+  DPT_CHECK(bucket.owned_counts.empty(),
+            "exact_sum: the NCCL communicator sums whole buckets only (no sharded optimizer)");
   exact::check_chunks("exact_sum", bucket.count, bucket.chunk_starts, bucket.total_shards,
                       static_cast<std::int64_t>(bucket.shards.size()));
   return launch_exact_sum(state_, bucket, rank(), world_size());

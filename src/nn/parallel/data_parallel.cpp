@@ -355,6 +355,7 @@ void DataParallel::launch(std::size_t bucket) {
   sum.count = b.count;
   sum.chunk_starts = chunk_starts_[bucket];
   sum.total_shards = options_.exact_total_shards;
+  if (sharded()) sum.owned_counts = bucket_shard_counts_[bucket];
   work_[bucket] = comm_.exact_sum_async(std::move(sum));
 }
 

@@ -74,10 +74,10 @@ struct DataParallelOptions {
 // boundaries never cross a shard boundary, so every chunk is summed by one rank and one small
 // all-reduce of the chunk sums (zeros elsewhere: exact) gives sum_squares of the whole reduced
 // gradient bit for bit. Anything else that reads the parameters between steps (evaluation,
-// checkpoints, the parameter check) calls gather_parameters() first. In exact mode the bucket
-// sums stay exact sums of the whole bucket (every rank gets all of it) and only the optimizer
-// and the parameter all-gather are sharded: the same bits as unsharded exact mode, at the bytes
-// of an exact sum plus an all-gather.
+// checkpoints, the parameter check) calls gather_parameters() first. In exact mode each bucket's
+// exact sum leaves out its float all-gather (ExactSumBucket::owned_counts): a rank converts and
+// keeps its own range only, and the parameter all-gather takes the all-gather's place; the
+// same bits as unsharded exact mode, at the bytes of an exact sum.
 
 // A contiguous range of the flat gradient buffer holding whole parameters.
 struct GradBucket {
