@@ -22,14 +22,8 @@ quick=0
 [ "${2:-}" = --quick ] && quick=1
 here=$(dirname "$0")
 py="$here/../../scripts/python"
+source "$here/harness.sh"
 source "$here/checkpoint_digest.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-"$bin/dpt-data" import-fashion-mnist "$work/fm.h5" >/dev/null
-failures=0
-ok() { echo "ok: $*"; }
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 run() {  # run NAME RANKS ARGS...: one job writing $work/NAME/ and $work/NAME.jsonl
   local name=$1 ranks=$2 quiet_failure=0
