@@ -227,6 +227,9 @@ const std::vector<Field>& fields() {
       field("checkpoint-every", &TrainConfig::checkpoint_every,
             "Steps between checkpoints (0 = only at the end and on SIGTERM/SIGUSR1)"),
       field("keep-last", &TrainConfig::keep_last, "Checkpoints to keep (0 = all)"),
+      field("async-checkpoint", &TrainConfig::async_checkpoint,
+            "Write checkpoints on a background thread: a checkpoint step only copies the state "
+            "(waiting first for the previous write, if still running)"),
       field("resume", &TrainConfig::resume,
             "auto (newest good checkpoint in --checkpoint-dir, or start fresh) or a checkpoint "
             "file"),
@@ -489,6 +492,8 @@ void validate(const TrainConfig& c) {
   DPT_CHECK(c.keep_last >= 0, "config: 'keep-last' must be >= 0, got ", c.keep_last);
   DPT_CHECK(c.checkpoint_every == 0 || !c.checkpoint_dir.empty(),
             "config: 'checkpoint-every' needs 'checkpoint-dir' (where to write them)");
+  DPT_CHECK(!c.async_checkpoint || !c.checkpoint_dir.empty(),
+            "config: 'async-checkpoint' needs 'checkpoint-dir' (where to write them)");
   DPT_CHECK(c.resume != "auto" || !c.checkpoint_dir.empty(),
             "config: 'resume = auto' needs 'checkpoint-dir' (where to look for checkpoints)");
   DPT_CHECK(c.timeline_steps >= 1, "config: 'timeline-steps' must be >= 1, got ",

@@ -79,6 +79,7 @@ struct TrainConfig {
   std::string checkpoint_dir;       // where rank 0 writes step-<n>.h5 and `latest`; empty: none
   std::int64_t checkpoint_every = 0;  // steps between checkpoints; 0: only at the end and on a stop
   std::int64_t keep_last = 3;       // checkpoints kept (older ones removed); 0: keep all
+  bool async_checkpoint = false;    // rank 0 writes on a thread while training goes on
   std::string resume;               // "": start fresh; "auto": newest good one in checkpoint_dir
                                     // (fresh when there is none); else a checkpoint file
   // runtime

@@ -203,9 +203,9 @@ namespace {
 // Config keys that may differ between a checkpoint and the run resuming it without comment.
 bool is_run_local_key(const std::string& line) {
   for (const char* key :
-       {"resume ", "checkpoint-", "keep-last ", "threads ", "metrics ", "allow-inexact-resume ",
-        "collective-timeout ", "check-collectives ", "check-params-every ", "log-every ",
-        "log-all-ranks ", "quiet ", "device "}) {
+       {"resume ", "checkpoint-", "keep-last ", "async-checkpoint ", "threads ", "metrics ",
+        "allow-inexact-resume ", "collective-timeout ", "check-collectives ", "check-params-every ",
+        "log-every ", "log-all-ranks ", "quiet ", "device "}) {
     if (line.starts_with(key)) return true;
   }
   return false;
@@ -353,6 +353,19 @@ std::string Trainer::save_checkpoint(const TrainPosition& position) {
   }
   on_rank0_agreed([&] {
     Stopwatch watch;
+    checkpoint_wait_ms_ = 0.0;
+    if (config_.async_checkpoint) {
+      if (!writer_) {
+        writer_ =
+            std::make_unique<CheckpointWriter>(*checkpoints_, static_cast<int>(config_.keep_last));
+      }
+      // At most one write in flight; a failed one ends the run here, on every rank.
+      writer_->wait();
+      checkpoint_wait_ms_ = watch.elapsed_ms();
+      watch.restart();
+    }
+    // The snapshot: capture_checkpoint copies parameters and optimizer state to host memory, so
+    // training may go on while the copy is written.
     io::CheckpointState state =
         capture_checkpoint(config_, layers_, model_, *optimizer_, schedule_.lr_at(position.step),
                            position, comm_.world_size(), whole_slots);
@@ -360,10 +373,25 @@ std::string Trainer::save_checkpoint(const TrainPosition& position) {
       state.tokenizer = io::tokenizer_name(train_data_.tokenizer());
       state.vocabulary = train_data_.vocabulary().stored_entries();
     }
+    if (writer_) {
+      path = writer_->submit(std::move(state));
+      checkpoint_snapshot_ms_ = watch.elapsed_ms();
+      return;
+    }
     path = checkpoints_->save(state, static_cast<int>(config_.keep_last));
+    checkpoint_snapshot_ms_ = watch.elapsed_ms();
+    sync_write_seconds_ += watch.elapsed_s();
     log(LogLevel::kDebug, "checkpoint ", path, " written in ", watch.elapsed_ms(), " ms");
   });
   return path;
+}
+
+void Trainer::finish_checkpoint_write() {
+  if (!config_.async_checkpoint) return;
+  const comm::LabelScope label(comm_, {"checkpoint write", -1, -1});
+  on_rank0_agreed([&] {
+    if (writer_) writer_->wait();
+  });
 }
 
 // On GPUs, which rank drives which device of which node: rank 0 prints the all-gathered list
@@ -540,21 +568,31 @@ Trainer::StepOutcome Trainer::agree_on_step(const LossTotals& loss, std::int64_t
   // after this same step.
   const int local_signal = stop_signal();
   const bool term = local_signal == SIGTERM, other = local_signal != 0 && !term;
+  // And whether rank 0's background checkpoint write has failed (--async-checkpoint), so that
+  // every rank learns it after the same step without a collective of its own.
+  const bool write_failed = writer_ && writer_->failed();
   StepOutcome outcome;
+  bool any_write_failed = false;
   if (config_.exact) {
     // Fixed point: the sum is the same whatever ranks added which samples (Note [Exact gradient
     // sum] in runtime/exact_sum.cpp; losses use exact::to_fixed_loss).
-    std::int64_t reduced[4] = {loss.fixed_sum, loss.unrepresented, term ? 1 : 0, other ? 1 : 0};
-    comm_.all_reduce(reduced, 4, comm::ReduceOp::kSum);
+    std::int64_t reduced[5] = {loss.fixed_sum, loss.unrepresented, term ? 1 : 0, other ? 1 : 0,
+                               write_failed ? 1 : 0};
+    comm_.all_reduce(reduced, 5, comm::ReduceOp::kSum);
     outcome.loss_sum = reduced[1] > 0 ? std::numeric_limits<double>::quiet_NaN()
                                       : exact::from_fixed_loss(reduced[0]);
     outcome.signal = reduced[2] > 0 ? SIGTERM : (reduced[3] > 0 ? SIGUSR1 : 0);
-    return outcome;
+    any_write_failed = reduced[4] > 0;
+  } else {
+    double reduced[4] = {loss.sum, term ? 1.0 : 0.0, other ? 1.0 : 0.0, write_failed ? 1.0 : 0.0};
+    comm_.all_reduce(reduced, 4, comm::ReduceOp::kSum);
+    outcome.loss_sum = reduced[0];
+    outcome.signal = reduced[1] > 0 ? SIGTERM : (reduced[2] > 0 ? SIGUSR1 : 0);
+    any_write_failed = reduced[3] > 0;
   }
-  double reduced[3] = {loss.sum, term ? 1.0 : 0.0, other ? 1.0 : 0.0};
-  comm_.all_reduce(reduced, 3, comm::ReduceOp::kSum);
-  outcome.loss_sum = reduced[0];
-  outcome.signal = reduced[1] > 0 ? SIGTERM : (reduced[2] > 0 ? SIGUSR1 : 0);
+  // Every rank takes this branch together; rank 0's message reaches the others (the all-gather
+  // runs on this failure path only) and all throw it.
+  if (any_write_failed) finish_checkpoint_write();
   return outcome;
 }
 
@@ -629,11 +667,20 @@ TrainResult Trainer::run() {
     result.last_checkpoint = save_checkpoint(TrainPosition{result.steps, epoch_of_next_step});
     saved_step = result.steps;
     const double ms = watch.elapsed_ms();
-    if (comm_.rank() == 0 || config_.log_all_ranks) {
+    if (comm_.rank() == 0 && config_.async_checkpoint) {
+      const auto waited = static_cast<long long>(checkpoint_wait_ms_);
+      progress.print(detail::str(
+          "checkpoint ", result.last_checkpoint, " (step ", result.steps, ", snapshot ",
+          static_cast<long long>(checkpoint_snapshot_ms_), " ms",
+          waited > 0 ? detail::str(" after waiting ", waited, " ms for the previous write") : "",
+          ", writing in the background)"));
+    } else if (comm_.rank() == 0 || config_.log_all_ranks) {
       progress.print(detail::str("checkpoint ", result.last_checkpoint, " (step ", result.steps,
                                  ", ", static_cast<long long>(ms), " ms)"));
     }
     result.checkpoint_seconds += ms * 1e-3;
+    result.checkpoint_stall_seconds += ms * 1e-3;
+    ++result.checkpoints;
   };
   Stopwatch run_time;
   // Note [Training throughput]: samples/s is the samples of the steps after the warm-up divided
@@ -788,6 +835,12 @@ TrainResult Trainer::run() {
   if (checkpoints_ && result.stop_signal == 0 && saved_step != result.steps) {
     checkpoint(result.steps / steps_per_epoch_);
   }
+  {  // --async-checkpoint: the last write is complete (or every rank fails) before the summary
+    Stopwatch watch;
+    finish_checkpoint_write();
+    result.checkpoint_seconds += watch.elapsed_s();
+  }
+  result.checkpoint_write_seconds = writer_ ? writer_->stats().write_seconds : sync_write_seconds_;
 
   const std::int64_t run_steps = result.steps - start_.step;
   if (result.timed_steps == 0) {  // a run no longer than the warm-up: time all its steps
@@ -826,6 +879,12 @@ TrainResult Trainer::run() {
       {"world_size", comm_.world_size()},
       {"model", config_.model},
       {"batch_size", config_.batch_size}};
+  // Of checkpoint_s: the stall at checkpoint steps, and rank 0's writes (in the background with
+  // --async-checkpoint, overlapping training).
+  summary["checkpoint_stall_s"] = result.checkpoint_stall_seconds;
+  summary["checkpoint_write_s"] = result.checkpoint_write_seconds;
+  summary["checkpoints"] = result.checkpoints;
+  summary["async_checkpoint"] = config_.async_checkpoint;
   for (const BuildFact& fact : build_facts()) {
     summary["build"][std::string(fact.key)] = std::string(fact.value);
   }
@@ -890,8 +949,13 @@ TrainResult Trainer::run() {
   std::ostringstream done;
   done << std::fixed << std::setprecision(1) << "done: " << result.steps << " steps in "
        << format_duration(result.wall_seconds) << " (training " << all_steps_s << " s, evaluation "
-       << result.eval_seconds << " s, checkpoints " << result.checkpoint_seconds << " s), "
-       << result.samples_per_sec << " samples/s";
+       << result.eval_seconds << " s, checkpoints " << result.checkpoint_seconds << " s";
+  if (result.checkpoints > 0) {
+    done << ": " << result.checkpoints << " taken, stall " << result.checkpoint_stall_seconds
+         << " s, " << (config_.async_checkpoint ? "background writes " : "writes ")
+         << result.checkpoint_write_seconds << " s";
+  }
+  done << "), " << result.samples_per_sec << " samples/s";
   if (is_language_model(config_)) {
     done << " (" << result.samples_per_sec * static_cast<double>(targets_per_sample_)
          << " tokens/s)";

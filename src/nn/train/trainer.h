@@ -14,6 +14,7 @@
 #include "nn/parallel/data_parallel.h"
 #include "nn/sequential.h"
 #include "nn/train/checkpoint.h"
+#include "nn/train/checkpoint_writer.h"
 #include "nn/train/config.h"
 #include "nn/train/evaluate.h"
 #include "nn/train/nonfinite.h"
@@ -49,6 +50,13 @@ struct TrainResult {
   double train_seconds = 0.0;       // wall time of those steps
   double eval_seconds = 0.0;        // evaluation, in all
   double checkpoint_seconds = 0.0;  // checkpoint writes, in all (every rank waits for rank 0's)
+  // Of checkpoint_seconds, the time training was held at checkpoint steps: the whole write, or
+  // with --async-checkpoint waiting for the previous write and taking the snapshot; the rest is
+  // waiting for the last write at the end. And rank 0's writes themselves (on the writer thread
+  // with --async-checkpoint, overlapping training), and how many checkpoints were taken.
+  double checkpoint_stall_seconds = 0.0;
+  double checkpoint_write_seconds = 0.0;
+  std::int64_t checkpoints = 0;
   double wall_seconds = 0.0;        // the whole run() from the first step to the summary
   StepBreakdown breakdown;
   std::optional<EvalResult> last_eval;
@@ -102,7 +110,11 @@ class Trainer {
   // it. Returns the position to continue from.
   TrainPosition resume();
   // Rank 0 writes a checkpoint of the state after `position.step` steps; all ranks wait for it.
+  // With --async-checkpoint rank 0 waits for the previous write, takes the snapshot and hands it
+  // to the writer thread; all ranks wait for that only.
   std::string save_checkpoint(const TrainPosition& position);
+  // --async-checkpoint: rank 0 waits for the write in flight; when it failed, every rank throws.
+  void finish_checkpoint_write();
   void broadcast_optimizer_state();
   // Refuses (unless --allow-inexact-resume) a resume on another world size that cannot continue
   // bit for bit: Note [Elastic resume].
@@ -139,6 +151,14 @@ class Trainer {
   std::unique_ptr<NonfiniteGuard> nonfinite_;  // --nonfinite
   std::unique_ptr<ParamCheck> param_check_;    // --check-params-every (null when 0)
   bool step_skipped_ = false;                  // the last train_step skipped its optimizer step
+  // --async-checkpoint: rank 0's writer thread (null on other ranks and without the flag). Last,
+  // so that it is destroyed (joining a write in flight) before anything else goes.
+  std::unique_ptr<CheckpointWriter> writer_;
+  // Rank 0, the last save_checkpoint: waiting for the previous write, taking the snapshot (or
+  // the whole synchronous write), in ms; and the synchronous writes' time, in all.
+  double checkpoint_wait_ms_ = 0.0;
+  double checkpoint_snapshot_ms_ = 0.0;
+  double sync_write_seconds_ = 0.0;
 };
 
 }  // namespace dpt::nn
