@@ -383,6 +383,8 @@ TEST_F(AsyncCheckpoint, TrainerWritesTheCheckpointsOfASynchronousRun) {
     test_hooks::set_checkpoint_write_hook(async ? slow_hook : nullptr);  // training overlaps
     Trainer t(c, ctx_, *world_);
     results[async ? 1 : 0] = t.run();
+    // run() returns once the last write is complete (the trainer, and its writer, still live).
+    EXPECT_EQ(read_text(fs::path(c.checkpoint_dir) / "latest"), "step-20.h5\n") << c.checkpoint_dir;
   }
   for (const int step : {5, 10, 15, 20}) {
     const std::string name = io::checkpoint_file_name(step);
