@@ -402,6 +402,18 @@ TEST_F(AsyncCheckpoint, TrainerWritesTheCheckpointsOfASynchronousRun) {
   }
   // Every write slept 30 ms on the writer thread: counted as write time, not as a stall.
   EXPECT_GE(a.checkpoint_write_seconds, 4 * 0.030);
+  // One metrics line per checkpoint, with the stall and (in the background) its parts.
+  std::vector<std::int64_t> steps;
+  std::ifstream lines(dir_ / "async.jsonl");
+  for (std::string line; std::getline(lines, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.at("event") != "checkpoint") continue;
+    steps.push_back(j.at("step").get<std::int64_t>());
+    EXPECT_TRUE(j.at("background").get<bool>());
+    EXPECT_LE(j.at("wait_s").get<double>() + j.at("snapshot_s").get<double>(),
+              j.at("stall_s").get<double>());
+  }
+  EXPECT_EQ(steps, (std::vector<std::int64_t>{5, 10, 15, 20}));
   const nlohmann::json summary = summary_of((dir_ / "async.jsonl").string());
   ASSERT_FALSE(summary.is_null());
   EXPECT_EQ(summary.at("checkpoints").get<int>(), 4);

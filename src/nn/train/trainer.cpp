@@ -681,6 +681,17 @@ TrainResult Trainer::run() {
     result.checkpoint_seconds += ms * 1e-3;
     result.checkpoint_stall_seconds += ms * 1e-3;
     ++result.checkpoints;
+    // What this checkpoint held training for; in the background, of that, rank 0's wait for the
+    // previous write and its snapshot.
+    nlohmann::json j = {{"event", "checkpoint"},
+                        {"step", result.steps},
+                        {"stall_s", ms * 1e-3},
+                        {"background", config_.async_checkpoint}};
+    if (config_.async_checkpoint) {
+      j["wait_s"] = checkpoint_wait_ms_ * 1e-3;
+      j["snapshot_s"] = checkpoint_snapshot_ms_ * 1e-3;
+    }
+    metrics.write_line(j.dump());
   };
   Stopwatch run_time;
   // Note [Training throughput]: samples/s is the samples of the steps after the warm-up divided
