@@ -14,7 +14,8 @@ stalls" adds the time training was held at the checkpoints during the run (each 
 `stall_s` metrics line; the checkpoint at the end of training, which every mode waits for in
 full, is left out): the throughput a long run with checkpoints every N steps gets. stall and write
 are means per checkpoint on rank 0; stall / sync write divides async's stall by the synchronous
-write of the same repeat. Checkpoints go to a fresh directory under --dir (a disk here, not tmpfs:
+write of the same repeat; the longest wait is async's longest wait for a previous write still
+running (0: every write ended before the next checkpoint). Checkpoints go to a fresh directory under --dir (a disk here, not tmpfs:
 see `df`).
 
     scripts/python bench/checkpoint_cost.py --data data/fmnist.h5
@@ -66,7 +67,8 @@ def run(args, ranks, name, flags):
 
 
 def figures(args, summary, checkpoints):
-    """samples/s, with stalls, stall per checkpoint (s), write per checkpoint (s)."""
+    """samples/s, with stalls, stall per checkpoint (s), write per checkpoint (s), the longest wait
+    for the previous write (s)."""
     during = [c for c in checkpoints if c["step"] < summary["steps"]]  # not the one at the end
     stalls = sum(c["stall_s"] for c in during)
     samples = summary["timed_steps"] * args.batch
@@ -74,7 +76,8 @@ def figures(args, summary, checkpoints):
     n = summary.get("checkpoints", 0)
     stall = stalls / len(during) if during else 0.0
     write = summary["checkpoint_write_s"] / n if n else 0.0
-    return summary["samples_per_sec"], with_stalls, stall, write
+    wait = max((c.get("wait_s", 0.0) for c in checkpoints), default=0.0)
+    return summary["samples_per_sec"], with_stalls, stall, write, wait
 
 
 def main():
@@ -99,7 +102,8 @@ def main():
                 f = figures(args, *run(args, ranks, name, flags))
                 runs.setdefault((ranks, name), []).append(f)
                 print(f"repeat {repeat + 1}/{args.repeats}: {ranks} rank(s) {name}: {f[0]:.1f} samples/s, "
-                      f"{f[1]:.1f} with stalls, stall {f[2] * 1e3:.0f} ms, write {f[3] * 1e3:.0f} ms",
+                      f"{f[1]:.1f} with stalls, stall {f[2] * 1e3:.0f} ms, write {f[3] * 1e3:.0f} ms, "
+                      f"longest wait {f[4] * 1e3:.0f} ms",
                       flush=True)
 
     def ms(values):
@@ -110,8 +114,9 @@ def main():
              f"{args.repeats} repeats with the modes alternating ({time.strftime('%Y-%m-%d')}, "
              f"{time.time() - started:.0f} s); {cpu_description()}", "",
              "| ranks | mode | samples/s | ratio to none | samples/s with stalls | ratio to none | "
-             "stall per checkpoint, ms | write per checkpoint, ms | stall / sync write |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "stall per checkpoint, ms | write per checkpoint, ms | stall / sync write | "
+             "longest wait for the previous write, ms |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for ranks in args.ranks:
         base = runs[(ranks, "none")]
         sync = runs[(ranks, "sync")]
@@ -122,10 +127,11 @@ def main():
             ratio = statistics.median(a[0] / b[0] for a, b in zip(r, base))
             ratio_total = statistics.median(a[1] / b[0] for a, b in zip(r, base))
             if name == "none":
-                cost = "| - | - | - |"
+                cost = "| - | - | - | - |"
             else:
                 share = statistics.median(a[2] / s[3] for a, s in zip(r, sync))
-                cost = f"| {ms([f[2] for f in r])} | {ms([f[3] for f in r])} | {share:.2f} |"
+                cost = (f"| {ms([f[2] for f in r])} | {ms([f[3] for f in r])} | {share:.2f} | "
+                        f"{max(f[4] for f in r) * 1e3:.0f} |")
             lines.append(f"| {ranks} | {name} | {sps:.1f} | {ratio:.3f} | {total:.1f} | {ratio_total:.3f} {cost}")
     print("\n".join(lines))
 

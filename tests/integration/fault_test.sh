@@ -57,7 +57,7 @@ expect stopped nonzero "\[rank 0\] collective deadline (--collective-timeout $dl
   "(step check, step 2); did not arrive: rank 1)" "rank 1: no answer within"
 job sleeping 2 sleep@step:rank=1:step=2 --steps 6 --collective-timeout $dl
 expect sleeping nonzero "did not arrive: rank 1" \
-  "rank 1: not in a collective: its last, #[0-9]*, all-reduce of 3 8-byte values (step agreement, step 1)" \
+  "rank 1: not in a collective: its last, #[0-9]*, all-reduce of 4 8-byte values (step agreement, step 1)" \
   "\[rank 1\] collective deadline reported by rank 0"
 if ((!quick)); then
 job stopped-in-bucket 2 stop@allreduce:rank=1:step=3 --steps 6 --collective-timeout $dl
@@ -156,6 +156,6 @@ pkill -USR2 -x -P "$(pgrep -P "$launcher" -x mpirun)" train
 wait "$launcher"
 rc=$?
 expect usr2 0 "\[rank 0\] flight record (SIGUSR2)" "\[rank 1\] flight record (SIGUSR2)" \
-  "#[0-9]* all-reduce of 3 8-byte values (step agreement, step 2): started"
+  "#[0-9]* all-reduce of 4 8-byte values (step agreement, step 2): started"
 
 [[ $failures -eq 0 ]]
