@@ -348,6 +348,33 @@ TEST_F(AsyncCheckpoint, FailedWriteIsThrownByTheNextLookAndKeepsLatest) {
   EXPECT_EQ(dir.load_newest()->state.step, 1);
 }
 
+// The snapshot's NaN/Inf check runs on the writer thread (off the stall): a snapshot holding a
+// NaN is a failed background write, and nothing is written.
+TEST_F(AsyncCheckpoint, ANonFiniteSnapshotIsRefusedByTheWriter) {
+  const TrainConfig c = config("", false);
+  Trainer t(c, ctx_, *world_);
+  CheckpointWriter writer(prepared("ckpt"), 0);
+  writer.submit(capture(t, c, 1));
+  writer.wait();
+  io::CheckpointState poisoned = capture_checkpoint(c, layers_of(c), t.model(), t.optimizer(), c.lr,
+                                                    TrainPosition{2, 0}, 1, {},
+                                                    /*check_finite=*/false);
+  poisoned.slots.back().value.data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
+  writer.submit(std::move(poisoned));
+  try {
+    writer.wait();
+    ADD_FAILURE() << "a snapshot holding a NaN was written";
+  } catch (const Error& e) {
+    for (const char* part :
+         {"background write of checkpoint", "not writing the checkpoint of step 2", "/optimizer/",
+          "holds NaN at element 0"}) {
+      EXPECT_THAT(e.message(), HasSubstr(part));
+    }
+  }
+  EXPECT_EQ(read_text(dir_ / "ckpt" / "latest"), "step-1.h5\n");
+  EXPECT_FALSE(fs::exists(dir_ / "ckpt" / "step-2.h5"));
+}
+
 TEST_F(AsyncCheckpoint, DestructorWaitsForTheWriteInFlight) {
   const TrainConfig c = config("", false);
   Trainer t(c, ctx_, *world_);

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -26,9 +28,29 @@ Tensor slice_copy(const Tensor& flat, std::int64_t offset, const Shape& shape) {
   return copy_of(Tensor::view_of(flat, offset, shape));
 }
 
+// Whether v[0, n) holds a NaN or Inf: an exponent of all ones. No early exit inside a block, so
+// the loop vectorises: the check of a 118 MB snapshot (it runs while training waits, also with
+// --async-checkpoint) costs about one read of it instead of a value-by-value test.
+bool any_nonfinite(const float* v, std::int64_t n) {
+  constexpr std::int64_t kBlock = 1 << 14;
+  constexpr std::uint32_t kExponent = 0x7f800000u;
+  for (std::int64_t begin = 0; begin < n; begin += kBlock) {
+    const std::int64_t end = std::min(n, begin + kBlock);
+    std::uint32_t saturated = 0;
+    for (std::int64_t i = begin; i < end; ++i) {
+      std::uint32_t bits;
+      std::memcpy(&bits, v + i, sizeof bits);
+      saturated |= static_cast<std::uint32_t>((bits & kExponent) == kExponent);
+    }
+    if (saturated != 0) return true;
+  }
+  return false;
+}
+
 // "" when every value of the host tensor t is finite, else "NaN at element 17" (the first).
 std::string first_nonfinite_of(const Tensor& t) {
   const float* v = t.data<float>();
+  if (!any_nonfinite(v, t.numel())) return {};
   for (std::int64_t i = 0; i < t.numel(); ++i) {
     if (!std::isfinite(v[i])) {
       return detail::str(std::isnan(v[i]) ? "NaN" : (v[i] > 0 ? "+Inf" : "-Inf"), " at element ",
@@ -92,7 +114,7 @@ io::CheckpointState capture_checkpoint(const TrainConfig& config,
                                        const std::vector<LayerSpec>& layers, Sequential& model,
                                        Optimizer& optimizer, double next_lr,
                                        const TrainPosition& position, int world_size,
-                                       const std::vector<Tensor>& full_slots) {
+                                       const std::vector<Tensor>& full_slots, bool check_finite) {
   io::CheckpointState s;
   s.step = position.step;
   s.epoch = position.epoch;
@@ -127,9 +149,13 @@ io::CheckpointState capture_checkpoint(const TrainConfig& config,
                          slice_copy(state, offset_in(flat, p->value), p->value.shape())});
     }
   }
-  check_finite_to_write(s.model, "/model/", s.step);
-  check_finite_to_write(s.slots, "/optimizer/", s.step);
+  if (check_finite) check_checkpoint_finite(s);
   return s;
+}
+
+void check_checkpoint_finite(const io::CheckpointState& state) {
+  check_finite_to_write(state.model, "/model/", state.step);
+  check_finite_to_write(state.slots, "/optimizer/", state.step);
 }
 
 void restore_checkpoint(const io::CheckpointState& state, const std::string& path,

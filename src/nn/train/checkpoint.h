@@ -24,12 +24,19 @@ struct TrainPosition {
 // Everything a resumed run needs, copied out of the model and optimizer (the copies make the write
 // independent of training that continues). `full_slots`, when given, holds the whole state of each
 // of optimizer.slot_names() in order, laid out like the flat parameters: a sharded optimizer's
-// slots gathered from every rank (its own slots hold one rank's range only).
+// slots gathered from every rank (its own slots hold one rank's range only). check_finite: see
+// check_checkpoint_finite.
 io::CheckpointState capture_checkpoint(const TrainConfig& config,
                                        const std::vector<LayerSpec>& layers, Sequential& model,
                                        Optimizer& optimizer, double next_lr,
                                        const TrainPosition& position, int world_size,
-                                       const std::vector<Tensor>& full_slots = {});
+                                       const std::vector<Tensor>& full_slots = {},
+                                       bool check_finite = true);
+
+// Throws, naming the step and the tensor, when `state` holds a NaN or Inf: such a checkpoint is
+// never written. capture_checkpoint runs it unless check_finite is false; a background writer
+// (CheckpointWriter) runs it on its own thread instead, so that training does not wait for it.
+void check_checkpoint_finite(const io::CheckpointState& state);
 
 // Checks that `state` (read from `path`) fits `model` and, when given, `optimizer`: the same
 // parameter names and shapes, the same optimizer kind and slots, each slot shaped like its

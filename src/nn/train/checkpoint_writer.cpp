@@ -8,6 +8,7 @@
 #include <system_error>
 #include <utility>
 
+#include "nn/train/checkpoint.h"
 #include "runtime/check.h"
 #include "runtime/logging.h"
 #include "runtime/timer.h"
@@ -71,6 +72,7 @@ void CheckpointWriter::write(io::CheckpointState snapshot) noexcept {
     if (auto hook = test_hooks::g_write_hook.load()) {
       hook(snapshot.step, test_hooks::WritePhase::kStarting);
     }
+    check_checkpoint_finite(snapshot);  // off the training loop's critical path
     written = dir_.save(snapshot, keep_last_);
   } catch (const Error& e) {
     error = e.message();

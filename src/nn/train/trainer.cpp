@@ -368,7 +368,8 @@ std::string Trainer::save_checkpoint(const TrainPosition& position) {
     // training may go on while the copy is written.
     io::CheckpointState state =
         capture_checkpoint(config_, layers_, model_, *optimizer_, schedule_.lr_at(position.step),
-                           position, comm_.world_size(), whole_slots);
+                           position, comm_.world_size(), whole_slots,
+                           /*check_finite=*/!config_.async_checkpoint);
     if (train_data_.kind() == io::DatasetKind::kTokens) {  // for `train sample`
       state.tokenizer = io::tokenizer_name(train_data_.tokenizer());
       state.vocabulary = train_data_.vocabulary().stored_entries();
