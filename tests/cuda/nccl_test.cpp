@@ -205,6 +205,55 @@ TEST_F(Nccl, ReduceScatterSumAndMax) {
   }
 }
 
+// Uneven blocks on device memory (a sharded optimizer): every rank's block r is reduced onto
+// rank r, gathered back to everyone, gathered onto and scattered from a root; blocks of 0, 1
+// and 1000 floats by rank.
+TEST_F(Nccl, UnevenBlocksOnDeviceMemory) {
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(size_));
+  for (int r = 0; r < size_; ++r)
+    counts[static_cast<std::size_t>(r)] = (r % 3 == 1) ? 0 : 1 + 999 * (r % 2);
+  std::int64_t total = 0, begin = 0;
+  for (int r = 0; r < size_; ++r) {
+    if (r == rank_) begin = total;
+    total += counts[static_cast<std::size_t>(r)];
+  }
+  const std::int64_t mine = counts[static_cast<std::size_t>(rank_)];
+  Tensor t = values_on_gpu(rank_, total);
+  comm_.reduce_scatter_async(t.data<float>(), counts, ReduceOp::kSum)->wait();
+  std::vector<float> all = t.to_vector();
+  for (std::int64_t i = begin; i < begin + mine; ++i) {
+    ASSERT_EQ(all[static_cast<std::size_t>(i)], reduced(ReduceOp::kSum, size_, i)) << i;
+  }
+  Tensor g = values_on_gpu(rank_, total);  // each rank's own block is what everyone gets
+  comm_.all_gather_async(g.data<float>(), counts)->wait();
+  all = g.to_vector();
+  std::int64_t at = 0;
+  for (int r = 0; r < size_; ++r) {
+    for (std::int64_t i = 0; i < counts[static_cast<std::size_t>(r)]; ++i, ++at) {
+      ASSERT_EQ(all[static_cast<std::size_t>(at)], value(r, at)) << "block " << r;
+    }
+  }
+  const int root = size_ - 1;
+  Tensor local = Tensor::view_of(values_on_gpu(rank_, total), begin, {mine}).clone();
+  Tensor gathered = values_on_gpu(-1, total);
+  comm_.gather(local.data<float>(), gathered.data<float>(), counts, root);
+  if (rank_ == root) {
+    all = gathered.to_vector();
+    at = 0;
+    for (int r = 0; r < size_; ++r) {
+      for (std::int64_t i = 0; i < counts[static_cast<std::size_t>(r)]; ++i, ++at) {
+        ASSERT_EQ(all[static_cast<std::size_t>(at)], value(r, at)) << "gather, block " << r;
+      }
+    }
+  }
+  Tensor back = values_on_gpu(-1, std::max<std::int64_t>(mine, 1));
+  comm_.scatter(gathered.data<float>(), back.data<float>(), counts, root);
+  const std::vector<float> received = back.to_vector();
+  for (std::int64_t i = 0; i < mine; ++i) {
+    ASSERT_EQ(received[static_cast<std::size_t>(i)], value(rank_, begin + i)) << "scatter";
+  }
+}
+
 // i * 2^-40 + r: exact in double, not in float (a reduction done in float shows).
 double double_value(int rank, std::int64_t i) { return std::ldexp(static_cast<double>(i), -40) + rank; }
 

@@ -713,6 +713,180 @@ void NcclCommunicator::reduce_scatter(float* data, std::int64_t block_count, Red
       ->wait();
 }
 
+namespace {
+
+// Each block's start (world size + 1 entries), checking the counts as the MPI backend does.
+std::vector<std::int64_t> uneven_starts(const char* op, const std::vector<std::int64_t>& counts,
+                                        int size) {
+  DPT_CHECK(static_cast<int>(counts.size()) == size, op, ": ", counts.size(),
+            " block counts for a world of ", size);
+  std::vector<std::int64_t> starts(counts.size() + 1, 0);
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    DPT_CHECK(counts[r] >= 0, op, ": block ", r, " has a negative count ", counts[r]);
+    starts[r + 1] = starts[r] + counts[r];
+  }
+  return starts;
+}
+
+std::string describe_uneven(const char* op, std::int64_t total, std::uint64_t seq) {
+  return ::dpt::detail::str("NCCL ", op, " of ", total, " floats in uneven blocks (collective #",
+                            seq, ')');
+}
+
+// gather and scatter: whether the ranks' buffers are device memory. A rank whose own block is
+// empty (and which is not the root) cannot tell from its pointer, so the ranks agree over the
+// host communicator (one small all-reduce: these run at checkpoints and resumes only), and
+// buffers of both kinds across ranks are an error rather than a hang.
+bool agree_on_device(Communicator& host, const char* op, const void* data, bool known) {
+  const bool device = known && cuda::is_device_pointer(data);
+  std::int64_t kinds[2] = {known && device ? 1 : 0, known && !device ? 1 : 0};
+  host.all_reduce(kinds, 2, ReduceOp::kSum);
+  DPT_CHECK(kinds[0] == 0 || kinds[1] == 0, op, ": ", kinds[0],
+            " rank(s) passed device memory and ", kinds[1],
+            " host memory; every rank must pass the same kind");
+  return kinds[0] > 0;
+}
+
+// A group's calls end with ncclGroupEnd's status (ncclInProgress on a non-blocking
+// communicator: launch() polls it); a failed call inside the group is reported by that status.
+template <typename Calls>
+ncclResult_t grouped(Calls calls) {
+  const ncclResult_t started = ncclGroupStart();
+  if (started != ncclSuccess) return started;
+  const ncclResult_t inside = calls();
+  const ncclResult_t ended = ncclGroupEnd();
+  return inside != ncclSuccess ? inside : ended;
+}
+
+}  // namespace
+
+std::unique_ptr<Work> NcclCommunicator::reduce_scatter_async(float* data,
+                                                             std::vector<std::int64_t> counts,
+                                                             ReduceOp op) {
+  const std::vector<std::int64_t> starts =
+      uneven_starts("reduce_scatter_async", counts, world_size());
+  check_buffer("reduce_scatter_async", data, starts.back());
+  if (!on_device(data, starts.back())) {
+    return host_->reduce_scatter_async(data, std::move(counts), op);
+  }
+  const ncclRedOp_t nccl_op = to_nccl(op);
+  return launch(
+      state_,
+      [&](std::uint64_t seq) { return describe_uneven("reduce_scatter", starts.back(), seq); },
+      [&](ncclComm_t comm, cudaStream_t stream) {
+        return grouped([&] {
+          for (int r = 0; r < world_size(); ++r) {
+            const auto n = static_cast<std::size_t>(counts[static_cast<std::size_t>(r)]);
+            if (n == 0) continue;
+            float* block = data + starts[static_cast<std::size_t>(r)];
+            const ncclResult_t status =
+                ncclReduce(block, block, n, ncclFloat, nccl_op, r, comm, stream);
+            if (status != ncclSuccess) return status;
+          }
+          return ncclSuccess;
+        });
+      });
+}
+
+std::unique_ptr<Work> NcclCommunicator::all_gather_async(float* data,
+                                                         std::vector<std::int64_t> counts) {
+  const std::vector<std::int64_t> starts = uneven_starts("all_gather_async", counts, world_size());
+  check_buffer("all_gather_async", data, starts.back());
+  if (!on_device(data, starts.back())) return host_->all_gather_async(data, std::move(counts));
+  return launch(
+      state_, [&](std::uint64_t seq) { return describe_uneven("all_gather", starts.back(), seq); },
+      [&](ncclComm_t comm, cudaStream_t stream) {
+        return grouped([&] {
+          for (int r = 0; r < world_size(); ++r) {
+            const auto n = static_cast<std::size_t>(counts[static_cast<std::size_t>(r)]);
+            if (n == 0) continue;
+            float* block = data + starts[static_cast<std::size_t>(r)];
+            const ncclResult_t status = ncclBroadcast(block, block, n, ncclFloat, r, comm, stream);
+            if (status != ncclSuccess) return status;
+          }
+          return ncclSuccess;
+        });
+      });
+}
+
+void NcclCommunicator::gather(const float* local, float* all,
+                              const std::vector<std::int64_t>& counts, int root) {
+  DPT_CHECK(root >= 0 && root < world_size(), "gather: root ", root,
+            " is not a rank of a world of ", world_size());
+  const std::vector<std::int64_t> starts = uneven_starts("gather", counts, world_size());
+  const std::int64_t mine = counts[static_cast<std::size_t>(rank())];
+  check_buffer("gather", local, mine);
+  const bool root_knows = rank() == root && starts.back() > 0;
+  if (!agree_on_device(*host_, "gather", mine > 0 ? local : all, mine > 0 || root_knows)) {
+    host_->gather(local, all, counts, root);
+    return;
+  }
+  launch(
+      state_, [&](std::uint64_t seq) { return describe_uneven("gather", starts.back(), seq); },
+      [&](ncclComm_t comm, cudaStream_t stream) {
+        if (rank() == root && mine > 0) {
+          DPT_CUDA_CHECK(cudaMemcpyAsync(all + starts[static_cast<std::size_t>(root)], local,
+                                         static_cast<std::size_t>(mine) * sizeof(float),
+                                         cudaMemcpyDeviceToDevice, stream));
+        }
+        return grouped([&] {
+          if (rank() != root) {
+            return mine == 0 ? ncclSuccess
+                             : ncclSend(local, static_cast<std::size_t>(mine), ncclFloat, root,
+                                        comm, stream);
+          }
+          for (int r = 0; r < world_size(); ++r) {
+            const auto n = static_cast<std::size_t>(counts[static_cast<std::size_t>(r)]);
+            if (r == root || n == 0) continue;
+            const ncclResult_t status =
+                ncclRecv(all + starts[static_cast<std::size_t>(r)], n, ncclFloat, r, comm, stream);
+            if (status != ncclSuccess) return status;
+          }
+          return ncclSuccess;
+        });
+      })
+      ->wait();
+}
+
+void NcclCommunicator::scatter(const float* all, float* local,
+                               const std::vector<std::int64_t>& counts, int root) {
+  DPT_CHECK(root >= 0 && root < world_size(), "scatter: root ", root,
+            " is not a rank of a world of ", world_size());
+  const std::vector<std::int64_t> starts = uneven_starts("scatter", counts, world_size());
+  const std::int64_t mine = counts[static_cast<std::size_t>(rank())];
+  check_buffer("scatter", local, mine);
+  const bool root_knows = rank() == root && starts.back() > 0;
+  if (!agree_on_device(*host_, "scatter", mine > 0 ? local : all, mine > 0 || root_knows)) {
+    host_->scatter(all, local, counts, root);
+    return;
+  }
+  launch(
+      state_, [&](std::uint64_t seq) { return describe_uneven("scatter", starts.back(), seq); },
+      [&](ncclComm_t comm, cudaStream_t stream) {
+        if (rank() == root && mine > 0) {
+          DPT_CUDA_CHECK(cudaMemcpyAsync(local, all + starts[static_cast<std::size_t>(root)],
+                                         static_cast<std::size_t>(mine) * sizeof(float),
+                                         cudaMemcpyDeviceToDevice, stream));
+        }
+        return grouped([&] {
+          if (rank() != root) {
+            return mine == 0 ? ncclSuccess
+                             : ncclRecv(local, static_cast<std::size_t>(mine), ncclFloat, root,
+                                        comm, stream);
+          }
+          for (int r = 0; r < world_size(); ++r) {
+            const auto n = static_cast<std::size_t>(counts[static_cast<std::size_t>(r)]);
+            if (r == root || n == 0) continue;
+            const ncclResult_t status =
+                ncclSend(all + starts[static_cast<std::size_t>(r)], n, ncclFloat, r, comm, stream);
+            if (status != ncclSuccess) return status;
+          }
+          return ncclSuccess;
+        });
+      })
+      ->wait();
+}
+
 void NcclCommunicator::barrier() { host_->barrier(); }
 
 double NcclCommunicator::native_all_reduce_seconds(float* data, std::int64_t count) {

@@ -86,6 +86,17 @@ class NcclCommunicator final : public Communicator {
   // Host strings: always the host communicator.
   std::vector<std::string> all_gather(const std::string& local) override;
   void reduce_scatter(float* data, std::int64_t block_count, ReduceOp op) override;
+  // Uneven blocks (a sharded optimizer), on device memory one NCCL group of per-root calls:
+  // ncclReduce onto each block's rank (reduce-scatter), ncclBroadcast from it (all-gather),
+  // ncclSend/ncclRecv (gather, scatter; the root's own block copied on the stream). NCCL has no
+  // v-variants; each call moves its block once, so the bytes are those of the collective.
+  std::unique_ptr<Work> reduce_scatter_async(float* data, std::vector<std::int64_t> counts,
+                                             ReduceOp op) override;
+  std::unique_ptr<Work> all_gather_async(float* data, std::vector<std::int64_t> counts) override;
+  void gather(const float* local, float* all, const std::vector<std::int64_t>& counts,
+              int root) override;
+  void scatter(const float* all, float* local, const std::vector<std::int64_t>& counts,
+               int root) override;
   // The host communicator's barrier (NCCL has none; device work is not waited for).
   void barrier() override;
   // Device memory: one ncclAllReduce (sum) timed on the host from launch to observed completion,

@@ -132,9 +132,9 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
     ddp.exact_local_shards = static_cast<int>(config_.shards_per_step() / comm_.world_size());
   }
   ddp.shard_optimizer = config_.zero == 1;
-  DPT_CHECK(!ddp.shard_optimizer || comm_.backend() != "nccl",
-            "--zero 1 (a sharded optimizer) needs the MPI or local communicator; this build's "
-            "NCCL communicator has no collectives over uneven blocks yet: run without --zero");
+  DPT_CHECK(!ddp.shard_optimizer || !config_.exact || comm_.backend() != "nccl",
+            "--zero 1 with --exact: the NCCL communicator's exact sum covers whole buckets only; "
+            "run exact mode on GPUs without --zero");
   ddp_ = std::make_unique<DataParallel>(model_, comm_, ddp);
   // A sharded optimizer keeps state for this rank's range only (Note [Sharded optimizer]).
   optimizer_ = make_optimizer(optimizer_config(config_),
