@@ -14,7 +14,7 @@
 #   3; unsharded on 2, continued sharded on 4; both bitwise 12 uninterrupted steps (exact mode);
 # - optimizer state per rank: each of 2 ranks holds at most half the unsharded state plus one
 #   alignment chunk (summary optimizer_state_bytes);
-# - --zero 2 is refused by name.
+# - --zero 2 is refused by name; `train verify --zero 1` with the reason.
 # Usage: zero_test.sh BIN_DIR [--quick]   (--quick: the sanitizer build; 2 and 3 ranks only)
 set -euo pipefail
 bin=${1:?usage: zero_test.sh BIN_DIR [--quick]}
@@ -152,6 +152,15 @@ elif grep -q "'zero' must be 0 or 1" "$work/bad-stage.log"; then
   ok "--zero 2 is refused by name"
 else
   fail "--zero 2 refused without naming it:"; tail -3 "$work/bad-stage.log"
+fi
+
+if timeout 300 mpirun -np 2 --oversubscribe --bind-to none "$bin/train" verify "${plain[@]}" \
+    --threads 1 --zero 1 > "$work/verify.log" 2>&1; then
+  fail "train verify --zero 1 ran (it would compare gradients rank 0 does not keep)"
+elif grep -q "train verify compares every reduced gradient on rank 0" "$work/verify.log"; then
+  ok "train verify --zero 1 is refused with the reason"
+else
+  fail "train verify --zero 1 failed without the reason:"; tail -3 "$work/verify.log"
 fi
 
 [ "$failures" = 0 ] || { echo "$failures check(s) failed"; exit 1; }

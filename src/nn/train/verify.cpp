@@ -56,6 +56,12 @@ VerifyReport verify_training(TrainConfig config, const Context& ctx, comm::Commu
   config.timeline.clear();
   config.eval = false;
   if (config.steps == 0) config.steps = 1;
+  // Verify compares rank 0's reduced gradients with one rank's, and a sharded optimizer keeps the
+  // reduced gradients of its own range only.
+  DPT_CHECK(config.zero == 0,
+            "train verify compares every reduced gradient on rank 0, which --zero 1 does not keep "
+            "(each rank has its own range): verify without --zero (zero_test shows --zero 1 "
+            "computes what the unsharded run does)");
 
   VerifyReport report;
   report.world_size = comm.world_size();
