@@ -510,7 +510,9 @@ void MpiCommunicator::for_each_window(
       displacements[r] = static_cast<int>(from - begin);
     }
     const auto me = static_cast<std::size_t>(rank_);
-    piece(begin, counts, displacements, begin + displacements[me] - starts[me]);
+    // Where this rank's share starts in its block; 0 when the window holds none of it.
+    piece(begin, counts, displacements,
+          counts[me] > 0 ? begin + displacements[me] - starts[me] : 0);
     begin = end;
   }
 }

@@ -113,7 +113,8 @@ class MpiCommunicator final : public Communicator {
                            std::size_t element_bytes, MPI_Op op);
   // Calls `piece` for consecutive windows [begin, end) of at most max_chunk_count_ elements
   // covering the blocks, with each rank's share of the window (counts and displacements relative
-  // to begin: MPI's ints) and this rank's share's start relative to its block.
+  // to begin: MPI's ints) and this rank's share's start relative to its block (0 when the window
+  // holds none of this rank's block).
   void for_each_window(const std::vector<std::int64_t>& starts,
                        const std::function<void(std::int64_t begin, const std::vector<int>& counts,
                                                 const std::vector<int>& displacements,
