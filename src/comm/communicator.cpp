@@ -73,6 +73,18 @@ namespace {
 }
 }  // namespace
 
+std::vector<std::int64_t> uneven_block_starts(const char* op, const std::vector<std::int64_t>& counts,
+                                              int world_size) {
+  DPT_CHECK(static_cast<int>(counts.size()) == world_size, op, ": ", counts.size(),
+            " block counts for a world of ", world_size);
+  std::vector<std::int64_t> starts(counts.size() + 1, 0);
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    DPT_CHECK(counts[r] >= 0, op, ": block ", r, " has a negative count ", counts[r]);
+    starts[r + 1] = starts[r] + counts[r];
+  }
+  return starts;
+}
+
 std::unique_ptr<Work> Communicator::reduce_scatter_async(float*, std::vector<std::int64_t>,
                                                          ReduceOp) {
   no_uneven_collectives(*this, "reduce_scatter_async");

@@ -165,6 +165,12 @@ class Communicator {
   double collective_timeout_s_ = 300.0;
 };
 
+// Where each block of an uneven collective starts (counts.size() + 1 entries, the last the
+// total), after checking `counts` (one per rank of a world of world_size, none negative); errors
+// name `op`. Shared by every backend, so they refuse the same calls with the same words.
+std::vector<std::int64_t> uneven_block_starts(const char* op, const std::vector<std::int64_t>& counts,
+                                              int world_size);
+
 // Labels the collectives issued while it lives, then restores the previous label.
 class LabelScope {
  public:

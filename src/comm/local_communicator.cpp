@@ -33,7 +33,7 @@ void check_buffer(const char* op, const void* data, std::int64_t count) {
 
 void check_blocks(const char* op, const void* data, const std::vector<std::int64_t>& counts,
                   int root) {
-  DPT_CHECK(counts.size() == 1, op, ": ", counts.size(), " block counts for a world of 1");
+  uneven_block_starts(op, counts, 1);
   DPT_CHECK(root == 0, op, ": root ", root, " is not a rank of a world of 1");
   check_buffer(op, data, counts[0]);
 }

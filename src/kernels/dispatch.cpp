@@ -716,6 +716,12 @@ void find_nonfinite(const Context& ctx, const Tensor& x, Tensor& index) {
   DPT_ON_CUDA(cuda::find_nonfinite(ctx, x.data<float>(), x.numel(), index.data<std::int32_t>()));
 }
 
+std::int64_t first_nonfinite_on_host(const float* x, std::int64_t n) {
+  DPT_CHECK(n >= 0 && (x != nullptr || n == 0), "first_nonfinite_on_host: ", n,
+            " values at ", static_cast<const void*>(x));
+  return cpu::first_nonfinite_serial(x, n);
+}
+
 std::uint64_t hash_bits(const Context& ctx, const Tensor& x) {
   constexpr const char* op = "hash_bits";
   expect_tensor(ctx, op, "x", x);

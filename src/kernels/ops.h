@@ -156,6 +156,9 @@ void attention_backward(const Context& ctx, const Tensor& qkv, const Tensor& att
 // x.numel() when every value is finite. It does not wait for the device: the gradient check runs
 // on each bucket as backward completes it and reads the result once per step. x.numel() < 2^31.
 void find_nonfinite(const Context& ctx, const Tensor& x, Tensor& index);
+// The same scan of a host buffer outside any Context (a checkpoint snapshot, possibly on the
+// checkpoint writer's thread), on the calling thread alone: the first NaN or +-Inf, or n.
+std::int64_t first_nonfinite_on_host(const float* x, std::int64_t n);
 // A 64-bit hash of x's bits (Note [Parameter hash]): equal tensors hash equal, and a change of any
 // one element always changes it; the same value for any thread count and on either backend.
 // Waits for the device.

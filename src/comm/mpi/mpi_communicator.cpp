@@ -357,7 +357,7 @@ std::unique_ptr<Work> MpiCommunicator::exact_sum_async(ExactSumBucket bucket) {
                       static_cast<std::int64_t>(bucket.shards.size()));
   check_buffer("exact_sum", bucket.out, bucket.count);
   if (!bucket.owned_counts.empty()) {
-    const std::vector<std::int64_t> starts = block_starts("exact_sum", bucket.owned_counts);
+    const std::vector<std::int64_t> starts = uneven_block_starts("exact_sum", bucket.owned_counts, size_);
     DPT_CHECK(starts.back() == bucket.count, "exact_sum: owned counts add up to ", starts.back(),
               ", not the bucket's ", bucket.count);
   }
@@ -483,18 +483,6 @@ void MpiCommunicator::reduce_scatter(float* data, std::int64_t block_count, Redu
 // Allgatherv, Gatherv, Scatterv), whose counts and displacements are ints. Long buffers go in
 // windows of at most max_chunk_count_ elements, each rank's share of a window being the part of
 // its block inside it; every rank computes the same windows, so the calls match.
-std::vector<std::int64_t> MpiCommunicator::block_starts(
-    const char* op, const std::vector<std::int64_t>& counts) const {
-  DPT_CHECK(static_cast<int>(counts.size()) == size_, op, ": ", counts.size(),
-            " block counts for a world of ", size_);
-  std::vector<std::int64_t> starts(counts.size() + 1, 0);
-  for (std::size_t r = 0; r < counts.size(); ++r) {
-    DPT_CHECK(counts[r] >= 0, op, ": block ", r, " has a negative count ", counts[r]);
-    starts[r + 1] = starts[r] + counts[r];
-  }
-  return starts;
-}
-
 void MpiCommunicator::for_each_window(
     const std::vector<std::int64_t>& starts,
     const std::function<void(std::int64_t, const std::vector<int>&, const std::vector<int>&,
@@ -575,7 +563,7 @@ void MpiCommunicator::ring_reduce_scatter(void* data, const std::vector<std::int
 std::unique_ptr<Work> MpiCommunicator::reduce_scatter_async(float* data,
                                                             std::vector<std::int64_t> counts,
                                                             ReduceOp op) {
-  std::vector<std::int64_t> starts = block_starts("reduce_scatter_async", counts);
+  std::vector<std::int64_t> starts = uneven_block_starts("reduce_scatter_async", counts, size_);
   check_buffer("reduce_scatter_async", data, starts.back());
   const MPI_Op mpi_op = to_mpi(op);
   const std::int64_t total = starts.back();
@@ -589,7 +577,7 @@ std::unique_ptr<Work> MpiCommunicator::reduce_scatter_async(float* data,
 
 std::unique_ptr<Work> MpiCommunicator::all_gather_async(float* data,
                                                         std::vector<std::int64_t> counts) {
-  std::vector<std::int64_t> starts = block_starts("all_gather_async", counts);
+  std::vector<std::int64_t> starts = uneven_block_starts("all_gather_async", counts, size_);
   check_buffer("all_gather_async", data, starts.back());
   const std::int64_t total = starts.back();
   return std::make_unique<AsyncWork>(
@@ -609,7 +597,7 @@ void MpiCommunicator::gather(const float* local, float* all,
                              const std::vector<std::int64_t>& counts, int root) {
   DPT_CHECK(root >= 0 && root < size_, "gather: root ", root, " is not a rank of a world of ",
             size_);
-  const std::vector<std::int64_t> starts = block_starts("gather", counts);
+  const std::vector<std::int64_t> starts = uneven_block_starts("gather", counts, size_);
   check_buffer("gather", local, counts[static_cast<std::size_t>(rank_)]);
   if (rank_ == root) check_buffer("gather", all, starts.back());
   run_blocking(CollectiveKind::kGather, starts.back(), sizeof(float), [&] {
@@ -626,7 +614,7 @@ void MpiCommunicator::scatter(const float* all, float* local,
                               const std::vector<std::int64_t>& counts, int root) {
   DPT_CHECK(root >= 0 && root < size_, "scatter: root ", root, " is not a rank of a world of ",
             size_);
-  const std::vector<std::int64_t> starts = block_starts("scatter", counts);
+  const std::vector<std::int64_t> starts = uneven_block_starts("scatter", counts, size_);
   check_buffer("scatter", local, counts[static_cast<std::size_t>(rank_)]);
   if (rank_ == root) check_buffer("scatter", all, starts.back());
   run_blocking(CollectiveKind::kScatter, starts.back(), sizeof(float), [&] {

@@ -104,10 +104,6 @@ class MpiCommunicator final : public Communicator {
                           std::size_t element_bytes, MPI_Op op) const;
   void broadcast_chunked(void* data, std::int64_t count_bytes, int root) const;
   void exact_sum(const ExactSumBucket& bucket);
-  // Uneven blocks (Communicator::reduce_scatter_async): checks `counts` and returns the blocks'
-  // starts (world size + 1 entries, the last the total).
-  std::vector<std::int64_t> block_starts(const char* op,
-                                         const std::vector<std::int64_t>& counts) const;
   // In place over blocks [starts[r], starts[r + 1]): Note [Ring reduce-scatter].
   void ring_reduce_scatter(void* data, const std::vector<std::int64_t>& starts, MPI_Datatype type,
                            std::size_t element_bytes, MPI_Op op);

@@ -715,19 +715,6 @@ void NcclCommunicator::reduce_scatter(float* data, std::int64_t block_count, Red
 
 namespace {
 
-// Each block's start (world size + 1 entries), checking the counts as the MPI backend does.
-std::vector<std::int64_t> uneven_starts(const char* op, const std::vector<std::int64_t>& counts,
-                                        int size) {
-  DPT_CHECK(static_cast<int>(counts.size()) == size, op, ": ", counts.size(),
-            " block counts for a world of ", size);
-  std::vector<std::int64_t> starts(counts.size() + 1, 0);
-  for (std::size_t r = 0; r < counts.size(); ++r) {
-    DPT_CHECK(counts[r] >= 0, op, ": block ", r, " has a negative count ", counts[r]);
-    starts[r + 1] = starts[r] + counts[r];
-  }
-  return starts;
-}
-
 std::string describe_uneven(const char* op, std::int64_t total, std::uint64_t seq) {
   return ::dpt::detail::str("NCCL ", op, " of ", total, " floats in uneven blocks (collective #",
                             seq, ')');
@@ -747,13 +734,19 @@ bool agree_on_device(Communicator& host, const char* op, const void* data, bool 
   return kinds[0] > 0;
 }
 
-// A group's calls end with ncclGroupEnd's status (ncclInProgress on a non-blocking
-// communicator: launch() polls it); a failed call inside the group is reported by that status.
-template <typename Calls>
-ncclResult_t grouped(Calls calls) {
+// One NCCL group holding `call(r, block start, count)` for every non-empty block r other than
+// `skip` (-1: none). The group ends with ncclGroupEnd's status (ncclInProgress on a non-blocking
+// communicator: launch() polls it), or the first failed call's.
+template <typename Call>
+ncclResult_t grouped_per_block(const std::vector<std::int64_t>& starts, int skip, Call call) {
   const ncclResult_t started = ncclGroupStart();
   if (started != ncclSuccess) return started;
-  const ncclResult_t inside = calls();
+  ncclResult_t inside = ncclSuccess;
+  for (std::size_t r = 0; r + 1 < starts.size() && inside == ncclSuccess; ++r) {
+    const auto count = static_cast<std::size_t>(starts[r + 1] - starts[r]);
+    if (count == 0 || static_cast<int>(r) == skip) continue;
+    inside = call(static_cast<int>(r), starts[r], count);
+  }
   const ncclResult_t ended = ncclGroupEnd();
   return inside != ncclSuccess ? inside : ended;
 }
@@ -764,7 +757,7 @@ std::unique_ptr<Work> NcclCommunicator::reduce_scatter_async(float* data,
                                                              std::vector<std::int64_t> counts,
                                                              ReduceOp op) {
   const std::vector<std::int64_t> starts =
-      uneven_starts("reduce_scatter_async", counts, world_size());
+      uneven_block_starts("reduce_scatter_async", counts, world_size());
   check_buffer("reduce_scatter_async", data, starts.back());
   if (!on_device(data, starts.back())) {
     return host_->reduce_scatter_async(data, std::move(counts), op);
@@ -774,114 +767,74 @@ std::unique_ptr<Work> NcclCommunicator::reduce_scatter_async(float* data,
       state_,
       [&](std::uint64_t seq) { return describe_uneven("reduce_scatter", starts.back(), seq); },
       [&](ncclComm_t comm, cudaStream_t stream) {
-        return grouped([&] {
-          for (int r = 0; r < world_size(); ++r) {
-            const auto n = static_cast<std::size_t>(counts[static_cast<std::size_t>(r)]);
-            if (n == 0) continue;
-            float* block = data + starts[static_cast<std::size_t>(r)];
-            const ncclResult_t status =
-                ncclReduce(block, block, n, ncclFloat, nccl_op, r, comm, stream);
-            if (status != ncclSuccess) return status;
-          }
-          return ncclSuccess;
+        return grouped_per_block(starts, -1, [&](int r, std::int64_t start, std::size_t n) {
+          return ncclReduce(data + start, data + start, n, ncclFloat, nccl_op, r, comm, stream);
         });
       });
 }
 
 std::unique_ptr<Work> NcclCommunicator::all_gather_async(float* data,
                                                          std::vector<std::int64_t> counts) {
-  const std::vector<std::int64_t> starts = uneven_starts("all_gather_async", counts, world_size());
+  const std::vector<std::int64_t> starts = uneven_block_starts("all_gather_async", counts, world_size());
   check_buffer("all_gather_async", data, starts.back());
   if (!on_device(data, starts.back())) return host_->all_gather_async(data, std::move(counts));
   return launch(
       state_, [&](std::uint64_t seq) { return describe_uneven("all_gather", starts.back(), seq); },
       [&](ncclComm_t comm, cudaStream_t stream) {
-        return grouped([&] {
-          for (int r = 0; r < world_size(); ++r) {
-            const auto n = static_cast<std::size_t>(counts[static_cast<std::size_t>(r)]);
-            if (n == 0) continue;
-            float* block = data + starts[static_cast<std::size_t>(r)];
-            const ncclResult_t status = ncclBroadcast(block, block, n, ncclFloat, r, comm, stream);
-            if (status != ncclSuccess) return status;
-          }
-          return ncclSuccess;
+        return grouped_per_block(starts, -1, [&](int r, std::int64_t start, std::size_t n) {
+          return ncclBroadcast(data + start, data + start, n, ncclFloat, r, comm, stream);
         });
       });
 }
 
 void NcclCommunicator::gather(const float* local, float* all,
                               const std::vector<std::int64_t>& counts, int root) {
-  DPT_CHECK(root >= 0 && root < world_size(), "gather: root ", root,
-            " is not a rank of a world of ", world_size());
-  const std::vector<std::int64_t> starts = uneven_starts("gather", counts, world_size());
-  const std::int64_t mine = counts[static_cast<std::size_t>(rank())];
-  check_buffer("gather", local, mine);
-  const bool root_knows = rank() == root && starts.back() > 0;
-  if (!agree_on_device(*host_, "gather", mine > 0 ? local : all, mine > 0 || root_knows)) {
-    host_->gather(local, all, counts, root);
-    return;
-  }
-  launch(
-      state_, [&](std::uint64_t seq) { return describe_uneven("gather", starts.back(), seq); },
-      [&](ncclComm_t comm, cudaStream_t stream) {
-        if (rank() == root && mine > 0) {
-          DPT_CUDA_CHECK(cudaMemcpyAsync(all + starts[static_cast<std::size_t>(root)], local,
-                                         static_cast<std::size_t>(mine) * sizeof(float),
-                                         cudaMemcpyDeviceToDevice, stream));
-        }
-        return grouped([&] {
-          if (rank() != root) {
-            return mine == 0 ? ncclSuccess
-                             : ncclSend(local, static_cast<std::size_t>(mine), ncclFloat, root,
-                                        comm, stream);
-          }
-          for (int r = 0; r < world_size(); ++r) {
-            const auto n = static_cast<std::size_t>(counts[static_cast<std::size_t>(r)]);
-            if (r == root || n == 0) continue;
-            const ncclResult_t status =
-                ncclRecv(all + starts[static_cast<std::size_t>(r)], n, ncclFloat, r, comm, stream);
-            if (status != ncclSuccess) return status;
-          }
-          return ncclSuccess;
-        });
-      })
-      ->wait();
+  // `local` is only read when gathering.
+  exchange_with_root("gather", all, const_cast<float*>(local), counts, root, /*to_root=*/true);
 }
 
 void NcclCommunicator::scatter(const float* all, float* local,
                                const std::vector<std::int64_t>& counts, int root) {
-  DPT_CHECK(root >= 0 && root < world_size(), "scatter: root ", root,
+  // `all` is only read when scattering.
+  exchange_with_root("scatter", const_cast<float*>(all), local, counts, root, /*to_root=*/false);
+}
+
+void NcclCommunicator::exchange_with_root(const char* op, float* all, float* local,
+                                          const std::vector<std::int64_t>& counts, int root,
+                                          bool to_root) {
+  DPT_CHECK(root >= 0 && root < world_size(), op, ": root ", root,
             " is not a rank of a world of ", world_size());
-  const std::vector<std::int64_t> starts = uneven_starts("scatter", counts, world_size());
+  const std::vector<std::int64_t> starts = uneven_block_starts(op, counts, world_size());
   const std::int64_t mine = counts[static_cast<std::size_t>(rank())];
-  check_buffer("scatter", local, mine);
+  check_buffer(op, local, mine);
   const bool root_knows = rank() == root && starts.back() > 0;
-  if (!agree_on_device(*host_, "scatter", mine > 0 ? local : all, mine > 0 || root_knows)) {
-    host_->scatter(all, local, counts, root);
+  if (!agree_on_device(*host_, op, mine > 0 ? local : all, mine > 0 || root_knows)) {
+    if (to_root) {
+      host_->gather(local, all, counts, root);
+    } else {
+      host_->scatter(all, local, counts, root);
+    }
     return;
   }
   launch(
-      state_, [&](std::uint64_t seq) { return describe_uneven("scatter", starts.back(), seq); },
+      state_, [&](std::uint64_t seq) { return describe_uneven(op, starts.back(), seq); },
       [&](ncclComm_t comm, cudaStream_t stream) {
-        if (rank() == root && mine > 0) {
-          DPT_CUDA_CHECK(cudaMemcpyAsync(local, all + starts[static_cast<std::size_t>(root)],
+        if (rank() == root && mine > 0) {  // the root's own block: a copy on the stream
+          float* root_block = all + starts[static_cast<std::size_t>(root)];
+          DPT_CUDA_CHECK(cudaMemcpyAsync(to_root ? root_block : local, to_root ? local : root_block,
                                          static_cast<std::size_t>(mine) * sizeof(float),
                                          cudaMemcpyDeviceToDevice, stream));
         }
-        return grouped([&] {
-          if (rank() != root) {
-            return mine == 0 ? ncclSuccess
-                             : ncclRecv(local, static_cast<std::size_t>(mine), ncclFloat, root,
-                                        comm, stream);
-          }
-          for (int r = 0; r < world_size(); ++r) {
-            const auto n = static_cast<std::size_t>(counts[static_cast<std::size_t>(r)]);
-            if (r == root || n == 0) continue;
-            const ncclResult_t status =
-                ncclSend(all + starts[static_cast<std::size_t>(r)], n, ncclFloat, r, comm, stream);
-            if (status != ncclSuccess) return status;
-          }
-          return ncclSuccess;
+        if (rank() != root) {
+          // This rank's block alone, to or from the root.
+          return grouped_per_block({0, mine}, -1, [&](int, std::int64_t, std::size_t n) {
+            return to_root ? ncclSend(local, n, ncclFloat, root, comm, stream)
+                           : ncclRecv(local, n, ncclFloat, root, comm, stream);
+          });
+        }
+        return grouped_per_block(starts, root, [&](int r, std::int64_t start, std::size_t n) {
+          return to_root ? ncclRecv(all + start, n, ncclFloat, r, comm, stream)
+                         : ncclSend(all + start, n, ncclFloat, r, comm, stream);
         });
       })
       ->wait();

@@ -97,6 +97,9 @@ class NcclCommunicator final : public Communicator {
               int root) override;
   void scatter(const float* all, float* local, const std::vector<std::int64_t>& counts,
                int root) override;
+  // gather (to_root) or scatter: every other rank's block between it and the root.
+  void exchange_with_root(const char* op, float* all, float* local,
+                          const std::vector<std::int64_t>& counts, int root, bool to_root);
   // The host communicator's barrier (NCCL has none; device work is not waited for).
   void barrier() override;
   // Device memory: one ncclAllReduce (sum) timed on the host from launch to observed completion,

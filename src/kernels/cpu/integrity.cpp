@@ -52,6 +52,10 @@ std::int64_t first_nonfinite(const float* x, std::int64_t n) {
   return first.load(std::memory_order_relaxed);
 }
 
+std::int64_t first_nonfinite_serial(const float* x, std::int64_t n) {
+  return first_nonfinite_range(x, n);
+}
+
 std::uint64_t hash_bits(const float* x, std::int64_t n) {
   const std::int64_t chunks = (n + kHashChunk - 1) / kHashChunk;
   std::vector<std::uint64_t> chunk_hashes(static_cast<std::size_t>(chunks));

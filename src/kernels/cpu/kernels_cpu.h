@@ -49,6 +49,8 @@ double sum_squares(const float* x, std::int64_t n);
 void sum_squares_chunks(const float* x, std::int64_t n, double* out);
 // integrity_math.h: the first index of a NaN or Inf in x[0, n), or n; the hash of x's bits.
 std::int64_t first_nonfinite(const float* x, std::int64_t n);
+// The same on the calling thread only.
+std::int64_t first_nonfinite_serial(const float* x, std::int64_t n);
 std::uint64_t hash_bits(const float* x, std::int64_t n);
 
 LossResult softmax_cross_entropy(const float* logits, const std::int32_t* labels, float* dlogits,
