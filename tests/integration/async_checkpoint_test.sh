@@ -96,9 +96,10 @@ ckpt="$work/full"
 run 2 --steps 10 --async-checkpoint --checkpoint-dir "$ckpt" >/dev/null
 before=$(cksum <"$ckpt/step-10.h5")
 # The limit on rank 0 only (the one that writes), and TCP between the ranks: Open MPI's
-# shared-memory segment files would exceed it and kill the ranks at start-up (SIGXFSZ). bash's
+# shared-memory segment files would exceed it and kill the ranks at start-up (SIGXFSZ). TCP over
+# loopback only: another test's network namespaces may add and remove interfaces meanwhile. bash's
 # ulimit -f counts 1024-byte blocks: 300 KiB, far below one checkpoint.
-out=$(timeout 120 mpirun --oversubscribe --bind-to none --mca btl self,tcp -np 2 \
+out=$(timeout 120 mpirun --oversubscribe --bind-to none --mca btl self,tcp --mca btl_tcp_if_include lo -np 2 \
   bash -c '[[ $OMPI_COMM_WORLD_RANK != 0 ]] || ulimit -f 300; exec "$@"' limited "$bin/train" --config "$work/small.toml" \
   --steps 40 --checkpoint-every 10 --async-checkpoint --checkpoint-dir "$ckpt" --resume auto 2>&1)
 rc=$?
