@@ -12,6 +12,7 @@
 #include "runtime/batch_uploader.h"
 #include "runtime/device.h"
 #include "runtime/device_timer.h"
+#include "runtime/host_snapshot.h"
 
 namespace dpt::gpu_backend {
 
@@ -34,5 +35,6 @@ void zero(void* dst, std::size_t size_bytes, int device);
 
 std::unique_ptr<BatchUploader::Impl> make_batch_uploader(int device);
 std::unique_ptr<DeviceTimer::Impl> make_device_timer(int device);
+std::unique_ptr<HostSnapshotter::Impl> make_host_snapshotter(int device);
 
 }  // namespace dpt::gpu_backend

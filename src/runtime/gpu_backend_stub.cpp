@@ -39,5 +39,8 @@ std::unique_ptr<BatchUploader::Impl> make_batch_uploader(int device) {
 std::unique_ptr<DeviceTimer::Impl> make_device_timer(int device) {
   not_built("device timer", device);
 }
+std::unique_ptr<HostSnapshotter::Impl> make_host_snapshotter(int device) {
+  not_built("host snapshotter", device);
+}
 
 }  // namespace dpt::gpu_backend

@@ -61,7 +61,14 @@ Storage::Storage(std::size_t size_bytes, Device device, void* cuda_stream)
   data_ = HostAllocator::instance().allocate(size_bytes);
 }
 
+Storage::Storage(void* data, std::size_t size_bytes, Device device,
+                 std::shared_ptr<const void> owner)
+    : data_(data), size_bytes_(size_bytes), device_(device), owner_(std::move(owner)) {
+  DPT_CHECK(owner_ != nullptr, "a storage over memory allocated elsewhere needs its owner");
+}
+
 Storage::~Storage() {
+  if (owner_) return;  // owner_'s own release frees it
   if (on_cuda(device_)) {
     gpu_backend::deallocate(data_, device_.index);
     return;
@@ -114,6 +121,16 @@ Tensor Tensor::from_vector(Shape shape, const std::vector<float>& values) {
   DPT_CHECK(static_cast<std::int64_t>(values.size()) == t.numel(), "from_vector: ", values.size(),
             " values for shape ", to_string(t.shape()));
   std::copy(values.begin(), values.end(), t.data<float>());
+  return t;
+}
+
+Tensor Tensor::over_memory(void* data, Shape shape, DType dtype, Device device,
+                           std::shared_ptr<const void> owner) {
+  Tensor t;
+  t.numel_ = numel_of(shape);
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  t.storage_ = std::make_shared<Storage>(data, t.size_bytes(), device, std::move(owner));
   return t;
 }
 

@@ -27,6 +27,9 @@ class Storage {
   // cuda_stream: for GPU memory, the cudaStream_t whose order the allocation joins (default: the
   // device's compute stream). It is always freed on the compute stream.
   Storage(std::size_t size_bytes, Device device, void* cuda_stream = nullptr);
+  // Memory allocated elsewhere (a pinned host block): `owner` keeps it alive and frees it, this
+  // storage never does.
+  Storage(void* data, std::size_t size_bytes, Device device, std::shared_ptr<const void> owner);
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   ~Storage();
@@ -39,6 +42,7 @@ class Storage {
   void* data_ = nullptr;
   std::size_t size_bytes_ = 0;
   Device device_;
+  std::shared_ptr<const void> owner_;  // set for memory allocated elsewhere
 };
 
 class Tensor {
@@ -53,6 +57,10 @@ class Tensor {
   static Tensor zeros(Shape shape, DType dtype = DType::kF32, Device device = Device::cpu());
   static Tensor full(Shape shape, float value, Device device = Device::cpu());
   static Tensor from_vector(Shape shape, const std::vector<float>& values);
+  // A tensor over memory allocated elsewhere (at least shape's size, on `device`); `owner` keeps
+  // it alive while any tensor over it does (a snapshot's pinned block: runtime/host_snapshot.h).
+  static Tensor over_memory(void* data, Shape shape, DType dtype, Device device,
+                            std::shared_ptr<const void> owner);
 
   // A tensor of `shape` over the elements of `base` starting at element `offset`; shares storage.
   static Tensor view_of(const Tensor& base, std::int64_t offset, Shape shape);

@@ -3,7 +3,9 @@
 // seed: parameters and gradients live on the GPU, initial parameters are bitwise equal; logits,
 // loss and every parameter's gradient agree within 1e-4 of the largest magnitude; three SGD steps
 // with momentum keep the parameters within 1e-4. The BatchUploader delivers the host batch, bit
-// for bit, even when the host buffer is reused right after each upload.
+// for bit, even when the host buffer is reused right after each upload; the HostSnapshotter's
+// copies hold the values at take() while the compute stream goes on.
+#include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 #include "nn/train/step_loss.h"
 #include "runtime/batch_uploader.h"
 #include "runtime/device_timer.h"
+#include "runtime/host_snapshot.h"
 #include "runtime/error.h"
 #include "gpu_compare.h"
 #include "testing/test_util.h"
@@ -250,6 +253,52 @@ TEST(CudaBatchUploader, UploadedBatchesEqualTheHostBatchesWhileTheHostBufferIsRe
   BatchUploader on_cpu(Device::cpu());
   EXPECT_TRUE(on_cpu.upload(x).tensor.shares_storage_with(x)) << "the CPU uploader hands the batch back";
   EXPECT_FALSE(on_cpu.upload(x).ready.pending()) << "nothing to wait for on the CPU";
+}
+
+// ---- checkpoint snapshots on a copy stream --------------------------------------------------------
+
+// Note [Snapshots on a copy stream]: the copies are in pinned memory and hold the values the
+// compute stream had produced when take() was called, though the compute stream overwrites the
+// sources (after order_compute_after) and reuses a dropped source's memory right away; the
+// pinned block is reused once the previous snapshot is gone, and not while it lives.
+TEST(CudaHostSnapshot, CopiesHoldTheValuesAtTakeWhileComputeOverwritesTheSources) {
+  const Context gpu_ctx = Context::create(kGpu);
+  HostSnapshotter snapshotter(kGpu);
+  const Tensor a_host = test::random_tensor({1 << 20}, 400);  // 4 MiB
+  const Tensor b_host = test::random_tensor({3, 5}, 401);
+  Tensor a = a_host.to(kGpu);
+  kernels::scale(gpu_ctx, a, 2.0f);  // queued: the snapshot must see its result
+  Tensor a_doubled = a_host.clone();
+  for (std::int64_t i = 0; i < a_doubled.numel(); ++i) a_doubled.data<float>()[i] *= 2.0f;
+  Tensor temporary = b_host.to(kGpu);  // as a sharded optimizer's gathered slots
+  HostSnapshot s = snapshotter.take({a, temporary});
+  temporary = Tensor();  // the caller lets go at once
+  Tensor reuse = Tensor::empty({3, 5}, DType::kF32, kGpu);
+  reuse.fill(-7.0f);  // may get the temporary's memory only after the copies
+  s.fence.order_compute_after();
+  kernels::scale(gpu_ctx, a, 0.0f);  // the next optimizer step overwrites the parameters
+
+  ASSERT_EQ(s.copies.size(), 2u);
+  s.fence.wait_on_host();
+  EXPECT_EQ(s.copies[0].device(), Device::cpu());
+  cudaPointerAttributes attributes{};
+  ASSERT_EQ(cudaPointerGetAttributes(&attributes, s.copies[0].raw_data()), cudaSuccess);
+  EXPECT_EQ(attributes.type, cudaMemoryTypeHost) << "the snapshot is in pinned host memory";
+  EXPECT_TRUE(bitwise_equal(s.copies[0], a_doubled)) << "the parameters when take() was called";
+  EXPECT_TRUE(bitwise_equal(s.copies[1], b_host)) << "the dropped temporary";
+
+  // The block: not reused under a live snapshot, reused after it.
+  const void* first_block = s.copies[0].raw_data();
+  HostSnapshot second = snapshotter.take({a});
+  EXPECT_NE(second.copies[0].raw_data(), first_block) << "the first snapshot still lives";
+  const void* second_block = second.copies[0].raw_data();
+  second.fence.wait_on_host();
+  EXPECT_EQ(second.copies[0].to_vector(), std::vector<float>(a.numel(), 0.0f));
+  second = HostSnapshot();
+  HostSnapshot third = snapshotter.take({a});
+  EXPECT_EQ(third.copies[0].raw_data(), second_block) << "the block of a dropped snapshot";
+  third.fence.wait_on_host();
+  EXPECT_THROW(snapshotter.take({a_host}), Error) << "a host tensor given to the GPU's snapshotter";
 }
 
 // ---- the step's loss and timing on the device -------------------------------------------------

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -26,6 +27,7 @@
 #include "comm/communicator.h"
 #include "nn/train/checkpoint.h"
 #include "nn/train/trainer.h"
+#include "runtime/host_snapshot.h"
 #include "runtime/io/checkpoint_dir.h"
 #include "runtime/io/checkpoint_file.h"
 #include "runtime/io/loader_testing.h"
@@ -189,6 +191,67 @@ void wait_for_recorded_failure_at_step_12(std::int64_t epoch, std::int64_t step)
   g_recorded_changed.wait_for(lock, 60s, [] { return g_recorded; });
 }
 
+// A stand-in for the GPU's copy stream (runtime/cuda/host_snapshot_cuda.cpp) that copies at the
+// last moment the fence allows: at the first of wait_on_host() (the writer, about to read) and
+// make_compute_wait() (the trainer, about to overwrite the sources). Until then the copies hold
+// NaN. So a trainer that updates parameters before ordering the compute side, or a writer that
+// reads before its host wait, writes a checkpoint that differs from the synchronous run's (or is
+// refused for its NaN).
+struct LazyCopyCounts {
+  std::mutex mutex;
+  int snapshots = 0;
+  int compute_waits = 0;
+  int host_waits_off_the_training_thread = 0;
+  std::thread::id training_thread;
+};
+LazyCopyCounts g_lazy;
+
+class LazyCopies final : public SnapshotFence::Impl {
+ public:
+  LazyCopies(std::vector<Tensor> sources, std::vector<Tensor> copies)
+      : sources_(std::move(sources)), copies_(std::move(copies)) {}
+  void wait_on_host() override {
+    copy_once();
+    const std::lock_guard lock(g_lazy.mutex);
+    if (std::this_thread::get_id() != g_lazy.training_thread) {
+      ++g_lazy.host_waits_off_the_training_thread;
+    }
+  }
+  void make_compute_wait() override {
+    copy_once();
+    const std::lock_guard lock(g_lazy.mutex);
+    ++g_lazy.compute_waits;
+  }
+
+ private:
+  void copy_once() {
+    const std::lock_guard lock(mutex_);
+    if (copied_) return;
+    for (std::size_t i = 0; i < sources_.size(); ++i) copies_[i].copy_from(sources_[i]);
+    copied_ = true;
+  }
+  std::mutex mutex_;
+  bool copied_ = false;
+  std::vector<Tensor> sources_, copies_;
+};
+
+class LazySnapshotter final : public HostSnapshotter::Impl {
+ public:
+  HostSnapshot take(const std::vector<Tensor>& sources) override {
+    HostSnapshot s;
+    for (const Tensor& t : sources) {
+      s.copies.push_back(Tensor::full(t.shape(), std::numeric_limits<float>::quiet_NaN()));
+    }
+    s.fence = SnapshotFence(std::make_shared<LazyCopies>(sources, s.copies));
+    const std::lock_guard lock(g_lazy.mutex);
+    ++g_lazy.snapshots;
+    return s;
+  }
+};
+std::unique_ptr<HostSnapshotter::Impl> make_lazy_snapshotter() {
+  return std::make_unique<LazySnapshotter>();
+}
+
 class AsyncCheckpoint : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -196,6 +259,7 @@ class AsyncCheckpoint : public ::testing::Test {
     test::write_quadrants_dataset(data_, 320, 40, /*side=*/28, /*num_classes=*/10);
   }
   void TearDown() override {
+    dpt::test_hooks::set_cpu_snapshot_impl(nullptr);
     test_hooks::set_checkpoint_write_hook(nullptr);
     io::test_hooks::set_checkpoint_crash_hook(nullptr);
     io::test_hooks::set_loader_fault_hook(nullptr);
@@ -448,6 +512,44 @@ TEST_F(AsyncCheckpoint, TrainerWritesTheCheckpointsOfASynchronousRun) {
   EXPECT_DOUBLE_EQ(summary.at("checkpoint_stall_s").get<double>(), a.checkpoint_stall_seconds);
   EXPECT_DOUBLE_EQ(summary.at("checkpoint_write_s").get<double>(), a.checkpoint_write_seconds);
   EXPECT_DOUBLE_EQ(summary.at("checkpoint_s").get<double>(), a.checkpoint_seconds);
+}
+
+// Snapshots whose copies arrive late, as a GPU's on its copy stream: the trainer orders the
+// compute side before the next optimizer step, the writer (or a synchronous save) waits before it
+// reads, and the checkpoints are those of plain copies.
+TEST_F(AsyncCheckpoint, TrainerOrdersTheCopiesOfASnapshotTakenOnACopyStream) {
+  for (const char* name : {"plain", "lazy-sync", "lazy-async"}) {
+    const std::string mode = name;
+    TrainConfig c = config((dir_ / name).string(), mode == "lazy-async");
+    c.steps = 20;
+    c.checkpoint_every = 5;
+    // The writer starts reading only after training has gone on (30 ms: a few steps).
+    test_hooks::set_checkpoint_write_hook(mode == "lazy-async" ? slow_hook : nullptr);
+    dpt::test_hooks::set_cpu_snapshot_impl(mode == "plain" ? nullptr : make_lazy_snapshotter);
+    {
+      const std::lock_guard lock(g_lazy.mutex);
+      g_lazy.snapshots = g_lazy.compute_waits = g_lazy.host_waits_off_the_training_thread = 0;
+      g_lazy.training_thread = std::this_thread::get_id();
+    }
+    {
+      Trainer t(c, ctx_, *world_);
+      t.run();
+    }
+    if (mode == "plain") continue;
+    const std::lock_guard lock(g_lazy.mutex);
+    EXPECT_EQ(g_lazy.snapshots, 4) << mode;
+    EXPECT_EQ(g_lazy.compute_waits, 4) << mode << ": every snapshot's sources are protected once";
+    EXPECT_EQ(g_lazy.host_waits_off_the_training_thread, mode == "lazy-async" ? 4 : 0)
+        << mode << ": the writer thread waits for the copies";
+  }
+  for (const int step : {5, 10, 15, 20}) {
+    const std::string file = io::checkpoint_file_name(step);
+    const io::CheckpointState plain = io::read_checkpoint_file((dir_ / "plain" / file).string());
+    for (const char* mode : {"lazy-sync", "lazy-async"}) {
+      expect_same_state(io::read_checkpoint_file((dir_ / mode / file).string()), plain,
+                        std::string(mode) + " " + file, /*compare_config=*/false);
+    }
+  }
 }
 
 // The failure is reported after the step during which it happened (the flag rides on the step's

@@ -19,13 +19,6 @@ std::int64_t offset_in(const Tensor& flat, const Tensor& view) {
   return static_cast<std::int64_t>(view.data<float>() - flat.data<float>());
 }
 
-// A host copy (checkpoints are written from host memory whatever the training device).
-Tensor copy_of(const Tensor& src) { return src.to(Device::cpu()); }
-
-Tensor slice_copy(const Tensor& flat, std::int64_t offset, const Shape& shape) {
-  return copy_of(Tensor::view_of(flat, offset, shape));
-}
-
 // "" when every value of the host tensor t is finite, else "NaN at element 17" (the first). The
 // kernels' block scan (vectorised, one thread: it also runs on the checkpoint writer's thread)
 // finds it in about one read of a 118 MB snapshot.
@@ -87,11 +80,12 @@ std::string layers_to_json(const std::vector<LayerSpec>& layers) {
   return list.dump();
 }
 
-io::CheckpointState capture_checkpoint(const TrainConfig& config,
-                                       const std::vector<LayerSpec>& layers, Sequential& model,
-                                       Optimizer& optimizer, double next_lr,
-                                       const TrainPosition& position, int world_size,
-                                       const std::vector<Tensor>& full_slots, bool check_finite) {
+CheckpointSnapshot take_checkpoint_snapshot(const TrainConfig& config,
+                                            const std::vector<LayerSpec>& layers,
+                                            Sequential& model, Optimizer& optimizer,
+                                            double next_lr, const TrainPosition& position,
+                                            int world_size, HostSnapshotter& snapshotter,
+                                            const std::vector<Tensor>& full_slots) {
   io::CheckpointState s;
   s.step = position.step;
   s.epoch = position.epoch;
@@ -101,8 +95,14 @@ io::CheckpointState capture_checkpoint(const TrainConfig& config,
   s.seed = config.seed;
   s.config = to_toml(config);
   s.model_layers = layers_to_json(layers);
+  // The tensors to copy, in the order of s.model then s.slots (checkpoints are written from host
+  // memory whatever the training device).
+  std::vector<Tensor> sources;
   const Tensor& flat = model.flat_params();
-  for (const Parameter* p : model.parameters()) s.model.push_back({p->name, copy_of(p->value)});
+  for (const Parameter* p : model.parameters()) {
+    s.model.push_back({p->name, Tensor()});
+    sources.push_back(p->value);
+  }
 
   s.optimizer_kind = optimizer.kind_name();
   s.optimizer_steps = optimizer.step_count();
@@ -122,12 +122,30 @@ io::CheckpointState capture_checkpoint(const TrainConfig& config,
   for (const Parameter* p : model.parameters()) {
     for (std::size_t i = 0; i < s.slot_names.size(); ++i) {
       const Tensor& state = full_slots.empty() ? optimizer.slot(s.slot_names[i]) : full_slots[i];
-      s.slots.push_back({p->name + "/" + s.slot_names[i],
-                         slice_copy(state, offset_in(flat, p->value), p->value.shape())});
+      s.slots.push_back({p->name + "/" + s.slot_names[i], Tensor()});
+      sources.push_back(Tensor::view_of(state, offset_in(flat, p->value), p->value.shape()));
     }
   }
-  if (check_finite) check_checkpoint_finite(s);
-  return s;
+  HostSnapshot copies = snapshotter.take(sources);
+  std::size_t next = 0;
+  for (io::NamedTensor& t : s.model) t.value = std::move(copies.copies[next++]);
+  for (io::NamedTensor& t : s.slots) t.value = std::move(copies.copies[next++]);
+  return CheckpointSnapshot{std::move(s), std::move(copies.fence)};
+}
+
+io::CheckpointState capture_checkpoint(const TrainConfig& config,
+                                       const std::vector<LayerSpec>& layers, Sequential& model,
+                                       Optimizer& optimizer, double next_lr,
+                                       const TrainPosition& position, int world_size,
+                                       const std::vector<Tensor>& full_slots, bool check_finite) {
+  HostSnapshotter snapshotter(model.flat_params().device());
+  CheckpointSnapshot snapshot =
+      take_checkpoint_snapshot(config, layers, model, optimizer, next_lr, position, world_size,
+                               snapshotter, full_slots);
+  snapshot.fence.wait_on_host();
+  snapshot.fence.order_compute_after();
+  if (check_finite) check_checkpoint_finite(snapshot.state);
+  return std::move(snapshot.state);
 }
 
 void check_checkpoint_finite(const io::CheckpointState& state) {

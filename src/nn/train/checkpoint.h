@@ -11,6 +11,7 @@
 #include "nn/optim/optimizer.h"
 #include "nn/sequential.h"
 #include "nn/train/config.h"
+#include "runtime/host_snapshot.h"
 #include "runtime/io/checkpoint_file.h"
 
 namespace dpt::nn {
@@ -21,11 +22,29 @@ struct TrainPosition {
   std::int64_t epoch = 0;  // epoch of the next step
 };
 
-// Everything a resumed run needs, copied out of the model and optimizer (the copies make the write
-// independent of training that continues). `full_slots`, when given, holds the whole state of each
-// of optimizer.slot_names() in order, laid out like the flat parameters: a sharded optimizer's
-// slots gathered from every rank (its own slots hold one rank's range only). check_finite: see
-// check_checkpoint_finite.
+// A checkpoint's contents in host memory and what orders their copies (runtime/host_snapshot.h):
+// read the tensors after fence.wait_on_host(); overwrite parameters or optimizer state after
+// fence.order_compute_after().
+struct CheckpointSnapshot {
+  io::CheckpointState state;
+  SnapshotFence fence;
+};
+
+// Everything a resumed run needs, copied out of the model and optimizer by `snapshotter` (the
+// copies make the write independent of training that continues; on a GPU they are still in
+// flight on return). `full_slots`, when given, holds the whole state of each of
+// optimizer.slot_names() in order, laid out like the flat parameters: a sharded optimizer's slots
+// gathered from every rank (its own slots hold one rank's range only). Not checked for NaN/Inf:
+// the copies may not have arrived (check_checkpoint_finite, after the fence's host wait).
+CheckpointSnapshot take_checkpoint_snapshot(const TrainConfig& config,
+                                            const std::vector<LayerSpec>& layers,
+                                            Sequential& model, Optimizer& optimizer,
+                                            double next_lr, const TrainPosition& position,
+                                            int world_size, HostSnapshotter& snapshotter,
+                                            const std::vector<Tensor>& full_slots = {});
+
+// The same, complete on return: the copies have arrived and sources may be overwritten.
+// check_finite: see check_checkpoint_finite.
 io::CheckpointState capture_checkpoint(const TrainConfig& config,
                                        const std::vector<LayerSpec>& layers, Sequential& model,
                                        Optimizer& optimizer, double next_lr,
@@ -34,8 +53,9 @@ io::CheckpointState capture_checkpoint(const TrainConfig& config,
                                        bool check_finite = true);
 
 // Throws, naming the step and the tensor, when `state` holds a NaN or Inf: such a checkpoint is
-// never written. capture_checkpoint runs it unless check_finite is false; a background writer
-// (CheckpointWriter) runs it on its own thread instead, so that training does not wait for it.
+// never written. capture_checkpoint runs it unless check_finite is false; the trainer runs it
+// after a snapshot's host wait, and a background writer (CheckpointWriter) on its own thread, so
+// that training does not wait for it.
 void check_checkpoint_finite(const io::CheckpointState& state);
 
 // Checks that `state` (read from `path`) fits `model` and, when given, `optimizer`: the same

@@ -41,7 +41,7 @@ void CheckpointWriter::join() noexcept {
   if (thread_.joinable()) thread_.join();
 }
 
-std::string CheckpointWriter::submit(io::CheckpointState snapshot) {
+std::string CheckpointWriter::submit(io::CheckpointState snapshot, SnapshotFence copied) {
   wait();  // at most one write in flight; throws the previous write's failure
   const std::string path =
       (std::filesystem::path(dir_.path()) / io::checkpoint_file_name(snapshot.step)).string();
@@ -50,7 +50,9 @@ std::string CheckpointWriter::submit(io::CheckpointState snapshot) {
     busy_ = true;
   }
   try {
-    thread_ = std::thread([this, s = std::move(snapshot)]() mutable { write(std::move(s)); });
+    thread_ = std::thread([this, s = std::move(snapshot), f = std::move(copied)]() mutable {
+      write(std::move(s), f);
+    });
   } catch (const std::system_error& e) {
     const std::lock_guard lock(mutex_);
     busy_ = false;
@@ -60,7 +62,7 @@ std::string CheckpointWriter::submit(io::CheckpointState snapshot) {
   return path;
 }
 
-void CheckpointWriter::write(io::CheckpointState snapshot) noexcept {
+void CheckpointWriter::write(io::CheckpointState snapshot, const SnapshotFence& copied) noexcept {
   const std::string path =
       (std::filesystem::path(dir_.path()) / io::checkpoint_file_name(snapshot.step)).string();
   const std::int64_t step = snapshot.step;
@@ -72,6 +74,7 @@ void CheckpointWriter::write(io::CheckpointState snapshot) noexcept {
     if (auto hook = test_hooks::g_write_hook.load()) {
       hook(snapshot.step, test_hooks::WritePhase::kStarting);
     }
+    copied.wait_on_host();              // a GPU's device-to-host copies
     check_checkpoint_finite(snapshot);  // off the training loop's critical path
     written = dir_.save(snapshot, keep_last_);
   } catch (const Error& e) {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Asynchronous checkpoints (--async-checkpoint): rank 0 hands a snapshot (the host copies
-// capture_checkpoint makes) to a writer thread, which writes it by the directory's protocol
+// take_checkpoint_snapshot makes) to a writer thread, which writes it by the directory's protocol
 // (io::CheckpointDir::save: .tmp, fsync, rename, `latest`, pruning) while training goes on.
 // At most one write is in flight; a failed write is kept and thrown by the next call that looks.
 #pragma once
@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "runtime/error.h"
+#include "runtime/host_snapshot.h"
 #include "runtime/io/checkpoint_dir.h"
 #include "runtime/io/checkpoint_file.h"
 
@@ -28,8 +29,9 @@ class CheckpointWriter {
 
   // Waits for the write in flight, throws its error if it failed (as poll()), then starts writing
   // `snapshot` (which the writer owns from here on) on a thread of its own and returns the path
-  // the checkpoint will have.
-  std::string submit(io::CheckpointState snapshot);
+  // the checkpoint will have. The thread reads the snapshot after copied.wait_on_host() (a GPU's
+  // copies may still be in flight: runtime/host_snapshot.h); a failed wait is a failed write.
+  std::string submit(io::CheckpointState snapshot, SnapshotFence copied = {});
 
   // Never waits: throws the IoError of a finished write that failed (every call after it, too: a
   // failed writer takes no further writes), naming the checkpoint and the reason.
@@ -53,7 +55,7 @@ class CheckpointWriter {
 
  private:
   // The writer thread's body: never throws; the outcome goes into the members below.
-  void write(io::CheckpointState snapshot) noexcept;
+  void write(io::CheckpointState snapshot, const SnapshotFence& copied) noexcept;
   void join() noexcept;
 
   const io::CheckpointDir dir_;

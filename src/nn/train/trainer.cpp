@@ -364,21 +364,27 @@ std::string Trainer::save_checkpoint(const TrainPosition& position) {
       checkpoint_wait_ms_ = watch.elapsed_ms();
       watch.restart();
     }
-    // The snapshot: capture_checkpoint copies parameters and optimizer state to host memory, so
-    // training may go on while the copy is written.
-    io::CheckpointState state =
-        capture_checkpoint(config_, layers_, model_, *optimizer_, schedule_.lr_at(position.step),
-                           position, comm_.world_size(), whole_slots,
-                           /*check_finite=*/!config_.async_checkpoint);
+    // The snapshot: parameters and optimizer state copied to host memory, so that training may go
+    // on while the copy is written. On a GPU the copies run on a copy stream alongside the next
+    // step's forward and backward (Note [Snapshots on a copy stream]).
+    if (!snapshotter_) snapshotter_ = std::make_unique<HostSnapshotter>(ctx_.device());
+    snapshot_fence_.order_compute_after();  // an earlier snapshot's, if no step came between
+    CheckpointSnapshot snapshot = take_checkpoint_snapshot(
+        config_, layers_, model_, *optimizer_, schedule_.lr_at(position.step), position,
+        comm_.world_size(), *snapshotter_, whole_slots);
+    snapshot_fence_ = snapshot.fence;
+    io::CheckpointState& state = snapshot.state;
     if (train_data_.kind() == io::DatasetKind::kTokens) {  // for `train sample`
       state.tokenizer = io::tokenizer_name(train_data_.tokenizer());
       state.vocabulary = train_data_.vocabulary().stored_entries();
     }
-    if (writer_) {
-      path = writer_->submit(std::move(state));
+    if (writer_) {  // the writer waits for the copies and checks them for NaN/Inf
+      path = writer_->submit(std::move(state), std::move(snapshot.fence));
       checkpoint_snapshot_ms_ = watch.elapsed_ms();
       return;
     }
+    snapshot.fence.wait_on_host();
+    check_checkpoint_finite(state);
     path = checkpoints_->save(state, static_cast<int>(config_.keep_last));
     checkpoint_snapshot_ms_ = watch.elapsed_ms();
     sync_write_seconds_ += watch.elapsed_s();
@@ -498,6 +504,9 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
                                         config_.clip_grad_norm)
                       .coefficient;
   }
+  // The first write to parameters and optimizer state since a checkpoint's snapshot: on a GPU,
+  // after its copies (Note [Snapshots on a copy stream]; a stream wait, the host goes on).
+  snapshot_fence_.order_compute_after();
   if (!step_skipped_) {
     // This rank's range: all of it, or a sharded optimizer's own (Note [Sharded optimizer]).
     Tensor params = ddp_->owned_range(model_.flat_params());

@@ -22,6 +22,7 @@
 #include "nn/train/step_loss.h"
 #include "runtime/batch_uploader.h"
 #include "runtime/device_timer.h"
+#include "runtime/host_snapshot.h"
 #include "runtime/io/checkpoint_dir.h"
 #include "runtime/io/dataset.h"
 #include "runtime/io/loader.h"
@@ -151,6 +152,10 @@ class Trainer {
   std::unique_ptr<NonfiniteGuard> nonfinite_;  // --nonfinite
   std::unique_ptr<ParamCheck> param_check_;    // --check-params-every (null when 0)
   bool step_skipped_ = false;                  // the last train_step skipped its optimizer step
+  // Rank 0's checkpoint snapshots (created by the first), and the last snapshot's fence: the
+  // optimizer step orders the compute stream after its copies (Note [Snapshots on a copy stream]).
+  std::unique_ptr<HostSnapshotter> snapshotter_;
+  SnapshotFence snapshot_fence_;
   // --async-checkpoint: rank 0's writer thread (null on other ranks and without the flag). Last,
   // so that it is destroyed (joining a write in flight) before anything else goes.
   std::unique_ptr<CheckpointWriter> writer_;

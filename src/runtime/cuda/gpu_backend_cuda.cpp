@@ -6,6 +6,7 @@
 #include "runtime/cuda/cuda_device.h"
 #include "runtime/cuda/device_memory.h"
 #include "runtime/cuda/device_timer_cuda.h"
+#include "runtime/cuda/host_snapshot_cuda.h"
 
 namespace dpt::gpu_backend {
 
@@ -30,6 +31,9 @@ std::unique_ptr<BatchUploader::Impl> make_batch_uploader(int device) {
 }
 std::unique_ptr<DeviceTimer::Impl> make_device_timer(int device) {
   return cuda::make_device_timer(device);
+}
+std::unique_ptr<HostSnapshotter::Impl> make_host_snapshotter(int device) {
+  return cuda::make_host_snapshotter(device);
 }
 
 }  // namespace dpt::gpu_backend
