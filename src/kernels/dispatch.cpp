@@ -407,6 +407,47 @@ void scale(const Context& ctx, Tensor& y, float alpha) {
   }
 }
 
+namespace {
+bool is_half(DType dtype) { return dtype == DType::kBF16 || dtype == DType::kF16; }
+}  // namespace
+
+void cast(const Context& ctx, const Tensor& x, Tensor& y) {
+  constexpr const char* op = "cast";
+  DPT_CHECK(x.defined() && y.defined(), op, ": x or y is undefined");
+  expect_tensor(ctx, op, "x", x, x.dtype());
+  expect_tensor(ctx, op, "y", y, y.dtype());
+  expect_same_numel(op, "x", x, "y", y);
+  const bool to_half = x.dtype() == DType::kF32 && is_half(y.dtype());
+  const bool from_half = is_half(x.dtype()) && y.dtype() == DType::kF32;
+  DPT_CHECK(to_half || from_half, op, ": converts f32 to bf16 or f16 and back, not ",
+            to_string(x.dtype()), " to ", to_string(y.dtype()));
+  expect_distinct(op, "x", x, "y", y);
+  if (is_cpu(ctx, op)) {
+    if (to_half) {
+      cpu::float_to_half(x.data<float>(), y.raw_data(), y.dtype(), x.numel());
+    } else {
+      cpu::half_to_float(x.raw_data(), x.dtype(), y.data<float>(), x.numel());
+    }
+  } else if (to_half) {
+    DPT_ON_CUDA(cuda::float_to_half(ctx, x.data<float>(), y.raw_data(), y.dtype(), x.numel()));
+  } else {
+    DPT_ON_CUDA(cuda::half_to_float(ctx, x.raw_data(), x.dtype(), y.data<float>(), x.numel()));
+  }
+}
+
+void round_to_format(const Context& ctx, const Tensor& x, Tensor& y, DType format) {
+  constexpr const char* op = "round_to_format";
+  expect_tensor(ctx, op, "x", x);
+  expect_tensor(ctx, op, "y", y);
+  expect_same_numel(op, "x", x, "y", y);
+  DPT_CHECK(is_half(format), op, ": rounds to bf16 or f16, not ", to_string(format));
+  if (is_cpu(ctx, op)) {
+    cpu::round_to_format(x.data<float>(), y.data<float>(), format, x.numel());
+  } else {
+    DPT_ON_CUDA(cuda::round_to_format(ctx, x.data<float>(), y.data<float>(), format, x.numel()));
+  }
+}
+
 void axpy(const Context& ctx, float alpha, const Tensor& x, Tensor& y) {
   constexpr const char* op = "axpy";
   expect_tensor(ctx, op, "x", x);

@@ -87,6 +87,15 @@ void dropout_backward(const Context& ctx, const Tensor& dy, const Tensor& mask, 
 
 // y *= alpha
 void scale(const Context& ctx, Tensor& y, float alpha);
+
+// ---- precision (Note [Half-precision conversions] in runtime/dtype.h) --------------------------
+// y = x converted to y's dtype, same element count: f32 -> bf16 or f16 (round to nearest even;
+// Inf kept, out of range to Inf, NaN kept quiet with its sign and top payload bits), bf16 or
+// f16 -> f32 (exact). The same bits on every ISA, thread count and device.
+void cast(const Context& ctx, const Tensor& x, Tensor& y);
+// y (f32) = x (f32) rounded to the nearest value of `format` (kBF16 or kF16): cast there and
+// back in one pass. y may alias x.
+void round_to_format(const Context& ctx, const Tensor& x, Tensor& y, DType format);
 // y += alpha * x
 void axpy(const Context& ctx, float alpha, const Tensor& x, Tensor& y);
 // Sum of squares in double, reduced in a fixed order (same result for any thread count): the

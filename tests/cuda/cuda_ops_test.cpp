@@ -3,7 +3,8 @@
 // itself checked against naive references in tests/kernels/). Odd sizes throughout (N=3, K=37,
 // M=19; 7x5 and 9x11 images; 1, 7, 1023 and 2^20+3 elements), and views starting one element into
 // their storage, so vectorised loads and tails are exercised.
-//   bitwise: relu, dropout (mask and output, first_sample != 0 and above 2^32), scale, axpy,
+//   bitwise: cast (every bf16 and fp16 pattern to float; special, boundary and random floats to
+//     both formats) and round_to_format, relu, dropout (mask and output, first_sample != 0 and above 2^32), scale, axpy,
 //     find_nonfinite (the index), hash_bits, max
 //     pooling forward (with ties) and backward (dyadic gradients, whose sums are exact in any
 //     order, so the routing to the argmax is compared exactly; random gradients within 1e-6);
@@ -712,6 +713,52 @@ TEST_F(CudaOps, AttentionMatchesCpu) {
       attention_backward(gpu_, up(qkv), attg, maskg, up(dy), dqkvg, heads, p);
       EXPECT_TRUE(close(dqkvg, dqkv, 1e-4, 1e-5)) << "dqkv";
     }
+  }
+}
+
+// ---- precision --------------------------------------------------------------------------------
+
+bool same_bytes(const Tensor& gpu, const Tensor& cpu) {
+  const Tensor back = gpu.to(Device::cpu());
+  return back.size_bytes() == cpu.size_bytes() &&
+         std::memcmp(back.raw_data(), cpu.raw_data(), cpu.size_bytes()) == 0;
+}
+
+TEST(CudaCast, EveryPatternAndBoundaryFloatGiveTheCpuBits) {
+  const Context cpu = Context::create(Device::cpu()), gpu = Context::create(kGpu);
+  for (const DType format : {DType::kBF16, DType::kF16}) {
+    SCOPED_TRACE(std::string(to_string(format)));
+    Tensor patterns = Tensor::empty({65536}, format);
+    auto* bits = static_cast<std::uint16_t*>(patterns.raw_data());
+    for (std::uint32_t i = 0; i < 65536; ++i) bits[i] = static_cast<std::uint16_t>(i);
+    Tensor widened = Tensor::full({65536}, 123.0f), widened_g = up(widened);
+    cast(cpu, patterns, widened);
+    cast(gpu, up(patterns), widened_g);
+    EXPECT_TRUE(same_bytes(widened_g, widened)) << "half -> float";
+
+    // Every widened pattern, each one float ulp either side (midpoints' neighbourhoods, overflow,
+    // subnormals, NaN payloads), and random bits.
+    std::vector<float> probes;
+    std::mt19937 rng(5);
+    for (std::int64_t i = 0; i < 65536; ++i) {
+      const float v = widened.data<float>()[i];
+      probes.insert(probes.end(), {v, std::nextafter(v, -INFINITY), std::nextafter(v, INFINITY)});
+      std::uint32_t r = static_cast<std::uint32_t>(rng());
+      float f = 0;
+      std::memcpy(&f, &r, sizeof f);
+      probes.push_back(f);
+    }
+    const std::int64_t n = static_cast<std::int64_t>(probes.size());
+    Tensor x = Tensor::empty({n});
+    std::copy(probes.begin(), probes.end(), x.data<float>());
+    Tensor narrow = Tensor::empty({n}, format), narrow_g = Tensor::empty({n}, format, kGpu);
+    cast(cpu, x, narrow);
+    cast(gpu, up(x), narrow_g);
+    EXPECT_TRUE(same_bytes(narrow_g, narrow)) << "float -> half";
+    Tensor rounded = Tensor::full({n}, 123.0f), rounded_g = up(rounded);
+    round_to_format(cpu, x, rounded, format);
+    round_to_format(gpu, up(x), rounded_g, format);
+    EXPECT_TRUE(same_bytes(rounded_g, rounded)) << "round_to_format";
   }
 }
 

@@ -43,6 +43,10 @@ void dropout_forward(const float* x, float* y, float* mask, std::int64_t samples
                      std::int64_t per_sample, float p, const DropoutKey& key);
 void dropout_backward(const float* dy, const float* mask, float* dx, std::int64_t n);
 void scale(float* y, float alpha, std::int64_t n);
+// cast.cpp: format is kBF16 or kF16 (Note [Half-precision conversions] in runtime/dtype.h).
+void float_to_half(const float* x, void* y, DType format, std::int64_t n);
+void half_to_float(const void* x, DType format, float* y, std::int64_t n);
+void round_to_format(const float* x, float* y, DType format, std::int64_t n);
 void axpy(float alpha, const float* x, float* y, std::int64_t n);
 double sum_squares(const float* x, std::int64_t n);
 // Each chunk's sum of squares (kSumSquaresChunk elements; the last may be shorter) into out.

@@ -47,6 +47,10 @@ void dropout_forward(const Context& ctx, const float* x, float* y, float* mask,
 void dropout_backward(const Context& ctx, const float* dy, const float* mask, float* dx,
                       std::int64_t n);
 void scale(const Context& ctx, float* y, float alpha, std::int64_t n);
+// cast.cu: the CPU's conversions, bit for bit; format is kBF16 or kF16.
+void float_to_half(const Context& ctx, const float* x, void* y, DType format, std::int64_t n);
+void half_to_float(const Context& ctx, const void* x, DType format, float* y, std::int64_t n);
+void round_to_format(const Context& ctx, const float* x, float* y, DType format, std::int64_t n);
 void axpy(const Context& ctx, float alpha, const float* x, float* y, std::int64_t n);
 // Bitwise the CPU's result: same chunks, lanes and order (waits for the compute stream).
 double sum_squares(const Context& ctx, const float* x, std::int64_t n);
