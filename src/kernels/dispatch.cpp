@@ -69,6 +69,28 @@ void expect_distinct(const char* op, const char* a_name, const Tensor& a, const 
             " must not alias");
 }
 
+bool is_half(DType dtype) { return dtype == DType::kBF16 || dtype == DType::kF16; }
+
+// The two input operands of a GEMM or convolution (Note [Mixed-precision operands] in ops.h): both
+// f32, or both bf16, or both f16.
+void expect_operands(const Context& ctx, const char* op, const char* a_name, const Tensor& a,
+                     const char* b_name, const Tensor& b) {
+  DPT_CHECK(a.defined(), op, ": ", a_name, " is undefined");
+  DPT_CHECK(a.dtype() == DType::kF32 || is_half(a.dtype()), op, ": ", a_name,
+            " must be f32, bf16 or f16, found ", to_string(a.dtype()));
+  expect_tensor(ctx, op, a_name, a, a.dtype());
+  // The second operand in the first's format: "w must be bf16, found f32".
+  expect_tensor(ctx, op, b_name, b, a.dtype());
+}
+
+// An operand's values in f32: the tensor itself, or its half values widened (exactly).
+Tensor as_f32(const Context& ctx, const Tensor& t) {
+  if (t.dtype() == DType::kF32) return t;
+  Tensor wide = Tensor::empty(t.shape(), DType::kF32, t.device());
+  cast(ctx, t, wide);
+  return wide;
+}
+
 // Checks x[N,C,H,W] and w[O,C,KH,KW] and returns the backend's shape record.
 Shape conv_output(const char* op, const Shape& x, const Shape& w, const Conv2dParams& p);
 Shape pool_output(const char* op, const Shape& x, const Pool2dParams& p);
@@ -99,8 +121,7 @@ std::int64_t pool_workspace_bytes(const Context& ctx, const char* op, const Pool
 void linear_forward(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b,
                     Tensor& y, bool relu) {
   constexpr const char* op = "linear_forward";
-  expect_tensor(ctx, op, "x", x);
-  expect_tensor(ctx, op, "w", w);
+  expect_operands(ctx, op, "x", x, "w", w);
   expect_tensor(ctx, op, "y", y);
   expect_rank(op, "x", x, 2);
   expect_rank(op, "w", w, 2);
@@ -114,19 +135,19 @@ void linear_forward(const Context& ctx, const Tensor& x, const Tensor& w, const 
   expect_shape(op, "y", y, {n, m});
   expect_distinct(op, "x", x, "y", y);
   const float* bias = b.defined() ? b.data<float>() : nullptr;
+  const Tensor xf = as_f32(ctx, x), wf = as_f32(ctx, w);
   if (is_cpu(ctx, op)) {
-    cpu::linear_forward(ctx, x.data<float>(), w.data<float>(), bias, y.data<float>(), n, k, m,
+    cpu::linear_forward(ctx, xf.data<float>(), wf.data<float>(), bias, y.data<float>(), n, k, m,
                         relu);
   } else {
-    DPT_ON_CUDA(cuda::linear_forward(ctx, x.data<float>(), w.data<float>(), bias, y.data<float>(),
+    DPT_ON_CUDA(cuda::linear_forward(ctx, xf.data<float>(), wf.data<float>(), bias, y.data<float>(),
                                      n, k, m, relu));
   }
 }
 
 void linear_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w, Tensor& dx) {
   constexpr const char* op = "linear_backward_data";
-  expect_tensor(ctx, op, "dy", dy);
-  expect_tensor(ctx, op, "w", w);
+  expect_operands(ctx, op, "dy", dy, "w", w);
   expect_tensor(ctx, op, "dx", dx);
   expect_rank(op, "dy", dy, 2);
   expect_rank(op, "w", w, 2);
@@ -135,10 +156,11 @@ void linear_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
             to_string(dy.shape()), " (expected w [", m, ",K])");
   expect_shape(op, "dx", dx, {n, k});
   expect_distinct(op, "dy", dy, "dx", dx);
+  const Tensor dyf = as_f32(ctx, dy), wf = as_f32(ctx, w);
   if (is_cpu(ctx, op)) {
-    cpu::linear_backward_data(ctx, dy.data<float>(), w.data<float>(), dx.data<float>(), n, k, m);
+    cpu::linear_backward_data(ctx, dyf.data<float>(), wf.data<float>(), dx.data<float>(), n, k, m);
   } else {
-    DPT_ON_CUDA(cuda::linear_backward_data(ctx, dy.data<float>(), w.data<float>(), dx.data<float>(),
+    DPT_ON_CUDA(cuda::linear_backward_data(ctx, dyf.data<float>(), wf.data<float>(), dx.data<float>(),
                                            n, k, m));
   }
 }
@@ -146,8 +168,7 @@ void linear_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
 void linear_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy, Tensor& dw,
                              Tensor& db, bool accumulate) {
   constexpr const char* op = "linear_backward_weights";
-  expect_tensor(ctx, op, "x", x);
-  expect_tensor(ctx, op, "dy", dy);
+  expect_operands(ctx, op, "x", x, "dy", dy);
   expect_tensor(ctx, op, "dw", dw);
   expect_rank(op, "x", x, 2);
   expect_rank(op, "dy", dy, 2);
@@ -160,11 +181,12 @@ void linear_backward_weights(const Context& ctx, const Tensor& x, const Tensor& 
     expect_shape(op, "db", db, {m});
   }
   float* bias_grad = db.defined() ? db.data<float>() : nullptr;
+  const Tensor xf = as_f32(ctx, x), dyf = as_f32(ctx, dy);
   if (is_cpu(ctx, op)) {
-    cpu::linear_backward_weights(ctx, x.data<float>(), dy.data<float>(), dw.data<float>(),
+    cpu::linear_backward_weights(ctx, xf.data<float>(), dyf.data<float>(), dw.data<float>(),
                                  bias_grad, n, k, m, accumulate);
   } else {
-    DPT_ON_CUDA(cuda::linear_backward_weights(ctx, x.data<float>(), dy.data<float>(),
+    DPT_ON_CUDA(cuda::linear_backward_weights(ctx, xf.data<float>(), dyf.data<float>(),
                                               dw.data<float>(), bias_grad, n, k, m, accumulate));
   }
 }
@@ -195,8 +217,7 @@ Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p)
 void conv2d_forward(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b,
                     Tensor& y, const Conv2dParams& p, bool relu) {
   constexpr const char* op = "conv2d_forward";
-  expect_tensor(ctx, op, "x", x);
-  expect_tensor(ctx, op, "w", w);
+  expect_operands(ctx, op, "x", x, "w", w);
   expect_tensor(ctx, op, "y", y);
   const ConvShape s = conv_shape(op, x.shape(), w.shape(), p);
   if (b.defined()) {
@@ -206,10 +227,11 @@ void conv2d_forward(const Context& ctx, const Tensor& x, const Tensor& w, const 
   expect_shape(op, "y", y, {s.n, s.o, s.oh, s.ow});
   expect_distinct(op, "x", x, "y", y);
   const float* bias = b.defined() ? b.data<float>() : nullptr;
+  const Tensor xf = as_f32(ctx, x), wf = as_f32(ctx, w);
   if (is_cpu(ctx, op)) {
-    cpu::conv2d_forward(ctx, s, x.data<float>(), w.data<float>(), bias, y.data<float>(), relu);
+    cpu::conv2d_forward(ctx, s, xf.data<float>(), wf.data<float>(), bias, y.data<float>(), relu);
   } else {
-    DPT_ON_CUDA(cuda::conv2d_forward(ctx, s, x.data<float>(), w.data<float>(), bias,
+    DPT_ON_CUDA(cuda::conv2d_forward(ctx, s, xf.data<float>(), wf.data<float>(), bias,
                                      y.data<float>(), relu));
   }
 }
@@ -224,25 +246,24 @@ std::int64_t conv2d_sample_group(const Context& ctx, const Shape& x, const Shape
 void conv2d_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w, Tensor& dx,
                           const Conv2dParams& p) {
   constexpr const char* op = "conv2d_backward_data";
-  expect_tensor(ctx, op, "dy", dy);
-  expect_tensor(ctx, op, "w", w);
+  expect_operands(ctx, op, "dy", dy, "w", w);
   expect_tensor(ctx, op, "dx", dx);
   const ConvShape s = conv_shape(op, dx.shape(), w.shape(), p);
   expect_shape(op, "dy", dy, {s.n, s.o, s.oh, s.ow});
   expect_distinct(op, "dy", dy, "dx", dx);
+  const Tensor dyf = as_f32(ctx, dy), wf = as_f32(ctx, w);
   if (is_cpu(ctx, op)) {
-    cpu::conv2d_backward_data(ctx, s, dy.data<float>(), w.data<float>(), dx.data<float>());
+    cpu::conv2d_backward_data(ctx, s, dyf.data<float>(), wf.data<float>(), dx.data<float>());
   } else {
     DPT_ON_CUDA(
-        cuda::conv2d_backward_data(ctx, s, dy.data<float>(), w.data<float>(), dx.data<float>()));
+        cuda::conv2d_backward_data(ctx, s, dyf.data<float>(), wf.data<float>(), dx.data<float>()));
   }
 }
 
 void conv2d_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy, Tensor& dw,
                              Tensor& db, const Conv2dParams& p, bool accumulate) {
   constexpr const char* op = "conv2d_backward_weights";
-  expect_tensor(ctx, op, "x", x);
-  expect_tensor(ctx, op, "dy", dy);
+  expect_operands(ctx, op, "x", x, "dy", dy);
   expect_tensor(ctx, op, "dw", dw);
   const ConvShape s = conv_shape(op, x.shape(), dw.shape(), p);
   expect_shape(op, "dy", dy, {s.n, s.o, s.oh, s.ow});
@@ -251,11 +272,12 @@ void conv2d_backward_weights(const Context& ctx, const Tensor& x, const Tensor& 
     expect_shape(op, "db", db, {s.o});
   }
   float* bias_grad = db.defined() ? db.data<float>() : nullptr;
+  const Tensor xf = as_f32(ctx, x), dyf = as_f32(ctx, dy);
   if (is_cpu(ctx, op)) {
-    cpu::conv2d_backward_weights(ctx, s, x.data<float>(), dy.data<float>(), dw.data<float>(),
+    cpu::conv2d_backward_weights(ctx, s, xf.data<float>(), dyf.data<float>(), dw.data<float>(),
                                  bias_grad, accumulate);
   } else {
-    DPT_ON_CUDA(cuda::conv2d_backward_weights(ctx, s, x.data<float>(), dy.data<float>(),
+    DPT_ON_CUDA(cuda::conv2d_backward_weights(ctx, s, xf.data<float>(), dyf.data<float>(),
                                               dw.data<float>(), bias_grad, accumulate));
   }
 }
@@ -406,10 +428,6 @@ void scale(const Context& ctx, Tensor& y, float alpha) {
     DPT_ON_CUDA(cuda::scale(ctx, y.data<float>(), alpha, y.numel()));
   }
 }
-
-namespace {
-bool is_half(DType dtype) { return dtype == DType::kBF16 || dtype == DType::kF16; }
-}  // namespace
 
 void cast(const Context& ctx, const Tensor& x, Tensor& y) {
   constexpr const char* op = "cast";

@@ -14,6 +14,17 @@
 
 namespace dpt::kernels {
 
+// Note [Mixed-precision operands]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// The two input operands of a GEMM or convolution below (x and w forward, dy and w for the data
+// gradient, x and dy for the weight gradient) are both f32, or both bf16, or both f16
+// (--precision); outputs, biases and weight gradients are f32 whatever they are, so sums
+// accumulate in f32 as on a GPU's tensor cores. A product of two half values is exact in f32
+// (significands of 8 or 11 bits), so widening the half inputs and running the f32 path computes
+// what a half-input, f32-accumulate GEMM computes, up to the order of its sums: that is what every
+// backend does today (on the CPU it is the emulation the design asks for where the ISA has no
+// bf16; native bf16 kernels keep the same contract).
+
 // ---- dense layers ---------------------------------------------------------------------------
 // y[N,M] = x[N,K] * w[M,K]^T + b[M]; then max(y, 0) when relu. b may be undefined (no bias).
 void linear_forward(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b,

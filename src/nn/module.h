@@ -39,6 +39,9 @@ struct StepInfo {
   std::uint32_t step = 0;           // optimizer step (dropout key)
   std::int64_t first_sample = 0;    // global position of the micro-batch's first sample
   bool accumulate_grads = false;    // add into the gradients instead of overwriting them
+  // The format of GEMM and convolution inputs: kF32, or kBF16 / kF16 under --precision (Note
+  // [Mixed precision in layers], nn/layers/weight_layer.cpp).
+  DType compute = DType::kF32;
   Timeline* timeline = nullptr;     // when set and recording: one span per layer (--timeline)
 };
 

@@ -36,8 +36,8 @@ Shape Conv2d::output_shape(const Shape& input) const {
   return kernels::conv2d_output_shape(input, weight().shape(), params_);
 }
 
-void Conv2d::run_forward(const Context& ctx, const Tensor& x, Tensor& y) {
-  kernels::conv2d_forward(ctx, x, weight(), bias(), y, params_, relu());
+void Conv2d::run_forward(const Context& ctx, const Tensor& x, const Tensor& w, Tensor& y) {
+  kernels::conv2d_forward(ctx, x, w, bias(), y, params_, relu());
 }
 
 void Conv2d::run_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy,
@@ -45,8 +45,9 @@ void Conv2d::run_backward_weights(const Context& ctx, const Tensor& x, const Ten
   kernels::conv2d_backward_weights(ctx, x, dy, dw, db, params_, accumulate);
 }
 
-void Conv2d::run_backward_data(const Context& ctx, const Tensor& dy, Tensor& dx) {
-  kernels::conv2d_backward_data(ctx, dy, weight(), dx, params_);
+void Conv2d::run_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
+                               Tensor& dx) {
+  kernels::conv2d_backward_data(ctx, dy, w, dx, params_);
 }
 
 std::int64_t Conv2d::backward_group(const Context& ctx, const Shape& x) const {

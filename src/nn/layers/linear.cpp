@@ -34,9 +34,9 @@ Shape Linear::output_shape(const Shape& input) const {
   return out;
 }
 
-void Linear::run_forward(const Context& ctx, const Tensor& x, Tensor& y) {
+void Linear::run_forward(const Context& ctx, const Tensor& x, const Tensor& w, Tensor& y) {
   Tensor y_rows = as_rows(y);
-  kernels::linear_forward(ctx, as_rows(x), weight(), bias(), y_rows, relu());
+  kernels::linear_forward(ctx, as_rows(x), w, bias(), y_rows, relu());
 }
 
 void Linear::run_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy,
@@ -44,9 +44,10 @@ void Linear::run_backward_weights(const Context& ctx, const Tensor& x, const Ten
   kernels::linear_backward_weights(ctx, as_rows(x), as_rows(dy), dw, db, accumulate);
 }
 
-void Linear::run_backward_data(const Context& ctx, const Tensor& dy, Tensor& dx) {
+void Linear::run_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
+                               Tensor& dx) {
   Tensor dx_rows = as_rows(dx);
-  kernels::linear_backward_data(ctx, as_rows(dy), weight(), dx_rows);
+  kernels::linear_backward_data(ctx, as_rows(dy), w, dx_rows);
 }
 
 }  // namespace dpt::nn

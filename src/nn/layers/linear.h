@@ -14,10 +14,11 @@ class Linear final : public WeightLayer {
   Shape output_shape(const Shape& input) const override;
 
  private:
-  void run_forward(const Context& ctx, const Tensor& x, Tensor& y) override;
+  void run_forward(const Context& ctx, const Tensor& x, const Tensor& w, Tensor& y) override;
   void run_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy, Tensor& dw,
                             Tensor& db, bool accumulate) override;
-  void run_backward_data(const Context& ctx, const Tensor& dy, Tensor& dx) override;
+  void run_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
+                         Tensor& dx) override;
 
   std::int64_t in_features_, out_features_;
 };

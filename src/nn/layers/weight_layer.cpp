@@ -8,6 +8,26 @@
 #include "kernels/ops.h"
 
 namespace dpt::nn {
+namespace {
+
+// Note [Mixed precision in layers]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Under --precision bf16 or fp16 (StepInfo::compute) a Linear or Conv2d hands its kernels the
+// input and the weight cast to that format, and in backward the output gradient (after the fused
+// ReLU's mask) cast too (Note [Mixed-precision operands] in kernels/ops.h). The parameters, their
+// gradients, the bias, the outputs and everything outside these layers (softmax, loss, optimizer)
+// stay f32: the f32 weight is the master copy the optimizer updates, and each forward casts it
+// afresh. The input is kept for backward in the compute format, so the activations a layer holds
+// between forward and backward take half the memory, and backward reads exactly what forward did.
+// As PyTorch's autocast, the weight gradient sums the products of half inputs in f32.
+Tensor in_format(const Context& ctx, const Tensor& t, DType format) {
+  if (format == DType::kF32 || t.dtype() == format) return t;
+  Tensor converted = Tensor::empty(t.shape(), format, t.device());
+  kernels::cast(ctx, t, converted);
+  return converted;
+}
+
+}  // namespace
 
 WeightLayer::WeightLayer(Shape weight_shape, std::int64_t bias_size, bool bias,
                          std::int64_t fan_in) {
@@ -17,10 +37,14 @@ WeightLayer::WeightLayer(Shape weight_shape, std::int64_t bias_size, bool bias,
 
 Tensor WeightLayer::forward(const Context& ctx, const Tensor& x, const StepInfo& info) {
   Tensor y = Tensor::empty(output_shape(x.shape()), DType::kF32, x.device());
-  run_forward(ctx, x, y);
+  const Tensor x_in = in_format(ctx, x, info.compute);
+  const Tensor w_in = in_format(ctx, weight_.value, info.compute);
+  run_forward(ctx, x_in, w_in, y);
   if (info.training) {
-    input_ = x;
+    input_ = x_in;
+    weight_in_ = w_in;
     output_ = y;
+    compute_ = info.compute;
   }
   return y;
 }
@@ -52,14 +76,16 @@ Tensor WeightLayer::backward(const Context& ctx, const Tensor& dy_in, const Step
       kernels::relu_backward(ctx, Tensor::rows_of(output_, first, count), dy, out);
       dy = out;
     }
+    dy = in_format(ctx, dy, compute_);
     run_backward_weights(ctx, Tensor::rows_of(input_, first, count), dy, weight_.grad, bias_.grad,
                          info.accumulate_grads || first > 0);
     if (need_dx) {
       Tensor dx_rows = Tensor::rows_of(dx, first, count);
-      run_backward_data(ctx, dy, dx_rows);
+      run_backward_data(ctx, dy, weight_in_, dx_rows);
     }
   }
   input_ = Tensor();
+  weight_in_ = Tensor();
   output_ = Tensor();
   return dx;
 }

@@ -25,13 +25,14 @@ class WeightLayer : public Module {
   const Tensor& weight() const { return weight_.value; }
   const Tensor& bias() const { return bias_.value; }  // undefined without bias
 
-  // y = layer(x) (+ bias), with the ReLU applied when relu().
-  virtual void run_forward(const Context& ctx, const Tensor& x, Tensor& y) = 0;
+  // y = layer(x) (+ bias), with the ReLU applied when relu(); w is the weight in x's format.
+  virtual void run_forward(const Context& ctx, const Tensor& x, const Tensor& w, Tensor& y) = 0;
   // Gradients of weight and bias from the saved input and dy (relu already undone).
   virtual void run_backward_weights(const Context& ctx, const Tensor& x, const Tensor& dy,
                                     Tensor& dw, Tensor& db, bool accumulate) = 0;
-  // dx from dy and the weight.
-  virtual void run_backward_data(const Context& ctx, const Tensor& dy, Tensor& dx) = 0;
+  // dx from dy and the weight w in dy's format.
+  virtual void run_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
+                                 Tensor& dx) = 0;
   // Samples per group for the backward of an input of shape x (see backward()): the whole batch
   // unless the layer's kernels work in groups.
   virtual std::int64_t backward_group(const Context& /*ctx*/, const Shape& x) const {
@@ -41,7 +42,10 @@ class WeightLayer : public Module {
  private:
   bool relu_ = false;
   Parameter weight_, bias_;
-  Tensor input_, output_;  // saved by a training forward for backward
+  // Saved by a training forward for backward: the input and weight as the kernels read them (in
+  // the compute format), the output (for the fused ReLU's gradient), and that format.
+  Tensor input_, weight_in_, output_;
+  DType compute_ = DType::kF32;
 };
 
 }  // namespace dpt::nn

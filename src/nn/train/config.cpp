@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <iomanip>
@@ -217,6 +218,14 @@ const std::vector<Field>& fields() {
       field("eps", &TrainConfig::eps, "AdamW epsilon"),
       field("clip-grad-norm", &TrainConfig::clip_grad_norm,
             "Clip the global gradient norm to this value (0 = off)"),
+      field("precision", &TrainConfig::precision,
+            "fp32, bf16 or fp16: the format of the inputs of GEMMs and convolutions (forward and "
+            "backward); parameters, gradients, optimizer state, loss and softmax stay fp32"),
+      field("loss-scale", &TrainConfig::loss_scale,
+            "fp16: the first loss scale (halved on a step whose gradients overflow, that step "
+            "skipped; doubled after loss-scale-growth-interval steps without)"),
+      field("loss-scale-growth-interval", &TrainConfig::loss_scale_growth_interval,
+            "fp16: steps without overflow before the loss scale doubles"),
       field("lr-schedule", &TrainConfig::lr_schedule, "constant, cosine or step"),
       field("warmup-steps", &TrainConfig::warmup_steps, "Linear warm-up steps"),
       field("min-lr", &TrainConfig::min_lr, "cosine: final learning rate"),
@@ -307,6 +316,12 @@ GptConfig gpt_config(const TrainConfig& c) {
   g.dropout = static_cast<float>(c.dropout);
   g.bias = c.bias;
   return g;
+}
+
+DType TrainConfig::compute_format() const {
+  if (precision == "bf16") return DType::kBF16;
+  if (precision == "fp16") return DType::kF16;
+  return DType::kF32;
 }
 
 double TrainConfig::resolved_weight_decay() const {
@@ -477,6 +492,21 @@ void validate(const TrainConfig& c) {
   DPT_CHECK(c.eps > 0.0, "config: 'eps' must be > 0, got ", c.eps);
   DPT_CHECK(c.clip_grad_norm >= 0.0, "config: 'clip-grad-norm' must be >= 0, got ",
             c.clip_grad_norm);
+  DPT_CHECK(c.precision == "fp32" || c.precision == "bf16" || c.precision == "fp16",
+            "config: 'precision' must be fp32, bf16 or fp16, got '", c.precision, "'");
+  int scale_exponent = 0;
+  DPT_CHECK(std::isfinite(c.loss_scale) && c.loss_scale >= 1.0 && c.loss_scale <= 0x1p64 &&
+                std::frexp(c.loss_scale, &scale_exponent) == 0.5,
+            "config: 'loss-scale' must be a power of two in [1, 2^64], got ", c.loss_scale);
+  DPT_CHECK(c.loss_scale_growth_interval >= 1,
+            "config: 'loss-scale-growth-interval' must be >= 1, got ",
+            c.loss_scale_growth_interval);
+  const TrainConfig defaults;
+  DPT_CHECK(c.precision == "fp16" || (c.loss_scale == defaults.loss_scale &&
+                                      c.loss_scale_growth_interval ==
+                                          defaults.loss_scale_growth_interval),
+            "config: 'loss-scale' and 'loss-scale-growth-interval' apply to precision fp16 only "
+            "(bf16 has fp32's range and needs no scaling), precision is ", c.precision);
   DPT_CHECK(c.lr_schedule == "constant" || c.lr_schedule == "cosine" || c.lr_schedule == "step",
             "config: 'lr-schedule' must be constant, cosine or step, got '", c.lr_schedule, "'");
   DPT_CHECK(c.warmup_steps >= 0, "config: 'warmup-steps' must be >= 0, got ", c.warmup_steps);

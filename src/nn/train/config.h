@@ -70,6 +70,10 @@ struct TrainConfig {
   double beta2 = 0.999;
   double eps = 1e-8;
   double clip_grad_norm = 0.0;      // > 0: clip the global gradient norm
+  // mixed precision (Note [Mixed precision in layers], Note [Loss scaling])
+  std::string precision = "fp32";   // fp32 | bf16 | fp16: the format of GEMM/convolution inputs
+  double loss_scale = 65536.0;      // fp16: the first loss scale (PyTorch GradScaler's init_scale)
+  std::int64_t loss_scale_growth_interval = 2000;  // fp16: steps without overflow before x2
   std::string lr_schedule = "constant";  // constant | cosine | step
   std::int64_t warmup_steps = 0;
   double min_lr = 0.0;              // cosine floor
@@ -95,6 +99,8 @@ struct TrainConfig {
   bool quiet = false;               // no progress output
 
   double resolved_weight_decay() const;
+  // kF32, kBF16 or kF16, from `precision`.
+  DType compute_format() const;
   // Samples per forward/backward on each of `world_size` ranks (checks divisibility). In exact
   // mode: the shard size.
   std::int64_t resolved_micro_batch(int world_size) const;

@@ -19,7 +19,8 @@ constexpr std::int64_t kEvalBatch = 500;
 }  // namespace
 
 EvalResult evaluate_model(const Context& ctx, comm::Communicator& comm, Sequential& model,
-                          const io::DatasetSplit& split, std::vector<float>* logits) {
+                          const io::DatasetSplit& split, std::vector<float>* logits,
+                          DType compute) {
   DPT_CHECK(logits == nullptr || comm.world_size() == 1,
             "evaluation: logits can be collected on one rank only, this job has ",
             comm.world_size());
@@ -34,6 +35,7 @@ EvalResult evaluate_model(const Context& ctx, comm::Communicator& comm, Sequenti
   BatchUploader uploader(ctx.device());
   StepInfo info;
   info.training = false;
+  info.compute = compute;
   double loss_sum = 0.0;
   std::int64_t correct = 0, samples = 0;
   while (auto host = loader.next()) {
@@ -75,7 +77,7 @@ namespace dpt::nn {
 // point (exact::to_fixed_loss). Every rank reads the whole split (normalising 10,000 images is
 // milliseconds) and skips the blocks of other ranks.
 EvalResult evaluate_model_exact(const Context& ctx, comm::Communicator& comm, Sequential& model,
-                                const io::DatasetSplit& split) {
+                                const io::DatasetSplit& split, DType compute) {
   io::LoaderOptions options;
   options.global_batch = std::max<std::int64_t>(1, std::min<std::int64_t>(kEvalBatch, split.size()));
   options.shuffle = false;
@@ -85,6 +87,7 @@ EvalResult evaluate_model_exact(const Context& ctx, comm::Communicator& comm, Se
   StepLoss losses(ctx.device());
   StepInfo info;
   info.training = false;
+  info.compute = compute;
   // [0] fixed-point loss sum, [1] losses without a fixed-point value, [2] correct, [3] samples
   std::int64_t sums[4] = {0, 0, 0, 0};
   for (std::int64_t block = 0; auto host = loader.next(); ++block) {

@@ -21,10 +21,12 @@ struct EvalResult {
 // Forward passes only (dropout off). Each rank evaluates its share of every batch; loss and
 // accuracy are all-reduced, so every rank returns the same result. With `logits` (one rank only)
 // the logits of every sample are appended in dataset order.
+// `compute`: the format of GEMM and convolution inputs (StepInfo::compute).
 EvalResult evaluate_model(const Context& ctx, comm::Communicator& comm, Sequential& model,
-                          const io::DatasetSplit& split, std::vector<float>* logits = nullptr);
+                          const io::DatasetSplit& split, std::vector<float>* logits = nullptr,
+                          DType compute = DType::kF32);
 // Exact mode: the same numbers on any number of ranks (Note [Exact evaluation]).
 EvalResult evaluate_model_exact(const Context& ctx, comm::Communicator& comm, Sequential& model,
-                                const io::DatasetSplit& split);
+                                const io::DatasetSplit& split, DType compute = DType::kF32);
 
 }  // namespace dpt::nn

@@ -106,14 +106,14 @@ std::string NonfiniteGuard::local_finding(const Tensor& found) const {
   return {};
 }
 
-bool NonfiniteGuard::skip_step(std::int64_t step) {
+bool NonfiniteGuard::skip_step(std::int64_t step, bool loss_scaled) {
   ddp_.complete();  // the flags are read on the host: first let a stalled all-reduce time out
   const Tensor found = on_host(found_);
   const std::string local = local_finding(found);
   // [0] ranks whose own gradients held a NaN or Inf, [1] ranks whose reduced gradients do.
   std::int64_t counts[2] = {local.empty() ? 0 : 1, 0};
   std::string reduced;
-  if (policy_ == NonfinitePolicy::kSkip && comm_.world_size() > 1) {
+  if ((policy_ == NonfinitePolicy::kSkip || loss_scaled) && comm_.world_size() > 1) {
     // A sum of finite values can overflow: Note [Non-finite gradients].
     // A sharded optimizer's rank holds the reduced gradients of its own range only (Note
     // [Sharded optimizer]); the ranges cover the buffer, and the counts are summed below.
@@ -128,6 +128,11 @@ bool NonfiniteGuard::skip_step(std::int64_t step) {
   }
   if (comm_.world_size() > 1) comm_.all_reduce(counts, 2, comm::ReduceOp::kSum);
   if (counts[0] == 0 && counts[1] == 0) return false;
+  if (loss_scaled) {
+    log_rank0(LogLevel::kDebug, "step ", step, ": gradients overflowed under the loss scale: step "
+              "skipped, scale halved");
+    return true;
+  }
 
   std::ostringstream what;
   what << "non-finite gradients at step " << step;

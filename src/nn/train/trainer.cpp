@@ -142,6 +142,9 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
   nonfinite_ = std::make_unique<NonfiniteGuard>(ctx_, comm_, model_, *ddp_,
                                                 parse_nonfinite_policy(config_.nonfinite),
                                                 config_.nonfinite_skip_limit);
+  if (config_.precision == "fp16") {
+    scaler_.emplace(config_.loss_scale, config_.loss_scale_growth_interval);
+  }
   if (config_.check_params_every > 0) {
     // Sharded optimizer state differs between ranks by design: the check hashes parameters only.
     param_check_ = std::make_unique<ParamCheck>(ctx_, comm_, model_,
@@ -215,7 +218,9 @@ bool is_run_local_key(const std::string& line) {
 TrainPosition Trainer::resume() {
   const comm::LabelScope label(comm_, {"resume", -1, -1});
   // [0] resumed (0/1), [1] step, [2] epoch, [3] optimizer step count
-  std::int64_t header[4] = {0, 0, 0, 0};
+  // resumed?, step, epoch, optimizer steps, fp16 loss scale (bits of the double; 0: none), its
+  // growth tracker
+  std::int64_t header[6] = {0, 0, 0, 0, 0, 0};
   // A sharded optimizer: rank 0 reads the whole state into an unsharded optimizer, then
   // scatters each rank's range (the file is the same whatever the sharding).
   std::unique_ptr<Optimizer> whole;
@@ -262,6 +267,10 @@ TrainPosition Trainer::resume() {
     header[1] = state.step;
     header[2] = state.epoch;
     header[3] = state.optimizer_steps;
+    for (const auto& [name, value] : state.hyper) {
+      if (name == "loss_scale") std::memcpy(&header[4], &value, sizeof value);
+      if (name == "loss_scale_growth_tracker") header[5] = static_cast<std::int64_t>(value);
+    }
 
     std::ostringstream changed;
     const std::vector<std::string> before = lines_of(state.config), now = lines_of(to_toml(config_));
@@ -289,6 +298,11 @@ TrainPosition Trainer::resume() {
     broadcast_optimizer_state();
   }
   optimizer_->set_step_count(header[3]);
+  if (scaler_ && header[4] != 0) {
+    double scale = 0.0;
+    std::memcpy(&scale, &header[4], sizeof scale);
+    scaler_->restore(scale, header[5]);
+  }
   return TrainPosition{header[1], header[2]};
 }
 
@@ -374,6 +388,11 @@ std::string Trainer::save_checkpoint(const TrainPosition& position) {
         comm_.world_size(), *snapshotter_, whole_slots);
     snapshot_fence_ = snapshot.fence;
     io::CheckpointState& state = snapshot.state;
+    if (scaler_) {  // Note [Loss scaling]: restored exactly on resume
+      state.hyper.emplace_back("loss_scale", scaler_->scale());
+      state.hyper.emplace_back("loss_scale_growth_tracker",
+                               static_cast<double>(scaler_->growth_tracker()));
+    }
     if (train_data_.kind() == io::DatasetKind::kTokens) {  // for `train sample`
       state.tokenizer = io::tokenizer_name(train_data_.tokenizer());
       state.vocabulary = train_data_.vocabulary().stored_entries();
@@ -444,6 +463,7 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
     // Exact mode: every shard writes a gradient buffer of its own (Note [Shard gradients]).
     info.accumulate_grads = start > 0 && !config_.exact;
     info.timeline = timeline_ ? &*timeline_ : nullptr;
+    info.compute = config_.compute_format();
 
     forward_timer_.begin();
     // Exact mode: a shard's input gets a fresh (aligned) buffer, so that no kernel can choose a
@@ -471,6 +491,8 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
       Tensor first = Tensor::view_of(dlogits, 0, {1});
       kernels::scale(ctx_, first, 1.5f);
     }
+    // fp16: every gradient from here on is S times the true one (Note [Loss scaling]).
+    if (scaler_) kernels::scale(ctx_, dlogits, static_cast<float>(scaler_->scale()));
     forward_timer_.end();
 
     backward_timer_.begin();
@@ -494,8 +516,19 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
   // the optimizer applies as it reads them, so it costs no pass of its own.
   const Tensor& grads = model_.flat_grads();
   double grad_scale = 1.0 / static_cast<double>(config_.batch_size * targets);
-  // NaN or Inf on any rank: every rank aborts, or skips the optimizer (Note [Non-finite gradients]).
-  step_skipped_ = nonfinite_->skip_step(step);
+  // NaN or Inf on any rank: every rank aborts, or skips the optimizer (Note [Non-finite gradients]);
+  // under fp16 loss scaling an overflow skips the step and halves the scale (Note [Loss scaling]).
+  step_skipped_ = nonfinite_->skip_step(step, scaler_.has_value());
+  step_loss_scale_ = scaler_ ? scaler_->scale() : 1.0;
+  if (scaler_) {
+    grad_scale /= scaler_->scale();  // exact: a power of two
+    scaler_->update(step_skipped_);
+    DPT_CHECK(!step_skipped_ || scaler_->scale() >= LossScaler::kSmallestUsefulScale,
+              "non-finite gradients at step ", step, " with the loss scale down to ",
+              step_loss_scale_, " after ", scaler_->overflows(),
+              " overflow(s): no loss scale removes them (the model diverged; lower --lr, set "
+              "--clip-grad-norm, or use --precision bf16)");
+  }
   if (config_.clip_grad_norm > 0.0 && !step_skipped_) {
     // The norm comes back to the host: check the all-reduces first, so that a failed or stalled
     // one ends in its error or the timeout, not in a read that waits for it forever.
@@ -805,7 +838,8 @@ TrainResult Trainer::run() {
         static_cast<double>(config_.batch_size) / std::max(step_time.elapsed_s(), 1e-9);
     nlohmann::json j = {{"event", "step"}, {"step", result.steps}, {"epoch", epoch},
                         {"loss", loss},    {"lr", lr},             {"samples_per_sec", samples_per_sec}};
-    if (step_skipped_) j["skipped"] = "nonfinite";
+    if (step_skipped_) j["skipped"] = scaler_ ? "overflow" : "nonfinite";
+    if (scaler_) j["loss_scale"] = step_loss_scale_;
     metrics.write_line(j.dump());
     if (result.steps % config_.log_every == 0 || result.steps == total_steps) {
       const double eta = elapsed / static_cast<double>(run_steps + 1) *
@@ -916,6 +950,11 @@ TrainResult Trainer::run() {
     state_bytes += static_cast<std::int64_t>(optimizer_->slot(name).size_bytes());
   }
   summary["zero"] = config_.zero;
+  summary["precision"] = config_.precision;
+  if (scaler_) {
+    summary["loss_scale"] = scaler_->scale();
+    summary["overflow_steps"] = scaler_->overflows();
+  }
   summary["optimizer_state_bytes"] = nlohmann::json::array();
   summary["peak_rss_bytes"] = nlohmann::json::array();
   {
@@ -998,8 +1037,11 @@ TrainResult Trainer::run() {
 
 EvalResult Trainer::evaluate(const io::DatasetSplit& split) {
   const comm::LabelScope label(comm_, {"evaluation", -1, -1});
-  if (config_.exact) return evaluate_model_exact(ctx_, comm_, model_, split);
-  return evaluate_model(ctx_, comm_, model_, split);
+  // In the training precision, as autocast would (`train eval` evaluates the f32 weights in f32).
+  if (config_.exact) {
+    return evaluate_model_exact(ctx_, comm_, model_, split, config_.compute_format());
+  }
+  return evaluate_model(ctx_, comm_, model_, split, nullptr, config_.compute_format());
 }
 
 }  // namespace dpt::nn

@@ -17,6 +17,7 @@
 #include "nn/train/checkpoint_writer.h"
 #include "nn/train/config.h"
 #include "nn/train/evaluate.h"
+#include "nn/train/loss_scaler.h"
 #include "nn/train/nonfinite.h"
 #include "nn/train/param_check.h"
 #include "nn/train/step_loss.h"
@@ -84,6 +85,8 @@ class Trainer {
   EvalResult evaluate(const io::DatasetSplit& split);
   Sequential& model() { return model_; }
   Optimizer& optimizer() { return *optimizer_; }
+  // --precision fp16's loss scale (null otherwise).
+  const LossScaler* loss_scaler() const { return scaler_ ? &*scaler_ : nullptr; }
   DataParallel& data_parallel() { return *ddp_; }
 
  private:
@@ -152,6 +155,8 @@ class Trainer {
   std::unique_ptr<NonfiniteGuard> nonfinite_;  // --nonfinite
   std::unique_ptr<ParamCheck> param_check_;    // --check-params-every (null when 0)
   bool step_skipped_ = false;                  // the last train_step skipped its optimizer step
+  std::optional<LossScaler> scaler_;           // --precision fp16 (Note [Loss scaling])
+  double step_loss_scale_ = 1.0;               // the scale the last train_step used
   // Rank 0's checkpoint snapshots (created by the first), and the last snapshot's fence: the
   // optimizer step orders the compute stream after its copies (Note [Snapshots on a copy stream]).
   std::unique_ptr<HostSnapshotter> snapshotter_;
