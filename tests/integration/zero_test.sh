@@ -24,28 +24,7 @@ here=$(dirname "$0")
 py="$here/../../scripts/python"
 source "$here/harness.sh"
 source "$here/checkpoint_digest.sh"
-
-run() {  # run NAME RANKS ARGS...: one job writing $work/NAME/ and $work/NAME.jsonl
-  local name=$1 ranks=$2 quiet_failure=0
-  shift 2
-  if [ "${1:-}" = --expect-failure ]; then quiet_failure=1; shift; fi
-  local launch=()
-  if [ "$ranks" -gt 1 ]; then launch=(timeout 600 mpirun -np "$ranks" --oversubscribe --bind-to none); fi
-  "${launch[@]}" "$bin/train" "$@" --threads 1 --checkpoint-dir "$work/$name" --keep-last 0 \
-    --metrics "$work/$name.jsonl" --quiet > "$work/$name.log" 2>&1 || {
-      ((quiet_failure)) || { echo "--- $name failed:"; tail -20 "$work/$name.log"; }
-      return 1; }
-}
-
-bitwise() {  # bitwise WHAT REFERENCE OTHER: step-12 state and every loss
-  if [ "$(digest "$work/$2/step-12.h5" "$work/$2.jsonl")" = \
-       "$(digest "$work/$3/step-12.h5" "$work/$3.jsonl")" ]; then
-    ok "$1: $3 is bitwise $2"
-  else
-    fail "$1: $3 differs from $2"
-    show_differences "$work/$2/step-12.h5" "$work/$3/step-12.h5"
-  fi
-}
+source "$here/train_runs.sh"
 
 close() {  # close WHAT REFERENCE OTHER: every loss within 1e-6 relative, parameters within 1e-4
   if "$py" --needs h5py - "$work/$2/step-12.h5" "$work/$3/step-12.h5" "$work/$2.jsonl" \
