@@ -29,16 +29,18 @@ def optimizer_flags(args):
     return ["--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9"]
 
 
-def run(args, model, ranks, flags, check=None):
+def run(args, model, ranks, flags, check=None, env=None):
     """One job through launch/dptrun; returns its metrics summary. `check(summary)` may return an
-    error text when the summary is not that of the job asked for."""
+    error text when the summary is not that of the job asked for; `env`: variables added to the
+    job's environment."""
     with tempfile.TemporaryDirectory() as tmp:
         metrics = os.path.join(tmp, "m.jsonl")
         cmd = [os.path.join(HERE, "..", "launch", "dptrun"), "-n", str(ranks),
                os.path.join(args.bin_dir, "train"), "--data", args.data, "--model", model,
                "--steps", str(args.steps), "--batch-size", str(args.batch), "--threads", "1",
                "--eval=false", "--quiet", "--metrics", metrics] + optimizer_flags(args) + flags
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True,
+                              env=dict(os.environ, **env) if env else None)
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
         with open(metrics) as f:
@@ -54,15 +56,17 @@ def run(args, model, ranks, flags, check=None):
 
 
 def measure(args, modes, check=None):
-    """modes: [(name, flags)], the first the reference. Returns {(model, ranks, name): [summary]}."""
+    """modes: [(name, flags)] or [(name, flags, env)], the first the reference. Returns
+    {(model, ranks, name): [summary]}."""
     runs = {}
     for repeat in range(args.repeats):
         for model in args.models:
             for ranks in args.ranks:
                 shift = repeat % len(modes)
-                for name, flags in modes[shift:] + modes[:shift]:
+                for name, flags, *env in modes[shift:] + modes[:shift]:
                     s = run(args, model, ranks, flags,
-                            (lambda summary, n=name: check(n, summary)) if check else None)
+                            (lambda summary, n=name: check(n, summary)) if check else None,
+                            env[0] if env else None)
                     runs.setdefault((model, ranks, name), []).append(s)
                     print(f"repeat {repeat + 1}/{args.repeats}: {model} {ranks} rank(s) {name}: "
                           f"{s['samples_per_sec']:.1f} samples/s", flush=True)
@@ -70,7 +74,7 @@ def measure(args, modes, check=None):
 
 
 def table(args, modes, runs, title, started):
-    names = [name for name, _ in modes]
+    names = [mode[0] for mode in modes]
     optimizer = "AdamW" if getattr(args, "optimizer", "sgd") == "adamw" else "SGD momentum 0.9"
     lines = [f"{title}: 1 thread per rank, global batch {args.batch}, {optimizer}, "
              f"{args.steps} steps (first 5 left out), {args.repeats} repeats with the modes "

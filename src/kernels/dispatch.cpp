@@ -83,6 +83,12 @@ void expect_operands(const Context& ctx, const char* op, const char* a_name, con
   expect_tensor(ctx, op, b_name, b, a.dtype());
 }
 
+// bf16 operands the CPU multiplies as they are (Note [Native bf16 GEMMs] in cpu/linear.cpp).
+bool cpu_native_bf16(const Context& ctx, const Tensor& a) {
+  return a.dtype() == DType::kBF16 && ctx.device().type == DeviceType::kCpu &&
+         !ctx.thread_invariant() && cpu::native_bf16_gemm();
+}
+
 // An operand's values in f32: the tensor itself, or its half values widened (exactly).
 Tensor as_f32(const Context& ctx, const Tensor& t) {
   if (t.dtype() == DType::kF32) return t;
@@ -135,6 +141,11 @@ void linear_forward(const Context& ctx, const Tensor& x, const Tensor& w, const 
   expect_shape(op, "y", y, {n, m});
   expect_distinct(op, "x", x, "y", y);
   const float* bias = b.defined() ? b.data<float>() : nullptr;
+  if (cpu_native_bf16(ctx, x)) {
+    cpu::linear_forward_bf16(ctx, x.data<BFloat16>(), w.data<BFloat16>(), bias, y.data<float>(),
+                             n, k, m, relu);
+    return;
+  }
   const Tensor xf = as_f32(ctx, x), wf = as_f32(ctx, w);
   if (is_cpu(ctx, op)) {
     cpu::linear_forward(ctx, xf.data<float>(), wf.data<float>(), bias, y.data<float>(), n, k, m,
@@ -156,6 +167,11 @@ void linear_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
             to_string(dy.shape()), " (expected w [", m, ",K])");
   expect_shape(op, "dx", dx, {n, k});
   expect_distinct(op, "dy", dy, "dx", dx);
+  if (cpu_native_bf16(ctx, dy)) {
+    cpu::linear_backward_data_bf16(ctx, dy.data<BFloat16>(), w.data<BFloat16>(), dx.data<float>(),
+                                   n, k, m);
+    return;
+  }
   const Tensor dyf = as_f32(ctx, dy), wf = as_f32(ctx, w);
   if (is_cpu(ctx, op)) {
     cpu::linear_backward_data(ctx, dyf.data<float>(), wf.data<float>(), dx.data<float>(), n, k, m);
@@ -181,6 +197,11 @@ void linear_backward_weights(const Context& ctx, const Tensor& x, const Tensor& 
     expect_shape(op, "db", db, {m});
   }
   float* bias_grad = db.defined() ? db.data<float>() : nullptr;
+  if (cpu_native_bf16(ctx, x)) {
+    cpu::linear_backward_weights_bf16(ctx, x.data<BFloat16>(), dy.data<BFloat16>(),
+                                      dw.data<float>(), bias_grad, n, k, m, accumulate);
+    return;
+  }
   const Tensor xf = as_f32(ctx, x), dyf = as_f32(ctx, dy);
   if (is_cpu(ctx, op)) {
     cpu::linear_backward_weights(ctx, xf.data<float>(), dyf.data<float>(), dw.data<float>(),

@@ -7,6 +7,7 @@
 // resume continues its exact state.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -34,6 +35,12 @@ namespace fs = std::filesystem;
 bool same_bits(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() &&
          std::memcmp(a.raw_data(), b.raw_data(), a.size_bytes()) == 0;
+}
+
+double max_abs(const Tensor& t) {
+  double m = 0.0;
+  for (const float v : t.to_vector()) m = std::max(m, std::fabs(double{v}));
+  return m;
 }
 
 Tensor rounded(const Context& ctx, const Tensor& t, DType format) {
@@ -70,11 +77,16 @@ void set_parameters(WeightLayer& layer, std::uint64_t seed, const Context& ctx, 
 
 class MixedPrecisionLayer : public ::testing::TestWithParam<DType> {
  protected:
+  void SetUp() override { invariant_.set_thread_invariant(true); }
   Context ctx_ = Context::create(Device::cpu(), 1);
+  // Thread-invariant mode (exact mode's) always widens half operands: the f32 math exactly.
+  Context invariant_ = Context::create(Device::cpu(), 1);
 };
 
-TEST_P(MixedPrecisionLayer, ComputesTheF32MathOfRoundedInputsBitForBit) {
-  const DType format = GetParam();
+// The layer against the same layer in f32 with rounded weight, input and output gradient: bit for
+// bit where the kernels widen the operands (`tolerance` 0), within f32 summation-order error of the
+// largest value where they multiply bf16 natively (Note [Native bf16 GEMMs]).
+void expect_rounded_f32_math(const Context& ctx, DType format, double tolerance) {
   for (const LayerCase& c : layer_cases()) {
     SCOPED_TRACE(c.name);
     std::unique_ptr<WeightLayer> mixed = c.make(), reference = c.make();
@@ -82,32 +94,49 @@ TEST_P(MixedPrecisionLayer, ComputesTheF32MathOfRoundedInputsBitForBit) {
       mixed->fuse_relu();
       reference->fuse_relu();
     }
-    set_parameters(*mixed, 11, ctx_, DType::kF32);
+    set_parameters(*mixed, 11, ctx, DType::kF32);
     // The weight rounded: the bias is f32 in both (it is added in f32).
-    set_parameters(*reference, 11, ctx_, DType::kF32);
-    reference->parameters()[0]->value = rounded(ctx_, mixed->parameters()[0]->value, format);
+    set_parameters(*reference, 11, ctx, DType::kF32);
+    reference->parameters()[0]->value = rounded(ctx, mixed->parameters()[0]->value, format);
 
+    const auto expect_equal = [&](const Tensor& got, const Tensor& want, const std::string& what) {
+      if (tolerance == 0.0) {
+        EXPECT_TRUE(same_bits(got, want)) << what;
+      } else {
+        EXPECT_TRUE(test::all_close(got, want, 0.0, tolerance * max_abs(want))) << what;
+      }
+    };
     StepInfo in_format, in_f32;
     in_format.compute = format;
     const Tensor x = test::random_tensor(c.input, 21);
-    const Tensor y = mixed->forward(ctx_, x, in_format);
-    const Tensor y_ref = reference->forward(ctx_, rounded(ctx_, x, format), in_f32);
-    EXPECT_TRUE(same_bits(y, y_ref)) << "forward";
+    const Tensor y = mixed->forward(ctx, x, in_format);
+    const Tensor y_ref = reference->forward(ctx, rounded(ctx, x, format), in_f32);
+    expect_equal(y, y_ref, "forward");
 
     const Tensor dy = test::random_tensor(y.shape(), 22);
-    const Tensor dx = mixed->backward(ctx_, dy, in_format, /*need_dx=*/true);
-    const Tensor dx_ref = reference->backward(ctx_, rounded(ctx_, dy, format), in_f32, true);
+    const Tensor dx = mixed->backward(ctx, dy, in_format, /*need_dx=*/true);
+    const Tensor dx_ref = reference->backward(ctx, rounded(ctx, dy, format), in_f32, true);
     EXPECT_EQ(dx.dtype(), DType::kF32);
-    EXPECT_TRUE(same_bits(dx, dx_ref)) << "input gradient";
+    expect_equal(dx, dx_ref, "input gradient");
     for (std::size_t i = 0; i < mixed->parameters().size(); ++i) {
       EXPECT_EQ(mixed->parameters()[i]->grad.dtype(), DType::kF32);
-      EXPECT_TRUE(same_bits(mixed->parameters()[i]->grad, reference->parameters()[i]->grad))
-          << mixed->parameters()[i]->name << " gradient";
+      expect_equal(mixed->parameters()[i]->grad, reference->parameters()[i]->grad,
+                   mixed->parameters()[i]->name + " gradient");
     }
     // The master weight is untouched by the forward's cast.
     Tensor master = test::random_tensor(mixed->parameters()[0]->value.shape(), 11);
     EXPECT_TRUE(same_bits(mixed->parameters()[0]->value, master));
   }
+}
+
+TEST_P(MixedPrecisionLayer, ComputesTheF32MathOfRoundedInputsBitForBit) {
+  expect_rounded_f32_math(invariant_, GetParam(), 0.0);
+}
+
+TEST_P(MixedPrecisionLayer, NativeBf16ProductsDifferOnlyInSummationOrder) {
+  // On a CPU with AVX512_BF16/AMX Linear's bf16 products run natively; elsewhere (and for fp16,
+  // and convolutions) this is the widening path again, and exact.
+  expect_rounded_f32_math(ctx_, GetParam(), 1e-5);
 }
 
 // |y - y_f32| for y = x w^T + b with x and w each rounded (relative error at most u, the unit

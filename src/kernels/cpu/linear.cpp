@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <string_view>
+#include <type_traits>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -60,10 +63,11 @@ Matmul& cached_matmul(CpuBackendState& st, const std::string& key, const char* o
   });
 }
 
-void run(CpuBackendState& st, const char* op, Matmul& e, const float* src, const float* wei,
+// Operands of any data type (f32, or bf16 inputs with f32 bias and output).
+void run(CpuBackendState& st, const char* op, Matmul& e, const void* src, const void* wei,
          const float* bias, float* dst) {
-  e.src.set_data_handle(const_cast<float*>(src));
-  e.wei.set_data_handle(const_cast<float*>(wei));
+  e.src.set_data_handle(const_cast<void*>(src));
+  e.wei.set_data_handle(const_cast<void*>(wei));
   if (bias) e.bias.set_data_handle(const_cast<float*>(bias));
   e.dst.set_data_handle(dst);
   dnnl_call(op, [&] {
@@ -73,9 +77,35 @@ void run(CpuBackendState& st, const char* op, Matmul& e, const float* src, const
 }
 
 // Row-major [rows, cols], optionally read transposed: element (i, j) at i + j * rows.
-memory::desc matrix(std::int64_t rows, std::int64_t cols, bool transposed = false) {
-  return transposed ? memory::desc({rows, cols}, kF32, memory::dims{1, rows})
-                    : memory::desc({rows, cols}, kF32, memory::dims{cols, 1});
+memory::desc matrix(std::int64_t rows, std::int64_t cols, bool transposed = false,
+                    memory::data_type type = kF32) {
+  return transposed ? memory::desc({rows, cols}, type, memory::dims{1, rows})
+                    : memory::desc({rows, cols}, type, memory::dims{cols, 1});
+}
+
+constexpr auto kBF16 = memory::data_type::bf16;
+
+// db[j] (+)= sum_i dy[i, j] for dy[n, m] of f32 or bf16, rows added in order whatever the threads
+// (so also in thread-invariant mode); vectorises over j.
+template <class T>
+void bias_gradient(const T* dy, float* db, std::int64_t n, std::int64_t m, bool accumulate) {
+  if (!accumulate) {
+    for (std::int64_t j = 0; j < m; ++j) db[j] = 0.0f;
+  }
+#pragma omp parallel for schedule(static) if (m >= 4096)
+  for (std::int64_t j0 = 0; j0 < m; j0 += 256) {
+    const std::int64_t j1 = j0 + 256 < m ? j0 + 256 : m;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const T* row = dy + i * m;
+      for (std::int64_t j = j0; j < j1; ++j) {
+        if constexpr (std::is_same_v<T, float>) {
+          db[j] += row[j];
+        } else {
+          db[j] += to_float(row[j]);
+        }
+      }
+    }
+  }
 }
 
 // Note [Backward GEMMs]
@@ -155,20 +185,63 @@ void linear_backward_weights(const Context& ctx, const float* x, const float* dy
     sgemm("linear_backward_weights", 'T', 'N', m, k, n, dy, m, x, k, accumulate ? 1.0f : 0.0f, dw,
           k);
   }
-  if (db == nullptr) return;
-  // db[j] (+)= sum_i dy[i, j], rows added in order whatever the threads (so also in
-  // thread-invariant mode); vectorises over j.
-  if (!accumulate) {
-    for (std::int64_t j = 0; j < m; ++j) db[j] = 0.0f;
-  }
-#pragma omp parallel for schedule(static) if (m >= 4096)
-  for (std::int64_t j0 = 0; j0 < m; j0 += 256) {
-    const std::int64_t j1 = j0 + 256 < m ? j0 + 256 : m;
-    for (std::int64_t i = 0; i < n; ++i) {
-      const float* row = dy + i * m;
-      for (std::int64_t j = j0; j < j1; ++j) db[j] += row[j];
-    }
-  }
+  if (db != nullptr) bias_gradient(dy, db, n, m, accumulate);
+}
+
+// ---- bf16 on the CPU's own bf16 instructions ----------------------------------------------------
+
+// Note [Native bf16 GEMMs]
+// ~~~~~~~~~~~~~~~~~~~~~~~~
+// Where the CPU has AVX512_BF16 or AMX, the three products of a Linear layer under --precision
+// bf16 run oneDNN's matmul on the bf16 operands themselves (f32 bias, output and accumulation,
+// the sum post-op for gradient accumulation), instead of widening them to f32 first (Note
+// [Mixed-precision operands] in kernels/ops.h): the same products, summed in another order, at
+// the bf16 instructions' speed. Thread-invariant mode keeps the widening path (its f32 kernels
+// fix the order of the sums for every thread count). DPT_CPU_BF16=emulated forces the widening
+// path for comparisons; fp16 always widens (oneDNN 2.6 has no fp16 matmul on the CPU).
+bool native_bf16_gemm() {
+  static const bool native = [] {
+    const char* forced = std::getenv("DPT_CPU_BF16");
+    if (forced != nullptr && std::string_view(forced) == "emulated") return false;
+    const auto isa = static_cast<unsigned>(dnnl_get_effective_cpu_isa());
+    const auto bf16 = static_cast<unsigned>(dnnl_cpu_isa_avx512_core_bf16);
+    return (isa & bf16) == bf16;
+  }();
+  return native;
+}
+
+void linear_forward_bf16(const Context& ctx, const BFloat16* x, const BFloat16* w, const float* b,
+                         float* y, std::int64_t n, std::int64_t k, std::int64_t m, bool relu) {
+  CpuBackendState& st = state_of(ctx);
+  const memory::desc bias_md = matrix(1, m);
+  Matmul& e = cached_matmul(
+      st, detail::str("linear_fwd_bf16:", n, ',', k, ',', m, ';', b != nullptr, relu),
+      "linear_forward", matrix(n, k, false, kBF16), matrix(k, m, true, kBF16),
+      b ? &bias_md : nullptr, matrix(n, m), relu, false);
+  run(st, "linear_forward", e, x, w, b, y);
+}
+
+void linear_backward_data_bf16(const Context& ctx, const BFloat16* dy, const BFloat16* w,
+                               float* dx, std::int64_t n, std::int64_t k, std::int64_t m) {
+  // dx[n,k] = dy[n,m] * w[m,k]
+  CpuBackendState& st = state_of(ctx);
+  Matmul& e = cached_matmul(st, detail::str("linear_bwd_data_bf16:", n, ',', k, ',', m),
+                            "linear_backward_data", matrix(n, m, false, kBF16),
+                            matrix(m, k, false, kBF16), nullptr, matrix(n, k), false, false);
+  run(st, "linear_backward_data", e, dy, w, nullptr, dx);
+}
+
+void linear_backward_weights_bf16(const Context& ctx, const BFloat16* x, const BFloat16* dy,
+                                  float* dw, float* db, std::int64_t n, std::int64_t k,
+                                  std::int64_t m, bool accumulate) {
+  // dw[m,k] (+)= dy^T[m,n] * x[n,k], dy^T read from dy[n,m] with strides.
+  CpuBackendState& st = state_of(ctx);
+  Matmul& e = cached_matmul(
+      st, detail::str("linear_bwd_weights_bf16:", n, ',', k, ',', m, ';', accumulate),
+      "linear_backward_weights", matrix(m, n, true, kBF16), matrix(n, k, false, kBF16), nullptr,
+      matrix(m, k), false, accumulate);
+  run(st, "linear_backward_weights", e, dy, x, nullptr, dw);
+  if (db != nullptr) bias_gradient(dy, db, n, m, accumulate);
 }
 
 }  // namespace dpt::kernels::cpu
