@@ -61,6 +61,10 @@ std::vector<Parameter*> Chain::parameters() {
   return all;
 }
 
+void Chain::saved_for_backward(std::vector<const Tensor*>& out) const {
+  for (const auto& [name, child] : children_) child->saved_for_backward(out);
+}
+
 int Chain::assign_indices(int first) {
   int next = Module::assign_indices(first);
   for (auto& [name, child] : children_) next = child->assign_indices(next);

@@ -32,6 +32,7 @@ class Chain : public Module {
                   bool need_dx) override;
   std::vector<Parameter*> parameters() override;
   int assign_indices(int first) override;
+  void saved_for_backward(std::vector<const Tensor*>& out) const override;
 
  private:
   std::string kind_;

@@ -66,6 +66,9 @@ class Module {
   virtual std::vector<Parameter*> parameters() { return {}; }
   // Layers that can apply a following ReLU inside their own kernel say yes and then do. (optional)
   virtual bool fuse_relu() { return false; }
+  // Appends the tensors a training forward keeps for backward (activations, masks, indices) that
+  // are defined now: for the activation memory in the summary. (optional)
+  virtual void saved_for_backward(std::vector<const Tensor*>& /*out*/) const {}
 
   // The module's number in the model, unique among all modules at any depth (depth-first order;
   // for a flat Sequential, the layer's position): keys dropout masks and names the module in

@@ -131,7 +131,21 @@ Tensor Sequential::forward(const Context& ctx, const Tensor& x, const StepInfo& 
     }
     h = layers_[i]->forward(ctx, h, info);
   }
+  if (info.training) peak_activation_bytes_ = std::max(peak_activation_bytes_, saved_activation_bytes());
   return h;
+}
+
+std::int64_t Sequential::saved_activation_bytes() const {
+  std::vector<const Tensor*> saved;
+  for (const auto& layer : layers_) layer->saved_for_backward(saved);
+  std::vector<const Storage*> counted = {flat_params_.storage(), flat_grads_.storage()};
+  std::int64_t bytes = 0;
+  for (const Tensor* t : saved) {
+    if (std::find(counted.begin(), counted.end(), t->storage()) != counted.end()) continue;
+    counted.push_back(t->storage());
+    bytes += static_cast<std::int64_t>(t->storage()->size_bytes());
+  }
+  return bytes;
 }
 
 void Sequential::backward(const Context& ctx, const Tensor& dy, const StepInfo& info) {

@@ -59,6 +59,11 @@ class Sequential {
   Shape output_shape(std::int64_t batch) const;
   // One line per layer with its output shape and parameter count.
   std::string summary() const;
+  // Bytes the layers hold now for backward (Module::saved_for_backward), each allocation once and
+  // the parameters' own buffers not at all; and the most a training forward has left held so far
+  // (the activation memory: the peak is at the end of a forward, before backward frees it).
+  std::int64_t saved_activation_bytes() const;
+  std::int64_t peak_activation_bytes() const { return peak_activation_bytes_; }
 
  private:
   // "layers.3 Linear(2048 -> 2048, relu)" when info's timeline records, else "" (no cost).
@@ -76,6 +81,7 @@ class Sequential {
   std::function<void(int)> grad_ready_;
   std::function<void(int, int)> params_needed_;
   bool finalized_ = false;
+  std::int64_t peak_activation_bytes_ = 0;
 };
 
 }  // namespace dpt::nn

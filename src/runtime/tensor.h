@@ -104,6 +104,8 @@ class Tensor {
 
   // True when both tensors use the same storage.
   bool shares_storage_with(const Tensor& other) const noexcept { return storage_ == other.storage_; }
+  // The allocation this tensor views (null when undefined): to count memory once per allocation.
+  const Storage* storage() const noexcept { return storage_.get(); }
 
  private:
   // empty() and empty_on_stream(): a new storage of shape's size.

@@ -22,6 +22,7 @@
 #include "kernels/ops.h"
 #include "nn/layers/conv2d.h"
 #include "nn/layers/linear.h"
+#include "nn/models.h"
 #include "nn/train/loss_scaler.h"
 #include "nn/train/trainer.h"
 #include "runtime/io/loader_testing.h"
@@ -172,6 +173,36 @@ TEST_P(MixedPrecisionLayer, LinearStaysWithinTheFormatsRoundingOfF32) {
 
 INSTANTIATE_TEST_SUITE_P(Formats, MixedPrecisionLayer, ::testing::Values(DType::kBF16, DType::kF16),
                          [](const auto& param_info) { return std::string(to_string(param_info.param)); });
+
+// The activation memory: a Linear keeps its input (and its weight's cast) in the compute format,
+// its output (for the fused ReLU) in f32; each allocation counted once, parameters not at all.
+TEST(MixedPrecisionMemory, LayersKeepTheirInputsInTheComputeFormat) {
+  const Context ctx = Context::create(Device::cpu(), 1);
+  const std::vector<LayerSpec> layers = {{"flatten"}, {"linear", 784, 32}, {"relu"}, {"linear", 32, 10}};
+  constexpr std::int64_t n = 16;
+  std::int64_t peak[3] = {};
+  const DType formats[3] = {DType::kF32, DType::kBF16, DType::kF16};
+  for (int f = 0; f < 3; ++f) {
+    Sequential model = build_model(layers, {1, 28, 28});
+    model.init_parameters(1);
+    StepInfo info;
+    info.compute = formats[f];
+    const Tensor x = test::random_tensor({n, 1, 28, 28}, 2);
+    (void)model.forward(ctx, x, info);
+    EXPECT_EQ(model.saved_activation_bytes(), model.peak_activation_bytes());
+    peak[f] = model.peak_activation_bytes();
+    model.backward(ctx, test::random_tensor({n, 10}, 3), info);
+    EXPECT_EQ(model.saved_activation_bytes(), 0) << "backward lets everything go";
+    EXPECT_EQ(model.peak_activation_bytes(), peak[f]);
+  }
+  // f32: the batch (the first layer's input is a view of it), the ReLU-fused output of layer 1
+  // (also layer 2's input: one allocation) and layer 2's output.
+  EXPECT_EQ(peak[0], n * 784 * 4 + n * 32 * 4 + n * 10 * 4);
+  // half: both inputs and both weights cast (2 bytes each), the outputs in f32.
+  const std::int64_t half = n * 784 * 2 + 32 * 784 * 2 + n * 32 * 4 + n * 32 * 2 + 10 * 32 * 2 + n * 10 * 4;
+  EXPECT_EQ(peak[1], half);
+  EXPECT_EQ(peak[2], half);
+}
 
 // ---- the loss scale ------------------------------------------------------------------------------
 

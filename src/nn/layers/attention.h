@@ -18,6 +18,12 @@ class CausalSelfAttention final : public Module {
   Tensor backward(const Context& ctx, const Tensor& dy, const StepInfo& info,
                   bool need_dx) override;
 
+  void saved_for_backward(std::vector<const Tensor*>& out) const override {
+    if (qkv_.defined()) out.push_back(&qkv_);
+    if (att_.defined()) out.push_back(&att_);
+    if (att_mask_.defined()) out.push_back(&att_mask_);
+  }
+
  private:
   std::int64_t channels_;
   int heads_;

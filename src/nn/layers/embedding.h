@@ -25,6 +25,10 @@ class TokenPositionEmbedding final : public Module {
   // A TiedLmHead computes wte's gradient first in backward; this layer then adds to it.
   void set_tied() { tied_ = true; }
 
+  void saved_for_backward(std::vector<const Tensor*>& out) const override {
+    if (tokens_.defined()) out.push_back(&tokens_);
+  }
+
  private:
   std::int64_t vocab_size_, max_positions_, channels_;
   Parameter wte_, wpe_;

@@ -18,6 +18,12 @@ class LayerNorm final : public Module {
                   bool need_dx) override;
   std::vector<Parameter*> parameters() override;
 
+  void saved_for_backward(std::vector<const Tensor*>& out) const override {
+    if (input_.defined()) out.push_back(&input_);
+    if (mean_.defined()) out.push_back(&mean_);
+    if (rstd_.defined()) out.push_back(&rstd_);
+  }
+
  private:
   std::int64_t channels_;
   float eps_;

@@ -21,6 +21,10 @@ class TiedLmHead final : public Module {
   Tensor backward(const Context& ctx, const Tensor& dy, const StepInfo& info,
                   bool need_dx) override;
 
+  void saved_for_backward(std::vector<const Tensor*>& out) const override {
+    if (input_.defined()) out.push_back(&input_);
+  }
+
  private:
   Parameter& weight_;
   Tensor input_;  // saved by a training forward

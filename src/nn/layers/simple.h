@@ -18,6 +18,10 @@ class ReLU final : public Module {
   void set_fused() { fused_ = true; }
   bool fused() const { return fused_; }
 
+  void saved_for_backward(std::vector<const Tensor*>& out) const override {
+    if (output_.defined()) out.push_back(&output_);
+  }
+
  private:
   bool fused_ = false;
   Tensor output_;
@@ -30,6 +34,10 @@ class MaxPool2d final : public Module {
   Shape output_shape(const Shape& input) const override;
   Tensor forward(const Context& ctx, const Tensor& x, const StepInfo& info) override;
   Tensor backward(const Context& ctx, const Tensor& dy, const StepInfo& info, bool need_dx) override;
+
+  void saved_for_backward(std::vector<const Tensor*>& out) const override {
+    if (workspace_.defined()) out.push_back(&workspace_);
+  }
 
  private:
   kernels::Pool2dParams params_;
@@ -58,6 +66,10 @@ class Gelu final : public Module {
   Tensor backward(const Context& ctx, const Tensor& dy, const StepInfo& info,
                   bool need_dx) override;
 
+  void saved_for_backward(std::vector<const Tensor*>& out) const override {
+    if (input_.defined()) out.push_back(&input_);
+  }
+
  private:
   Tensor input_;
 };
@@ -71,6 +83,10 @@ class Dropout final : public Module {
   Shape output_shape(const Shape& input) const override { return input; }
   Tensor forward(const Context& ctx, const Tensor& x, const StepInfo& info) override;
   Tensor backward(const Context& ctx, const Tensor& dy, const StepInfo& info, bool need_dx) override;
+
+  void saved_for_backward(std::vector<const Tensor*>& out) const override {
+    if (mask_.defined()) out.push_back(&mask_);
+  }
 
  private:
   float p_;

@@ -17,6 +17,11 @@ class WeightLayer : public Module {
     relu_ = true;
     return true;
   }
+  void saved_for_backward(std::vector<const Tensor*>& out) const override {
+    if (input_.defined()) out.push_back(&input_);
+    if (weight_in_.defined()) out.push_back(&weight_in_);
+    if (output_.defined()) out.push_back(&output_);
+  }
 
  protected:
   WeightLayer(Shape weight_shape, std::int64_t bias_size, bool bias, std::int64_t fan_in);

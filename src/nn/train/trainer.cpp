@@ -957,13 +957,18 @@ TrainResult Trainer::run() {
   }
   summary["optimizer_state_bytes"] = nlohmann::json::array();
   summary["peak_rss_bytes"] = nlohmann::json::array();
+  // What the layers held between a forward and its backward at most (inputs kept in the compute
+  // format under --precision: Note [Mixed precision in layers]).
+  summary["peak_activation_bytes"] = nlohmann::json::array();
   {
     const comm::LabelScope label(comm_, {"summary", -1, -1});
-    for (const std::string& text :
-         comm_.all_gather(nlohmann::json::array({state_bytes, peak_rss_bytes()}).dump())) {
-      const nlohmann::json pair = nlohmann::json::parse(text);
-      summary["optimizer_state_bytes"].push_back(pair[0]);
-      summary["peak_rss_bytes"].push_back(pair[1]);
+    for (const std::string& text : comm_.all_gather(
+             nlohmann::json::array({state_bytes, peak_rss_bytes(), model_.peak_activation_bytes()})
+                 .dump())) {
+      const nlohmann::json each = nlohmann::json::parse(text);
+      summary["optimizer_state_bytes"].push_back(each[0]);
+      summary["peak_rss_bytes"].push_back(each[1]);
+      summary["peak_activation_bytes"].push_back(each[2]);
     }
   }
   // Each rank's compute per step (forward and backward: what differs between ranks); a step
