@@ -198,6 +198,17 @@ for model in cnn mlp; do
       --device cuda --metrics "$work/$model-cuda.jsonl"
   fi
 done
+# Mixed precision on the GPU: the half-input math (cast kernels, widened operands) and the fp16
+# loss scale; its summary line (samples/s, loss scale, overflow steps) goes into the log.
+for precision in bf16 fp16; do
+  if ((cpu_only)); then
+    skip "train-mlp-$precision-cuda" "--cpu-only"
+  else
+    run_stage "train-mlp-$precision-cuda" 90 "$DPT_KIT/bin/train" "${train_args[@]}" --model mlp \
+      --device cuda --precision "$precision" --metrics "$work/mlp-$precision-cuda.jsonl"
+    tail -1 "$work/mlp-$precision-cuda.jsonl" 2>/dev/null | cut -c1-400 || true
+  fi
+done
 
 # --- 6. The CPU runs' results, and the curves compared.
 wait "$cpu_pid"
