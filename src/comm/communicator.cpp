@@ -85,6 +85,11 @@ std::vector<std::int64_t> uneven_block_starts(const char* op, const std::vector<
   return starts;
 }
 
+std::unique_ptr<Work> Communicator::all_reduce_bf16_async(BFloat16*, std::int64_t) {
+  DPT_FAIL_KIND(ErrorKind::kComm, "all_reduce_bf16: the ", backend(),
+                " communicator has no bfloat16 all-reduce (use --grad-reduce fp32)");
+}
+
 std::unique_ptr<Work> Communicator::reduce_scatter_async(float*, std::vector<std::int64_t>,
                                                          ReduceOp) {
   no_uneven_collectives(*this, "reduce_scatter_async");

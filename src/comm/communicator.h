@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/dtype.h"
+
 namespace dpt::comm {
 
 enum class ReduceOp { kSum, kMax, kMin };
@@ -102,6 +104,11 @@ class Communicator {
   // stay alive and unwritten until the Work completes). Every rank passes the same count, chunks
   // and total_shards, in the same order as its other collectives.
   virtual std::unique_ptr<Work> exact_sum_async(ExactSumBucket bucket) = 0;
+  // In-place sum of `count` bfloat16 values at `data`, asynchronous (--grad-reduce bf16: half the
+  // bytes of a float all-reduce). Every partial sum is rounded to bf16, as NCCL's bf16 all-reduce
+  // does, so the result depends on the reduction's order (fixed for a given world size). The
+  // default throws: a backend without it cannot reduce in bf16.
+  virtual std::unique_ptr<Work> all_reduce_bf16_async(BFloat16* data, std::int64_t count);
   // `count` bytes at `data` from `root` to every rank.
   virtual void broadcast(void* data, std::int64_t count_bytes, int root) = 0;
   // Every rank's `local` bytes (any length per rank), in rank order.

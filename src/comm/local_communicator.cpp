@@ -73,6 +73,11 @@ std::unique_ptr<Work> LocalCommunicator::all_reduce_async(float* data, std::int6
   return std::make_unique<CompletedWork>();
 }
 
+std::unique_ptr<Work> LocalCommunicator::all_reduce_bf16_async(BFloat16* data, std::int64_t count) {
+  check_buffer("all_reduce_bf16", data, count);
+  return std::make_unique<CompletedWork>();
+}
+
 void LocalCommunicator::all_reduce(double* data, std::int64_t count, ReduceOp /*op*/) {
   check_buffer("all_reduce", data, count);
 }

@@ -18,6 +18,7 @@ class LocalCommunicator final : public Communicator {
 
   using Communicator::all_reduce;
   std::unique_ptr<Work> all_reduce_async(float* data, std::int64_t count, ReduceOp op) override;
+  std::unique_ptr<Work> all_reduce_bf16_async(BFloat16* data, std::int64_t count) override;
   void all_reduce(double* data, std::int64_t count, ReduceOp op) override;
   void all_reduce(std::int64_t* data, std::int64_t count, ReduceOp op) override;
   // Runs at once on the calling thread (the same integers a world of N would sum).

@@ -116,6 +116,33 @@ TEST(Collectives, NativeAllReduceSums) {
   }
 }
 
+// --grad-reduce bf16 (Note [bf16 all-reduce]): sums that bf16 holds exactly come out exactly, on
+// every rank the same bits; a partial sum that bf16 cannot hold is rounded to nearest even.
+TEST(Collectives, AllReduceBf16SumsAndRoundsEachPartialSum) {
+  Communicator& comm = world();
+  const int n = comm.world_size(), r = comm.rank();
+  for (const std::int64_t count : {std::int64_t{1}, std::int64_t{1000}, std::int64_t{100003}}) {
+    std::vector<BFloat16> data(static_cast<std::size_t>(count));
+    for (std::int64_t i = 0; i < count; ++i) {
+      data[static_cast<std::size_t>(i)] = to_bf16(static_cast<float>((r + 1) * (i % 7) - 3));
+    }
+    comm.all_reduce_bf16_async(data.data(), count)->wait();
+    for (std::int64_t i = 0; i < count; ++i) {
+      // sum over ranks of (rank + 1) * (i % 7) - 3: small integers, exact in bf16.
+      const float want = static_cast<float>(n * (n + 1) / 2 * (i % 7) - 3 * n);
+      ASSERT_EQ(to_float(data[static_cast<std::size_t>(i)]), want) << "element " << i;
+    }
+  }
+  if (n == 2) {
+    // 1 + 2^-8 is halfway between bf16's 1 and 1 + 2^-7: to the even 1. 1 + 3 * 2^-9 rounds up.
+    BFloat16 tie[2] = {to_bf16(r == 0 ? 1.0f : 0x1p-8f), to_bf16(r == 0 ? 1.0f : 0x3p-9f)};
+    comm.all_reduce_bf16_async(tie, 2)->wait();
+    EXPECT_EQ(to_float(tie[0]), 1.0f);
+    EXPECT_EQ(to_float(tie[1]), 1.0f + 0x1p-7f);
+  }
+  EXPECT_THROW(comm.all_reduce_bf16_async(nullptr, 4), Error);
+}
+
 TEST(Collectives, AllReduceDouble) {
   Communicator& comm = world();
   const int r = comm.rank(), n = comm.world_size();

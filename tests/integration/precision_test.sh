@@ -9,6 +9,8 @@
 # - resume: bf16 on 2 ranks, 6 steps then 6 more from the checkpoint, is bitwise 12 straight steps
 #   (default mode); fp16 exact, 6 steps on 1 rank then 6 on 2, is bitwise 12 (the loss scale and
 #   its count restored from the checkpoint);
+# - --grad-reduce bf16 on 2 ranks repeats its bits, differs from the fp32 reduction and stays
+#   within 5% of its losses (measured: 1.1% here);
 # - the precision differs from fp32 (the inputs are rounded), and bad settings are refused by name.
 # Usage: precision_test.sh BIN_DIR
 set -euo pipefail
@@ -72,6 +74,36 @@ if same_state "$work/fp16-np1/step-12.h5" "$work/fp16-resumed/step-12.h5" &&
   ok "fp16 resume: 6 steps on 1 rank + 6 on 2 is bitwise 12, the loss scale continued"
 else
   fail "fp16 resume differs (scale $(summary fp16-resumed loss_scale) against $(summary fp16-np1 loss_scale))"
+fi
+
+# --grad-reduce bf16: the gradients cross the wire as bf16 (Note [bf16 gradient reduction]); the
+# run repeats its bits, differs from the fp32 reduction, and stays close to it.
+reduce=(--data "$work/fm.h5" --model mlp --optimizer adamw --lr 0.001 --batch-size 48 --steps 12
+        --train-samples 960 --eval=false --seed 8)
+run reduce-fp32 2 "${reduce[@]}"
+run reduce-bf16 2 "${reduce[@]}" --grad-reduce bf16
+run reduce-bf16-again 2 "${reduce[@]}" --grad-reduce bf16
+bitwise "--grad-reduce bf16 repeats itself" reduce-bf16 reduce-bf16-again
+if [[ $(summary reduce-bf16 grad_reduce) == bf16 ]] &&
+   ! same_state "$work/reduce-fp32/step-12.h5" "$work/reduce-bf16/step-12.h5" &&
+   "$py" - "$work/reduce-fp32.jsonl" "$work/reduce-bf16.jsonl" <<'PY'
+import json, sys
+losses = [[r["loss"] for r in map(json.loads, open(f)) if r.get("event") == "step"] for f in sys.argv[1:]]
+worst = max(abs(a - b) / a for a, b in zip(*losses))
+print(f"  largest relative loss difference, bf16 against fp32 reduction: {worst:.2g} (bound 5e-2)")
+sys.exit(0 if 0 < worst <= 5e-2 else 1)
+PY
+then
+  ok "--grad-reduce bf16 on 2 ranks: rounded gradients, losses within 5% of the fp32 reduction"
+else
+  fail "--grad-reduce bf16: summary $(summary reduce-bf16 grad_reduce), or not close to fp32"
+fi
+if run bad-reduce 1 --expect-failure "${cnn[@]}" --grad-reduce bf16; then
+  fail "--grad-reduce bf16 with --exact was accepted"
+elif grep -q "'grad-reduce = bf16' works with neither exact mode" "$work/bad-reduce.log"; then
+  ok "--grad-reduce bf16 with --exact is refused with the reason"
+else
+  fail "--grad-reduce bf16 with --exact refused without the reason:"; tail -3 "$work/bad-reduce.log"
 fi
 
 if run bad-precision 1 --expect-failure "${plain[@]/bf16/fp8}"; then

@@ -42,6 +42,12 @@ void CommTraits::close(MPI_Comm comm) noexcept {
   }
 }
 
+void OpTraits::close(MPI_Op op) noexcept {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) DPT_MPI_CHECK_LOG(MPI_Op_free(&op));
+}
+
 bool is_running() noexcept {
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);

@@ -40,6 +40,14 @@ struct CommTraits {
 };
 using UniqueComm = UniqueHandle<CommTraits>;
 
+// A user reduction (MPI_Op_create), freed once unless MPI has already been finalised.
+struct OpTraits {
+  using handle_type = MPI_Op;
+  static MPI_Op null() noexcept { return MPI_OP_NULL; }
+  static void close(MPI_Op op) noexcept;
+};
+using UniqueOp = UniqueHandle<OpTraits>;
+
 // A private duplicate of `comm` (its collectives and messages can never match another user's)
 // whose errors are returned, not fatal, so that every DPT_MPI_CHECK sees them. Collective.
 UniqueComm duplicate_returning_errors(MPI_Comm comm);

@@ -630,6 +630,12 @@ std::unique_ptr<Work> NcclCommunicator::all_reduce_async(float* data, std::int64
   return launch_all_reduce(state_, data, count, ncclFloat, "floats", op);
 }
 
+std::unique_ptr<Work> NcclCommunicator::all_reduce_bf16_async(BFloat16* data, std::int64_t count) {
+  check_buffer("all_reduce_bf16", data, count);
+  if (!on_device(data, count)) return host_->all_reduce_bf16_async(data, count);
+  return launch_all_reduce(state_, data, count, ncclBfloat16, "bf16 values", ReduceOp::kSum);
+}
+
 void NcclCommunicator::all_reduce(double* data, std::int64_t count, ReduceOp op) {
   check_buffer("all_reduce", data, count);
   if (!on_device(data, count)) {

@@ -77,6 +77,7 @@ class NcclCommunicator final : public Communicator {
   // the async one, return for the others) are ordered after them: Note [NCCL stream ordering].
   using Communicator::all_reduce;
   std::unique_ptr<Work> all_reduce_async(float* data, std::int64_t count, ReduceOp op) override;
+  std::unique_ptr<Work> all_reduce_bf16_async(BFloat16* data, std::int64_t count) override;
   void all_reduce(double* data, std::int64_t count, ReduceOp op) override;
   void all_reduce(std::int64_t* data, std::int64_t count, ReduceOp op) override;
   // Host shards: the host communicator's. Device shards (the output and every shard in device

@@ -131,6 +131,13 @@ DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataPara
   buckets_.push_back(current);
   if (options.exact_total_shards > 0) set_up_exact();
   set_up_shards();
+  if (options.reduce_bf16) {
+    DPT_CHECK(options.exact_total_shards == 0 && !options.shard_optimizer && options.cast_context,
+              "--grad-reduce bf16: not with exact mode (its sums are fixed point) or --zero 1, and "
+              "it needs the training context");
+    bf16_grads_ = Tensor::empty({model.flat_grads().numel()}, DType::kBF16,
+                                model.flat_grads().device());
+  }
   pending_.assign(buckets_.size(), 0);
   work_.resize(buckets_.size());
   gather_work_.resize(buckets_.size());
@@ -343,6 +350,13 @@ void DataParallel::launch(std::size_t bucket) {
   if (launch_hook_) launch_hook_(bucket);
   const comm::LabelScope label(comm_,
                                {"gradient bucket", static_cast<std::int64_t>(bucket), step_});
+  if (bf16_grads_.defined()) {
+    Tensor narrow = Tensor::view_of(bf16_grads_, b.offset, {b.count});
+    kernels::cast(*options_.cast_context, Tensor::view_of(model_.flat_grads(), b.offset, {b.count}),
+                  narrow);
+    work_[bucket] = comm_.all_reduce_bf16_async(narrow.data<BFloat16>(), b.count);
+    return;
+  }
   if (!exact()) {
     work_[bucket] = sharded() ? comm_.reduce_scatter_async(data, bucket_shard_counts_[bucket],
                                                            comm::ReduceOp::kSum)
@@ -357,6 +371,22 @@ void DataParallel::launch(std::size_t bucket) {
   sum.total_shards = options_.exact_total_shards;
   if (sharded()) sum.owned_counts = bucket_shard_counts_[bucket];
   work_[bucket] = comm_.exact_sum_async(std::move(sum));
+}
+
+// Note [bf16 gradient reduction]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// --grad-reduce bf16 (as PyTorch DDP's bf16 compression hook, DeepSpeed's communication_data_type):
+// launch() casts the bucket's gradients to bf16 (round to nearest even) and all-reduces the bf16
+// copy, half the bytes; finish() widens the result back into the f32 bucket, on the compute stream
+// after its wait on a GPU. Each rank's gradient and every partial sum are rounded to bf16 (Note
+// [bf16 all-reduce] in comm/mpi), so the reduced gradient carries about 3 significant digits;
+// the optimizer, its state and the parameters stay f32. On one rank the gradients are rounded
+// the same way, so a run's numerics do not change with its world size more than fp32's do.
+void DataParallel::widen_bf16(std::size_t bucket) {
+  if (!bf16_grads_.defined()) return;
+  const GradBucket& b = buckets_[bucket];
+  Tensor wide = Tensor::view_of(model_.flat_grads(), b.offset, {b.count});
+  kernels::cast(*options_.cast_context, Tensor::view_of(bf16_grads_, b.offset, {b.count}), wide);
 }
 
 // Note [Device-side finish]
@@ -388,6 +418,7 @@ double DataParallel::finish() {
       fail_bucket(b, e);
     }
     if (!on_device) wait_bucket(b);
+    widen_bf16(b);
   }
   reducing_ = false;
   return waited.elapsed_ms();

@@ -45,6 +45,11 @@ struct DataParallelOptions {
   // buffers, receives the reduced gradients of that range only (a reduce-scatter per bucket) and
   // all-gathers the parameters it updated.
   bool shard_optimizer = false;
+  // --grad-reduce bf16 (Note [bf16 gradient reduction] in data_parallel.cpp): each bucket is cast
+  // to bf16 on `cast_context` (the training context), all-reduced as bf16 and widened back. Not
+  // with exact mode or a sharded optimizer.
+  bool reduce_bf16 = false;
+  const Context* cast_context = nullptr;
 
   // 25 MiB buckets, but a small model (cnn: 350 KB) is still split into about four, whose
   // all-reduces overlap backward, instead of one that can only start when backward has finished.
@@ -174,6 +179,8 @@ class DataParallel {
   void launch(std::size_t bucket);
   // Waits for bucket b's all-reduce on the host and records it; failures go to fail_bucket.
   void wait_bucket(std::size_t b);
+  // --grad-reduce bf16: the reduced bf16 copy of `bucket` back into the f32 gradients.
+  void widen_bf16(std::size_t bucket);
   // Rethrows e with the bucket and the step.
   [[noreturn]] void fail_bucket(std::size_t b, const Error& e);
 
@@ -188,6 +195,7 @@ class DataParallel {
   // Exact mode: one gradient buffer per local shard (the last is the model's own, which receives
   // the sums) and each bucket's chunk starts, relative to the bucket.
   std::vector<Tensor> shard_grads_;
+  Tensor bf16_grads_;  // --grad-reduce bf16: the buckets' bf16 copies, laid out as flat_grads()
   std::vector<std::vector<std::int64_t>> chunk_starts_;
   std::function<void(std::size_t bucket)> launch_hook_;
   // Sharded optimizer: each rank's range, and each bucket's part in each range.

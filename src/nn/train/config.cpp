@@ -226,6 +226,9 @@ const std::vector<Field>& fields() {
             "skipped; doubled after loss-scale-growth-interval steps without)"),
       field("loss-scale-growth-interval", &TrainConfig::loss_scale_growth_interval,
             "fp16: steps without overflow before the loss scale doubles"),
+      field("grad-reduce", &TrainConfig::grad_reduce,
+            "fp32 or bf16: the format of the gradient all-reduce (bf16: half the bytes, each "
+            "rank's gradient and every partial sum rounded to bf16)"),
       field("lr-schedule", &TrainConfig::lr_schedule, "constant, cosine or step"),
       field("warmup-steps", &TrainConfig::warmup_steps, "Linear warm-up steps"),
       field("min-lr", &TrainConfig::min_lr, "cosine: final learning rate"),
@@ -501,6 +504,11 @@ void validate(const TrainConfig& c) {
   DPT_CHECK(c.loss_scale_growth_interval >= 1,
             "config: 'loss-scale-growth-interval' must be >= 1, got ",
             c.loss_scale_growth_interval);
+  DPT_CHECK(c.grad_reduce == "fp32" || c.grad_reduce == "bf16",
+            "config: 'grad-reduce' must be fp32 or bf16, got '", c.grad_reduce, "'");
+  DPT_CHECK(c.grad_reduce == "fp32" || (!c.exact && c.zero == 0),
+            "config: 'grad-reduce = bf16' works with neither exact mode (its gradient sums are "
+            "exact fixed point) nor --zero 1 (a reduce-scatter in fp32)");
   const TrainConfig defaults;
   DPT_CHECK(c.precision == "fp16" || (c.loss_scale == defaults.loss_scale &&
                                       c.loss_scale_growth_interval ==

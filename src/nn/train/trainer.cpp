@@ -132,6 +132,8 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
     ddp.exact_local_shards = static_cast<int>(config_.shards_per_step() / comm_.world_size());
   }
   ddp.shard_optimizer = config_.zero == 1;
+  ddp.reduce_bf16 = config_.grad_reduce == "bf16";
+  ddp.cast_context = &ctx_;
   DPT_CHECK(!ddp.shard_optimizer || !config_.exact || comm_.backend() != "nccl",
             "--zero 1 with --exact: the NCCL communicator's exact sum covers whole buckets only; "
             "run exact mode on GPUs without --zero");
@@ -951,6 +953,7 @@ TrainResult Trainer::run() {
   }
   summary["zero"] = config_.zero;
   summary["precision"] = config_.precision;
+  summary["grad_reduce"] = config_.grad_reduce;
   if (scaler_) {
     summary["loss_scale"] = scaler_->scale();
     summary["overflow_steps"] = scaler_->overflows();
