@@ -142,8 +142,8 @@ void linear_forward(const Context& ctx, const Tensor& x, const Tensor& w, const 
   expect_distinct(op, "x", x, "y", y);
   const float* bias = b.defined() ? b.data<float>() : nullptr;
   if (cpu_native_bf16(ctx, x)) {
-    cpu::linear_forward_bf16(ctx, x.data<BFloat16>(), w.data<BFloat16>(), bias, y.data<float>(),
-                             n, k, m, relu);
+    cpu::linear_forward_bf16(ctx, x.data<BFloat16>(), w.data<BFloat16>(), bias, y.data<float>(), n,
+                             k, m, relu);
     return;
   }
   const Tensor xf = as_f32(ctx, x), wf = as_f32(ctx, w);
@@ -176,8 +176,8 @@ void linear_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
   if (is_cpu(ctx, op)) {
     cpu::linear_backward_data(ctx, dyf.data<float>(), wf.data<float>(), dx.data<float>(), n, k, m);
   } else {
-    DPT_ON_CUDA(cuda::linear_backward_data(ctx, dyf.data<float>(), wf.data<float>(), dx.data<float>(),
-                                           n, k, m));
+    DPT_ON_CUDA(cuda::linear_backward_data(ctx, dyf.data<float>(), wf.data<float>(),
+                                           dx.data<float>(), n, k, m));
   }
 }
 

@@ -131,7 +131,8 @@ Tensor Sequential::forward(const Context& ctx, const Tensor& x, const StepInfo& 
     }
     h = layers_[i]->forward(ctx, h, info);
   }
-  if (info.training) peak_activation_bytes_ = std::max(peak_activation_bytes_, saved_activation_bytes());
+  if (info.training)
+    peak_activation_bytes_ = std::max(peak_activation_bytes_, saved_activation_bytes());
   return h;
 }
 

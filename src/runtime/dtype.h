@@ -17,7 +17,8 @@ constexpr std::size_t size_of(DType dtype) {
   switch (dtype) {
     case DType::kF32: return 4;
     case DType::kBF16: return 2;
-    case DType::kF16: return 2;
+    case DType::kF16:
+      return 2;
     case DType::kI32: return 4;
     case DType::kU8: return 1;
   }
@@ -28,7 +29,8 @@ constexpr std::string_view to_string(DType dtype) {
   switch (dtype) {
     case DType::kF32: return "f32";
     case DType::kBF16: return "bf16";
-    case DType::kF16: return "f16";
+    case DType::kF16:
+      return "f16";
     case DType::kI32: return "i32";
     case DType::kU8: return "u8";
   }
@@ -122,7 +124,8 @@ DPT_HOST_DEVICE float to_float(Float16 value) {
   const std::uint32_t exponent = (bits >> 10) & 0x1fu, fraction = bits & 0x3ffu;
   // Zero or subnormal: fraction * 2^-24, exact in float and a normal float (so FTZ/DAZ do not
   // touch it).
-  const float small = static_cast<float>(static_cast<std::int32_t>(fraction)) * 5.9604644775390625e-8f;
+  const float small =
+      static_cast<float>(static_cast<std::int32_t>(fraction)) * 5.9604644775390625e-8f;
   std::uint32_t small_bits = 0;
   std::memcpy(&small_bits, &small, sizeof small_bits);
   const std::uint32_t wide =
@@ -136,7 +139,10 @@ DPT_HOST_DEVICE float to_float(Float16 value) {
 template <typename T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::kF32; }
 template <> constexpr DType dtype_of<BFloat16>() { return DType::kBF16; }
-template <> constexpr DType dtype_of<Float16>() { return DType::kF16; }
+template <>
+constexpr DType dtype_of<Float16>() {
+  return DType::kF16;
+}
 template <> constexpr DType dtype_of<std::int32_t>() { return DType::kI32; }
 template <> constexpr DType dtype_of<std::uint8_t>() { return DType::kU8; }
 

@@ -23,8 +23,8 @@ SnapshotFence::State::~State() {
   try {
     impl->make_compute_wait();
   } catch (const std::exception& e) {
-    log(LogLevel::kWarning, "a snapshot: ordering the compute stream after its copies failed: ",
-        e.what());
+    log(LogLevel::kWarning,
+        "a snapshot: ordering the compute stream after its copies failed: ", e.what());
   }
 }
 

@@ -25,7 +25,8 @@ class SnapshotFence {
     // Blocks until the copies have arrived in host memory. Any thread may call it.
     virtual void wait_on_host() = 0;
     // Makes work queued later on the compute stream wait for the copies (a stream wait: the
-    // host does not block), then lets go of the sources it kept alive. The training thread calls it.
+    // host does not block), then lets go of the sources it kept alive. The training thread calls
+    // it.
     virtual void make_compute_wait() = 0;
   };
 

@@ -16,15 +16,15 @@
 #include <string>
 #include <vector>
 
+#include "gpu_compare.h"
 #include "kernels/ops.h"
 #include "nn/models.h"
 #include "nn/optim/optimizer.h"
 #include "nn/train/step_loss.h"
 #include "runtime/batch_uploader.h"
 #include "runtime/device_timer.h"
-#include "runtime/host_snapshot.h"
 #include "runtime/error.h"
-#include "gpu_compare.h"
+#include "runtime/host_snapshot.h"
 #include "testing/test_util.h"
 
 namespace dpt::nn {
@@ -255,7 +255,8 @@ TEST(CudaBatchUploader, UploadedBatchesEqualTheHostBatchesWhileTheHostBufferIsRe
   EXPECT_FALSE(on_cpu.upload(x).ready.pending()) << "nothing to wait for on the CPU";
 }
 
-// ---- checkpoint snapshots on a copy stream --------------------------------------------------------
+// ---- checkpoint snapshots on a copy stream
+// --------------------------------------------------------
 
 // Note [Snapshots on a copy stream]: the copies are in pinned memory and hold the values the
 // compute stream had produced when take() was called, though the compute stream overwrites the

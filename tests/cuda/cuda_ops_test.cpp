@@ -4,10 +4,10 @@
 // M=19; 7x5 and 9x11 images; 1, 7, 1023 and 2^20+3 elements), and views starting one element into
 // their storage, so vectorised loads and tails are exercised.
 //   bitwise: cast (every bf16 and fp16 pattern to float; special, boundary and random floats to
-//     both formats) and round_to_format, relu, dropout (mask and output, first_sample != 0 and above 2^32), scale, axpy,
-//     find_nonfinite (the index), hash_bits, max
-//     pooling forward (with ties) and backward (dyadic gradients, whose sums are exact in any
-//     order, so the routing to the argmax is compared exactly; random gradients within 1e-6);
+//     both formats) and round_to_format, relu, dropout (mask and output, first_sample != 0 and
+//     above 2^32), scale, axpy, find_nonfinite (the index), hash_bits, max pooling forward (with
+//     ties) and backward (dyadic gradients, whose sums are exact in any order, so the routing to
+//     the argmax is compared exactly; random gradients within 1e-6);
 //   1e-6 relative: sgd (momentum, dampening, nesterov, weight decay, grad_scale, first step both
 //     ways), adamw (step 1 and 1000), dlogits;
 //   1e-9 relative: softmax cross-entropy loss sum (and `correct` equal, including tied logits);

@@ -67,8 +67,9 @@ const Format kF16{DType::kF16, 10, 5};
 std::uint32_t reference_to_float(const Format& f, std::uint16_t h) {
   const std::uint32_t sign = static_cast<std::uint32_t>(h >> 15) << 31;
   if ((h & 0x7fffu) >= f.inf_bits()) {
-    return sign | 0x7f800000u | (static_cast<std::uint32_t>(h & ((1u << f.fraction_bits) - 1u))
-                                 << (23 - f.fraction_bits));
+    return sign | 0x7f800000u |
+           (static_cast<std::uint32_t>(h & ((1u << f.fraction_bits) - 1u))
+            << (23 - f.fraction_bits));
   }
   return bits_of(static_cast<float>(f.value(h)));  // exact: every half value is a float
 }
@@ -92,12 +93,16 @@ std::uint16_t reference_to_half(const Format& f, float x, bool* tie = nullptr) {
   std::uint16_t lo = 0, hi = max_finite;  // largest pattern whose value <= a
   while (lo < hi) {
     const std::uint16_t mid = static_cast<std::uint16_t>((lo + hi + 1) / 2);
-    if (f.value(mid) <= a) lo = mid; else hi = static_cast<std::uint16_t>(mid - 1);
+    if (f.value(mid) <= a)
+      lo = mid;
+    else
+      hi = static_cast<std::uint16_t>(mid - 1);
   }
   std::uint16_t best = lo;
   if (lo < max_finite) {
     const double below = a - f.value(lo), above = f.value(static_cast<std::uint16_t>(lo + 1)) - a;
-    if (above < below || (above == below && (lo & 1u) != 0)) best = static_cast<std::uint16_t>(lo + 1);
+    if (above < below || (above == below && (lo & 1u) != 0))
+      best = static_cast<std::uint16_t>(lo + 1);
     if (tie != nullptr) *tie = above == below;
   }
   return static_cast<std::uint16_t>(sign | best);
@@ -118,14 +123,14 @@ std::vector<float> probe_floats(const Format& f) {
   const std::uint16_t max_finite = static_cast<std::uint16_t>(f.inf_bits() - 1);
   for (std::uint32_t h = 0; h <= max_finite; ++h) {
     const double v = f.value(static_cast<std::uint16_t>(h));
-    const double next = h < max_finite ? f.value(static_cast<std::uint16_t>(h + 1))
-                                       : std::ldexp(1.0, f.bias() + 1);
+    const double next =
+        h < max_finite ? f.value(static_cast<std::uint16_t>(h + 1)) : std::ldexp(1.0, f.bias() + 1);
     add(v);
     add((v + next) / 2);  // exact in float for both formats
   }
-  for (const std::uint32_t u :
-       {0x7f800000u, 0x7fc00000u, 0x7f800001u, 0x7fbfffffu, 0x7fe01234u, 0x7fffffffu, 0x00000001u,
-        0x007fffffu, 0x00400000u, 0x7f7fffffu, 0x33000000u, 0x33000001u, 0x477ff000u, 0x477fefffu}) {
+  for (const std::uint32_t u : {0x7f800000u, 0x7fc00000u, 0x7f800001u, 0x7fbfffffu, 0x7fe01234u,
+                                0x7fffffffu, 0x00000001u, 0x007fffffu, 0x00400000u, 0x7f7fffffu,
+                                0x33000000u, 0x33000001u, 0x477ff000u, 0x477fefffu}) {
     out.push_back(float_of(u));
     out.push_back(float_of(u | 0x80000000u));
   }
@@ -169,8 +174,8 @@ TEST_P(Cast, FloatToHalfRoundsToNearestEvenEverywhere) {
     for (std::int64_t i = 0; i < n; ++i) {
       bool tie = false;
       const std::uint16_t want = reference_to_half(f, probes[i], &tie);
-      ASSERT_EQ(got[i], want) << "float 0x" << std::hex << bits_of(probes[i]) << " ("
-                              << probes[i] << ")";
+      ASSERT_EQ(got[i], want) << "float 0x" << std::hex << bits_of(probes[i]) << " (" << probes[i]
+                              << ")";
       ASSERT_EQ(bits_of(rounded.data<float>()[i]), reference_to_float(f, want))
           << "round_to_format of float 0x" << std::hex << bits_of(probes[i]);
       overflows += (want & 0x7fffu) == f.inf_bits() && std::isfinite(probes[i]);
@@ -201,12 +206,15 @@ INSTANTIATE_TEST_SUITE_P(Threads, Cast, ::testing::Values(1, 2));
 
 TEST(CastErrors, NameTheOpAndTheDtypes) {
   const Context ctx = Context::create(Device::cpu());
-  Tensor f = Tensor::empty({4}), b = Tensor::empty({4}, DType::kBF16), h = Tensor::empty({4}, DType::kF16);
+  Tensor f = Tensor::empty({4}), b = Tensor::empty({4}, DType::kBF16),
+         h = Tensor::empty({4}, DType::kF16);
   Tensor i = Tensor::empty({4}, DType::kI32), short_b = Tensor::empty({3}, DType::kBF16);
-  expect_error([&] { cast(ctx, b, h); }, {"cast: converts f32 to bf16 or f16 and back, not bf16 to f16"});
+  expect_error([&] { cast(ctx, b, h); },
+               {"cast: converts f32 to bf16 or f16 and back, not bf16 to f16"});
   expect_error([&] { cast(ctx, f, i); }, {"not f32 to i32"});
   expect_error([&] { cast(ctx, f, short_b); }, {"differ in element count"});
-  expect_error([&] { round_to_format(ctx, f, f, DType::kI32); }, {"rounds to bf16 or f16, not i32"});
+  expect_error([&] { round_to_format(ctx, f, f, DType::kI32); },
+               {"rounds to bf16 or f16, not i32"});
   expect_error([&] { round_to_format(ctx, b, f, DType::kBF16); }, {"x must be f32, found bf16"});
 }
 

@@ -162,7 +162,8 @@ TEST_P(MixedPrecisionLayer, LinearStaysWithinTheFormatsRoundingOfF32) {
       for (int k = 0; k < 300; ++k) {
         magnitude += std::fabs(double{x.data<float>()[n * 300 + k]} * w[m * 300 + k]);
       }
-      const double error = std::fabs(double{y.data<float>()[n * 40 + m]} - y32.data<float>()[n * 40 + m]);
+      const double error =
+          std::fabs(double{y.data<float>()[n * 40 + m]} - y32.data<float>()[n * 40 + m]);
       ASSERT_LE(error, (2 * u + u * u + 1e-6) * magnitude) << "output " << n << "," << m;
       worst = std::max(worst, error / magnitude);
       largest = std::max(largest, std::fabs(double{y.data<float>()[n * 40 + m]}));
@@ -172,13 +173,16 @@ TEST_P(MixedPrecisionLayer, LinearStaysWithinTheFormatsRoundingOfF32) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, MixedPrecisionLayer, ::testing::Values(DType::kBF16, DType::kF16),
-                         [](const auto& param_info) { return std::string(to_string(param_info.param)); });
+                         [](const auto& param_info) {
+                           return std::string(to_string(param_info.param));
+                         });
 
 // The activation memory: a Linear keeps its input (and its weight's cast) in the compute format,
 // its output (for the fused ReLU) in f32; each allocation counted once, parameters not at all.
 TEST(MixedPrecisionMemory, LayersKeepTheirInputsInTheComputeFormat) {
   const Context ctx = Context::create(Device::cpu(), 1);
-  const std::vector<LayerSpec> layers = {{"flatten"}, {"linear", 784, 32}, {"relu"}, {"linear", 32, 10}};
+  const std::vector<LayerSpec> layers = {
+      {"flatten"}, {"linear", 784, 32}, {"relu"}, {"linear", 32, 10}};
   constexpr std::int64_t n = 16;
   std::int64_t peak[3] = {};
   const DType formats[3] = {DType::kF32, DType::kBF16, DType::kF16};
@@ -199,12 +203,14 @@ TEST(MixedPrecisionMemory, LayersKeepTheirInputsInTheComputeFormat) {
   // (also layer 2's input: one allocation) and layer 2's output.
   EXPECT_EQ(peak[0], n * 784 * 4 + n * 32 * 4 + n * 10 * 4);
   // half: both inputs and both weights cast (2 bytes each), the outputs in f32.
-  const std::int64_t half = n * 784 * 2 + 32 * 784 * 2 + n * 32 * 4 + n * 32 * 2 + 10 * 32 * 2 + n * 10 * 4;
+  const std::int64_t half =
+      n * 784 * 2 + 32 * 784 * 2 + n * 32 * 4 + n * 32 * 2 + 10 * 32 * 2 + n * 10 * 4;
   EXPECT_EQ(peak[1], half);
   EXPECT_EQ(peak[2], half);
 }
 
-// ---- the loss scale ------------------------------------------------------------------------------
+// ---- the loss scale
+// ------------------------------------------------------------------------------
 
 TEST(LossScaler, BacksOffOnOverflowAndGrowsAfterTheIntervalAsGradScaler) {
   LossScaler s(65536.0, 3);
@@ -230,7 +236,8 @@ TEST(LossScaler, BacksOffOnOverflowAndGrowsAfterTheIntervalAsGradScaler) {
   test::expect_error([] { LossScaler(100.0, 5); }, {"--loss-scale", "power of two"});
 }
 
-// ---- through the trainer -------------------------------------------------------------------------
+// ---- through the trainer
+// -------------------------------------------------------------------------
 
 class LossScaling : public ::testing::Test {
  protected:

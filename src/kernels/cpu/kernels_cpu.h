@@ -24,8 +24,8 @@ void linear_backward_weights(const Context& ctx, const float* x, const float* dy
 bool native_bf16_gemm();
 void linear_forward_bf16(const Context& ctx, const BFloat16* x, const BFloat16* w, const float* b,
                          float* y, std::int64_t n, std::int64_t k, std::int64_t m, bool relu);
-void linear_backward_data_bf16(const Context& ctx, const BFloat16* dy, const BFloat16* w,
-                               float* dx, std::int64_t n, std::int64_t k, std::int64_t m);
+void linear_backward_data_bf16(const Context& ctx, const BFloat16* dy, const BFloat16* w, float* dx,
+                               std::int64_t n, std::int64_t k, std::int64_t m);
 void linear_backward_weights_bf16(const Context& ctx, const BFloat16* x, const BFloat16* dy,
                                   float* dw, float* db, std::int64_t n, std::int64_t k,
                                   std::int64_t m, bool accumulate);

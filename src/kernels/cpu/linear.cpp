@@ -6,13 +6,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 #include <type_traits>
-#include <cstdint>
-#include <string>
-#include <utility>
 #include <unordered_map>
+#include <utility>
 
 #include "kernels/cpu/backend_state.h"
 #include "kernels/cpu/gemm_choice.h"
@@ -214,15 +214,15 @@ void linear_forward_bf16(const Context& ctx, const BFloat16* x, const BFloat16* 
                          float* y, std::int64_t n, std::int64_t k, std::int64_t m, bool relu) {
   CpuBackendState& st = state_of(ctx);
   const memory::desc bias_md = matrix(1, m);
-  Matmul& e = cached_matmul(
-      st, detail::str("linear_fwd_bf16:", n, ',', k, ',', m, ';', b != nullptr, relu),
-      "linear_forward", matrix(n, k, false, kBF16), matrix(k, m, true, kBF16),
-      b ? &bias_md : nullptr, matrix(n, m), relu, false);
+  Matmul& e =
+      cached_matmul(st, detail::str("linear_fwd_bf16:", n, ',', k, ',', m, ';', b != nullptr, relu),
+                    "linear_forward", matrix(n, k, false, kBF16), matrix(k, m, true, kBF16),
+                    b ? &bias_md : nullptr, matrix(n, m), relu, false);
   run(st, "linear_forward", e, x, w, b, y);
 }
 
-void linear_backward_data_bf16(const Context& ctx, const BFloat16* dy, const BFloat16* w,
-                               float* dx, std::int64_t n, std::int64_t k, std::int64_t m) {
+void linear_backward_data_bf16(const Context& ctx, const BFloat16* dy, const BFloat16* w, float* dx,
+                               std::int64_t n, std::int64_t k, std::int64_t m) {
   // dx[n,k] = dy[n,m] * w[m,k]
   CpuBackendState& st = state_of(ctx);
   Matmul& e = cached_matmul(st, detail::str("linear_bwd_data_bf16:", n, ',', k, ',', m),
@@ -236,10 +236,10 @@ void linear_backward_weights_bf16(const Context& ctx, const BFloat16* x, const B
                                   std::int64_t m, bool accumulate) {
   // dw[m,k] (+)= dy^T[m,n] * x[n,k], dy^T read from dy[n,m] with strides.
   CpuBackendState& st = state_of(ctx);
-  Matmul& e = cached_matmul(
-      st, detail::str("linear_bwd_weights_bf16:", n, ',', k, ',', m, ';', accumulate),
-      "linear_backward_weights", matrix(m, n, true, kBF16), matrix(n, k, false, kBF16), nullptr,
-      matrix(m, k), false, accumulate);
+  Matmul& e =
+      cached_matmul(st, detail::str("linear_bwd_weights_bf16:", n, ',', k, ',', m, ';', accumulate),
+                    "linear_backward_weights", matrix(m, n, true, kBF16),
+                    matrix(n, k, false, kBF16), nullptr, matrix(m, k), false, accumulate);
   run(st, "linear_backward_weights", e, dy, x, nullptr, dw);
   if (db != nullptr) bias_gradient(dy, db, n, m, accumulate);
 }

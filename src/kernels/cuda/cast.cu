@@ -52,11 +52,11 @@ void float_to_half(const Context& ctx, const float* x, void* y, DType format, st
 void half_to_float(const Context& ctx, const void* x, DType format, float* y, std::int64_t n) {
   if (n == 0) return;
   if (format == DType::kBF16) {
-    to_float_kernel<<<blocks_for(n), kThreads, 0, stream_of(ctx)>>>(
-        static_cast<const BFloat16*>(x), y, n);
+    to_float_kernel<<<blocks_for(n), kThreads, 0, stream_of(ctx)>>>(static_cast<const BFloat16*>(x),
+                                                                    y, n);
   } else {
-    to_float_kernel<<<blocks_for(n), kThreads, 0, stream_of(ctx)>>>(
-        static_cast<const Float16*>(x), y, n);
+    to_float_kernel<<<blocks_for(n), kThreads, 0, stream_of(ctx)>>>(static_cast<const Float16*>(x),
+                                                                    y, n);
   }
   DPT_CUDA_CHECK_LAUNCH();
 }

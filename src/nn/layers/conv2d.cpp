@@ -45,8 +45,7 @@ void Conv2d::run_backward_weights(const Context& ctx, const Tensor& x, const Ten
   kernels::conv2d_backward_weights(ctx, x, dy, dw, db, params_, accumulate);
 }
 
-void Conv2d::run_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
-                               Tensor& dx) {
+void Conv2d::run_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w, Tensor& dx) {
   kernels::conv2d_backward_data(ctx, dy, w, dx, params_);
 }
 

@@ -44,8 +44,7 @@ void Linear::run_backward_weights(const Context& ctx, const Tensor& x, const Ten
   kernels::linear_backward_weights(ctx, as_rows(x), as_rows(dy), dw, db, accumulate);
 }
 
-void Linear::run_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
-                               Tensor& dx) {
+void Linear::run_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w, Tensor& dx) {
   Tensor dx_rows = as_rows(dx);
   kernels::linear_backward_data(ctx, as_rows(dy), w, dx_rows);
 }

@@ -135,8 +135,8 @@ DataParallel::DataParallel(Sequential& model, comm::Communicator& comm, DataPara
     DPT_CHECK(options.exact_total_shards == 0 && !options.shard_optimizer && options.cast_context,
               "--grad-reduce bf16: not with exact mode (its sums are fixed point) or --zero 1, and "
               "it needs the training context");
-    bf16_grads_ = Tensor::empty({model.flat_grads().numel()}, DType::kBF16,
-                                model.flat_grads().device());
+    bf16_grads_ =
+        Tensor::empty({model.flat_grads().numel()}, DType::kBF16, model.flat_grads().device());
   }
   pending_.assign(buckets_.size(), 0);
   work_.resize(buckets_.size());

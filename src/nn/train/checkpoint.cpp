@@ -81,10 +81,10 @@ std::string layers_to_json(const std::vector<LayerSpec>& layers) {
 }
 
 CheckpointSnapshot take_checkpoint_snapshot(const TrainConfig& config,
-                                            const std::vector<LayerSpec>& layers,
-                                            Sequential& model, Optimizer& optimizer,
-                                            double next_lr, const TrainPosition& position,
-                                            int world_size, HostSnapshotter& snapshotter,
+                                            const std::vector<LayerSpec>& layers, Sequential& model,
+                                            Optimizer& optimizer, double next_lr,
+                                            const TrainPosition& position, int world_size,
+                                            HostSnapshotter& snapshotter,
                                             const std::vector<Tensor>& full_slots) {
   io::CheckpointState s;
   s.step = position.step;
@@ -139,9 +139,8 @@ io::CheckpointState capture_checkpoint(const TrainConfig& config,
                                        const TrainPosition& position, int world_size,
                                        const std::vector<Tensor>& full_slots, bool check_finite) {
   HostSnapshotter snapshotter(model.flat_params().device());
-  CheckpointSnapshot snapshot =
-      take_checkpoint_snapshot(config, layers, model, optimizer, next_lr, position, world_size,
-                               snapshotter, full_slots);
+  CheckpointSnapshot snapshot = take_checkpoint_snapshot(
+      config, layers, model, optimizer, next_lr, position, world_size, snapshotter, full_slots);
   snapshot.fence.wait_on_host();
   snapshot.fence.order_compute_after();
   if (check_finite) check_checkpoint_finite(snapshot.state);

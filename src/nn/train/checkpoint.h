@@ -37,10 +37,10 @@ struct CheckpointSnapshot {
 // gathered from every rank (its own slots hold one rank's range only). Not checked for NaN/Inf:
 // the copies may not have arrived (check_checkpoint_finite, after the fence's host wait).
 CheckpointSnapshot take_checkpoint_snapshot(const TrainConfig& config,
-                                            const std::vector<LayerSpec>& layers,
-                                            Sequential& model, Optimizer& optimizer,
-                                            double next_lr, const TrainPosition& position,
-                                            int world_size, HostSnapshotter& snapshotter,
+                                            const std::vector<LayerSpec>& layers, Sequential& model,
+                                            Optimizer& optimizer, double next_lr,
+                                            const TrainPosition& position, int world_size,
+                                            HostSnapshotter& snapshotter,
                                             const std::vector<Tensor>& full_slots = {});
 
 // The same, complete on return: the copies have arrived and sources may be overwritten.

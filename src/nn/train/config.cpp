@@ -510,11 +510,12 @@ void validate(const TrainConfig& c) {
             "config: 'grad-reduce = bf16' works with neither exact mode (its gradient sums are "
             "exact fixed point) nor --zero 1 (a reduce-scatter in fp32)");
   const TrainConfig defaults;
-  DPT_CHECK(c.precision == "fp16" || (c.loss_scale == defaults.loss_scale &&
-                                      c.loss_scale_growth_interval ==
-                                          defaults.loss_scale_growth_interval),
+  DPT_CHECK(c.precision == "fp16" ||
+                (c.loss_scale == defaults.loss_scale &&
+                 c.loss_scale_growth_interval == defaults.loss_scale_growth_interval),
             "config: 'loss-scale' and 'loss-scale-growth-interval' apply to precision fp16 only "
-            "(bf16 has fp32's range and needs no scaling), precision is ", c.precision);
+            "(bf16 has fp32's range and needs no scaling), precision is ",
+            c.precision);
   DPT_CHECK(c.lr_schedule == "constant" || c.lr_schedule == "cosine" || c.lr_schedule == "step",
             "config: 'lr-schedule' must be constant, cosine or step, got '", c.lr_schedule, "'");
   DPT_CHECK(c.warmup_steps >= 0, "config: 'warmup-steps' must be >= 0, got ", c.warmup_steps);

@@ -71,10 +71,10 @@ struct TrainConfig {
   double eps = 1e-8;
   double clip_grad_norm = 0.0;      // > 0: clip the global gradient norm
   // mixed precision (Note [Mixed precision in layers], Note [Loss scaling])
-  std::string precision = "fp32";   // fp32 | bf16 | fp16: the format of GEMM/convolution inputs
-  double loss_scale = 65536.0;      // fp16: the first loss scale (PyTorch GradScaler's init_scale)
+  std::string precision = "fp32";  // fp32 | bf16 | fp16: the format of GEMM/convolution inputs
+  double loss_scale = 65536.0;     // fp16: the first loss scale (PyTorch GradScaler's init_scale)
   std::int64_t loss_scale_growth_interval = 2000;  // fp16: steps without overflow before x2
-  std::string grad_reduce = "fp32";  // fp32 | bf16: the format gradients are all-reduced in
+  std::string grad_reduce = "fp32";      // fp32 | bf16: the format gradients are all-reduced in
   std::string lr_schedule = "constant";  // constant | cosine | step
   std::int64_t warmup_steps = 0;
   double min_lr = 0.0;              // cosine floor

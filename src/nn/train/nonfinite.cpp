@@ -129,7 +129,8 @@ bool NonfiniteGuard::skip_step(std::int64_t step, bool loss_scaled) {
   if (comm_.world_size() > 1) comm_.all_reduce(counts, 2, comm::ReduceOp::kSum);
   if (counts[0] == 0 && counts[1] == 0) return false;
   if (loss_scaled) {
-    log_rank0(LogLevel::kDebug, "step ", step, ": gradients overflowed under the loss scale: step "
+    log_rank0(LogLevel::kDebug, "step ", step,
+              ": gradients overflowed under the loss scale: step "
               "skipped, scale halved");
     return true;
   }

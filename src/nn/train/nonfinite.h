@@ -34,12 +34,12 @@ class NonfiniteGuard {
   ~NonfiniteGuard();
 
   // After the step's gradients are reduced (ddp.finish()) and before the optimizer, on every rank:
-  // true when the step is to be skipped (policy skip). Throws, with one message on every rank, under
-  // abort or once more than skip_limit steps were skipped; the message names the step, and the
-  // ranks and parameters whose local gradients first held a NaN or Inf. Waits for the all-reduces
-  // (ddp.complete()). loss_scaled (--precision fp16): such a step is an overflow of the loss
-  // scale, skipped whatever the policy, without a warning and not counted against the limit; the
-  // caller backs the scale off (Note [Loss scaling]).
+  // true when the step is to be skipped (policy skip). Throws, with one message on every rank,
+  // under abort or once more than skip_limit steps were skipped; the message names the step, and
+  // the ranks and parameters whose local gradients first held a NaN or Inf. Waits for the
+  // all-reduces (ddp.complete()). loss_scaled (--precision fp16): such a step is an overflow of the
+  // loss scale, skipped whatever the policy, without a warning and not counted against the limit;
+  // the caller backs the scale off (Note [Loss scaling]).
   bool skip_step(std::int64_t step, bool loss_scaled = false);
   std::int64_t skipped() const { return skipped_; }
 

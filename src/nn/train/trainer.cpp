@@ -518,8 +518,9 @@ LossTotals Trainer::train_step(io::Batch& batch, std::int64_t step, StepBreakdow
   // the optimizer applies as it reads them, so it costs no pass of its own.
   const Tensor& grads = model_.flat_grads();
   double grad_scale = 1.0 / static_cast<double>(config_.batch_size * targets);
-  // NaN or Inf on any rank: every rank aborts, or skips the optimizer (Note [Non-finite gradients]);
-  // under fp16 loss scaling an overflow skips the step and halves the scale (Note [Loss scaling]).
+  // NaN or Inf on any rank: every rank aborts, or skips the optimizer (Note [Non-finite
+  // gradients]); under fp16 loss scaling an overflow skips the step and halves the scale (Note
+  // [Loss scaling]).
   step_skipped_ = nonfinite_->skip_step(step, scaler_.has_value());
   step_loss_scale_ = scaler_ ? scaler_->scale() : 1.0;
   if (scaler_) {

@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: MIT
 // runtime/gpu_backend.h for the CUDA build: forwards to the files of runtime/cuda/.
-#include "runtime/gpu_backend.h"
-
 #include "runtime/cuda/batch_uploader_cuda.h"
 #include "runtime/cuda/cuda_device.h"
 #include "runtime/cuda/device_memory.h"
 #include "runtime/cuda/device_timer_cuda.h"
 #include "runtime/cuda/host_snapshot_cuda.h"
+#include "runtime/gpu_backend.h"
 
 namespace dpt::gpu_backend {
 

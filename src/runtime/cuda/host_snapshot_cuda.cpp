@@ -67,9 +67,7 @@ class CudaHostSnapshotter final : public HostSnapshotter::Impl {
   }
 
   // Copies in flight write the pinned block: they end before it can be freed.
-  ~CudaHostSnapshotter() override {
-    DPT_CUDA_CHECK_LOG(cudaStreamSynchronize(copy_stream_.get()));
-  }
+  ~CudaHostSnapshotter() override { DPT_CUDA_CHECK_LOG(cudaStreamSynchronize(copy_stream_.get())); }
 
   HostSnapshot take(const std::vector<Tensor>& sources) override {
     set_current();
