@@ -248,6 +248,11 @@ void conv2d_forward(const Context& ctx, const Tensor& x, const Tensor& w, const 
   expect_shape(op, "y", y, {s.n, s.o, s.oh, s.ow});
   expect_distinct(op, "x", x, "y", y);
   const float* bias = b.defined() ? b.data<float>() : nullptr;
+  if (cpu_native_bf16(ctx, x)) {
+    cpu::conv2d_forward_bf16(ctx, s, x.data<BFloat16>(), w.data<BFloat16>(), bias,
+                             y.data<float>(), relu);
+    return;
+  }
   const Tensor xf = as_f32(ctx, x), wf = as_f32(ctx, w);
   if (is_cpu(ctx, op)) {
     cpu::conv2d_forward(ctx, s, xf.data<float>(), wf.data<float>(), bias, y.data<float>(), relu);
@@ -272,6 +277,11 @@ void conv2d_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
   const ConvShape s = conv_shape(op, dx.shape(), w.shape(), p);
   expect_shape(op, "dy", dy, {s.n, s.o, s.oh, s.ow});
   expect_distinct(op, "dy", dy, "dx", dx);
+  if (cpu_native_bf16(ctx, dy)) {
+    cpu::conv2d_backward_data_bf16(ctx, s, dy.data<BFloat16>(), w.data<BFloat16>(),
+                                   dx.data<float>());
+    return;
+  }
   const Tensor dyf = as_f32(ctx, dy), wf = as_f32(ctx, w);
   if (is_cpu(ctx, op)) {
     cpu::conv2d_backward_data(ctx, s, dyf.data<float>(), wf.data<float>(), dx.data<float>());
@@ -293,6 +303,11 @@ void conv2d_backward_weights(const Context& ctx, const Tensor& x, const Tensor& 
     expect_shape(op, "db", db, {s.o});
   }
   float* bias_grad = db.defined() ? db.data<float>() : nullptr;
+  if (cpu_native_bf16(ctx, x)) {
+    cpu::conv2d_backward_weights_bf16(ctx, s, x.data<BFloat16>(), dy.data<BFloat16>(),
+                                      dw.data<float>(), bias_grad, accumulate);
+    return;
+  }
   const Tensor xf = as_f32(ctx, x), dyf = as_f32(ctx, dy);
   if (is_cpu(ctx, op)) {
     cpu::conv2d_backward_weights(ctx, s, xf.data<float>(), dyf.data<float>(), dw.data<float>(),

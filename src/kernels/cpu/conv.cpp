@@ -2,8 +2,10 @@
 // Convolution forward (bias + ReLU fused), backward-data and backward-weights (+ bias) on oneDNN:
 // cached primitives run on all of the Context's threads, over the batch in cache-sized sample
 // groups (Note [Convolution sample groups]). In thread-invariant mode the work goes to
-// conv_invariant.cpp instead.
+// conv_invariant.cpp instead. The _bf16 entries run the same passes on bf16 inputs (Note [Native
+// bf16 GEMMs] in linear.cpp).
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/cpu/backend_state.h"
 #include "kernels/cpu/conv_primitives.h"
@@ -48,34 +50,72 @@ std::int64_t conv_sample_group(const ConvShape& s) {
   return std::clamp<std::int64_t>(kGroupBytes / std::max<std::int64_t>(per_sample, 1), 1, s.n);
 }
 
-void conv2d_forward(const Context& ctx, const ConvShape& s, const float* x, const float* w,
+namespace {
+
+// The three passes over the batch in sample groups, with inputs of type In (float, or BFloat16
+// for oneDNN's bf16 primitives: Note [Native bf16 GEMMs] in linear.cpp); outputs are float.
+template <typename In>
+void forward_groups(const Context& ctx, const ConvShape& s, const In* x, const In* w,
                     const float* b, float* y, bool relu) {
-  if (ctx.thread_invariant()) return conv2d_forward_invariant(ctx, s, x, w, b, y, relu);
+  constexpr bool bf16 = std::is_same_v<In, BFloat16>;
   CpuBackendState& st = state_of(ctx);
   const bool bias = b != nullptr;
   // Groups of one shape share a primitive: its weights are reordered for the first only.
   const ConvForward* previous = nullptr;
   for_each_group(s, [&](const ConvShape& gs, std::int64_t first) {
-    auto& e = st.cached<ConvForward>(conv_key("conv_fwd", gs, bias * 2 + relu), "conv2d_forward",
-                                     [&] { return make_conv_forward(st.engine(), gs, bias, relu); });
+    auto& e = st.cached<ConvForward>(
+        conv_key("conv_fwd", gs, bias * 2 + relu + bf16 * 4), "conv2d_forward",
+        [&] { return make_conv_forward(st.engine(), gs, bias, relu, bf16); });
     e.run(st.stream(), x + first * s.c * s.h * s.w, w, b, y + first * s.o * s.oh * s.ow,
           &e != previous);
     previous = &e;
   });
 }
 
-void conv2d_backward_data(const Context& ctx, const ConvShape& s, const float* dy, const float* w,
+template <typename In>
+void backward_data_groups(const Context& ctx, const ConvShape& s, const In* dy, const In* w,
                           float* dx) {
-  if (ctx.thread_invariant()) return conv2d_backward_data_invariant(ctx, s, dy, w, dx);
+  constexpr bool bf16 = std::is_same_v<In, BFloat16>;
   CpuBackendState& st = state_of(ctx);
   const ConvBackwardData* previous = nullptr;
   for_each_group(s, [&](const ConvShape& gs, std::int64_t first) {
-    auto& e = st.cached<ConvBackwardData>(conv_key("conv_bwd_data", gs, 0), "conv2d_backward_data",
-                                          [&] { return make_conv_backward_data(st.engine(), gs); });
+    auto& e = st.cached<ConvBackwardData>(
+        conv_key("conv_bwd_data", gs, bf16 * 4), "conv2d_backward_data",
+        [&] { return make_conv_backward_data(st.engine(), gs, bf16); });
     e.run(st.stream(), dy + first * s.o * s.oh * s.ow, w, dx + first * s.c * s.h * s.w,
           &e != previous);
     previous = &e;
   });
+}
+
+template <typename In>
+void backward_weights_groups(const Context& ctx, const ConvShape& s, const In* x, const In* dy,
+                             float* dw, float* db, bool accumulate) {
+  constexpr bool bf16 = std::is_same_v<In, BFloat16>;
+  CpuBackendState& st = state_of(ctx);
+  const bool bias = db != nullptr;
+  // The first group writes (or adds, when the caller accumulates), the others add, in order.
+  for_each_group(s, [&](const ConvShape& gs, std::int64_t first) {
+    const bool add = accumulate || first > 0;
+    auto& e = st.cached<ConvBackwardWeights>(
+        conv_key("conv_bwd_weights", gs, bias * 2 + add + bf16 * 4), "conv2d_backward_weights",
+        [&] { return make_conv_backward_weights(st.engine(), gs, bias, add, bf16); });
+    e.run(st.stream(), s.o, x + first * s.c * s.h * s.w, dy + first * s.o * s.oh * s.ow, dw, db);
+  });
+}
+
+}  // namespace
+
+void conv2d_forward(const Context& ctx, const ConvShape& s, const float* x, const float* w,
+                    const float* b, float* y, bool relu) {
+  if (ctx.thread_invariant()) return conv2d_forward_invariant(ctx, s, x, w, b, y, relu);
+  forward_groups(ctx, s, x, w, b, y, relu);
+}
+
+void conv2d_backward_data(const Context& ctx, const ConvShape& s, const float* dy, const float* w,
+                          float* dx) {
+  if (ctx.thread_invariant()) return conv2d_backward_data_invariant(ctx, s, dy, w, dx);
+  backward_data_groups(ctx, s, dy, w, dx);
 }
 
 void conv2d_backward_weights(const Context& ctx, const ConvShape& s, const float* x,
@@ -83,16 +123,22 @@ void conv2d_backward_weights(const Context& ctx, const ConvShape& s, const float
   if (ctx.thread_invariant()) {
     return conv2d_backward_weights_invariant(ctx, s, x, dy, dw, db, accumulate);
   }
-  CpuBackendState& st = state_of(ctx);
-  const bool bias = db != nullptr;
-  // The first group writes (or adds, when the caller accumulates), the others add, in order.
-  for_each_group(s, [&](const ConvShape& gs, std::int64_t first) {
-    const bool add = accumulate || first > 0;
-    auto& e = st.cached<ConvBackwardWeights>(
-        conv_key("conv_bwd_weights", gs, bias * 2 + add), "conv2d_backward_weights",
-        [&] { return make_conv_backward_weights(st.engine(), gs, bias, add); });
-    e.run(st.stream(), s.o, x + first * s.c * s.h * s.w, dy + first * s.o * s.oh * s.ow, dw, db);
-  });
+  backward_weights_groups(ctx, s, x, dy, dw, db, accumulate);
+}
+
+void conv2d_forward_bf16(const Context& ctx, const ConvShape& s, const BFloat16* x,
+                         const BFloat16* w, const float* b, float* y, bool relu) {
+  forward_groups(ctx, s, x, w, b, y, relu);
+}
+
+void conv2d_backward_data_bf16(const Context& ctx, const ConvShape& s, const BFloat16* dy,
+                               const BFloat16* w, float* dx) {
+  backward_data_groups(ctx, s, dy, w, dx);
+}
+
+void conv2d_backward_weights_bf16(const Context& ctx, const ConvShape& s, const BFloat16* x,
+                                  const BFloat16* dy, float* dw, float* db, bool accumulate) {
+  backward_weights_groups(ctx, s, x, dy, dw, db, accumulate);
 }
 
 }  // namespace dpt::kernels::cpu

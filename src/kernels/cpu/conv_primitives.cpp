@@ -12,37 +12,53 @@ namespace {
 using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 constexpr auto kF32 = dnnl::memory::data_type::f32;
+constexpr auto kBF16 = dnnl::memory::data_type::bf16;
 
+// The descriptors of one shape. The inputs of each pass (src and weights forward, diff_dst and
+// weights for the data gradient, src and diff_dst for the weight gradient) are of the input type,
+// f32 or bf16 (Note [Native bf16 GEMMs] in linear.cpp); outputs, bias and gradients are f32.
 struct ConvDescs {
-  memory::desc src_user, wei_user, bias_user, dst_user;
-  memory::desc src_any, wei_any, dst_any;
+  memory::desc src_user, wei_user, bias_user, dst_user;      // src, wei: input type; dst: f32
+  memory::desc diff_src_user, diff_dst_user, diff_wei_user;  // f32, input type, f32
+  memory::desc src_any, wei_any, dst_any, diff_src_any, diff_dst_any, diff_wei_any;
   memory::dims strides, padding;
 };
 
-ConvDescs conv_descs(const ConvShape& s) {
+ConvDescs conv_descs(const ConvShape& s, bool bf16) {
+  const auto in = bf16 ? kBF16 : kF32;
+  const memory::dims x{s.n, s.c, s.h, s.w}, w{s.o, s.c, s.kh, s.kw}, y{s.n, s.o, s.oh, s.ow};
   ConvDescs d;
-  d.src_user = memory::desc({s.n, s.c, s.h, s.w}, kF32, tag::nchw);
-  d.wei_user = memory::desc({s.o, s.c, s.kh, s.kw}, kF32, tag::oihw);
+  d.src_user = memory::desc(x, in, tag::nchw);
+  d.wei_user = memory::desc(w, in, tag::oihw);
   d.bias_user = memory::desc({s.o}, kF32, tag::x);
-  d.dst_user = memory::desc({s.n, s.o, s.oh, s.ow}, kF32, tag::nchw);
-  d.src_any = memory::desc({s.n, s.c, s.h, s.w}, kF32, tag::any);
-  d.wei_any = memory::desc({s.o, s.c, s.kh, s.kw}, kF32, tag::any);
-  d.dst_any = memory::desc({s.n, s.o, s.oh, s.ow}, kF32, tag::any);
+  d.dst_user = memory::desc(y, kF32, tag::nchw);
+  d.diff_src_user = memory::desc(x, kF32, tag::nchw);
+  d.diff_dst_user = memory::desc(y, in, tag::nchw);
+  d.diff_wei_user = memory::desc(w, kF32, tag::oihw);
+  d.src_any = memory::desc(x, in, tag::any);
+  d.wei_any = memory::desc(w, in, tag::any);
+  d.dst_any = memory::desc(y, kF32, tag::any);
+  d.diff_src_any = memory::desc(x, kF32, tag::any);
+  d.diff_dst_any = memory::desc(y, in, tag::any);
+  d.diff_wei_any = memory::desc(w, kF32, tag::any);
   d.strides = {s.sh, s.sw};
   d.padding = {s.ph, s.pw};
   return d;
 }
 
 // The forward primitive_desc, also the hint the backward primitive_descs require.
+// As the hint of a backward pass, `dst` is the output gradient's type (the forward's output in
+// the input type), else the forward's f32 output.
 dnnl::convolution_forward::primitive_desc forward_pd(dnnl::engine& engine, const ConvDescs& d,
-                                                     bool bias, bool relu) {
+                                                     bool bias, bool relu, bool hint = false) {
+  const memory::desc& dst = hint ? d.diff_dst_any : d.dst_any;
   const auto desc =
       bias ? dnnl::convolution_forward::desc(
                  dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, d.src_any,
-                 d.wei_any, d.bias_user, d.dst_any, d.strides, d.padding, d.padding)
+                 d.wei_any, d.bias_user, dst, d.strides, d.padding, d.padding)
            : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
                                              dnnl::algorithm::convolution_direct, d.src_any,
-                                             d.wei_any, d.dst_any, d.strides, d.padding, d.padding);
+                                             d.wei_any, dst, d.strides, d.padding, d.padding);
   dnnl::primitive_attr attr = base_attr();
   if (relu) {
     dnnl::post_ops po;
@@ -60,9 +76,9 @@ std::string conv_key(const char* op, const ConvShape& s, int flags) {
 }
 
 std::unique_ptr<ConvForward> make_conv_forward(dnnl::engine& engine, const ConvShape& s, bool bias,
-                                               bool relu) {
+                                               bool relu, bool bf16) {
   auto entry = std::make_unique<ConvForward>();
-  const ConvDescs d = conv_descs(s);
+  const ConvDescs d = conv_descs(s, bf16);
   const auto pd = forward_pd(engine, d, bias, relu);
   entry->prim = dnnl::convolution_forward(pd);
   entry->src = Operand::make(engine, d.src_user, pd.src_desc(), true);
@@ -80,7 +96,7 @@ std::unique_ptr<ConvForward> make_conv_forward(dnnl::engine& engine, const ConvS
   return entry;
 }
 
-void ConvForward::run(dnnl::stream& strm, const float* x, const float* w, const float* b, float* y,
+void ConvForward::run(dnnl::stream& strm, const void* x, const void* w, const float* b, float* y,
                       bool reorder_weights) {
   src.bind(x);
   wei.bind(w);
@@ -95,19 +111,19 @@ void ConvForward::run(dnnl::stream& strm, const float* x, const float* w, const 
   });
 }
 
-std::unique_ptr<ConvBackwardData> make_conv_backward_data(dnnl::engine& engine,
-                                                          const ConvShape& s) {
+std::unique_ptr<ConvBackwardData> make_conv_backward_data(dnnl::engine& engine, const ConvShape& s,
+                                                          bool bf16) {
   auto entry = std::make_unique<ConvBackwardData>();
-  const ConvDescs d = conv_descs(s);
-  const auto hint = forward_pd(engine, d, false, false);
-  const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, d.src_any,
-                                                   d.wei_any, d.dst_any, d.strides, d.padding,
-                                                   d.padding);
+  const ConvDescs d = conv_descs(s, bf16);
+  const auto hint = forward_pd(engine, d, false, false, /*hint=*/true);
+  const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct,
+                                                   d.diff_src_any, d.wei_any, d.diff_dst_any,
+                                                   d.strides, d.padding, d.padding);
   const dnnl::convolution_backward_data::primitive_desc pd(desc, base_attr(), engine, hint);
   entry->prim = dnnl::convolution_backward_data(pd);
-  entry->diff_dst = Operand::make(engine, d.dst_user, pd.diff_dst_desc(), true);
+  entry->diff_dst = Operand::make(engine, d.diff_dst_user, pd.diff_dst_desc(), true);
   entry->wei = Operand::make(engine, d.wei_user, pd.weights_desc(), true);
-  entry->diff_src = Operand::make(engine, d.src_user, pd.diff_src_desc(), false);
+  entry->diff_src = Operand::make(engine, d.diff_src_user, pd.diff_src_desc(), false);
   entry->args = {{DNNL_ARG_DIFF_DST, entry->diff_dst.inner},
                  {DNNL_ARG_WEIGHTS, entry->wei.inner},
                  {DNNL_ARG_DIFF_SRC, entry->diff_src.inner}};
@@ -115,7 +131,7 @@ std::unique_ptr<ConvBackwardData> make_conv_backward_data(dnnl::engine& engine,
   return entry;
 }
 
-void ConvBackwardData::run(dnnl::stream& strm, const float* dy, const float* w, float* dx,
+void ConvBackwardData::run(dnnl::stream& strm, const void* dy, const void* w, float* dx,
                            bool reorder_weights) {
   diff_dst.bind(dy);
   wei.bind(w);
@@ -131,17 +147,17 @@ void ConvBackwardData::run(dnnl::stream& strm, const float* dy, const float* w, 
 
 std::unique_ptr<ConvBackwardWeights> make_conv_backward_weights(dnnl::engine& engine,
                                                                 const ConvShape& s, bool bias,
-                                                                bool accumulate) {
+                                                                bool accumulate, bool bf16) {
   auto entry = std::make_unique<ConvBackwardWeights>();
-  const ConvDescs d = conv_descs(s);
-  const auto hint = forward_pd(engine, d, bias, false);
+  const ConvDescs d = conv_descs(s, bf16);
+  const auto hint = forward_pd(engine, d, bias, false, /*hint=*/true);
   auto make_pd = [&](const memory::desc& src_md) {
     const auto desc = bias ? dnnl::convolution_backward_weights::desc(
-                                 dnnl::algorithm::convolution_direct, src_md, d.wei_any,
-                                 d.bias_user, d.dst_any, d.strides, d.padding, d.padding)
+                                 dnnl::algorithm::convolution_direct, src_md, d.diff_wei_any,
+                                 d.bias_user, d.diff_dst_any, d.strides, d.padding, d.padding)
                            : dnnl::convolution_backward_weights::desc(
-                                 dnnl::algorithm::convolution_direct, src_md, d.wei_any, d.dst_any,
-                                 d.strides, d.padding, d.padding);
+                                 dnnl::algorithm::convolution_direct, src_md, d.diff_wei_any,
+                                 d.diff_dst_any, d.strides, d.padding, d.padding);
     return dnnl::convolution_backward_weights::primitive_desc(desc, base_attr(), engine, hint);
   };
   // With fewer than 8 input channels (the first layer) the blocked layout pads channels to 8:
@@ -158,10 +174,11 @@ std::unique_ptr<ConvBackwardWeights> make_conv_backward_weights(dnnl::engine& en
   }();
   entry->prim = dnnl::convolution_backward_weights(pd);
   entry->src = Operand::make(engine, d.src_user, pd.src_desc(), true);
-  entry->diff_dst = Operand::make(engine, d.dst_user, pd.diff_dst_desc(), true);
+  entry->diff_dst = Operand::make(engine, d.diff_dst_user, pd.diff_dst_desc(), true);
   // Backward primitives take no post-ops, so accumulation goes through the output reorder's
   // sum post-op (dw += result) instead of a separate scratch-and-add pass.
-  entry->diff_wei = Operand::make(engine, d.wei_user, pd.diff_weights_desc(), false, accumulate);
+  entry->diff_wei =
+      Operand::make(engine, d.diff_wei_user, pd.diff_weights_desc(), false, accumulate);
   entry->args = {{DNNL_ARG_SRC, entry->src.inner},
                  {DNNL_ARG_DIFF_DST, entry->diff_dst.inner},
                  {DNNL_ARG_DIFF_WEIGHTS, entry->diff_wei.inner}};
@@ -176,7 +193,7 @@ std::unique_ptr<ConvBackwardWeights> make_conv_backward_weights(dnnl::engine& en
   return entry;
 }
 
-void ConvBackwardWeights::run(dnnl::stream& strm, std::int64_t o, const float* x, const float* dy,
+void ConvBackwardWeights::run(dnnl::stream& strm, std::int64_t o, const void* x, const void* dy,
                               float* dw, float* db) {
   src.bind(x);
   diff_dst.bind(dy);

@@ -26,7 +26,8 @@ struct ConvForward : CacheEntry {
 
   // y = conv(x, w) (+ b, ReLU as built). reorder_weights = false reuses the weights already
   // reordered by the previous run (same w within one op call).
-  void run(dnnl::stream& strm, const float* x, const float* w, const float* b, float* y,
+  // x and w of the type the primitive was built for (f32 or bf16).
+  void run(dnnl::stream& strm, const void* x, const void* w, const float* b, float* y,
            bool reorder_weights = true);
 };
 
@@ -35,7 +36,7 @@ struct ConvBackwardData : CacheEntry {
   Operand diff_dst, wei, diff_src;
   std::unordered_map<int, dnnl::memory> args;
 
-  void run(dnnl::stream& strm, const float* dy, const float* w, float* dx,
+  void run(dnnl::stream& strm, const void* dy, const void* w, float* dx,
            bool reorder_weights = true);
 };
 
@@ -48,17 +49,19 @@ struct ConvBackwardWeights : CacheEntry {
   bool has_bias = false, accumulate = false;
 
   // dw (+)= and db (+)= (db only when built with bias) the gradients of this shape's batch.
-  void run(dnnl::stream& strm, std::int64_t o, const float* x, const float* dy, float* dw,
+  void run(dnnl::stream& strm, std::int64_t o, const void* x, const void* dy, float* dw,
            float* db);
 };
 
 // Built for the thread count OpenMP reports now (omp_get_max_threads()): the primitive's work
-// split is fixed at creation.
+// split is fixed at creation. bf16: the inputs of the pass are bf16 (outputs stay f32).
 std::unique_ptr<ConvForward> make_conv_forward(dnnl::engine& engine, const ConvShape& s, bool bias,
-                                               bool relu);
-std::unique_ptr<ConvBackwardData> make_conv_backward_data(dnnl::engine& engine, const ConvShape& s);
+                                               bool relu, bool bf16 = false);
+std::unique_ptr<ConvBackwardData> make_conv_backward_data(dnnl::engine& engine, const ConvShape& s,
+                                                          bool bf16 = false);
 std::unique_ptr<ConvBackwardWeights> make_conv_backward_weights(dnnl::engine& engine,
                                                                 const ConvShape& s, bool bias,
-                                                                bool accumulate);
+                                                                bool accumulate,
+                                                                bool bf16 = false);
 
 }  // namespace dpt::kernels::cpu

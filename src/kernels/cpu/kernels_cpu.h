@@ -19,6 +19,13 @@ void linear_backward_data(const Context& ctx, const float* dy, const float* w, f
 void linear_backward_weights(const Context& ctx, const float* x, const float* dy, float* dw,
                              float* db, std::int64_t n, std::int64_t k, std::int64_t m,
                              bool accumulate);
+// conv.cpp: the three convolution passes on bf16 inputs (f32 outputs), where native_bf16_gemm().
+void conv2d_forward_bf16(const Context& ctx, const ConvShape& s, const BFloat16* x,
+                         const BFloat16* w, const float* b, float* y, bool relu);
+void conv2d_backward_data_bf16(const Context& ctx, const ConvShape& s, const BFloat16* dy,
+                               const BFloat16* w, float* dx);
+void conv2d_backward_weights_bf16(const Context& ctx, const ConvShape& s, const BFloat16* x,
+                                  const BFloat16* dy, float* dw, float* db, bool accumulate);
 // linear.cpp, Note [Native bf16 GEMMs]: true where the CPU multiplies bf16 natively (and
 // DPT_CPU_BF16 is not "emulated"); then the three products on bf16 operands.
 bool native_bf16_gemm();

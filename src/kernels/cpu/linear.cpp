@@ -194,7 +194,8 @@ void linear_backward_weights(const Context& ctx, const float* x, const float* dy
 // ~~~~~~~~~~~~~~~~~~~~~~~~
 // Where the CPU has AVX512_BF16 or AMX, the three products of a Linear layer under --precision
 // bf16 run oneDNN's matmul on the bf16 operands themselves (f32 bias, output and accumulation,
-// the sum post-op for gradient accumulation), instead of widening them to f32 first (Note
+// the sum post-op for gradient accumulation), and a Conv2d's three passes oneDNN's bf16
+// convolutions (conv.cpp; f32 outputs), instead of widening them to f32 first (Note
 // [Mixed-precision operands] in kernels/ops.h): the same products, summed in another order, at
 // the bf16 instructions' speed. Thread-invariant mode keeps the widening path (its f32 kernels
 // fix the order of the sums for every thread count). DPT_CPU_BF16=emulated forces the widening
