@@ -98,28 +98,14 @@ then
 else
   fail "--grad-reduce bf16: summary $(summary reduce-bf16 grad_reduce), or not close to fp32"
 fi
-if run bad-reduce 1 --expect-failure "${cnn[@]}" --grad-reduce bf16; then
-  fail "--grad-reduce bf16 with --exact was accepted"
-elif grep -q "'grad-reduce = bf16' works with neither exact mode" "$work/bad-reduce.log"; then
-  ok "--grad-reduce bf16 with --exact is refused with the reason"
-else
-  fail "--grad-reduce bf16 with --exact refused without the reason:"; tail -3 "$work/bad-reduce.log"
-fi
+refused bad-reduce "--grad-reduce bf16 with --exact" \
+  "'grad-reduce = bf16' works with neither exact mode" "${cnn[@]}" --grad-reduce bf16
 
-if run bad-precision 1 --expect-failure "${plain[@]/bf16/fp8}"; then
-  fail "--precision fp8 was accepted"
-elif grep -q "'precision' must be fp32, bf16 or fp16, got 'fp8'" "$work/bad-precision.log"; then
-  ok "--precision fp8 is refused by name"
-else
-  fail "--precision fp8 refused without naming it:"; tail -3 "$work/bad-precision.log"
-fi
-if run bad-scale 1 --expect-failure "${plain[@]}" --loss-scale 1024; then
-  fail "--loss-scale with bf16 was accepted (it would do nothing)"
-elif grep -q "apply to precision fp16 only" "$work/bad-scale.log"; then
-  ok "--loss-scale with bf16 is refused with the reason"
-else
-  fail "--loss-scale with bf16 refused without the reason:"; tail -3 "$work/bad-scale.log"
-fi
+refused bad-precision "--precision fp8" "'precision' must be fp32, bf16 or fp16, got 'fp8'" \
+  "${plain[@]/bf16/fp8}"
+# With bf16 it would do nothing.
+refused bad-scale "--loss-scale with bf16" "apply to precision fp16 only" "${plain[@]}" \
+  --loss-scale 1024
 
 [ "$failures" = 0 ] || { echo "$failures check(s) failed"; exit 1; }
 echo "precision: all checks passed"

@@ -219,9 +219,8 @@ bool is_run_local_key(const std::string& line) {
 
 TrainPosition Trainer::resume() {
   const comm::LabelScope label(comm_, {"resume", -1, -1});
-  // [0] resumed (0/1), [1] step, [2] epoch, [3] optimizer step count
-  // resumed?, step, epoch, optimizer steps, fp16 loss scale (bits of the double; 0: none), its
-  // growth tracker
+  // [0] resumed (0/1), [1] step, [2] epoch, [3] optimizer step count, [4] the fp16 loss scale
+  // (the bits of its double; 0: none in the checkpoint), [5] its growth tracker
   std::int64_t header[6] = {0, 0, 0, 0, 0, 0};
   // A sharded optimizer: rank 0 reads the whole state into an unsharded optimizer, then
   // scatters each rank's range (the file is the same whatever the sharding).
