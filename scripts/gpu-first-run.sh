@@ -198,15 +198,19 @@ for model in cnn mlp; do
       --device cuda --metrics "$work/$model-cuda.jsonl"
   fi
 done
-# Mixed precision on the GPU: the half-input math (cast kernels, widened operands) and the fp16
-# loss scale; its summary line (samples/s, loss scale, overflow steps) goes into the log.
-for precision in bf16 fp16; do
+# Mixed precision on the GPU: bf16/fp16 GEMMs on cuBLASLt and convolutions on cuDNN, both on
+# tensor cores (Note [Half and TF32 GEMMs], Note [Half convolutions on cuDNN]), the fp16 loss
+# scale, and fp32 under --tf32. Each summary line (samples/s next to the fp32 runs above, loss
+# scale, overflow steps) goes into the log.
+for variant in "mlp bf16" "mlp fp16" "cnn bf16" "cnn fp32 --tf32"; do
+  read -r model precision extra <<<"$variant"
+  name="train-$model-$precision${extra:+-tf32}-cuda"
   if ((cpu_only)); then
-    skip "train-mlp-$precision-cuda" "--cpu-only"
+    skip "$name" "--cpu-only"
   else
-    run_stage "train-mlp-$precision-cuda" 90 "$DPT_KIT/bin/train" "${train_args[@]}" --model mlp \
-      --device cuda --precision "$precision" --metrics "$work/mlp-$precision-cuda.jsonl"
-    tail -1 "$work/mlp-$precision-cuda.jsonl" 2>/dev/null | cut -c1-400 || true
+    run_stage "$name" 90 "$DPT_KIT/bin/train" "${train_args[@]}" --model "$model" \
+      --device cuda --precision "$precision" ${extra:+"$extra"} --metrics "$work/$name.jsonl"
+    tail -1 "$work/$name.jsonl" 2>/dev/null | cut -c1-400 || true
   fi
 done
 

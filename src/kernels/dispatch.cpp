@@ -89,7 +89,9 @@ bool cpu_native_bf16(const Context& ctx, const Tensor& a) {
          !ctx.thread_invariant() && cpu::native_bf16_gemm();
 }
 
-// An operand's values in f32: the tensor itself, or its half values widened (exactly).
+// An operand's values in f32: the tensor itself, or its half values widened (exactly). The CPU's
+// emulation of half GEMMs; a GPU takes half operands as they are (Note [Half and TF32 GEMMs] in
+// cuda/linear.cpp, Note [Half convolutions on cuDNN] in cuda/conv.cpp).
 Tensor as_f32(const Context& ctx, const Tensor& t) {
   if (t.dtype() == DType::kF32) return t;
   Tensor wide = Tensor::empty(t.shape(), DType::kF32, t.device());
@@ -146,13 +148,13 @@ void linear_forward(const Context& ctx, const Tensor& x, const Tensor& w, const 
                              k, m, relu);
     return;
   }
-  const Tensor xf = as_f32(ctx, x), wf = as_f32(ctx, w);
   if (is_cpu(ctx, op)) {
+    const Tensor xf = as_f32(ctx, x), wf = as_f32(ctx, w);
     cpu::linear_forward(ctx, xf.data<float>(), wf.data<float>(), bias, y.data<float>(), n, k, m,
                         relu);
   } else {
-    DPT_ON_CUDA(cuda::linear_forward(ctx, xf.data<float>(), wf.data<float>(), bias, y.data<float>(),
-                                     n, k, m, relu));
+    DPT_ON_CUDA(cuda::linear_forward(ctx, x.dtype(), x.raw_data(), w.raw_data(), bias,
+                                     y.data<float>(), n, k, m, relu));
   }
 }
 
@@ -172,11 +174,11 @@ void linear_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
                                    n, k, m);
     return;
   }
-  const Tensor dyf = as_f32(ctx, dy), wf = as_f32(ctx, w);
   if (is_cpu(ctx, op)) {
+    const Tensor dyf = as_f32(ctx, dy), wf = as_f32(ctx, w);
     cpu::linear_backward_data(ctx, dyf.data<float>(), wf.data<float>(), dx.data<float>(), n, k, m);
   } else {
-    DPT_ON_CUDA(cuda::linear_backward_data(ctx, dyf.data<float>(), wf.data<float>(),
+    DPT_ON_CUDA(cuda::linear_backward_data(ctx, dy.dtype(), dy.raw_data(), w.raw_data(),
                                            dx.data<float>(), n, k, m));
   }
 }
@@ -202,12 +204,12 @@ void linear_backward_weights(const Context& ctx, const Tensor& x, const Tensor& 
                                       dw.data<float>(), bias_grad, n, k, m, accumulate);
     return;
   }
-  const Tensor xf = as_f32(ctx, x), dyf = as_f32(ctx, dy);
   if (is_cpu(ctx, op)) {
+    const Tensor xf = as_f32(ctx, x), dyf = as_f32(ctx, dy);
     cpu::linear_backward_weights(ctx, xf.data<float>(), dyf.data<float>(), dw.data<float>(),
                                  bias_grad, n, k, m, accumulate);
   } else {
-    DPT_ON_CUDA(cuda::linear_backward_weights(ctx, xf.data<float>(), dyf.data<float>(),
+    DPT_ON_CUDA(cuda::linear_backward_weights(ctx, x.dtype(), x.raw_data(), dy.raw_data(),
                                               dw.data<float>(), bias_grad, n, k, m, accumulate));
   }
 }
@@ -253,11 +255,11 @@ void conv2d_forward(const Context& ctx, const Tensor& x, const Tensor& w, const 
                              y.data<float>(), relu);
     return;
   }
-  const Tensor xf = as_f32(ctx, x), wf = as_f32(ctx, w);
   if (is_cpu(ctx, op)) {
+    const Tensor xf = as_f32(ctx, x), wf = as_f32(ctx, w);
     cpu::conv2d_forward(ctx, s, xf.data<float>(), wf.data<float>(), bias, y.data<float>(), relu);
   } else {
-    DPT_ON_CUDA(cuda::conv2d_forward(ctx, s, xf.data<float>(), wf.data<float>(), bias,
+    DPT_ON_CUDA(cuda::conv2d_forward(ctx, s, x.dtype(), x.raw_data(), w.raw_data(), bias,
                                      y.data<float>(), relu));
   }
 }
@@ -282,12 +284,12 @@ void conv2d_backward_data(const Context& ctx, const Tensor& dy, const Tensor& w,
                                    dx.data<float>());
     return;
   }
-  const Tensor dyf = as_f32(ctx, dy), wf = as_f32(ctx, w);
   if (is_cpu(ctx, op)) {
+    const Tensor dyf = as_f32(ctx, dy), wf = as_f32(ctx, w);
     cpu::conv2d_backward_data(ctx, s, dyf.data<float>(), wf.data<float>(), dx.data<float>());
   } else {
-    DPT_ON_CUDA(
-        cuda::conv2d_backward_data(ctx, s, dyf.data<float>(), wf.data<float>(), dx.data<float>()));
+    DPT_ON_CUDA(cuda::conv2d_backward_data(ctx, s, dy.dtype(), dy.raw_data(), w.raw_data(),
+                                           dx.data<float>()));
   }
 }
 
@@ -308,12 +310,12 @@ void conv2d_backward_weights(const Context& ctx, const Tensor& x, const Tensor& 
                                       dw.data<float>(), bias_grad, accumulate);
     return;
   }
-  const Tensor xf = as_f32(ctx, x), dyf = as_f32(ctx, dy);
   if (is_cpu(ctx, op)) {
+    const Tensor xf = as_f32(ctx, x), dyf = as_f32(ctx, dy);
     cpu::conv2d_backward_weights(ctx, s, xf.data<float>(), dyf.data<float>(), dw.data<float>(),
                                  bias_grad, accumulate);
   } else {
-    DPT_ON_CUDA(cuda::conv2d_backward_weights(ctx, s, xf.data<float>(), dyf.data<float>(),
+    DPT_ON_CUDA(cuda::conv2d_backward_weights(ctx, s, x.dtype(), x.raw_data(), dy.raw_data(),
                                               dw.data<float>(), bias_grad, accumulate));
   }
 }

@@ -21,9 +21,10 @@ namespace dpt::kernels {
 // (--precision); outputs, biases and weight gradients are f32 whatever they are, so sums
 // accumulate in f32 as on a GPU's tensor cores. A product of two half values is exact in f32
 // (significands of 8 or 11 bits), so widening the half inputs and running the f32 path computes
-// what a half-input, f32-accumulate GEMM computes, up to the order of its sums: that is what every
-// backend does today (on the CPU it is the emulation the design asks for where the ISA has no
-// bf16; native bf16 kernels keep the same contract).
+// what a half-input, f32-accumulate GEMM computes, up to the order of its sums: the CPU's
+// emulation where the ISA has no bf16. Native kernels keep the contract: oneDNN bf16 on the CPU,
+// cuBLASLt and cuDNN on tensor cores on a GPU, where cuDNN's half convolutions round each result
+// to the format once before it is widened (Note [Half convolutions on cuDNN] in cuda/conv.cpp).
 
 // ---- dense layers ---------------------------------------------------------------------------
 // y[N,M] = x[N,K] * w[M,K]^T + b[M]; then max(y, 0) when relu. b may be undefined (no bias).

@@ -29,4 +29,11 @@ Context Context::create(Device device, int threads) {
   return Context(device, threads);
 }
 
+void Context::set_allow_tf32(bool on) {
+  DPT_CHECK(!on || device_.type == DeviceType::kCuda,
+            "context: TF32 is a GPU tensor-core format; a context on ", to_string(device_),
+            " computes fp32 in fp32 and cannot allow it");
+  allow_tf32_ = on;
+}
+
 }  // namespace dpt

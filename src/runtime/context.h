@@ -33,6 +33,12 @@ class Context {
   // at some cost in speed (docs/design.md, Determinism). Exact training turns it on.
   void set_thread_invariant(bool on) noexcept { thread_invariant_ = on; }
   bool thread_invariant() const noexcept { return thread_invariant_; }
+  // TF32 (off by default): fp32 GEMMs and convolutions on a GPU may round their inputs to TF32
+  // (10-bit significands) on tensor cores, several times faster and about 1e-3 from fp32. Only a
+  // CUDA context has tensor cores: turning it on for a CPU context throws, since no CPU op could
+  // honour it.
+  void set_allow_tf32(bool on);
+  bool allow_tf32() const noexcept { return allow_tf32_; }
 
   // The backend's state, created on first use by the backend itself.
   template <typename State>
@@ -49,6 +55,7 @@ class Context {
   Device device_;
   int threads_ = 1;
   bool thread_invariant_ = false;
+  bool allow_tf32_ = false;
   mutable std::unique_ptr<BackendState> backend_state_;
 };
 

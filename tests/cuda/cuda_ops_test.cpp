@@ -14,6 +14,8 @@
 //   1e-12 relative: sum_squares (both reduce in double);
 //   1e-4 of the largest magnitude: linear and conv forward (bias on/off, ReLU fused on/off),
 //     backward data and weights (accumulate on/off, bias gradient undefined or not).
+// bf16/f16 operands on tensor cores against the CPU's widened math (linear within the sums'
+// order, convolutions within one rounding of each result), and TF32 only with the flag.
 // Outputs start as garbage (123) so that an output the kernel fails to write is caught. Finally:
 // a CPU tensor given to an op on a CUDA context, and the reverse, throw dpt::Error.
 #include <gmock/gmock.h>
@@ -760,6 +762,135 @@ TEST(CudaCast, EveryPatternAndBoundaryFloatGiveTheCpuBits) {
     round_to_format(gpu, up(x), rounded_g, format);
     EXPECT_TRUE(same_bytes(rounded_g, rounded)) << "round_to_format";
   }
+}
+
+// ---- half operands and TF32 on tensor cores ------------------------------------------------------
+// cuBLASLt and cuDNN take bf16/f16 operands as they are (Note [Half and TF32 GEMMs], Note [Half
+// convolutions on cuDNN]); the CPU widens the same half values and sums in f32. Products of half
+// values are exact in f32, so the results differ by the order of the sums, plus, for cuDNN's half
+// convolutions, one rounding of each result to the format (half an ulp: 2^-9 of bf16, 2^-12 of
+// f16, relative).
+
+Tensor in_format(const Context& cpu, const Tensor& t, DType format) {
+  Tensor h = Tensor::empty(t.shape(), format);
+  cast(cpu, t, h);
+  return h;
+}
+
+double rounded_result_rtol(DType format) {
+  return kGemmRtol + (format == DType::kBF16 ? 0x1p-8 : 0x1p-11);
+}
+
+// Every value of t (f32) is a value of `format`.
+bool all_in_format(const Context& cpu, const Tensor& t, DType format) {
+  const Tensor host = t.to(Device::cpu());
+  Tensor rounded = Tensor::empty(host.shape());
+  round_to_format(cpu, host, rounded, format);
+  return std::memcmp(rounded.raw_data(), host.raw_data(), host.size_bytes()) == 0;
+}
+
+class CudaHalfOperands : public CudaOps, public ::testing::WithParamInterface<DType> {};
+
+TEST_P(CudaHalfOperands, LinearOnTensorCoresMatchesTheCpuEmulation) {
+  const DType format = GetParam();
+  for (const LinearCase c : {LinearCase{33, 300, 19}, LinearCase{128, 784, 64}}) {
+    SCOPED_TRACE(::testing::Message() << c);
+    const Tensor x = in_format(cpu_, random_tensor({c.n, c.k}, 61), format);
+    const Tensor w = in_format(cpu_, random_tensor({c.m, c.k}, 62), format);
+    const Tensor dy = in_format(cpu_, random_tensor({c.n, c.m}, 63), format);
+    const Tensor b = random_tensor({c.m}, 64);
+    Tensor y = Tensor::full({c.n, c.m}, 123.0f), yg = up(y);
+    linear_forward(cpu_, x, w, b, y, /*relu=*/true);
+    linear_forward(gpu_, up(x), up(w), up(b), yg, /*relu=*/true);
+    EXPECT_TRUE(close_to_max(yg, y, kGemmRtol)) << "forward";
+
+    Tensor dx = Tensor::full({c.n, c.k}, 123.0f), dxg = up(dx);
+    linear_backward_data(cpu_, dy, w, dx);
+    linear_backward_data(gpu_, up(dy), up(w), dxg);
+    EXPECT_TRUE(close_to_max(dxg, dx, kGemmRtol)) << "backward data";
+
+    const Tensor dw0 = random_tensor({c.m, c.k}, 65), db0 = random_tensor({c.m}, 66);
+    Tensor dw = dw0.clone(), db = db0.clone(), dwg = up(dw0), dbg = up(db0);
+    linear_backward_weights(cpu_, x, dy, dw, db, /*accumulate=*/true);
+    linear_backward_weights(gpu_, up(x), up(dy), dwg, dbg, /*accumulate=*/true);
+    EXPECT_TRUE(close_to_max(dwg, dw, kGemmRtol)) << "backward weights";
+    EXPECT_TRUE(close_to_max(dbg, db, 1e-6)) << "bias gradient of a half dy";
+  }
+}
+
+TEST_P(CudaHalfOperands, ConvOnTensorCoresMatchesTheCpuEmulationUpToOneRounding) {
+  const DType format = GetParam();
+  for (const ConvCase cc : {ConvCase{3, 5, 9, 11, 4, 3, 2, 1}, ConvCase{4, 32, 14, 14, 64, 3, 1, 1}}) {
+    SCOPED_TRACE(::testing::Message() << cc);
+    const Conv2dParams p{cc.stride, cc.stride, cc.pad, cc.pad};
+    const Shape xs{cc.n, cc.c, cc.h, cc.w}, ws{cc.o, cc.c, cc.k, cc.k};
+    const Shape ys = conv2d_output_shape(xs, ws, p);
+    const Tensor x = in_format(cpu_, random_tensor(xs, 71), format);
+    const Tensor w = in_format(cpu_, random_tensor(ws, 72), format);
+    const Tensor dy = in_format(cpu_, random_tensor(ys, 73), format);
+    const Tensor b = random_tensor({cc.o}, 74);
+    {
+      Tensor y = Tensor::full(ys, 123.0f), yg = up(y);
+      conv2d_forward(cpu_, x, w, Tensor(), y, p, /*relu=*/false);
+      conv2d_forward(gpu_, up(x), up(w), Tensor(), yg, p, /*relu=*/false);
+      EXPECT_TRUE(close_to_max(yg, y, rounded_result_rtol(format))) << "forward";
+      EXPECT_TRUE(all_in_format(cpu_, yg, format)) << "cuDNN's half result, widened";
+    }
+    {
+      Tensor y = Tensor::full(ys, 123.0f), yg = up(y);
+      conv2d_forward(cpu_, x, w, b, y, p, /*relu=*/true);
+      conv2d_forward(gpu_, up(x), up(w), up(b), yg, p, /*relu=*/true);
+      EXPECT_TRUE(close_to_max(yg, y, rounded_result_rtol(format))) << "forward, bias and ReLU";
+    }
+    Tensor dx = Tensor::full(xs, 123.0f), dxg = up(dx);
+    conv2d_backward_data(cpu_, dy, w, dx, p);
+    conv2d_backward_data(gpu_, up(dy), up(w), dxg, p);
+    EXPECT_TRUE(close_to_max(dxg, dx, rounded_result_rtol(format))) << "backward data";
+
+    for (const bool accumulate : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "accumulate=" << accumulate);
+      const Tensor dw0 = random_tensor(ws, 75), db0 = random_tensor({cc.o}, 76);
+      Tensor dw = dw0.clone(), db = db0.clone(), dwg = up(dw0), dbg = up(db0);
+      conv2d_backward_weights(cpu_, x, dy, dw, db, p, accumulate);
+      conv2d_backward_weights(gpu_, up(x), up(dy), dwg, dbg, p, accumulate);
+      EXPECT_TRUE(close_to_max(dwg, dw, rounded_result_rtol(format))) << "backward weights";
+      EXPECT_TRUE(close_to_max(dbg, db, 1e-5)) << "bias gradient of a half dy";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, CudaHalfOperands, ::testing::Values(DType::kBF16, DType::kF16),
+                         [](const ::testing::TestParamInfo<DType>& param) {
+                           return std::string(to_string(param.param));
+                         });
+
+// TF32 inputs have 10-bit significands: each product is within about 2^-10 relative, the sums
+// within a few 1e-3 of the largest magnitude. Without the flag the same context type stays at
+// fp32's 1e-4 (CudaLinear, CudaConv), and the flag must change the bits: a TF32 switch that
+// silently ran fp32 would pass a tolerance alone.
+constexpr double kTf32Rtol = 5e-3;
+
+TEST_F(CudaOps, Tf32RunsFp32GemmsAndConvolutionsOnTensorCoresOnlyWhenAllowed) {
+  Context tf32 = Context::create(kGpu);
+  tf32.set_allow_tf32(true);
+  ASSERT_TRUE(tf32.allow_tf32());
+  const Tensor x = random_tensor({128, 784}, 81), w = random_tensor({64, 784}, 82);
+  Tensor y = Tensor::empty({128, 64}), y32 = Tensor::empty({128, 64}, DType::kF32, kGpu);
+  Tensor ytf = Tensor::empty({128, 64}, DType::kF32, kGpu);
+  linear_forward(cpu_, x, w, Tensor(), y, false);
+  linear_forward(gpu_, up(x), up(w), Tensor(), y32, false);
+  linear_forward(tf32, up(x), up(w), Tensor(), ytf, false);
+  EXPECT_TRUE(close_to_max(y32, y, kGemmRtol)) << "fp32 without the flag";
+  EXPECT_TRUE(close_to_max(ytf, y, kTf32Rtol)) << "TF32";
+  EXPECT_FALSE(same_bytes(ytf, y32.to(Device::cpu()))) << "--tf32 changed nothing";
+
+  const Conv2dParams p{1, 1, 1, 1};
+  const Tensor cx = random_tensor({4, 32, 14, 14}, 83), cw = random_tensor({64, 32, 3, 3}, 84);
+  const Shape ys = conv2d_output_shape(cx.shape(), cw.shape(), p);
+  Tensor cy = Tensor::empty(ys), cytf = Tensor::empty(ys, DType::kF32, kGpu);
+  conv2d_forward(cpu_, cx, cw, Tensor(), cy, p, false);
+  conv2d_forward(tf32, up(cx), up(cw), Tensor(), cytf, p, false);
+  EXPECT_TRUE(close_to_max(cytf, cy, kTf32Rtol)) << "TF32 convolution";
 }
 
 }  // namespace

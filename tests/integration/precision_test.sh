@@ -11,7 +11,8 @@
 #   its count restored from the checkpoint);
 # - --grad-reduce bf16 on 2 ranks repeats its bits, differs from the fp32 reduction and stays
 #   within 5% of its losses (measured: 1.1% here);
-# - the precision differs from fp32 (the inputs are rounded), and bad settings are refused by name.
+# - the precision differs from fp32 (the inputs are rounded), and bad settings (--tf32 on the CPU
+#   among them) are refused by name.
 # Usage: precision_test.sh BIN_DIR
 set -euo pipefail
 bin=${1:?usage: precision_test.sh BIN_DIR}
@@ -106,6 +107,9 @@ refused bad-precision "--precision fp8" "'precision' must be fp32, bf16 or fp16,
 # With bf16 it would do nothing.
 refused bad-scale "--loss-scale with bf16" "apply to precision fp16 only" "${plain[@]}" \
   --loss-scale 1024
+# The CPU has no TF32: the flag would change nothing there.
+refused tf32-on-cpu "--tf32 on the CPU" "has no TF32: drop --tf32 or run on a GPU" \
+  "${plain[@]}" --device cpu --tf32
 
 [ "$failures" = 0 ] || { echo "$failures check(s) failed"; exit 1; }
 echo "precision: all checks passed"

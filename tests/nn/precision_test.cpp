@@ -357,5 +357,17 @@ TEST_F(LossScaling, ResumeContinuesTheScaleAndItsCountExactly) {
   }
 }
 
+// --tf32 reaches the kernels through the Context (Context::allow_tf32): a Trainer whose config and
+// Context disagree would drop the flag silently, so it refuses to start; a CPU Context cannot
+// allow TF32 at all (device_test), and `train --tf32` on the CPU is refused by name
+// (precision_test.sh).
+TEST_F(LossScaling, Tf32FlagAndContextMustAgree) {
+  TrainConfig c = config("tf32");
+  c.precision = "fp32";
+  c.tf32 = true;
+  test::expect_error([&] { Trainer t(c, ctx_, *world_); },
+                     {"'tf32' is on", "does not allow", "would be ignored"});
+}
+
 }  // namespace
 }  // namespace dpt::nn

@@ -228,6 +228,19 @@ TEST(Device, CpuContextAndActivationNeedNoGpu) {
   EXPECT_EQ(ctx.device(), Device::cpu());
 }
 
+// TF32 is a GPU tensor-core format: a CPU context cannot honour it, so allowing it there throws
+// (a flag that a backend would silently ignore), and refusing it is always fine.
+TEST(Device, Tf32IsRefusedOnACpuContext) {
+  Context ctx = Context::create(Device::cpu(), 1);
+  EXPECT_FALSE(ctx.allow_tf32());
+  const Error error = error_of([&] { ctx.set_allow_tf32(true); });
+  EXPECT_NE(std::string(error.what()).find("TF32"), std::string::npos) << error.what();
+  EXPECT_NE(std::string(error.what()).find("cpu"), std::string::npos) << error.what();
+  EXPECT_FALSE(ctx.allow_tf32());
+  ctx.set_allow_tf32(false);
+  EXPECT_FALSE(ctx.allow_tf32());
+}
+
 TEST(Device, CudaTensorsAndContextsWithoutAGpuAreDptErrors) {
   if (has_gpu()) GTEST_SKIP() << "a GPU is visible here";
   // CPU-only build: "not built into this binary"; CUDA build on a machine without a GPU: what

@@ -7,9 +7,16 @@
 #include "kernels/cuda/grid.cuh"
 #include "kernels/cuda/launch.h"
 #include "kernels/elementwise_math.h"
+#include "runtime/check.h"
+#include "runtime/dtype.h"
 
 namespace dpt::kernels::cuda {
 namespace {
+
+// A gradient value in f32: itself, or a half value widened exactly.
+__device__ inline float widen(float v) { return v; }
+__device__ inline float widen(BFloat16 v) { return to_float(v); }
+__device__ inline float widen(Float16 v) { return to_float(v); }
 
 __global__ void bias_act_kernel(float* y, const float* b, std::int64_t total, std::int64_t c,
                                 std::int64_t hw, bool relu) {
@@ -21,11 +28,12 @@ __global__ void bias_act_kernel(float* y, const float* b, std::int64_t total, st
 }
 
 // One thread per column j; rows in order, as the CPU loop adds them (coalesced across j).
-__global__ void bias_grad_rows_kernel(const float* dy, float* db, std::int64_t n, std::int64_t m,
+template <class T>
+__global__ void bias_grad_rows_kernel(const T* dy, float* db, std::int64_t n, std::int64_t m,
                                       bool accumulate) {
   for (std::int64_t j = grid_start(); j < m; j += grid_stride()) {
     float sum = accumulate ? db[j] : 0.0f;
-    for (std::int64_t i = 0; i < n; ++i) sum += dy[i * m + j];
+    for (std::int64_t i = 0; i < n; ++i) sum += widen(dy[i * m + j]);
     db[j] = sum;
   }
 }
@@ -33,7 +41,8 @@ __global__ void bias_grad_rows_kernel(const float* dy, float* db, std::int64_t n
 // One block of kThreads per channel: thread t sums elements t, t + kThreads, ... of the channel's
 // n * hw values in order, then a fixed halving tree in shared memory. The order depends only on
 // kThreads (a constant), not on the GPU or the grid.
-__global__ void bias_grad_nchw_kernel(const float* dy, float* db, std::int64_t n, std::int64_t c,
+template <class T>
+__global__ void bias_grad_nchw_kernel(const T* dy, float* db, std::int64_t n, std::int64_t c,
                                       std::int64_t hw, bool accumulate) {
   __shared__ float partial[kThreads];
   const std::int64_t count = n * hw;
@@ -41,7 +50,7 @@ __global__ void bias_grad_nchw_kernel(const float* dy, float* db, std::int64_t n
     float sum = 0.0f;
     for (std::int64_t e = threadIdx.x; e < count; e += kThreads) {
       const std::int64_t img = e / hw, pos = e - img * hw;
-      sum += dy[(img * c + ch) * hw + pos];
+      sum += widen(dy[(img * c + ch) * hw + pos]);
     }
     partial[threadIdx.x] = sum;
     __syncthreads();
@@ -56,6 +65,17 @@ __global__ void bias_grad_nchw_kernel(const float* dy, float* db, std::int64_t n
   }
 }
 
+// Calls launch(p) with dy as a pointer to its element type.
+template <class Launch>
+void with_element_type(const void* dy, DType format, Launch&& launch) {
+  switch (format) {
+    case DType::kF32: launch(static_cast<const float*>(dy)); return;
+    case DType::kBF16: launch(static_cast<const BFloat16*>(dy)); return;
+    case DType::kF16: launch(static_cast<const Float16*>(dy)); return;
+    default: DPT_ASSERT(false && "bias gradient of a non-float dy");
+  }
+}
+
 }  // namespace
 
 void bias_act_nchw(cudaStream_t stream, float* y, const float* b, std::int64_t n, std::int64_t c,
@@ -66,18 +86,22 @@ void bias_act_nchw(cudaStream_t stream, float* y, const float* b, std::int64_t n
   DPT_CUDA_CHECK_LAUNCH();
 }
 
-void bias_grad_rows(cudaStream_t stream, const float* dy, float* db, std::int64_t n, std::int64_t m,
-                    bool accumulate) {
+void bias_grad_rows(cudaStream_t stream, const void* dy, DType format, float* db, std::int64_t n,
+                    std::int64_t m, bool accumulate) {
   if (m == 0) return;
-  bias_grad_rows_kernel<<<blocks_for(m), kThreads, 0, stream>>>(dy, db, n, m, accumulate);
+  with_element_type(dy, format, [&](const auto* values) {
+    bias_grad_rows_kernel<<<blocks_for(m), kThreads, 0, stream>>>(values, db, n, m, accumulate);
+  });
   DPT_CUDA_CHECK_LAUNCH();
 }
 
-void bias_grad_nchw(cudaStream_t stream, const float* dy, float* db, std::int64_t n, std::int64_t c,
-                    std::int64_t hw, bool accumulate) {
+void bias_grad_nchw(cudaStream_t stream, const void* dy, DType format, float* db, std::int64_t n,
+                    std::int64_t c, std::int64_t hw, bool accumulate) {
   if (c == 0) return;
   const auto blocks = static_cast<unsigned>(c < kMaxBlocks ? c : kMaxBlocks);
-  bias_grad_nchw_kernel<<<blocks, kThreads, 0, stream>>>(dy, db, n, c, hw, accumulate);
+  with_element_type(dy, format, [&](const auto* values) {
+    bias_grad_nchw_kernel<<<blocks, kThreads, 0, stream>>>(values, db, n, c, hw, accumulate);
+  });
   DPT_CUDA_CHECK_LAUNCH();
 }
 

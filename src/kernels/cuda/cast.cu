@@ -29,6 +29,19 @@ __global__ void to_float_kernel(const Half* x, float* y, std::int64_t n) {
   for (std::int64_t i = grid_start(); i < n; i += grid_stride()) y[i] = to_float(x[i]);
 }
 
+template <class T>
+__global__ void widen_into_kernel(const T* x, float* y, std::int64_t n, bool accumulate) {
+  for (std::int64_t i = grid_start(); i < n; i += grid_stride()) {
+    float v;
+    if constexpr (std::is_same_v<T, float>) {
+      v = x[i];
+    } else {
+      v = to_float(x[i]);
+    }
+    y[i] = accumulate ? y[i] + v : v;
+  }
+}
+
 __global__ void round_bf16_kernel(const float* x, float* y, std::int64_t n) {
   for (std::int64_t i = grid_start(); i < n; i += grid_stride()) y[i] = to_float(to_bf16(x[i]));
 }
@@ -57,6 +70,23 @@ void half_to_float(const Context& ctx, const void* x, DType format, float* y, st
   } else {
     to_float_kernel<<<blocks_for(n), kThreads, 0, stream_of(ctx)>>>(static_cast<const Float16*>(x),
                                                                     y, n);
+  }
+  DPT_CUDA_CHECK_LAUNCH();
+}
+
+void widen_into(const Context& ctx, const void* x, DType format, float* y, std::int64_t n,
+                bool accumulate) {
+  if (n == 0) return;
+  const cudaStream_t stream = stream_of(ctx);
+  if (format == DType::kBF16) {
+    widen_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const BFloat16*>(x), y,
+                                                              n, accumulate);
+  } else if (format == DType::kF16) {
+    widen_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const Float16*>(x), y,
+                                                              n, accumulate);
+  } else {
+    widen_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const float*>(x), y, n,
+                                                              accumulate);
   }
   DPT_CUDA_CHECK_LAUNCH();
 }

@@ -13,7 +13,22 @@
 // type. The descriptor asks for CUDNN_FMA_MATH: with CUDNN_DEFAULT_MATH cuDNN may run FP32
 // convolutions in TF32 on Ampere and later, 10-bit mantissas, far from the CPU reference. If none
 // passes, the fallback is the implicit-GEMM algorithm of each pass, deterministic and supported for
-// every NCHW FP32 shape.
+// every NCHW FP32 shape. Where tensor cores are allowed (half operands, or fp32 under TF32), step
+// (3) is dropped and the chosen entry's math type is set on the descriptor before its workspace
+// query and before each call: one descriptor serves three passes that may choose differently.
+//
+// Note [Half convolutions on cuDNN]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Under --precision bf16/fp16, x, w and dy are half and the convolutions run in cuDNN's
+// PSEUDO_BFLOAT16 / PSEUDO_HALF configuration: half tensors, f32 compute type (products summed in
+// f32) on tensor cores. The legacy API takes y (and dx, dw) in the inputs' format, so each result
+// is rounded to the format once, into a temporary, and then widened into the f32 output (dw
+// added to the gradient under accumulation); the bias and ReLU follow in f32. Next to the CPU,
+// which keeps f32 results (Note [Mixed-precision operands]), that is one more rounding of each
+// result, relative 2^-8 (bf16) or 2^-11 (f16), the rounding PyTorch's autocast makes on the same
+// convolutions. y and dx lose nothing downstream: the next layer rounds its input, and the
+// previous one its output gradient, to the same format anyway (ReLU and max pooling commute with
+// rounding). The weight gradient is the one result that keeps the extra rounding.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,6 +39,8 @@
 #include "kernels/cuda/launch.h"
 #include "runtime/check.h"
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/dtype.h"
+#include "runtime/tensor.h"
 
 namespace dpt::kernels::cuda {
 namespace {
@@ -31,45 +48,68 @@ namespace {
 struct Algo {
   int algo = 0;  // cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t
   std::size_t workspace_bytes = 0;
+  cudnnMathType_t math = CUDNN_FMA_MATH;  // set on the descriptor before each call
 };
 
 struct ConvPlan : CacheEntry {
   CudnnTensorDesc x, y;
   CudnnFilterDesc w;
   CudnnConvDesc conv;
+  DType operands = DType::kF32;
+  bool tensor_cores = false;  // half operands, or f32 under TF32
   // Chosen on the first call of each pass.
-  std::optional<Algo> fwd, bwd_data, bwd_filter;  // chosen on first use
+  std::optional<Algo> fwd, bwd_data, bwd_filter;
 };
+
+cudnnDataType_t cudnn_type(DType format) {
+  switch (format) {
+    case DType::kF32: return CUDNN_DATA_FLOAT;
+    case DType::kBF16: return CUDNN_DATA_BFLOAT16;
+    case DType::kF16: return CUDNN_DATA_HALF;
+    default: break;
+  }
+  DPT_FAIL_KIND(ErrorKind::kInternal, "cuDNN operands must be f32, bf16 or f16, found ",
+                to_string(format));
+}
 
 int to_int(const char* op, const char* what, std::int64_t v) {
   DPT_CHECK(v >= 0 && v <= INT32_MAX, op, ": ", what, " = ", v, " exceeds cuDNN's int range");
   return static_cast<int>(v);
 }
 
-ConvPlan& plan_for(CudaBackendState& st, const char* op, const ConvShape& s) {
+ConvPlan& plan_for(const Context& ctx, CudaBackendState& st, const char* op, const ConvShape& s,
+                   DType operands) {
+  // Tensor cores: always for half operands (their reason to exist), for f32 only under TF32.
+  const bool tensor_cores = operands != DType::kF32 || ctx.allow_tf32();
   const std::string key = detail::str("conv:", s.n, ',', s.c, ',', s.h, ',', s.w, ';', s.o, ',',
-                                      s.kh, ',', s.kw, ';', s.sh, ',', s.sw, ',', s.ph, ',', s.pw);
+                                      s.kh, ',', s.kw, ';', s.sh, ',', s.sw, ',', s.ph, ',', s.pw,
+                                      ';', static_cast<int>(operands), ',', tensor_cores);
   return st.cached<ConvPlan>(key, [&] {
     auto plan = std::make_unique<ConvPlan>();
+    plan->operands = operands;
+    plan->tensor_cores = tensor_cores;
+    const cudnnDataType_t type = cudnn_type(operands);
     plan->x = make_tensor_desc();
     plan->y = make_tensor_desc();
     plan->w = make_filter_desc();
     plan->conv = make_conv_desc();
-    DPT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->x.get(), CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
+    DPT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->x.get(), CUDNN_TENSOR_NCHW, type,
                                                to_int(op, "N", s.n), to_int(op, "C", s.c),
                                                to_int(op, "H", s.h), to_int(op, "W", s.w)));
-    DPT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->y.get(), CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
+    DPT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->y.get(), CUDNN_TENSOR_NCHW, type,
                                                to_int(op, "N", s.n), to_int(op, "O", s.o),
                                                to_int(op, "OH", s.oh), to_int(op, "OW", s.ow)));
-    DPT_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w.get(), CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW,
+    DPT_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w.get(), type, CUDNN_TENSOR_NCHW,
                                                to_int(op, "O", s.o), to_int(op, "C", s.c),
                                                to_int(op, "KH", s.kh), to_int(op, "KW", s.kw)));
-    // Cross-correlation (no kernel flip), as oneDNN and PyTorch compute "convolution".
+    // Cross-correlation (no kernel flip), as oneDNN and PyTorch compute "convolution"; the
+    // compute type is f32 for every operand format (PSEUDO_HALF / PSEUDO_BFLOAT16 for half).
     DPT_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
         plan->conv.get(), to_int(op, "pad_h", s.ph), to_int(op, "pad_w", s.pw),
         to_int(op, "stride_h", s.sh), to_int(op, "stride_w", s.sw), 1, 1, CUDNN_CROSS_CORRELATION,
         CUDNN_DATA_FLOAT));
-    DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(plan->conv.get(), CUDNN_FMA_MATH));
+    DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(
+        plan->conv.get(), tensor_cores ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
     // cuDNN computes the output size itself; it must agree with ours.
     int dims[4] = {};
     DPT_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(
@@ -93,20 +133,29 @@ constexpr std::size_t kMaxConvWorkspaceBytes = std::size_t{512} << 20;
 // Note [cuDNN algorithm choice]: the first usable entry of `perf`, else `fallback`.
 // workspace(algo, &bytes) queries the workspace size and returns the cuDNN status.
 template <typename Perf, typename AlgoT, typename Workspace>
-Algo choose(bool deterministic, const std::vector<Perf>& perf, AlgoT fallback,
+Algo choose(bool deterministic, const ConvPlan& p, const std::vector<Perf>& perf, AlgoT fallback,
             Workspace&& workspace) {
-  for (const Perf& p : perf) {
-    if (p.status != CUDNN_STATUS_SUCCESS) continue;
-    if (deterministic && p.determinism != CUDNN_DETERMINISTIC) continue;
-    if (tensor_core_math(p.mathType)) continue;
+  for (const Perf& candidate : perf) {
+    if (candidate.status != CUDNN_STATUS_SUCCESS) continue;
+    if (deterministic && candidate.determinism != CUDNN_DETERMINISTIC) continue;
+    if (!p.tensor_cores && tensor_core_math(candidate.mathType)) continue;
+    DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), candidate.mathType));
     std::size_t bytes = 0;
-    if (workspace(p.algo, &bytes) != CUDNN_STATUS_SUCCESS) continue;
+    if (workspace(candidate.algo, &bytes) != CUDNN_STATUS_SUCCESS) continue;
     if (bytes > kMaxConvWorkspaceBytes) continue;
-    return Algo{static_cast<int>(p.algo), bytes};
+    return Algo{static_cast<int>(candidate.algo), bytes, candidate.mathType};
   }
+  const cudnnMathType_t math = p.tensor_cores ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+  DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), math));
   std::size_t bytes = 0;
   DPT_CUDNN_CHECK(workspace(fallback, &bytes));
-  return Algo{static_cast<int>(fallback), bytes};
+  return Algo{static_cast<int>(fallback), bytes, math};
+}
+
+// Sets the chosen algorithm's math type on the shared descriptor; returns the algorithm.
+const Algo& prepare(const ConvPlan& p, const Algo& algo) {
+  DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), algo.math));
+  return algo;
 }
 
 const Algo& forward_algo(CudaBackendState& st, ConvPlan& p) {
@@ -119,7 +168,7 @@ const Algo& forward_algo(CudaBackendState& st, ConvPlan& p) {
     DPT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
         h, p.x.get(), p.w.get(), p.conv.get(), p.y.get(), max_count, &returned, perf.data()));
     perf.resize(static_cast<std::size_t>(returned));
-    p.fwd = choose(st.deterministic(), perf, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+    p.fwd = choose(st.deterministic(), p, perf, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
                    [&](cudnnConvolutionFwdAlgo_t a, std::size_t* bytes) {
                      return cudnnGetConvolutionForwardWorkspaceSize(
                          h, p.x.get(), p.w.get(), p.conv.get(), p.y.get(), a, bytes);
@@ -138,7 +187,7 @@ const Algo& backward_data_algo(CudaBackendState& st, ConvPlan& p) {
     DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
         h, p.w.get(), p.y.get(), p.conv.get(), p.x.get(), max_count, &returned, perf.data()));
     perf.resize(static_cast<std::size_t>(returned));
-    p.bwd_data = choose(st.deterministic(), perf, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
+    p.bwd_data = choose(st.deterministic(), p, perf, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
                         [&](cudnnConvolutionBwdDataAlgo_t a, std::size_t* bytes) {
                           return cudnnGetConvolutionBackwardDataWorkspaceSize(
                               h, p.w.get(), p.y.get(), p.conv.get(), p.x.get(), a, bytes);
@@ -157,7 +206,7 @@ const Algo& backward_filter_algo(CudaBackendState& st, ConvPlan& p) {
     DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
         h, p.x.get(), p.y.get(), p.conv.get(), p.w.get(), max_count, &returned, perf.data()));
     perf.resize(static_cast<std::size_t>(returned));
-    p.bwd_filter = choose(st.deterministic(), perf, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
+    p.bwd_filter = choose(st.deterministic(), p, perf, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
                           [&](cudnnConvolutionBwdFilterAlgo_t a, std::size_t* bytes) {
                             return cudnnGetConvolutionBackwardFilterWorkspaceSize(
                                 h, p.x.get(), p.y.get(), p.conv.get(), p.w.get(), a, bytes);
@@ -166,61 +215,90 @@ const Algo& backward_filter_algo(CudaBackendState& st, ConvPlan& p) {
   return *p.bwd_filter;
 }
 
+// A device temporary of `count` elements in `format`, for a half result before it is widened.
+Tensor half_result(const CudaBackendState& st, DType format, std::int64_t count) {
+  return Tensor::empty({count}, format, Device::cuda(st.device()));
+}
+
 }  // namespace
 
-void conv2d_forward(const Context& ctx, const ConvShape& s, const float* x, const float* w,
-                    const float* b, float* y, bool relu) {
+void conv2d_forward(const Context& ctx, const ConvShape& s, DType operands, const void* x,
+                    const void* w, const float* b, float* y, bool relu) {
   constexpr const char* op = "conv2d_forward";
   if (s.n == 0) return;  // no images: nothing to write (cuDNN rejects empty tensors)
   CudaBackendState& st = state_of(ctx);
-  ConvPlan& p = plan_for(st, op, s);
-  const Algo& algo = forward_algo(st, p);
+  ConvPlan& p = plan_for(ctx, st, op, s, operands);
+  const Algo& algo = prepare(p, forward_algo(st, p));
   void* workspace = st.workspace(algo.workspace_bytes);
+  const std::int64_t count = s.n * s.o * s.oh * s.ow;
+  // Note [Half convolutions on cuDNN]: a half result first, widened into y.
+  Tensor rounded = operands == DType::kF32 ? Tensor() : half_result(st, operands, count);
+  void* out = operands == DType::kF32 ? static_cast<void*>(y) : rounded.raw_data();
   const float alpha = 1.0f, beta = 0.0f;
   DPT_CUDNN_CHECK(cudnnConvolutionForward(st.cudnn(), &alpha, p.x.get(), x, p.w.get(), w,
                                           p.conv.get(),
                                           static_cast<cudnnConvolutionFwdAlgo_t>(algo.algo),
-                                          workspace, algo.workspace_bytes, &beta, p.y.get(), y));
+                                          workspace, algo.workspace_bytes, &beta, p.y.get(), out));
+  if (operands != DType::kF32) widen_into(ctx, out, operands, y, count, false);
   if (b != nullptr || relu) bias_act_nchw(st.stream(), y, b, s.n, s.o, s.oh * s.ow, relu);
 }
 
-void conv2d_backward_data(const Context& ctx, const ConvShape& s, const float* dy, const float* w,
-                          float* dx) {
+void conv2d_backward_data(const Context& ctx, const ConvShape& s, DType operands, const void* dy,
+                          const void* w, float* dx) {
   constexpr const char* op = "conv2d_backward_data";
   if (s.n == 0) return;
   CudaBackendState& st = state_of(ctx);
-  ConvPlan& p = plan_for(st, op, s);
-  const Algo& algo = backward_data_algo(st, p);
+  ConvPlan& p = plan_for(ctx, st, op, s, operands);
+  const Algo& algo = prepare(p, backward_data_algo(st, p));
   void* workspace = st.workspace(algo.workspace_bytes);
+  const std::int64_t count = s.n * s.c * s.h * s.w;
+  Tensor rounded = operands == DType::kF32 ? Tensor() : half_result(st, operands, count);
+  void* out = operands == DType::kF32 ? static_cast<void*>(dx) : rounded.raw_data();
   const float alpha = 1.0f, beta = 0.0f;
   DPT_CUDNN_CHECK(
       cudnnConvolutionBackwardData(st.cudnn(), &alpha, p.w.get(), w, p.y.get(), dy, p.conv.get(),
                                    static_cast<cudnnConvolutionBwdDataAlgo_t>(algo.algo), workspace,
-                                   algo.workspace_bytes, &beta, p.x.get(), dx));
+                                   algo.workspace_bytes, &beta, p.x.get(), out));
+  if (operands != DType::kF32) widen_into(ctx, out, operands, dx, count, false);
 }
 
-void conv2d_backward_weights(const Context& ctx, const ConvShape& s, const float* x,
-                             const float* dy, float* dw, float* db, bool accumulate) {
+void conv2d_backward_weights(const Context& ctx, const ConvShape& s, DType operands,
+                             const void* x, const void* dy, float* dw, float* db,
+                             bool accumulate) {
   constexpr const char* op = "conv2d_backward_weights";
   CudaBackendState& st = state_of(ctx);
+  const std::int64_t count = s.o * s.c * s.kh * s.kw;
   if (s.n == 0) {
     // An empty batch has zero gradient: nothing to add, or zeros to write.
     if (!accumulate) {
-      DPT_CUDA_CHECK(cudaMemsetAsync(
-          dw, 0, static_cast<std::size_t>(s.o * s.c * s.kh * s.kw) * sizeof(float), st.stream()));
+      DPT_CUDA_CHECK(cudaMemsetAsync(dw, 0, static_cast<std::size_t>(count) * sizeof(float),
+                                     st.stream()));
     }
   } else {
-    ConvPlan& p = plan_for(st, op, s);
-    const Algo& algo = backward_filter_algo(st, p);
+    ConvPlan& p = plan_for(ctx, st, op, s, operands);
+    const Algo& algo = prepare(p, backward_filter_algo(st, p));
     void* workspace = st.workspace(algo.workspace_bytes);
-    // beta = 1 blends into the existing dw: gradient accumulation over micro-batches.
-    const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    DPT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-        st.cudnn(), &alpha, p.x.get(), x, p.y.get(), dy, p.conv.get(),
-        static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo.algo), workspace, algo.workspace_bytes,
-        &beta, p.w.get(), dw));
+    if (operands == DType::kF32) {
+      // beta = 1 blends into the existing dw: gradient accumulation over micro-batches.
+      const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+      DPT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+          st.cudnn(), &alpha, p.x.get(), x, p.y.get(), dy, p.conv.get(),
+          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo.algo), workspace,
+          algo.workspace_bytes, &beta, p.w.get(), dw));
+    } else {
+      // A half gradient of this batch, then added to (or written into) the f32 dw.
+      Tensor rounded = half_result(st, operands, count);
+      const float alpha = 1.0f, beta = 0.0f;
+      DPT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+          st.cudnn(), &alpha, p.x.get(), x, p.y.get(), dy, p.conv.get(),
+          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo.algo), workspace,
+          algo.workspace_bytes, &beta, p.w.get(), rounded.raw_data()));
+      widen_into(ctx, rounded.raw_data(), operands, dw, count, accumulate);
+    }
   }
-  if (db != nullptr) bias_grad_nchw(st.stream(), dy, db, s.n, s.o, s.oh * s.ow, accumulate);
+  if (db != nullptr) {
+    bias_grad_nchw(st.stream(), dy, operands, db, s.n, s.o, s.oh * s.ow, accumulate);
+  }
 }
 
 }  // namespace dpt::kernels::cuda

@@ -14,22 +14,29 @@
 
 namespace dpt::kernels::cuda {
 
-// ---- cuBLASLt: dense -------------------------------------------------------------------------
-void linear_forward(const Context& ctx, const float* x, const float* w, const float* b, float* y,
-                    std::int64_t n, std::int64_t k, std::int64_t m, bool relu);
-void linear_backward_data(const Context& ctx, const float* dy, const float* w, float* dx,
-                          std::int64_t n, std::int64_t k, std::int64_t m);
-void linear_backward_weights(const Context& ctx, const float* x, const float* dy, float* dw,
-                             float* db, std::int64_t n, std::int64_t k, std::int64_t m,
+// ---- cuBLASLt: dense ---------------------------------------------------------------------------
+// The input operands (x and w, dy and w, x and dy) are `operands`: kF32, kBF16 or kF16, both alike
+// (Note [Mixed-precision operands] in ops.h); outputs, bias and gradients are f32. Half operands
+// run on tensor cores with f32 accumulation; f32 ones in plain fp32, or in TF32 where the
+// context allows it (Context::allow_tf32).
+void linear_forward(const Context& ctx, DType operands, const void* x, const void* w,
+                    const float* b, float* y, std::int64_t n, std::int64_t k, std::int64_t m,
+                    bool relu);
+void linear_backward_data(const Context& ctx, DType operands, const void* dy, const void* w,
+                          float* dx, std::int64_t n, std::int64_t k, std::int64_t m);
+void linear_backward_weights(const Context& ctx, DType operands, const void* x, const void* dy,
+                             float* dw, float* db, std::int64_t n, std::int64_t k, std::int64_t m,
                              bool accumulate);
 
 // ---- cuDNN: convolution ------------------------------------------------------------------------
-void conv2d_forward(const Context& ctx, const ConvShape& s, const float* x, const float* w,
-                    const float* b, float* y, bool relu);
-void conv2d_backward_data(const Context& ctx, const ConvShape& s, const float* dy, const float* w,
-                          float* dx);
-void conv2d_backward_weights(const Context& ctx, const ConvShape& s, const float* x,
-                             const float* dy, float* dw, float* db, bool accumulate);
+// Operands as for the dense layers. Half convolutions write their results in the format first
+// (Note [Half convolutions on cuDNN] in conv.cpp), then widen them into the f32 outputs.
+void conv2d_forward(const Context& ctx, const ConvShape& s, DType operands, const void* x,
+                    const void* w, const float* b, float* y, bool relu);
+void conv2d_backward_data(const Context& ctx, const ConvShape& s, DType operands, const void* dy,
+                          const void* w, float* dx);
+void conv2d_backward_weights(const Context& ctx, const ConvShape& s, DType operands,
+                             const void* x, const void* dy, float* dw, float* db, bool accumulate);
 
 // ---- own kernels: pooling (same workspace format as the CPU: one argmax byte per output) -----
 std::size_t max_pool2d_workspace_bytes(const PoolShape& s);
@@ -51,6 +58,10 @@ void scale(const Context& ctx, float* y, float alpha, std::int64_t n);
 void float_to_half(const Context& ctx, const float* x, void* y, DType format, std::int64_t n);
 void half_to_float(const Context& ctx, const void* x, DType format, float* y, std::int64_t n);
 void round_to_format(const Context& ctx, const float* x, float* y, DType format, std::int64_t n);
+// y[i] = float(x[i]) (+ y[i] when accumulate), x in `format` (kF32, kBF16 or kF16): a half
+// result widened into an f32 output or added to an f32 gradient.
+void widen_into(const Context& ctx, const void* x, DType format, float* y, std::int64_t n,
+                bool accumulate);
 void axpy(const Context& ctx, float alpha, const float* x, float* y, std::int64_t n);
 // Bitwise the CPU's result: same chunks, lanes and order (waits for the compute stream).
 double sum_squares(const Context& ctx, const float* x, std::int64_t n);

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "runtime/context.h"
+#include "runtime/dtype.h"
 
 namespace dpt::kernels::cuda {
 
@@ -24,11 +25,13 @@ void* scratch(const Context& ctx, std::size_t bytes);
 void bias_act_nchw(cudaStream_t stream, float* y, const float* b, std::int64_t n, std::int64_t c,
                    std::int64_t hw, bool relu);
 // db[j] (+)= sum over i of dy[i, j] for dy[n, m], rows added in order from 0 (or from db when
-// accumulate): bitwise the CPU backend's loop.
-void bias_grad_rows(cudaStream_t stream, const float* dy, float* db, std::int64_t n, std::int64_t m,
-                    bool accumulate);
-// db[c] (+)= sum over (n, hw) of dy[n, c, hw], in a fixed order that does not depend on the GPU.
-void bias_grad_nchw(cudaStream_t stream, const float* dy, float* db, std::int64_t n, std::int64_t c,
-                    std::int64_t hw, bool accumulate);
+// accumulate): bitwise the CPU backend's loop. dy is f32, bf16 or f16 (`format`), each value
+// widened exactly, so a half dy sums as the CPU sums its widened copy.
+void bias_grad_rows(cudaStream_t stream, const void* dy, DType format, float* db, std::int64_t n,
+                    std::int64_t m, bool accumulate);
+// db[c] (+)= sum over (n, hw) of dy[n, c, hw], in a fixed order that does not depend on the GPU;
+// dy as for bias_grad_rows.
+void bias_grad_nchw(cudaStream_t stream, const void* dy, DType format, float* db, std::int64_t n,
+                    std::int64_t c, std::int64_t hw, bool accumulate);
 
 }  // namespace dpt::kernels::cuda

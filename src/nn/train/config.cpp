@@ -229,6 +229,9 @@ const std::vector<Field>& fields() {
       field("grad-reduce", &TrainConfig::grad_reduce,
             "fp32 or bf16: the format of the gradient all-reduce (bf16: half the bytes, each "
             "rank's gradient and every partial sum rounded to bf16)"),
+      field("tf32", &TrainConfig::tf32,
+            "GPU: let fp32 GEMMs and convolutions round their inputs to TF32 on tensor cores "
+            "(faster, about 1e-3 from fp32; refused on the CPU)"),
       field("lr-schedule", &TrainConfig::lr_schedule, "constant, cosine or step"),
       field("warmup-steps", &TrainConfig::warmup_steps, "Linear warm-up steps"),
       field("min-lr", &TrainConfig::min_lr, "cosine: final learning rate"),

@@ -75,6 +75,7 @@ struct TrainConfig {
   double loss_scale = 65536.0;     // fp16: the first loss scale (PyTorch GradScaler's init_scale)
   std::int64_t loss_scale_growth_interval = 2000;  // fp16: steps without overflow before x2
   std::string grad_reduce = "fp32";      // fp32 | bf16: the format gradients are all-reduced in
+  bool tf32 = false;  // GPU: fp32 GEMMs and convolutions may use TF32 (Context::allow_tf32)
   std::string lr_schedule = "constant";  // constant | cosine | step
   std::int64_t warmup_steps = 0;
   double min_lr = 0.0;              // cosine floor

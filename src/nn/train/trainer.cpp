@@ -94,6 +94,9 @@ Trainer::Trainer(TrainConfig config, const Context& ctx, comm::Communicator& com
   DPT_CHECK(!config_.exact || ctx_.thread_invariant(),
             "exact mode needs a Context with thread-invariant kernels "
             "(Context::set_thread_invariant(true)), or results would depend on the thread count");
+  DPT_CHECK(config_.tf32 == ctx_.allow_tf32(), "config: 'tf32' is ", config_.tf32 ? "on" : "off",
+            " but the Context ", ctx_.allow_tf32() ? "allows" : "does not allow",
+            " TF32 (Context::set_allow_tf32): the flag would be ignored");
   if (config_.eval) {
     test_data_ = load_split_for(config_, config_.data, "test", config_.test_samples);
   }
@@ -954,6 +957,7 @@ TrainResult Trainer::run() {
   summary["zero"] = config_.zero;
   summary["precision"] = config_.precision;
   summary["grad_reduce"] = config_.grad_reduce;
+  summary["tf32"] = config_.tf32;
   if (scaler_) {
     summary["loss_scale"] = scaler_->scale();
     summary["overflow_steps"] = scaler_->overflows();
