@@ -55,7 +55,8 @@ int train(dpt::nn::TrainConfig config, std::unique_ptr<dpt::comm::Communicator>&
   // --tf32: TF32 tensor cores for fp32 GEMMs and convolutions, which only a GPU has.
   DPT_CHECK(!config.tf32 || device.type == dpt::DeviceType::kCuda,
             "config: 'tf32' lets GPU GEMMs and convolutions round fp32 inputs to TF32; this rank "
-            "runs on ", dpt::to_string(device), ", which has no TF32: drop --tf32 or run on a GPU");
+            "runs on ",
+            dpt::to_string(device), ", which has no TF32: drop --tf32 or run on a GPU");
   ctx.set_allow_tf32(config.tf32);
   if (device.type == dpt::DeviceType::kCuda) {
     // Gradients live on the GPU: NCCL reduces them, the MPI world stays for host collectives.

@@ -764,12 +764,12 @@ TEST(CudaCast, EveryPatternAndBoundaryFloatGiveTheCpuBits) {
   }
 }
 
-// ---- half operands and TF32 on tensor cores ------------------------------------------------------
-// cuBLASLt and cuDNN take bf16/f16 operands as they are (Note [Half and TF32 GEMMs], Note [Half
-// convolutions on cuDNN]); the CPU widens the same half values and sums in f32. Products of half
-// values are exact in f32, so the results differ by the order of the sums, plus, for cuDNN's half
-// convolutions, one rounding of each result to the format (half an ulp: 2^-9 of bf16, 2^-12 of
-// f16, relative).
+// ---- half operands and TF32 on tensor cores
+// ------------------------------------------------------ cuBLASLt and cuDNN take bf16/f16 operands
+// as they are (Note [Half and TF32 GEMMs], Note [Half convolutions on cuDNN]); the CPU widens the
+// same half values and sums in f32. Products of half values are exact in f32, so the results differ
+// by the order of the sums, plus, for cuDNN's half convolutions, one rounding of each result to the
+// format (half an ulp: 2^-9 of bf16, 2^-12 of f16, relative).
 
 Tensor in_format(const Context& cpu, const Tensor& t, DType format) {
   Tensor h = Tensor::empty(t.shape(), format);
@@ -820,7 +820,8 @@ TEST_P(CudaHalfOperands, LinearOnTensorCoresMatchesTheCpuEmulation) {
 
 TEST_P(CudaHalfOperands, ConvOnTensorCoresMatchesTheCpuEmulationUpToOneRounding) {
   const DType format = GetParam();
-  for (const ConvCase cc : {ConvCase{3, 5, 9, 11, 4, 3, 2, 1}, ConvCase{4, 32, 14, 14, 64, 3, 1, 1}}) {
+  for (const ConvCase cc :
+       {ConvCase{3, 5, 9, 11, 4, 3, 2, 1}, ConvCase{4, 32, 14, 14, 64, 3, 1, 1}}) {
     SCOPED_TRACE(::testing::Message() << cc);
     const Conv2dParams p{cc.stride, cc.stride, cc.pad, cc.pad};
     const Shape xs{cc.n, cc.c, cc.h, cc.w}, ws{cc.o, cc.c, cc.k, cc.k};

@@ -69,10 +69,17 @@ __global__ void bias_grad_nchw_kernel(const T* dy, float* db, std::int64_t n, st
 template <class Launch>
 void with_element_type(const void* dy, DType format, Launch&& launch) {
   switch (format) {
-    case DType::kF32: launch(static_cast<const float*>(dy)); return;
-    case DType::kBF16: launch(static_cast<const BFloat16*>(dy)); return;
-    case DType::kF16: launch(static_cast<const Float16*>(dy)); return;
-    default: DPT_ASSERT(false && "bias gradient of a non-float dy");
+    case DType::kF32:
+      launch(static_cast<const float*>(dy));
+      return;
+    case DType::kBF16:
+      launch(static_cast<const BFloat16*>(dy));
+      return;
+    case DType::kF16:
+      launch(static_cast<const Float16*>(dy));
+      return;
+    default:
+      DPT_ASSERT(false && "bias gradient of a non-float dy");
   }
 }
 

@@ -79,11 +79,11 @@ void widen_into(const Context& ctx, const void* x, DType format, float* y, std::
   if (n == 0) return;
   const cudaStream_t stream = stream_of(ctx);
   if (format == DType::kBF16) {
-    widen_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const BFloat16*>(x), y,
-                                                              n, accumulate);
+    widen_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const BFloat16*>(x), y, n,
+                                                              accumulate);
   } else if (format == DType::kF16) {
-    widen_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const Float16*>(x), y,
-                                                              n, accumulate);
+    widen_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const Float16*>(x), y, n,
+                                                              accumulate);
   } else {
     widen_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const float*>(x), y, n,
                                                               accumulate);

@@ -63,10 +63,14 @@ struct ConvPlan : CacheEntry {
 
 cudnnDataType_t cudnn_type(DType format) {
   switch (format) {
-    case DType::kF32: return CUDNN_DATA_FLOAT;
-    case DType::kBF16: return CUDNN_DATA_BFLOAT16;
-    case DType::kF16: return CUDNN_DATA_HALF;
-    default: break;
+    case DType::kF32:
+      return CUDNN_DATA_FLOAT;
+    case DType::kBF16:
+      return CUDNN_DATA_BFLOAT16;
+    case DType::kF16:
+      return CUDNN_DATA_HALF;
+    default:
+      break;
   }
   DPT_FAIL_KIND(ErrorKind::kInternal, "cuDNN operands must be f32, bf16 or f16, found ",
                 to_string(format));
@@ -262,17 +266,16 @@ void conv2d_backward_data(const Context& ctx, const ConvShape& s, DType operands
   if (operands != DType::kF32) widen_into(ctx, out, operands, dx, count, false);
 }
 
-void conv2d_backward_weights(const Context& ctx, const ConvShape& s, DType operands,
-                             const void* x, const void* dy, float* dw, float* db,
-                             bool accumulate) {
+void conv2d_backward_weights(const Context& ctx, const ConvShape& s, DType operands, const void* x,
+                             const void* dy, float* dw, float* db, bool accumulate) {
   constexpr const char* op = "conv2d_backward_weights";
   CudaBackendState& st = state_of(ctx);
   const std::int64_t count = s.o * s.c * s.kh * s.kw;
   if (s.n == 0) {
     // An empty batch has zero gradient: nothing to add, or zeros to write.
     if (!accumulate) {
-      DPT_CUDA_CHECK(cudaMemsetAsync(dw, 0, static_cast<std::size_t>(count) * sizeof(float),
-                                     st.stream()));
+      DPT_CUDA_CHECK(
+          cudaMemsetAsync(dw, 0, static_cast<std::size_t>(count) * sizeof(float), st.stream()));
     }
   } else {
     ConvPlan& p = plan_for(ctx, st, op, s, operands);
@@ -283,16 +286,16 @@ void conv2d_backward_weights(const Context& ctx, const ConvShape& s, DType opera
       const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
       DPT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
           st.cudnn(), &alpha, p.x.get(), x, p.y.get(), dy, p.conv.get(),
-          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo.algo), workspace,
-          algo.workspace_bytes, &beta, p.w.get(), dw));
+          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo.algo), workspace, algo.workspace_bytes,
+          &beta, p.w.get(), dw));
     } else {
       // A half gradient of this batch, then added to (or written into) the f32 dw.
       Tensor rounded = half_result(st, operands, count);
       const float alpha = 1.0f, beta = 0.0f;
       DPT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
           st.cudnn(), &alpha, p.x.get(), x, p.y.get(), dy, p.conv.get(),
-          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo.algo), workspace,
-          algo.workspace_bytes, &beta, p.w.get(), rounded.raw_data()));
+          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo.algo), workspace, algo.workspace_bytes,
+          &beta, p.w.get(), rounded.raw_data()));
       widen_into(ctx, rounded.raw_data(), operands, dw, count, accumulate);
     }
   }

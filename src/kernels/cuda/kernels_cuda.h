@@ -35,8 +35,8 @@ void conv2d_forward(const Context& ctx, const ConvShape& s, DType operands, cons
                     const void* w, const float* b, float* y, bool relu);
 void conv2d_backward_data(const Context& ctx, const ConvShape& s, DType operands, const void* dy,
                           const void* w, float* dx);
-void conv2d_backward_weights(const Context& ctx, const ConvShape& s, DType operands,
-                             const void* x, const void* dy, float* dw, float* db, bool accumulate);
+void conv2d_backward_weights(const Context& ctx, const ConvShape& s, DType operands, const void* x,
+                             const void* dy, float* dw, float* db, bool accumulate);
 
 // ---- own kernels: pooling (same workspace format as the CPU: one argmax byte per output) -----
 std::size_t max_pool2d_workspace_bytes(const PoolShape& s);

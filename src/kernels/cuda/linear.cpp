@@ -47,8 +47,8 @@
 #include "kernels/cuda/kernels_cuda.h"
 #include "kernels/cuda/launch.h"
 #include "runtime/check.h"
-#include "runtime/dtype.h"
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/dtype.h"
 
 namespace dpt::kernels::cuda {
 namespace {
@@ -68,13 +68,17 @@ std::uint32_t alignment_of(const void* p) {
 // The cuBLASLt element type of an operand format.
 cudaDataType_t operand_type(DType format) {
   switch (format) {
-    case DType::kF32: return CUDA_R_32F;
-    case DType::kBF16: return CUDA_R_16BF;
-    case DType::kF16: return CUDA_R_16F;
-    default: break;
+    case DType::kF32:
+      return CUDA_R_32F;
+    case DType::kBF16:
+      return CUDA_R_16BF;
+    case DType::kF16:
+      return CUDA_R_16F;
+    default:
+      break;
   }
   DPT_FAIL_KIND(ErrorKind::kInternal, "cuBLASLt operands must be f32, bf16 or f16, found ",
-            to_string(format));
+                to_string(format));
 }
 
 // See Note [Half and TF32 GEMMs].
