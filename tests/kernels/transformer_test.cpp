@@ -8,16 +8,15 @@
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "finite_difference.h"
 #include "kernels/ops.h"
 #include "runtime/check.h"
+#include "testing/fixture.h"
 #include "testing/test_util.h"
 
 namespace dpt::kernels {
@@ -38,36 +37,11 @@ constexpr double kTorchRtol = 1e-5, kTorchAtol = 1e-6;
 
 // ---- fixtures ---------------------------------------------------------------------------------
 
-struct FixtureTensor {
-  Shape shape;
-  std::vector<double> values;
-};
+using test::FixtureTensor;
+using test::to_tensor;
 
-// Reads the "name d0,d1,..." / values line pairs of a fixture file.
 std::map<std::string, FixtureTensor> read_fixture(const std::string& name) {
-  const std::string path = std::string(DPT_KERNEL_FIXTURES) + "/" + name;
-  std::ifstream in(path);
-  DPT_CHECK(in.good(), "cannot open fixture ", path);
-  std::map<std::string, FixtureTensor> out;
-  std::string header, values;
-  while (std::getline(in, header)) {
-    if (header.empty() || header[0] == '#') continue;
-    DPT_CHECK(std::getline(in, values), path, ": no values after '", header, "'");
-    std::istringstream hs(header);
-    std::string key, dims;
-    hs >> key >> dims;
-    FixtureTensor t;
-    std::istringstream ds(dims);
-    for (std::string d; std::getline(ds, d, ',');) t.shape.push_back(std::stoll(d));
-    std::istringstream vs(values);
-    for (double v; vs >> v;) t.values.push_back(v);
-    out[key] = std::move(t);
-  }
-  return out;
-}
-
-Tensor to_tensor(const FixtureTensor& f) {
-  return Tensor::from_vector(f.shape, std::vector<float>(f.values.begin(), f.values.end()));
+  return test::read_fixture(std::string(DPT_KERNEL_FIXTURES) + "/" + name);
 }
 
 Tensor to_tokens(const FixtureTensor& f) {

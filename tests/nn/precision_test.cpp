@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Mixed precision (--precision bf16|fp16): a Linear or Conv2d computes, forward and backward, the
 // f32 math of its inputs rounded to the format (bit for bit: Note [Mixed precision in layers]),
-// and stays within the error the format's rounding allows of the f32 result; the fp16 loss scale
+// and stays within the error the format's rounding allows of the f32 result and of PyTorch 1.13's
+// CPU autocast in bf16 (fixtures/autocast_bf16.txt); the fp16 loss scale
 // grows and backs off as GradScaler's; through the trainer an overflow skips the step on every
 // rank alike with the parameters unchanged, the scale halves, grows after the interval, and a
 // resume continues its exact state.
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -26,6 +28,7 @@
 #include "nn/train/loss_scaler.h"
 #include "nn/train/trainer.h"
 #include "runtime/io/loader_testing.h"
+#include "testing/fixture.h"
 #include "testing/test_util.h"
 
 namespace dpt::nn {
@@ -175,6 +178,74 @@ TEST_P(MixedPrecisionLayer, LinearStaysWithinTheFormatsRoundingOfF32) {
 INSTANTIATE_TEST_SUITE_P(Formats, MixedPrecisionLayer, ::testing::Values(DType::kBF16, DType::kF16),
                          [](const auto& param_info) {
                            return std::string(to_string(param_info.param));
+                         });
+
+// ---- against PyTorch 1.13's CPU autocast (bf16)
+// ----------------------------------------------------- fixtures/autocast_bf16.txt
+// (make_autocast_fixtures.py): Linear and Conv2d, with and without ReLU, forward and backward under
+// torch.autocast("cpu", dtype=torch.bfloat16). Both sides multiply the same bf16 inputs and sum in
+// f32; PyTorch then rounds each result to bf16 (and rounded the bias before adding it), dptrain
+// keeps results and bias in f32. So an element may differ by one rounding of itself and one of the
+// bias, each at most 2^-8 relative (bf16's unit roundoff), plus the order of the f32 sums (1e-5 of
+// the largest value). A layer that skipped the input rounding, dropped the ReLU mask from the
+// gradient or transposed a weight is off by far more than that in some element.
+class MixedPrecisionAutocast : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { ctx_.set_thread_invariant(GetParam()); }
+  Context ctx_ = Context::create(Device::cpu(), 2);
+  const std::map<std::string, test::FixtureTensor> fixture_ =
+      test::read_fixture(std::string(DPT_NN_FIXTURES) + "/autocast_bf16.txt");
+};
+
+::testing::AssertionResult close_to_autocast(const Tensor& got, const test::FixtureTensor& want,
+                                             double bias_magnitude) {
+  if (got.shape() != want.shape) {
+    return ::testing::AssertionFailure() << "shape " << dpt::to_string(got.shape())
+                                         << ", PyTorch's " << dpt::to_string(want.shape);
+  }
+  const Tensor expected = test::to_tensor(want);
+  constexpr double u = 0x1p-8;
+  return test::all_close(got, expected, u, u * bias_magnitude + 1e-5 * max_abs(expected));
+}
+
+TEST_P(MixedPrecisionAutocast, LayersAgreeWithPyTorchWithinOneBf16RoundingOfEachResult) {
+  const std::vector<std::pair<std::string, std::function<std::unique_ptr<WeightLayer>()>>> cases = {
+      {"linear", [] { return std::make_unique<Linear>(37, 19); }},
+      {"linear_relu", [] { return std::make_unique<Linear>(37, 19); }},
+      {"conv", [] { return std::make_unique<Conv2d>(3, 5, 3, 1, 1); }},
+      {"conv_relu", [] { return std::make_unique<Conv2d>(3, 5, 3, 2, 0); }},
+  };
+  for (const auto& [name, make] : cases) {
+    SCOPED_TRACE(name);
+    const auto at = [&](const char* key) -> const test::FixtureTensor& {
+      return fixture_.at(name + "." + key);
+    };
+    std::unique_ptr<WeightLayer> layer = make();
+    if (name.ends_with("_relu")) layer->fuse_relu();
+    Parameter& weight = *layer->parameters()[0];
+    Parameter& bias = *layer->parameters()[1];
+    weight.value = test::to_tensor(at("w"));
+    bias.value = test::to_tensor(at("b"));
+    weight.grad = Tensor::zeros(weight.value.shape());
+    bias.grad = Tensor::zeros(bias.value.shape());
+    const double bias_magnitude = max_abs(bias.value);
+
+    StepInfo bf16;
+    bf16.compute = DType::kBF16;
+    const Tensor y = layer->forward(ctx_, test::to_tensor(at("x")), bf16);
+    EXPECT_TRUE(close_to_autocast(y, at("y"), bias_magnitude)) << "forward";
+    const Tensor dx = layer->backward(ctx_, test::to_tensor(at("dy")), bf16, /*need_dx=*/true);
+    EXPECT_TRUE(close_to_autocast(dx, at("dx"), 0.0)) << "input gradient";
+    EXPECT_TRUE(close_to_autocast(weight.grad, at("dw"), 0.0)) << "weight gradient";
+    EXPECT_TRUE(close_to_autocast(bias.grad, at("db"), 0.0)) << "bias gradient";
+  }
+}
+
+// Native bf16 products where the CPU has them (Note [Native bf16 GEMMs]), and the widening
+// emulation of thread-invariant mode.
+INSTANTIATE_TEST_SUITE_P(Kernels, MixedPrecisionAutocast, ::testing::Values(false, true),
+                         [](const auto& param_info) {
+                           return std::string(param_info.param ? "emulated" : "native");
                          });
 
 // The activation memory: a Linear keeps its input (and its weight's cast) in the compute format,
