@@ -5,7 +5,7 @@
 //    sizes (1, 7, 1023, 2^20 + 3): all_reduce_async sum/max/min (also several in flight, and
 //    ordered against kernels queued before and after), broadcast from the first and the last rank
 //    (floats and odd byte counts), reduce_scatter sum/max, all_reduce of doubles (values a float
-//    cannot hold); the same calls on host memory go to the host communicator;
+//    cannot hold) and of bf16 (--grad-reduce bf16); the same calls on host memory go to the host communicator;
 //  - the exact sum of device shards (Note [Exact sum on the GPU]): bitwise LocalCommunicator's sum
 //    of every rank's shards on the host, for counts that do and do not divide by the world size,
 //    1 and 0, chunks holding NaN, infinities, only zeros or only subnormals, more shards than one
@@ -31,6 +31,7 @@
 #include "comm/nccl/nccl_communicator.h"
 #include "gpu_test_util.h"
 #include "testing/exact_sum_cases.h"
+#include "runtime/dtype.h"
 #include "runtime/error.h"
 #include "kernels/ops.h"
 #include "nn/models.h"
@@ -126,6 +127,34 @@ TEST_F(Nccl, AllReduceAsyncSumMaxMinOnDeviceMemory) {
       EXPECT_TRUE(all_equal(u.to_vector(), [&](std::int64_t i) { return reduced(op, size_, i); }))
           << "blocking all_reduce";
     }
+  }
+}
+
+// --grad-reduce bf16 over NCCL (ncclBfloat16): small integers (value() without the halves), whose
+// every partial sum bf16 holds exactly, come out as their closed-form sum on every rank, on
+// device memory of odd sizes.
+TEST_F(Nccl, AllReduceOfBf16OnDeviceMemorySumsExactly) {
+  for (const std::int64_t count : kCounts) {
+    SCOPED_TRACE(::testing::Message() << count << " bf16 values");
+    std::vector<BFloat16> host(static_cast<std::size_t>(count));
+    for (std::int64_t i = 0; i < count; ++i) {
+      host[static_cast<std::size_t>(i)] = to_bf16(static_cast<float>((rank_ + 1) * (i % 7) - 3));
+    }
+    Tensor t = Tensor::empty({count}, DType::kBF16);
+    std::memcpy(t.raw_data(), host.data(), host.size() * sizeof(BFloat16));
+    Tensor on_gpu = t.to(gpu());
+    comm_.all_reduce_bf16_async(on_gpu.data<BFloat16>(), count)->wait();
+    const Tensor back = on_gpu.to(Device::cpu());
+    const BFloat16* got = back.data<BFloat16>();
+    std::int64_t wrong = 0;
+    for (std::int64_t i = 0; i < count; ++i) {
+      float want = 0.0f;
+      for (int r = 0; r < size_; ++r) want += static_cast<float>((r + 1) * (i % 7) - 3);
+      if (to_float(got[i]) != want && wrong++ == 0) {
+        ADD_FAILURE() << "element " << i << ": " << to_float(got[i]) << ", expected " << want;
+      }
+    }
+    EXPECT_EQ(wrong, 0);
   }
 }
 
