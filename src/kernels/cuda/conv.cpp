@@ -143,11 +143,14 @@ Algo choose(bool deterministic, const ConvPlan& p, const std::vector<Perf>& perf
     if (candidate.status != CUDNN_STATUS_SUCCESS) continue;
     if (deterministic && candidate.determinism != CUDNN_DETERMINISTIC) continue;
     if (!p.tensor_cores && tensor_core_math(candidate.mathType)) continue;
-    DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), candidate.mathType));
+    // Without tensor cores the descriptor stays at CUDNN_FMA_MATH whatever the entry says:
+    // CUDNN_DEFAULT_MATH would let cuDNN run fp32 in TF32 on Ampere and later.
+    const cudnnMathType_t math = p.tensor_cores ? candidate.mathType : CUDNN_FMA_MATH;
+    DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), math));
     std::size_t bytes = 0;
     if (workspace(candidate.algo, &bytes) != CUDNN_STATUS_SUCCESS) continue;
     if (bytes > kMaxConvWorkspaceBytes) continue;
-    return Algo{static_cast<int>(candidate.algo), bytes, candidate.mathType};
+    return Algo{static_cast<int>(candidate.algo), bytes, math};
   }
   const cudnnMathType_t math = p.tensor_cores ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
   DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), math));
