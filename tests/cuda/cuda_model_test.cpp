@@ -2,7 +2,8 @@
 // The reference models (cnn, mlp, mlp with dropout) built on the CPU and on cuda:0 from the same
 // seed: parameters and gradients live on the GPU, initial parameters are bitwise equal; logits,
 // loss and every parameter's gradient agree within 1e-4 of the largest magnitude; three SGD steps
-// with momentum keep the parameters within 1e-4. The BatchUploader delivers the host batch, bit
+// with momentum keep the parameters within 1e-4; in bf16 and fp16 the GPU's tensor-core math
+// follows the CPU's emulation (mlp within 1e-4, cnn within its convolutions' one rounding). The BatchUploader delivers the host batch, bit
 // for bit, even when the host buffer is reused right after each upload; the HostSnapshotter's
 // copies hold the values at take() while the compute stream goes on.
 #include <cuda_runtime_api.h>
@@ -191,6 +192,54 @@ TEST_P(CudaModel, ThreeSgdMomentumStepsStayWithin1e4) {
     opt_gpu->step(gpu_, gpu.flat_params(), gpu.flat_grads(), 0.05, 1.0 / kBatch);
     EXPECT_EQ(opt_gpu->step_count(), opt_cpu->step_count());
     expect_parameters_close(gpu, cpu, /*grads=*/false, kRtol, "after the step");
+  }
+}
+
+// --precision bf16 and fp16 on the GPU (tensor cores) against the CPU's widened math. Both cast the
+// same values with the same rounding, and a product of half values is exact in f32, so mlp's
+// GEMMs (cuBLASLt keeps f32 results: Note [Half and TF32 GEMMs]) differ only in the order of
+// their sums, as in fp32: kRtol. cuDNN rounds each convolution's result to the format once
+// (Note [Half convolutions on cuDNN]), and a max-pooling window whose two largest values fall
+// within that rounding of each other can route its gradient to the other one; so for cnn the
+// logits and loss are held to 2^-5 of the largest magnitude and each gradient to 2^-4 of its
+// norm, which a wrong cast, format or missing rounding of an input would exceed by far.
+double relative_distance(const Tensor& gpu, const Tensor& cpu) {
+  const std::vector<float> a = gpu.to_vector(), b = cpu.to_vector();
+  double diff = 0.0, norm = 0.0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    diff += (double{a[i]} - b[i]) * (double{a[i]} - b[i]);
+    norm += double{b[i]} * b[i];
+  }
+  return norm == 0.0 ? std::sqrt(diff) : std::sqrt(diff / norm);
+}
+
+TEST_P(CudaModel, HalfPrecisionFollowsTheCpuEmulation) {
+  const bool conv = std::string(GetParam().name) == "cnn";
+  for (const DType format : {DType::kBF16, DType::kF16}) {
+    SCOPED_TRACE(to_string(format));
+    Sequential cpu = build(Device::cpu());
+    Sequential gpu = build(kGpu);
+    const Batch batch = host_batch(kDataSeed);
+    StepInfo info;
+    info.seed = 11;
+    info.step = 5;
+    info.first_sample = 3 * kBatch;
+    info.compute = format;
+    const Pass want = forward_backward(cpu_, cpu, batch.images, batch.labels, info);
+    const Pass got =
+        forward_backward(gpu_, gpu, batch.images.to(kGpu), batch.labels.to(kGpu), info);
+    const double rtol = conv ? 0x1p-5 : kRtol;
+    EXPECT_TRUE(close_to_max(got.logits, want.logits, rtol)) << "logits";
+    EXPECT_NEAR(got.loss.loss_sum, want.loss.loss_sum, rtol * want.loss.loss_sum) << "loss";
+    for (std::size_t i = 0; i < cpu.parameters().size(); ++i) {
+      const Parameter& pc = *cpu.parameters()[i];
+      const Parameter& pg = *gpu.parameters()[i];
+      if (conv) {
+        EXPECT_LT(relative_distance(pg.grad, pc.grad), 0x1p-4) << "gradient of " << pc.name;
+      } else {
+        EXPECT_TRUE(close_to_max(pg.grad, pc.grad, kRtol)) << "gradient of " << pc.name;
+      }
+    }
   }
 }
 

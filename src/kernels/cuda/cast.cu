@@ -8,6 +8,7 @@
 #include "kernels/cuda/grid.cuh"
 #include "kernels/cuda/kernels_cuda.h"
 #include "kernels/cuda/launch.h"
+#include "runtime/check.h"
 #include "runtime/dtype.h"
 
 namespace dpt::kernels::cuda {
@@ -77,6 +78,8 @@ void half_to_float(const Context& ctx, const void* x, DType format, float* y, st
 void widen_into(const Context& ctx, const void* x, DType format, float* y, std::int64_t n,
                 bool accumulate) {
   if (n == 0) return;
+  DPT_CHECK(format == DType::kF32 || format == DType::kBF16 || format == DType::kF16,
+            "widen_into: the source must be f32, bf16 or f16, found ", to_string(format));
   const cudaStream_t stream = stream_of(ctx);
   if (format == DType::kBF16) {
     widen_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const BFloat16*>(x), y, n,

@@ -13,9 +13,12 @@
 // type. The descriptor asks for CUDNN_FMA_MATH: with CUDNN_DEFAULT_MATH cuDNN may run FP32
 // convolutions in TF32 on Ampere and later, 10-bit mantissas, far from the CPU reference. If none
 // passes, the fallback is the implicit-GEMM algorithm of each pass, deterministic and supported for
-// every NCHW FP32 shape. Where tensor cores are allowed (half operands, or fp32 under TF32), step
-// (3) is dropped and the chosen entry's math type is set on the descriptor before its workspace
-// query and before each call: one descriptor serves three passes that may choose differently.
+// every NCHW FP32 shape. Where tensor cores are allowed (half operands, or fp32 under TF32), the
+// search runs under CUDNN_TENSOR_OP_MATH, step (3) admits tensor-core entries (not
+// CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION, which may turn fp32 into fp16), and the chosen entry's
+// math type is set on the descriptor before its workspace query and before each call: one
+// descriptor serves three passes that may choose differently, so each search starts from the
+// plan's own math type again.
 //
 // Note [Half convolutions on cuDNN]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -26,9 +29,12 @@
 // added to the gradient under accumulation); the bias and ReLU follow in f32. Next to the CPU,
 // which keeps f32 results (Note [Mixed-precision operands]), that is one more rounding of each
 // result, relative 2^-8 (bf16) or 2^-11 (f16), the rounding PyTorch's autocast makes on the same
-// convolutions. y and dx lose nothing downstream: the next layer rounds its input, and the
-// previous one its output gradient, to the same format anyway (ReLU and max pooling commute with
-// rounding). The weight gradient is the one result that keeps the extra rounding.
+// convolutions. dx loses nothing downstream: the previous layer rounds its output gradient to the
+// same format anyway (ReLU masks and max-pooling routes commute with rounding). y keeps one
+// rounding of its sum before the bias (relative to that sum, not to y), and the weight gradient
+// one rounding of this micro-batch's part. Under fp16 that part must also fit fp16's range
+// (65504) with the loss scale applied, where the CPU's f32 dw has no such limit: an overflow
+// there is caught as any other and backs the scale off (Note [Loss scaling]).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -143,6 +149,8 @@ Algo choose(bool deterministic, const ConvPlan& p, const std::vector<Perf>& perf
     if (candidate.status != CUDNN_STATUS_SUCCESS) continue;
     if (deterministic && candidate.determinism != CUDNN_DETERMINISTIC) continue;
     if (!p.tensor_cores && tensor_core_math(candidate.mathType)) continue;
+    // ALLOW_CONVERSION may run fp32 data in fp16 (11-bit significands, fp16's range): not TF32.
+    if (candidate.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
     // Without tensor cores the descriptor stays at CUDNN_FMA_MATH whatever the entry says:
     // CUDNN_DEFAULT_MATH would let cuDNN run fp32 in TF32 on Ampere and later.
     const cudnnMathType_t math = p.tensor_cores ? candidate.mathType : CUDNN_FMA_MATH;
@@ -159,6 +167,14 @@ Algo choose(bool deterministic, const ConvPlan& p, const std::vector<Perf>& perf
   return Algo{static_cast<int>(fallback), bytes, math};
 }
 
+// The plan's own math type on the shared descriptor, before a heuristic search: the previous pass
+// left its chosen entry's there, and cuDNN lists tensor-core algorithms only under tensor-op math
+// (so each pass's choice would depend on which pass ran first).
+void reset_math(const ConvPlan& p) {
+  DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), p.tensor_cores ? CUDNN_TENSOR_OP_MATH
+                                                                           : CUDNN_FMA_MATH));
+}
+
 // Sets the chosen algorithm's math type on the shared descriptor; returns the algorithm.
 const Algo& prepare(const ConvPlan& p, const Algo& algo) {
   DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), algo.math));
@@ -172,6 +188,7 @@ const Algo& forward_algo(CudaBackendState& st, ConvPlan& p) {
     DPT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
     std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<std::size_t>(max_count));
     int returned = 0;
+    reset_math(p);  // the search sees the plan's math type, not the last pass's choice
     DPT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
         h, p.x.get(), p.w.get(), p.conv.get(), p.y.get(), max_count, &returned, perf.data()));
     perf.resize(static_cast<std::size_t>(returned));
@@ -191,6 +208,7 @@ const Algo& backward_data_algo(CudaBackendState& st, ConvPlan& p) {
     DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
     std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<std::size_t>(max_count));
     int returned = 0;
+    reset_math(p);  // the search sees the plan's math type, not the last pass's choice
     DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
         h, p.w.get(), p.y.get(), p.conv.get(), p.x.get(), max_count, &returned, perf.data()));
     perf.resize(static_cast<std::size_t>(returned));
@@ -210,6 +228,7 @@ const Algo& backward_filter_algo(CudaBackendState& st, ConvPlan& p) {
     DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
     std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<std::size_t>(max_count));
     int returned = 0;
+    reset_math(p);  // the search sees the plan's math type, not the last pass's choice
     DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
         h, p.x.get(), p.y.get(), p.conv.get(), p.w.get(), max_count, &returned, perf.data()));
     perf.resize(static_cast<std::size_t>(returned));
