@@ -3,9 +3,10 @@
 // seed: parameters and gradients live on the GPU, initial parameters are bitwise equal; logits,
 // loss and every parameter's gradient agree within 1e-4 of the largest magnitude; three SGD steps
 // with momentum keep the parameters within 1e-4; in bf16 and fp16 the GPU's tensor-core math
-// follows the CPU's emulation (mlp within 1e-4, cnn within its convolutions' one rounding). The BatchUploader delivers the host batch, bit
-// for bit, even when the host buffer is reused right after each upload; the HostSnapshotter's
-// copies hold the values at take() while the compute stream goes on.
+// follows the CPU's emulation (mlp within 1e-4, cnn within its convolutions' one rounding). The
+// BatchUploader delivers the host batch, bit for bit, even when the host buffer is reused right
+// after each upload; the HostSnapshotter's copies hold the values at take() while the compute
+// stream goes on.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 

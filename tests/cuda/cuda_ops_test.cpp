@@ -33,10 +33,10 @@
 #include <string>
 #include <vector>
 
-#include "kernels/ops.h"
-#include "kernels/conv_case.h"
-#include "runtime/error.h"
 #include "gpu_compare.h"
+#include "kernels/conv_case.h"
+#include "kernels/ops.h"
+#include "runtime/error.h"
 #include "testing/test_util.h"
 
 namespace dpt::kernels {

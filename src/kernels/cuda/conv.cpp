@@ -171,8 +171,8 @@ Algo choose(bool deterministic, const ConvPlan& p, const std::vector<Perf>& perf
 // left its chosen entry's there, and cuDNN lists tensor-core algorithms only under tensor-op math
 // (so each pass's choice would depend on which pass ran first).
 void reset_math(const ConvPlan& p) {
-  DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), p.tensor_cores ? CUDNN_TENSOR_OP_MATH
-                                                                           : CUDNN_FMA_MATH));
+  DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(
+      p.conv.get(), p.tensor_cores ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
 }
 
 // Sets the chosen algorithm's math type on the shared descriptor; returns the algorithm.
