@@ -9,6 +9,7 @@
 #   lib/        every shared library they need except glibc's and CUDA's (oneDNN, OpenBLAS, HDF5
 #               and theirs, libstdc++, libgomp, ... and Open MPI's when the build has MPI)
 #   data/       fmnist-small.h5: the first 12800 training and 2000 test images of Fashion-MNIST
+#   tests/{kernels,nn}/fixtures/  PyTorch's reference files of kernels_test and nn_test
 #   bench/compare_pytorch.py (+ requires.py, machine.py), scripts/gpu-first-run.sh, gpu-kit-tests.sh, gpu-kit-env.sh,
 #   MANIFEST.txt (build settings, where each library came from, the newest glibc symbol needed)
 #
@@ -182,6 +183,11 @@ EOF
 cp "$repo/bench/compare_pytorch.py" "$repo/bench/requires.py" "$repo/bench/machine.py" "$kit/bench/"
 cp "$repo/scripts/gpu-first-run.sh" "$repo/scripts/gpu-kit-tests.sh" "$repo/scripts/gpu-kit-env.sh" \
    "$kit/scripts/"
+# PyTorch's reference files, at their source-tree paths: the kit is the tests' DPT_SOURCE_DIR.
+for fixtures in tests/kernels/fixtures tests/nn/fixtures; do
+  mkdir -p "$kit/$fixtures"
+  cp "$repo/$fixtures"/*.txt "$kit/$fixtures/"
+done
 
 # --- MANIFEST.txt: what was built how, and what came from where.
 config="$build/generated/runtime/config.h"

@@ -41,7 +41,7 @@ using test::FixtureTensor;
 using test::to_tensor;
 
 std::map<std::string, FixtureTensor> read_fixture(const std::string& name) {
-  return test::read_fixture(std::string(DPT_KERNEL_FIXTURES) + "/" + name);
+  return test::read_fixture("tests/kernels/fixtures/" + name);
 }
 
 Tensor to_tokens(const FixtureTensor& f) {

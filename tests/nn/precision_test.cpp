@@ -194,7 +194,7 @@ class MixedPrecisionAutocast : public ::testing::TestWithParam<bool> {
   void SetUp() override { ctx_.set_thread_invariant(GetParam()); }
   Context ctx_ = Context::create(Device::cpu(), 2);
   const std::map<std::string, test::FixtureTensor> fixture_ =
-      test::read_fixture(std::string(DPT_NN_FIXTURES) + "/autocast_bf16.txt");
+      test::read_fixture("tests/nn/fixtures/autocast_bf16.txt");
 };
 
 ::testing::AssertionResult close_to_autocast(const Tensor& got, const test::FixtureTensor& want,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "testing/fixture.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -9,7 +10,10 @@
 
 namespace dpt::test {
 
-std::map<std::string, FixtureTensor> read_fixture(const std::string& path) {
+std::map<std::string, FixtureTensor> read_fixture(const std::string& relative_path) {
+  const char* tree = std::getenv("DPT_SOURCE_DIR");
+  const std::string path =
+      std::string(tree != nullptr ? tree : DPT_TEST_SOURCE_ROOT) + "/" + relative_path;
   std::ifstream in(path);
   DPT_CHECK(in.good(), "cannot open fixture ", path);
   std::map<std::string, FixtureTensor> out;

@@ -17,9 +17,12 @@ struct FixtureTensor {
   std::vector<double> values;
 };
 
-// Every tensor of the fixture file at `path`, by name; throws naming the file when it cannot be
-// read or a name has no values.
-std::map<std::string, FixtureTensor> read_fixture(const std::string& path);
+// Every tensor of the fixture file at `relative_path` in the source tree (as
+// "tests/nn/fixtures/autocast_bf16.txt"), by name; throws naming the file when it cannot be read
+// or a name has no values. The tree is $DPT_SOURCE_DIR where set (CTest sets it; a GPU kit sets
+// it to the kit, which carries the fixtures at the same relative paths), else the tree the tests
+// were built from.
+std::map<std::string, FixtureTensor> read_fixture(const std::string& relative_path);
 
 // The values as an f32 tensor of the fixture's shape.
 Tensor to_tensor(const FixtureTensor& f);
