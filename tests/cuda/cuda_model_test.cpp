@@ -96,6 +96,17 @@ Pass forward_backward(const Context& ctx, Sequential& model, const Tensor& image
   return pass;
 }
 
+// Step 5 of seed 11 on the fourth batch (dropout masks are keyed by global sample: not the first
+// batch), computing in `format`.
+StepInfo fourth_batch_info(DType format) {
+  StepInfo info;
+  info.seed = 11;
+  info.step = 5;
+  info.first_sample = 3 * kBatch;
+  info.compute = format;
+  return info;
+}
+
 class CudaModel : public ::testing::TestWithParam<ModelCase> {
  protected:
   Sequential build(Device device) {
@@ -142,10 +153,7 @@ TEST_P(CudaModel, LogitsLossAndGradientsMatchCpu) {
   Sequential cpu = build(Device::cpu());
   Sequential gpu = build(kGpu);
   const Batch batch = host_batch(kDataSeed);
-  StepInfo info;
-  info.seed = 11;
-  info.step = 5;
-  info.first_sample = 3 * kBatch;  // dropout masks keyed by global sample: not the first batch
+  StepInfo info = fourth_batch_info(DType::kF32);
   const Pass want = forward_backward(cpu_, cpu, batch.images, batch.labels, info);
   const Pass got = forward_backward(gpu_, gpu, batch.images.to(kGpu), batch.labels.to(kGpu), info);
   EXPECT_TRUE(close_to_max(got.logits, want.logits, kRtol)) << "logits";
@@ -221,11 +229,7 @@ TEST_P(CudaModel, HalfPrecisionFollowsTheCpuEmulation) {
     Sequential cpu = build(Device::cpu());
     Sequential gpu = build(kGpu);
     const Batch batch = host_batch(kDataSeed);
-    StepInfo info;
-    info.seed = 11;
-    info.step = 5;
-    info.first_sample = 3 * kBatch;
-    info.compute = format;
+    const StepInfo info = fourth_batch_info(format);
     const Pass want = forward_backward(cpu_, cpu, batch.images, batch.labels, info);
     const Pass got =
         forward_backward(gpu_, gpu, batch.images.to(kGpu), batch.labels.to(kGpu), info);
