@@ -26,19 +26,9 @@ __global__ void to_half_kernel(const float* x, Half* y, std::int64_t n) {
 }
 
 template <class Half>
-__global__ void to_float_kernel(const Half* x, float* y, std::int64_t n) {
-  for (std::int64_t i = grid_start(); i < n; i += grid_stride()) y[i] = to_float(x[i]);
-}
-
-template <class T>
-__global__ void widen_into_kernel(const T* x, float* y, std::int64_t n, bool accumulate) {
+__global__ void widen_into_kernel(const Half* x, float* y, std::int64_t n, bool accumulate) {
   for (std::int64_t i = grid_start(); i < n; i += grid_stride()) {
-    float v;
-    if constexpr (std::is_same_v<T, float>) {
-      v = x[i];
-    } else {
-      v = to_float(x[i]);
-    }
+    const float v = to_float(x[i]);
     y[i] = accumulate ? y[i] + v : v;
   }
 }
@@ -64,31 +54,20 @@ void float_to_half(const Context& ctx, const float* x, void* y, DType format, st
 }
 
 void half_to_float(const Context& ctx, const void* x, DType format, float* y, std::int64_t n) {
-  if (n == 0) return;
-  if (format == DType::kBF16) {
-    to_float_kernel<<<blocks_for(n), kThreads, 0, stream_of(ctx)>>>(static_cast<const BFloat16*>(x),
-                                                                    y, n);
-  } else {
-    to_float_kernel<<<blocks_for(n), kThreads, 0, stream_of(ctx)>>>(static_cast<const Float16*>(x),
-                                                                    y, n);
-  }
-  DPT_CUDA_CHECK_LAUNCH();
+  widen_into(ctx, x, format, y, n, /*accumulate=*/false);
 }
 
 void widen_into(const Context& ctx, const void* x, DType format, float* y, std::int64_t n,
                 bool accumulate) {
   if (n == 0) return;
-  DPT_CHECK(format == DType::kF32 || format == DType::kBF16 || format == DType::kF16,
-            "widen_into: the source must be f32, bf16 or f16, found ", to_string(format));
+  DPT_CHECK(format == DType::kBF16 || format == DType::kF16,
+            "widen_into: the source must be bf16 or f16, found ", to_string(format));
   const cudaStream_t stream = stream_of(ctx);
   if (format == DType::kBF16) {
     widen_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const BFloat16*>(x), y, n,
                                                               accumulate);
-  } else if (format == DType::kF16) {
-    widen_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const Float16*>(x), y, n,
-                                                              accumulate);
   } else {
-    widen_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const float*>(x), y, n,
+    widen_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const Float16*>(x), y, n,
                                                               accumulate);
   }
   DPT_CUDA_CHECK_LAUNCH();

@@ -63,6 +63,10 @@ struct ConvPlan : CacheEntry {
   CudnnConvDesc conv;
   DType operands = DType::kF32;
   bool tensor_cores = false;  // half operands, or f32 under TF32
+  // The math type heuristic searches run under (Note [cuDNN algorithm choice]).
+  cudnnMathType_t search_math() const {
+    return tensor_cores ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+  }
   // Chosen on the first call of each pass.
   std::optional<Algo> fwd, bwd_data, bwd_filter;
 };
@@ -118,8 +122,6 @@ ConvPlan& plan_for(const Context& ctx, CudaBackendState& st, const char* op, con
         plan->conv.get(), to_int(op, "pad_h", s.ph), to_int(op, "pad_w", s.pw),
         to_int(op, "stride_h", s.sh), to_int(op, "stride_w", s.sw), 1, 1, CUDNN_CROSS_CORRELATION,
         CUDNN_DATA_FLOAT));
-    DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(
-        plan->conv.get(), tensor_cores ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
     // cuDNN computes the output size itself; it must agree with ours.
     int dims[4] = {};
     DPT_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(
@@ -160,19 +162,17 @@ Algo choose(bool deterministic, const ConvPlan& p, const std::vector<Perf>& perf
     if (bytes > kMaxConvWorkspaceBytes) continue;
     return Algo{static_cast<int>(candidate.algo), bytes, math};
   }
-  const cudnnMathType_t math = p.tensor_cores ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
-  DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), math));
+  DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), p.search_math()));
   std::size_t bytes = 0;
   DPT_CUDNN_CHECK(workspace(fallback, &bytes));
-  return Algo{static_cast<int>(fallback), bytes, math};
+  return Algo{static_cast<int>(fallback), bytes, p.search_math()};
 }
 
 // The plan's own math type on the shared descriptor, before a heuristic search: the previous pass
 // left its chosen entry's there, and cuDNN lists tensor-core algorithms only under tensor-op math
 // (so each pass's choice would depend on which pass ran first).
 void reset_math(const ConvPlan& p) {
-  DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(
-      p.conv.get(), p.tensor_cores ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+  DPT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), p.search_math()));
 }
 
 // Sets the chosen algorithm's math type on the shared descriptor; returns the algorithm.
@@ -241,10 +241,31 @@ const Algo& backward_filter_algo(CudaBackendState& st, ConvPlan& p) {
   return *p.bwd_filter;
 }
 
-// A device temporary of `count` elements in `format`, for a half result before it is widened.
-Tensor half_result(const CudaBackendState& st, DType format, std::int64_t count) {
-  return Tensor::empty({count}, format, Device::cuda(st.device()));
-}
+// Where a pass writes its result: the f32 output itself, or, for half operands (Note [Half
+// convolutions on cuDNN]), a temporary in their format that finish() widens into the output.
+class ConvResult {
+ public:
+  ConvResult(const CudaBackendState& st, DType operands, float* out, std::int64_t count)
+      : operands_(operands), out_(out), count_(count) {
+    if (operands != DType::kF32) {
+      rounded_ = Tensor::empty({count}, operands, Device::cuda(st.device()));
+    }
+  }
+  void* data() const { return rounded_.defined() ? rounded_.raw_data() : out_; }
+  // The library's beta: 1 adds to the output (accumulation), possible only when written directly.
+  float beta(bool accumulate) const { return accumulate && !rounded_.defined() ? 1.0f : 0.0f; }
+  void finish(const Context& ctx, bool accumulate) const {
+    if (rounded_.defined()) {
+      widen_into(ctx, rounded_.raw_data(), operands_, out_, count_, accumulate);
+    }
+  }
+
+ private:
+  DType operands_;
+  float* out_;
+  std::int64_t count_;
+  Tensor rounded_;
+};
 
 }  // namespace
 
@@ -256,16 +277,13 @@ void conv2d_forward(const Context& ctx, const ConvShape& s, DType operands, cons
   ConvPlan& p = plan_for(ctx, st, op, s, operands);
   const Algo& algo = prepare(p, forward_algo(st, p));
   void* workspace = st.workspace(algo.workspace_bytes);
-  const std::int64_t count = s.n * s.o * s.oh * s.ow;
-  // Note [Half convolutions on cuDNN]: a half result first, widened into y.
-  Tensor rounded = operands == DType::kF32 ? Tensor() : half_result(st, operands, count);
-  void* out = operands == DType::kF32 ? static_cast<void*>(y) : rounded.raw_data();
-  const float alpha = 1.0f, beta = 0.0f;
-  DPT_CUDNN_CHECK(cudnnConvolutionForward(st.cudnn(), &alpha, p.x.get(), x, p.w.get(), w,
-                                          p.conv.get(),
-                                          static_cast<cudnnConvolutionFwdAlgo_t>(algo.algo),
-                                          workspace, algo.workspace_bytes, &beta, p.y.get(), out));
-  if (operands != DType::kF32) widen_into(ctx, out, operands, y, count, false);
+  const ConvResult result(st, operands, y, s.n * s.o * s.oh * s.ow);
+  const float alpha = 1.0f, beta = result.beta(false);
+  DPT_CUDNN_CHECK(
+      cudnnConvolutionForward(st.cudnn(), &alpha, p.x.get(), x, p.w.get(), w, p.conv.get(),
+                              static_cast<cudnnConvolutionFwdAlgo_t>(algo.algo), workspace,
+                              algo.workspace_bytes, &beta, p.y.get(), result.data()));
+  result.finish(ctx, false);
   if (b != nullptr || relu) bias_act_nchw(st.stream(), y, b, s.n, s.o, s.oh * s.ow, relu);
 }
 
@@ -277,15 +295,13 @@ void conv2d_backward_data(const Context& ctx, const ConvShape& s, DType operands
   ConvPlan& p = plan_for(ctx, st, op, s, operands);
   const Algo& algo = prepare(p, backward_data_algo(st, p));
   void* workspace = st.workspace(algo.workspace_bytes);
-  const std::int64_t count = s.n * s.c * s.h * s.w;
-  Tensor rounded = operands == DType::kF32 ? Tensor() : half_result(st, operands, count);
-  void* out = operands == DType::kF32 ? static_cast<void*>(dx) : rounded.raw_data();
-  const float alpha = 1.0f, beta = 0.0f;
+  const ConvResult result(st, operands, dx, s.n * s.c * s.h * s.w);
+  const float alpha = 1.0f, beta = result.beta(false);
   DPT_CUDNN_CHECK(
       cudnnConvolutionBackwardData(st.cudnn(), &alpha, p.w.get(), w, p.y.get(), dy, p.conv.get(),
                                    static_cast<cudnnConvolutionBwdDataAlgo_t>(algo.algo), workspace,
-                                   algo.workspace_bytes, &beta, p.x.get(), out));
-  if (operands != DType::kF32) widen_into(ctx, out, operands, dx, count, false);
+                                   algo.workspace_bytes, &beta, p.x.get(), result.data()));
+  result.finish(ctx, false);
 }
 
 void conv2d_backward_weights(const Context& ctx, const ConvShape& s, DType operands, const void* x,
@@ -303,23 +319,15 @@ void conv2d_backward_weights(const Context& ctx, const ConvShape& s, DType opera
     ConvPlan& p = plan_for(ctx, st, op, s, operands);
     const Algo& algo = prepare(p, backward_filter_algo(st, p));
     void* workspace = st.workspace(algo.workspace_bytes);
-    if (operands == DType::kF32) {
-      // beta = 1 blends into the existing dw: gradient accumulation over micro-batches.
-      const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-      DPT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-          st.cudnn(), &alpha, p.x.get(), x, p.y.get(), dy, p.conv.get(),
-          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo.algo), workspace, algo.workspace_bytes,
-          &beta, p.w.get(), dw));
-    } else {
-      // A half gradient of this batch, then added to (or written into) the f32 dw.
-      Tensor rounded = half_result(st, operands, count);
-      const float alpha = 1.0f, beta = 0.0f;
-      DPT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-          st.cudnn(), &alpha, p.x.get(), x, p.y.get(), dy, p.conv.get(),
-          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo.algo), workspace, algo.workspace_bytes,
-          &beta, p.w.get(), rounded.raw_data()));
-      widen_into(ctx, rounded.raw_data(), operands, dw, count, accumulate);
-    }
+    // Gradient accumulation over micro-batches: f32 blends into the existing dw (beta = 1); a
+    // half gradient of this batch is added as finish() widens it.
+    const ConvResult result(st, operands, dw, count);
+    const float alpha = 1.0f, beta = result.beta(accumulate);
+    DPT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+        st.cudnn(), &alpha, p.x.get(), x, p.y.get(), dy, p.conv.get(),
+        static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo.algo), workspace, algo.workspace_bytes,
+        &beta, p.w.get(), result.data()));
+    result.finish(ctx, accumulate);
   }
   if (db != nullptr) {
     bias_grad_nchw(st.stream(), dy, operands, db, s.n, s.o, s.oh * s.ow, accumulate);

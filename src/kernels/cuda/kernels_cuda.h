@@ -58,8 +58,8 @@ void scale(const Context& ctx, float* y, float alpha, std::int64_t n);
 void float_to_half(const Context& ctx, const float* x, void* y, DType format, std::int64_t n);
 void half_to_float(const Context& ctx, const void* x, DType format, float* y, std::int64_t n);
 void round_to_format(const Context& ctx, const float* x, float* y, DType format, std::int64_t n);
-// y[i] = float(x[i]) (+ y[i] when accumulate), x in `format` (kF32, kBF16 or kF16): a half
-// result widened into an f32 output or added to an f32 gradient.
+// y[i] = float(x[i]) (+ y[i] when accumulate), x in `format` (kBF16 or kF16): a half result
+// widened into an f32 output or added to an f32 gradient; half_to_float is its accumulate=false.
 void widen_into(const Context& ctx, const void* x, DType format, float* y, std::int64_t n,
                 bool accumulate);
 void axpy(const Context& ctx, float alpha, const float* x, float* y, std::int64_t n);
